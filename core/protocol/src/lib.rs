@@ -1,0 +1,15 @@
+//! The iii wire protocol as plain data: the JSON messages of the main socket, channel refs and
+//! how to find them in a payload, channel close codes and the frame-size limits.
+//!
+//! This crate does no I/O so that the engine, the SDK and every binding agree on one
+//! definition of the contract (`shared/PROTOCOL.md`) without pulling in a runtime.
+#![deny(missing_docs)]
+
+pub mod channel;
+pub mod close;
+pub mod limits;
+pub mod message;
+
+pub use channel::{ChannelDirection, StreamChannelRef, extract_channel_refs, is_channel_ref};
+pub use close::EndStatus;
+pub use message::{ErrorBody, Message, TriggerAction};

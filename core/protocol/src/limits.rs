@@ -1,0 +1,26 @@
+//! Size and count limits shared by the engine and the SDKs, so both sides split and bound
+//! frames the same way.
+
+/// Largest binary frame a writer sends and the engine forwards to a reader (64 KiB).
+pub const CHANNEL_FRAME_BYTES: usize = 64 * 1024;
+
+/// Largest frame the engine accepts on a channel socket; larger ones close with 1009.
+pub const MAX_CHANNEL_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Largest message the engine accepts on the main socket by default.
+pub const MAX_MAIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Channel buffer size in frames when `engine::channels::create` gets none.
+pub const DEFAULT_BUFFER_FRAMES: u64 = 64;
+
+/// Largest channel buffer size in frames a caller may ask for.
+pub const MAX_BUFFER_FRAMES: u64 = 1024;
+
+/// Default client-side timeout of a call with a result, in milliseconds.
+pub const DEFAULT_TRIGGER_TIMEOUT_MS: u64 = 30_000;
+
+/// The built-in function that creates a channel.
+pub const FN_CHANNELS_CREATE: &str = "engine::channels::create";
+
+/// The built-in function workers call (void) to describe themselves.
+pub const FN_WORKERS_REGISTER: &str = "engine::workers::register";
