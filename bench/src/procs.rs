@@ -1,0 +1,88 @@
+//! Child processes of the benchmark: the engine, the plain-WebSocket sink and the SDK
+//! workers each run as a separate process (this same binary, re-executed with a hidden
+//! subcommand), so every figure includes real sockets between real processes and the
+//! engine's RSS can be read on its own.
+
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// A running child process and the lines it prints.
+pub struct ChildProc {
+    /// The child itself (killed on drop).
+    pub child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl ChildProc {
+    /// Starts this executable with `args`.
+    pub fn spawn(args: &[String]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("spawn {args:?}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("child has no stdout")?;
+        Ok(Self {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// The next line the child prints, waiting at most `limit`.
+    pub async fn line(&mut self, limit: Duration) -> Result<String, String> {
+        match tokio::time::timeout(limit, self.lines.next_line()).await {
+            Ok(Ok(Some(line))) => Ok(line),
+            Ok(Ok(None)) => Err("child exited before printing".into()),
+            Ok(Err(e)) => Err(format!("reading child output: {e}")),
+            Err(_) => Err("child printed nothing in time".into()),
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// Resident set size of a process in bytes, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The engine in its own process.
+pub struct EngineProc {
+    proc: ChildProc,
+    /// The engine's WebSocket URL.
+    pub url: String,
+}
+
+impl EngineProc {
+    /// Starts an engine on a free port, with finished channels forgotten after
+    /// `tombstone_secs`.
+    pub async fn start(tombstone_secs: u64) -> Result<Self, String> {
+        let mut proc = ChildProc::spawn(&[
+            "engine-proc".into(),
+            "--tombstone-ttl-secs".into(),
+            tombstone_secs.to_string(),
+        ])?;
+        let line = proc.line(Duration::from_secs(30)).await?;
+        let url = line
+            .strip_prefix("READY ")
+            .ok_or_else(|| format!("unexpected engine output: {line}"))?
+            .to_string();
+        Ok(Self { proc, url })
+    }
+
+    /// The engine's RSS in bytes.
+    pub fn rss(&self) -> u64 {
+        self.proc.pid().and_then(rss_bytes).unwrap_or(0)
+    }
+}

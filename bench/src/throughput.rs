@@ -1,0 +1,106 @@
+//! Throughput: the one-hop ceiling (a plain tokio-tungstenite writer into a sink process) and
+//! the relay (an SDK writer process → engine process → SDK reader process), same bytes, same
+//! frame size, measured the same way: by the receiving process, from its first frame to the end.
+
+use crate::procs::{ChildProc, EngineProc};
+use serde_json::Value;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(600);
+
+/// Bytes received and seconds taken, as a receiving child reports them.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    /// Bytes received.
+    pub bytes: u64,
+    /// Seconds from the first frame to the end.
+    pub secs: f64,
+}
+
+impl Transfer {
+    /// Megabytes (10^6) per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.secs.max(1e-9) / 1e6
+    }
+
+    fn parse(line: &str) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
+        Ok(Self {
+            bytes: value["bytes"].as_u64().unwrap_or(0),
+            secs: value["secs"].as_f64().unwrap_or(0.0),
+        })
+    }
+}
+
+/// One plain WebSocket hop between two processes.
+pub async fn ceiling(total: u64) -> Result<Transfer, String> {
+    let mut sink = ChildProc::spawn(&["sink-server".into()])?;
+    let line = sink.line(Duration::from_secs(30)).await?;
+    let port = line.strip_prefix("READY ").ok_or("sink did not start")?.to_string();
+    let mut writer = ChildProc::spawn(&[
+        "hop-writer".into(),
+        "--url".into(),
+        format!("ws://127.0.0.1:{port}/"),
+        "--bytes".into(),
+        total.to_string(),
+    ])?;
+    let result = Transfer::parse(&sink.line(LIMIT).await?)?;
+    let _ = writer.child.wait().await;
+    check_complete(result, total)
+}
+
+/// Writer process → engine process → reader process, through one channel.
+pub async fn relay(total: u64) -> Result<Transfer, String> {
+    let engine = EngineProc::start(60).await?;
+    let result = relay_on(&engine, total, None, 64).await?;
+    check_complete(result, total)
+}
+
+/// Streams `total` bytes through a fresh channel of `buffer_frames` on `engine`, the reader
+/// optionally throttled to `throttle` bytes per second.
+pub async fn relay_on(
+    engine: &EngineProc,
+    total: u64,
+    throttle: Option<u64>,
+    buffer_frames: u32,
+) -> Result<Transfer, String> {
+    let iii = iii_sdk::register_worker(&engine.url);
+    let channel = iii
+        .create_channel(Some(buffer_frames))
+        .await
+        .map_err(|e| format!("create_channel: {e}"))?;
+    let reader_ref = serde_json::to_string(&channel.reader_ref).map_err(|e| e.to_string())?;
+    let writer_ref = serde_json::to_string(&channel.writer_ref).map_err(|e| e.to_string())?;
+    let mut reader_args = vec![
+        "channel-reader".into(),
+        "--url".into(),
+        engine.url.clone(),
+        "--reference".into(),
+        reader_ref,
+    ];
+    if let Some(rate) = throttle {
+        reader_args.extend(["--throttle".into(), rate.to_string()]);
+    }
+    let mut reader = ChildProc::spawn(&reader_args)?;
+    let mut writer = ChildProc::spawn(&[
+        "channel-writer".into(),
+        "--url".into(),
+        engine.url.clone(),
+        "--reference".into(),
+        writer_ref,
+        "--bytes".into(),
+        total.to_string(),
+    ])?;
+    let result = Transfer::parse(&reader.line(LIMIT).await?)?;
+    writer.line(LIMIT).await?;
+    iii.shutdown();
+    Ok(result)
+}
+
+fn check_complete(result: Transfer, total: u64) -> Result<Transfer, String> {
+    if result.bytes == total {
+        Ok(result)
+    } else {
+        Err(format!("received {} of {total} bytes", result.bytes))
+    }
+}
