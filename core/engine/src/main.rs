@@ -1,1 +1,95 @@
-fn main() {}
+//! `iii`: runs the engine until SIGINT or SIGTERM.
+//!
+//! ```text
+//! iii --port 49134 --host 127.0.0.1
+//! RUST_LOG=debug iii
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use iii_engine::EngineConfig;
+use tracing_subscriber::EnvFilter;
+
+/// The iii engine: workers connect over WebSocket, call each other's functions and stream
+/// data through channels.
+#[derive(Debug, Parser)]
+#[command(name = "iii", version, about)]
+struct Cli {
+    /// Address to listen on (use 0.0.0.0 to accept remote workers).
+    #[arg(long, env = "III_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port of the worker WebSocket (0 picks a free port).
+    #[arg(long, env = "III_PORT", default_value_t = 49134)]
+    port: u16,
+    /// Seconds a channel may wait for both of its ends to connect.
+    #[arg(long, default_value_t = 300)]
+    channel_ttl_secs: u64,
+    /// Seconds a finished channel is remembered for late connects.
+    #[arg(long, default_value_t = 60)]
+    tombstone_ttl_secs: u64,
+    /// Seconds the engine waits for the answer of a call before answering `timeout`.
+    #[arg(long, default_value_t = 300)]
+    invocation_timeout_secs: u64,
+}
+
+impl Cli {
+    fn config(&self) -> EngineConfig {
+        EngineConfig {
+            host: self.host.clone(),
+            port: self.port,
+            channel_ttl: Duration::from_secs(self.channel_ttl_secs),
+            tombstone_ttl: Duration::from_secs(self.tombstone_ttl_secs),
+            invocation_timeout: Duration::from_secs(self.invocation_timeout_secs),
+            ..EngineConfig::default()
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let engine = match iii_engine::start(cli.config()).await {
+        Ok(engine) => engine,
+        Err(error) => {
+            tracing::error!(%error, host = %cli.host, port = cli.port, "could not start the engine");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = engine.ws_url();
+    tracing::info!(%url, "ready");
+    println!("iii engine listening on {url}");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    engine.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

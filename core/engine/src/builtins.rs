@@ -1,0 +1,86 @@
+//! The functions the engine serves itself: `engine::channels::create` and
+//! `engine::workers::register` (PROTOCOL.md §3.1).
+
+use iii_protocol::ErrorBody;
+use iii_protocol::limits::{DEFAULT_BUFFER_FRAMES, MAX_BUFFER_FRAMES};
+use serde_json::{Value, json};
+
+use crate::engine::Shared;
+use crate::worker::Conn;
+
+/// Error code: a built-in got input it cannot use.
+pub(crate) const DESERIALIZATION_ERROR: &str = "deserialization_error";
+
+/// `engine::channels::create`: a new channel; the result is exactly
+/// `{"writer": <ref>, "reader": <ref>}`.
+pub(crate) fn create_channel(shared: &Shared, data: &Value) -> Result<Value, ErrorBody> {
+    let frames = buffer_size(data)?;
+    let (writer, reader) = shared.channels.create(frames).map_err(|error| {
+        tracing::error!(%error, "no randomness for channel keys");
+        ErrorBody::new("internal_error", "could not create channel keys")
+    })?;
+    Ok(json!({"writer": Value::from(writer), "reader": Value::from(reader)}))
+}
+
+/// `engine::workers::register`: records what the worker says about itself. Never fails.
+pub(crate) fn register_worker(shared: &Shared, conn: &Conn, data: &Value) {
+    shared.connections.describe(conn.id, data);
+}
+
+/// Reads `buffer_size` (frames): absent or null → 64, clamped to 1..=1024; negative,
+/// fractional or non-numeric → `deserialization_error`.
+fn buffer_size(data: &Value) -> Result<usize, ErrorBody> {
+    let invalid = |why: &str| ErrorBody::new(DESERIALIZATION_ERROR, format!("buffer_size: {why}"));
+    let raw = match data {
+        Value::Null => None,
+        Value::Object(map) => map.get("buffer_size"),
+        _ => {
+            return Err(ErrorBody::new(
+                DESERIALIZATION_ERROR,
+                "input must be an object",
+            ));
+        }
+    };
+    let frames = match raw {
+        None | Some(Value::Null) => DEFAULT_BUFFER_FRAMES,
+        Some(Value::Number(number)) => match (number.as_u64(), number.as_f64()) {
+            (Some(frames), _) => frames,
+            (None, Some(float)) if float >= 0.0 && float.fract() == 0.0 => {
+                // Saturating conversion; anything this large is clamped below anyway.
+                float as u64
+            }
+            (None, Some(float)) if float < 0.0 => return Err(invalid("must not be negative")),
+            _ => return Err(invalid("must be an integer")),
+        },
+        Some(_) => return Err(invalid("must be a number")),
+    };
+    let frames = frames.clamp(1, MAX_BUFFER_FRAMES);
+    Ok(usize::try_from(frames).unwrap_or(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(result: Result<usize, ErrorBody>) -> Result<usize, String> {
+        result.map_err(|error| error.code)
+    }
+
+    #[test]
+    fn buffer_size_defaults_clamps_and_rejects() {
+        let bad = Err(DESERIALIZATION_ERROR.to_string());
+        assert_eq!(code(buffer_size(&Value::Null)), Ok(64));
+        assert_eq!(code(buffer_size(&json!({}))), Ok(64));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": null}))), Ok(64));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 8}))), Ok(8));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 0}))), Ok(1));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 5000}))), Ok(1024));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 16.0}))), Ok(16));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 1e300}))), Ok(1024));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": -1}))), bad);
+        assert_eq!(code(buffer_size(&json!({"buffer_size": -0.5}))), bad);
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 1.5}))), bad);
+        assert_eq!(code(buffer_size(&json!({"buffer_size": "8"}))), bad);
+        assert_eq!(code(buffer_size(&json!("x"))), bad);
+    }
+}

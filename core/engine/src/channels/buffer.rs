@@ -1,0 +1,200 @@
+//! A channel's buffer between its writer socket and its reader socket, bounded twice: in
+//! frames (a bounded queue of `buffer_size`) and in bytes (a semaphore of
+//! `buffer_size × 64 KiB` permits, taken per frame and given back once the reader's socket has
+//! the frame). Frames are `Bytes`, so nothing is copied on the way through.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use iii_protocol::limits::CHANNEL_FRAME_BYTES;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+
+use crate::stats::ByteCounters;
+
+/// One frame on its way from writer to reader.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// Payload bytes, at most 64 KiB.
+    Binary(Bytes),
+    /// A message (a text frame), passed whole.
+    Text(Utf8Bytes),
+}
+
+impl Frame {
+    /// Payload length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Binary(bytes) => bytes.len(),
+            Self::Text(text) => text.len(),
+        }
+    }
+
+    /// The WebSocket message that carries this frame to the reader.
+    pub(crate) fn into_message(self) -> WsMessage {
+        match self {
+            Self::Binary(bytes) => WsMessage::Binary(bytes),
+            Self::Text(text) => WsMessage::Text(text),
+        }
+    }
+}
+
+/// Splits a writer's binary frame into frames of at most 64 KiB without copying. An empty
+/// frame stays one empty frame.
+pub(crate) fn split_binary(bytes: Bytes) -> impl Iterator<Item = Bytes> {
+    let len = bytes.len();
+    (0..len.max(1))
+        .step_by(CHANNEL_FRAME_BYTES)
+        .map(move |start| bytes.slice(start..len.min(start + CHANNEL_FRAME_BYTES)))
+}
+
+/// The reader is gone (or the channel ended): the buffer takes no more frames.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BufferClosed;
+
+struct Budget {
+    bytes: Semaphore,
+    capacity: usize,
+    counters: Arc<ByteCounters>,
+}
+
+impl Budget {
+    /// Permits a frame of `len` bytes takes: its length, but never more than the whole budget
+    /// (a text frame may be larger; it then waits for an empty buffer).
+    fn cost(&self, len: usize) -> u32 {
+        u32::try_from(len.min(self.capacity)).unwrap_or(u32::MAX)
+    }
+}
+
+/// The writer's side of a buffer.
+pub(crate) struct BufferTx {
+    frames: mpsc::Sender<Frame>,
+    budget: Arc<Budget>,
+}
+
+/// The reader's side of a buffer. Dropping it discards what is left and closes the buffer.
+pub(crate) struct BufferRx {
+    frames: mpsc::Receiver<Frame>,
+    budget: Arc<Budget>,
+}
+
+/// A buffer of `frames` frames and `frames × 64 KiB` bytes that reports its bytes to
+/// `counters`.
+pub(crate) fn buffer(frames: usize, counters: Arc<ByteCounters>) -> (BufferTx, BufferRx) {
+    let frames = frames.max(1);
+    let capacity = frames.saturating_mul(CHANNEL_FRAME_BYTES);
+    let budget = Arc::new(Budget {
+        bytes: Semaphore::new(capacity.min(Semaphore::MAX_PERMITS)),
+        capacity,
+        counters,
+    });
+    let (tx, rx) = mpsc::channel(frames);
+    (
+        BufferTx {
+            frames: tx,
+            budget: budget.clone(),
+        },
+        BufferRx { frames: rx, budget },
+    )
+}
+
+impl BufferTx {
+    /// Adds `frame`, waiting while the buffer is full (in frames or bytes).
+    pub(crate) async fn push(&self, frame: Frame) -> Result<(), BufferClosed> {
+        let cost = self.budget.cost(frame.len());
+        // Fast path: room for the frame right now.
+        if let Ok(slot) = self.frames.try_reserve()
+            && let Ok(permits) = self.budget.bytes.try_acquire_many(cost)
+        {
+            permits.forget();
+            self.budget.counters.add(frame.len());
+            slot.send(frame);
+            return Ok(());
+        }
+        let slot = self.frames.reserve().await.map_err(|_| BufferClosed)?;
+        self.budget
+            .bytes
+            .acquire_many(cost)
+            .await
+            .map_err(|_| BufferClosed)?
+            .forget();
+        self.budget.counters.add(frame.len());
+        slot.send(frame);
+        Ok(())
+    }
+}
+
+impl BufferRx {
+    /// The next frame; `None` once the writer's side is dropped and the buffer is drained.
+    pub(crate) async fn recv(&mut self) -> Option<Frame> {
+        self.frames.recv().await
+    }
+
+    /// The next frame if one is ready.
+    pub(crate) fn try_recv(&mut self) -> Option<Frame> {
+        self.frames.try_recv().ok()
+    }
+
+    /// A frame of `len` bytes taken from this buffer has been handed to the reader's socket:
+    /// its bytes no longer count.
+    pub(crate) fn release(&self, len: usize) {
+        self.budget.counters.sub(len);
+        self.budget
+            .bytes
+            .add_permits(self.budget.cost(len) as usize);
+    }
+}
+
+impl Drop for BufferRx {
+    fn drop(&mut self) {
+        self.frames.close();
+        self.budget.bytes.close();
+        while let Ok(frame) = self.frames.try_recv() {
+            self.budget.counters.sub(frame.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn splits_without_copying_into_64_kib_frames() {
+        let data = Bytes::from(vec![7u8; 200 * 1024]);
+        let pieces: Vec<Bytes> = split_binary(data.clone()).collect();
+        assert_eq!(pieces.len(), 4);
+        assert!(pieces.iter().all(|p| p.len() <= CHANNEL_FRAME_BYTES));
+        assert_eq!(pieces.concat(), data.to_vec());
+        assert_eq!(pieces.first().map(|p| p.as_ptr()), Some(data.as_ptr()));
+        assert_eq!(split_binary(Bytes::new()).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn bounded_in_bytes_and_accounted() {
+        let counters = Arc::new(ByteCounters::default());
+        let (tx, mut rx) = buffer(2, counters.clone());
+        let frame = || Frame::Binary(Bytes::from(vec![1u8; CHANNEL_FRAME_BYTES]));
+        tx.push(frame()).await.expect("room");
+        tx.push(frame()).await.expect("room");
+        assert_eq!(counters.buffered(), 2 * CHANNEL_FRAME_BYTES);
+        let blocked = tokio::time::timeout(Duration::from_millis(50), tx.push(frame())).await;
+        assert!(blocked.is_err(), "a third frame must wait");
+        let first = rx.recv().await.expect("frame");
+        rx.release(first.len());
+        tx.push(frame()).await.expect("room again");
+        drop(tx);
+        drop(rx);
+        assert_eq!(counters.buffered(), 0);
+        assert_eq!(counters.peak(), 2 * CHANNEL_FRAME_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_reader_closes_the_buffer() {
+        let counters = Arc::new(ByteCounters::default());
+        let (tx, rx) = buffer(1, counters);
+        drop(rx);
+        assert_eq!(tx.push(Frame::Text("x".into())).await, Err(BufferClosed));
+    }
+}

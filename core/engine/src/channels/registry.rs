@@ -1,0 +1,187 @@
+//! Finding channels by id: the live ones, and tombstones of finished ones so a late connect
+//! learns how the channel ended instead of getting a 404 (PROTOCOL.md §4.2, §4.7).
+//!
+//! One periodic sweep expires channels past their TTL and forgets old tombstones; maps are
+//! shrunk when they empty out so memory really returns after a burst of channels.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iii_protocol::{ChannelDirection, EndStatus, StreamChannelRef};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::Channel;
+use super::buffer::buffer;
+use super::keys::AccessKey;
+use crate::config::EngineConfig;
+use crate::stats::ByteCounters;
+use crate::util::{lock, shrink_deque, shrink_map};
+
+/// What a channel id refers to.
+pub(crate) enum Lookup {
+    /// A live channel.
+    Live(Arc<Channel>),
+    /// A channel that ended recently, with its final status.
+    Tombstone(EndStatus),
+    /// Nothing (never existed, or forgotten).
+    Unknown,
+}
+
+#[derive(Default)]
+struct Inner {
+    live: HashMap<Uuid, Arc<Channel>>,
+    tombstones: HashMap<Uuid, EndStatus>,
+    /// Tombstones in the order they expire (the TTL is the same for all).
+    tombstone_order: VecDeque<(Instant, Uuid)>,
+}
+
+/// All channels.
+pub(crate) struct ChannelRegistry {
+    inner: Mutex<Inner>,
+    counters: Arc<ByteCounters>,
+    channel_ttl: Duration,
+    tombstone_ttl: Duration,
+}
+
+impl ChannelRegistry {
+    /// An empty registry using the TTLs of `config`.
+    pub(crate) fn new(config: &EngineConfig, counters: Arc<ByteCounters>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            counters,
+            channel_ttl: config.channel_ttl,
+            tombstone_ttl: config.tombstone_ttl,
+        }
+    }
+
+    /// Creates a channel buffering `frames` frames; returns the (writer, reader) refs.
+    pub(crate) fn create(
+        &self,
+        frames: usize,
+    ) -> Result<(StreamChannelRef, StreamChannelRef), getrandom::Error> {
+        let keys = AccessKey::generate_pair()?;
+        let id = Uuid::new_v4();
+        let channel_id = id.to_string();
+        let writer = StreamChannelRef {
+            channel_id: channel_id.clone(),
+            access_key: keys.0.to_hex(),
+            direction: ChannelDirection::Write,
+        };
+        let reader = StreamChannelRef {
+            channel_id,
+            access_key: keys.1.to_hex(),
+            direction: ChannelDirection::Read,
+        };
+        let deadline = Instant::now() + self.channel_ttl;
+        let channel = Channel::new(id, keys, buffer(frames, self.counters.clone()), deadline);
+        lock(&self.inner).live.insert(id, Arc::new(channel));
+        Ok((writer, reader))
+    }
+
+    /// What `id` refers to.
+    pub(crate) fn lookup(&self, id: &Uuid) -> Lookup {
+        let inner = lock(&self.inner);
+        if let Some(channel) = inner.live.get(id) {
+            return Lookup::Live(channel.clone());
+        }
+        match inner.tombstones.get(id) {
+            Some(status) => Lookup::Tombstone(status.clone()),
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Removes a finished channel, leaving a tombstone with its final status.
+    pub(crate) fn retire(&self, channel: &Channel, status: EndStatus) {
+        let mut inner = lock(&self.inner);
+        if inner.live.remove(&channel.id).is_some() {
+            inner.tombstones.insert(channel.id, status);
+            let expires = Instant::now() + self.tombstone_ttl;
+            inner.tombstone_order.push_back((expires, channel.id));
+        }
+    }
+
+    /// Forgets tombstones past their TTL and returns the live channels past theirs, for the
+    /// caller to expire.
+    pub(crate) fn sweep(&self, now: Instant) -> Vec<Arc<Channel>> {
+        let mut inner = lock(&self.inner);
+        while let Some(&(expires, id)) = inner.tombstone_order.front() {
+            if expires > now {
+                break;
+            }
+            inner.tombstone_order.pop_front();
+            inner.tombstones.remove(&id);
+        }
+        let expired = inner
+            .live
+            .values()
+            .filter(|channel| channel.is_expired(now))
+            .cloned()
+            .collect();
+        shrink_map(&mut inner.live);
+        shrink_map(&mut inner.tombstones);
+        shrink_deque(&mut inner.tombstone_order);
+        expired
+    }
+
+    /// Live channels.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.inner).live.len()
+    }
+
+    /// Tombstones held.
+    pub(crate) fn tombstones(&self) -> usize {
+        lock(&self.inner).tombstones.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(channel_ttl: Duration, tombstone_ttl: Duration) -> ChannelRegistry {
+        let config = EngineConfig {
+            channel_ttl,
+            tombstone_ttl,
+            ..EngineConfig::ephemeral()
+        };
+        ChannelRegistry::new(&config, Arc::default())
+    }
+
+    #[tokio::test]
+    async fn refs_carry_distinct_keys_that_open_only_their_end() {
+        let registry = registry(Duration::from_secs(60), Duration::from_secs(60));
+        let (writer, reader) = registry.create(8).expect("created");
+        assert_eq!(writer.channel_id, reader.channel_id);
+        assert_ne!(writer.access_key, reader.access_key);
+        let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
+        let Lookup::Live(channel) = registry.lookup(&id) else {
+            panic!("live")
+        };
+        assert!(channel.key_matches(ChannelDirection::Write, &writer.access_key));
+        assert!(!channel.key_matches(ChannelDirection::Read, &writer.access_key));
+        assert!(channel.key_matches(ChannelDirection::Read, &reader.access_key));
+    }
+
+    #[tokio::test]
+    async fn expiry_and_tombstones() {
+        let registry = registry(Duration::ZERO, Duration::ZERO);
+        let (writer, _) = registry.create(8).expect("created");
+        let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
+        let expired = registry.sweep(Instant::now());
+        assert_eq!(expired.len(), 1);
+        for channel in expired {
+            let status = channel.expire().expect("nothing connected");
+            registry.retire(&channel, status);
+        }
+        assert_eq!(registry.len(), 0);
+        assert!(matches!(
+            registry.lookup(&id),
+            Lookup::Tombstone(EndStatus::Expired)
+        ));
+        registry.sweep(Instant::now());
+        assert_eq!(registry.tombstones(), 0);
+        assert!(matches!(registry.lookup(&id), Lookup::Unknown));
+    }
+}

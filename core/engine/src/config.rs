@@ -1,0 +1,77 @@
+//! Engine settings, kept in one plain struct so the CLI, tests and embedders configure the
+//! engine the same way.
+
+use std::time::Duration;
+
+/// How an engine listens and how long it keeps things it holds for others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Address to bind; `127.0.0.1` unless told otherwise.
+    pub host: String,
+    /// Port to bind; `0` picks any free port.
+    pub port: u16,
+    /// A channel whose two ends have not both connected within this time expires.
+    pub channel_ttl: Duration,
+    /// How long a finished channel is remembered, so late connects learn how it ended.
+    pub tombstone_ttl: Duration,
+    /// Engine-side deadline of a pending call; it is then answered with `timeout`.
+    pub invocation_timeout: Duration,
+    /// Largest message accepted on a main socket; larger ones close it with 1009.
+    pub max_main_message_bytes: usize,
+}
+
+/// The default port of the worker WebSocket.
+pub const DEFAULT_PORT: u16 = 49134;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_string(),
+            port: DEFAULT_PORT,
+            channel_ttl: Duration::from_secs(5 * 60),
+            tombstone_ttl: Duration::from_secs(60),
+            invocation_timeout: Duration::from_secs(5 * 60),
+            max_main_message_bytes: iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Defaults, but on `127.0.0.1` and any free port: what tests and embedders want.
+    pub fn ephemeral() -> Self {
+        Self {
+            port: 0,
+            ..Self::default()
+        }
+    }
+
+    /// How often expired channels and tombstones are swept: once a second, or more often
+    /// when the TTLs are short (tests), so expiry is never late by more than a quarter TTL.
+    pub(crate) fn sweep_interval(&self) -> Duration {
+        let quarter = self.channel_ttl.min(self.tombstone_ttl) / 4;
+        quarter.clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ephemeral_uses_any_port_on_loopback() {
+        let config = EngineConfig::ephemeral();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.host, "127.0.0.1");
+        assert_eq!(EngineConfig::default().port, DEFAULT_PORT);
+    }
+
+    #[test]
+    fn sweep_interval_follows_short_ttls() {
+        let mut config = EngineConfig::ephemeral();
+        assert_eq!(config.sweep_interval(), Duration::from_secs(1));
+        config.channel_ttl = Duration::from_millis(200);
+        assert_eq!(config.sweep_interval(), Duration::from_millis(50));
+        config.channel_ttl = Duration::ZERO;
+        assert_eq!(config.sweep_interval(), Duration::from_millis(10));
+    }
+}

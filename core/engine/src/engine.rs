@@ -1,0 +1,192 @@
+//! The running engine: the state every connection shares, the handle returned by [`start`],
+//! and the one periodic task that expires channels and forgets old tombstones.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::channels::registry::ChannelRegistry;
+use crate::config::EngineConfig;
+use crate::functions::FunctionRegistry;
+use crate::invocations::Invocations;
+use crate::stats::{ByteCounters, EngineStats};
+use crate::triggers::TriggerRegistry;
+use crate::worker::registry::{ConnectionRegistry, WorkerInfo};
+
+/// How long [`Engine::shutdown`] waits for its tasks to finish closing their sockets.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything connections share.
+pub(crate) struct Shared {
+    pub(crate) config: EngineConfig,
+    pub(crate) connections: ConnectionRegistry,
+    pub(crate) functions: FunctionRegistry,
+    pub(crate) triggers: TriggerRegistry,
+    pub(crate) invocations: Invocations,
+    pub(crate) channels: ChannelRegistry,
+    pub(crate) bytes: Arc<ByteCounters>,
+}
+
+impl Shared {
+    fn new(config: EngineConfig) -> Self {
+        let bytes = Arc::new(ByteCounters::default());
+        Self {
+            connections: ConnectionRegistry::default(),
+            functions: FunctionRegistry::default(),
+            triggers: TriggerRegistry::default(),
+            invocations: Invocations::new(config.invocation_timeout),
+            channels: ChannelRegistry::new(&config, bytes.clone()),
+            bytes,
+            config,
+        }
+    }
+}
+
+/// A receiver of the engine-wide stop signal.
+#[derive(Clone)]
+pub(crate) struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once the engine is stopping (or its handle was dropped).
+    pub(crate) async fn wait(&mut self) {
+        // An error means the sender is gone: the engine was dropped, which also stops it.
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+
+    /// True once the engine is stopping.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
+}
+
+/// Held by every task the engine spawns for a socket; [`Engine::shutdown`] waits until all
+/// of them are dropped.
+#[derive(Clone)]
+pub(crate) struct Lifeline(#[allow(dead_code)] mpsc::Sender<()>);
+
+/// A running engine. Dropping it stops it too; [`Engine::shutdown`] also waits until every
+/// socket is closed.
+pub struct Engine {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    lifeline: Option<Lifeline>,
+    finished: Option<mpsc::Receiver<()>>,
+}
+
+/// Binds the listener and starts serving. Works from any tokio runtime; the engine's tasks
+/// run on the runtime `start` is called from.
+pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
+    let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+    let local_addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let (lifeline_tx, finished) = mpsc::channel(1);
+    let lifeline = Lifeline(lifeline_tx);
+    let shared = Arc::new(Shared::new(config));
+    let shutdown = Shutdown(stop_rx);
+    tokio::spawn(crate::listener::run(
+        listener,
+        shared.clone(),
+        shutdown.clone(),
+        lifeline.clone(),
+    ));
+    tokio::spawn(sweep(shared.clone(), shutdown, lifeline.clone()));
+    tracing::info!(%local_addr, "iii engine listening");
+    Ok(Engine {
+        local_addr,
+        shared,
+        stop,
+        lifeline: Some(lifeline),
+        finished: Some(finished),
+    })
+}
+
+impl Engine {
+    /// The address the engine listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL workers connect to, e.g. `ws://127.0.0.1:49134` (a wildcard bind address is
+    /// shown as the loopback address).
+    pub fn ws_url(&self) -> String {
+        let mut addr = self.local_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("ws://{addr}")
+    }
+
+    /// What the engine holds right now.
+    pub fn stats(&self) -> EngineStats {
+        let shared = &self.shared;
+        EngineStats {
+            connections: shared.connections.len(),
+            functions: shared.functions.len(),
+            pending_invocations: shared.invocations.len(),
+            channels: shared.channels.len(),
+            tombstones: shared.channels.tombstones(),
+            buffered_bytes: shared.bytes.buffered(),
+            peak_buffered_bytes: shared.bytes.peak(),
+        }
+    }
+
+    /// The workers connected now, with what they said about themselves through
+    /// `engine::workers::register`.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.shared.connections.workers()
+    }
+
+    /// Stops accepting, closes every socket and waits (a few seconds at most) for the
+    /// engine's tasks to finish.
+    pub async fn shutdown(mut self) {
+        self.signal_stop();
+        self.lifeline = None;
+        if let Some(mut finished) = self.finished.take() {
+            // `recv` returns `None` once every task has dropped its lifeline.
+            if tokio::time::timeout(SHUTDOWN_GRACE, finished.recv())
+                .await
+                .is_err()
+            {
+                tracing::warn!("engine tasks still running after the shutdown grace period");
+            }
+        }
+    }
+
+    fn signal_stop(&self) {
+        self.stop.send_replace(true);
+        self.shared.invocations.clear();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+/// Expires channels past their TTL and forgets old tombstones, on one timer for all.
+async fn sweep(shared: Arc<Shared>, mut shutdown: Shutdown, _lifeline: Lifeline) {
+    let mut ticks = tokio::time::interval(shared.config.sweep_interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = ticks.tick() => {}
+        }
+        for channel in shared.channels.sweep(tokio::time::Instant::now()) {
+            if let Some(status) = channel.expire() {
+                shared.channels.retire(&channel, status);
+            }
+        }
+        shared.invocations.shrink();
+        shared.functions.shrink();
+    }
+}

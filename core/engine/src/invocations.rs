@@ -1,0 +1,244 @@
+//! Calls forwarded to their owner and not yet answered: who is waiting (and under which of
+//! its own ids), which connection may answer, and the engine-side deadline of each.
+//!
+//! A deadline is one sleeping task per call whose abort handle is kept with the call:
+//! cheap for tens of thousands of pending calls, and freed as soon as the answer arrives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iii_protocol::{ErrorBody, Message};
+use serde_json::Value;
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+use crate::util::{lock, shrink_map};
+use crate::worker::outbound::Outbox;
+use crate::worker::registry::ConnId;
+
+/// Error code: the owner disconnected while the call was pending.
+pub(crate) const INVOCATION_STOPPED: &str = "invocation_stopped";
+/// Error code: the engine-side deadline passed.
+pub(crate) const TIMEOUT: &str = "timeout";
+
+/// Who waits for a call's answer.
+pub(crate) struct Caller {
+    /// The calling connection.
+    pub(crate) conn: ConnId,
+    /// Its outbound queue.
+    pub(crate) outbox: Outbox,
+    /// The id the caller chose; answers carry it.
+    pub(crate) invocation_id: String,
+}
+
+impl Caller {
+    /// Sends the caller a result or an error for `function_id`.
+    pub(crate) async fn answer(
+        self,
+        function_id: String,
+        result: Option<Value>,
+        error: Option<ErrorBody>,
+    ) {
+        let message = match error {
+            Some(error) => Message::error(self.invocation_id, Some(function_id), error),
+            None => Message::result(
+                self.invocation_id,
+                Some(function_id),
+                result.unwrap_or(Value::Null),
+            ),
+        };
+        self.outbox.send(&message).await;
+    }
+
+    /// Sends the caller an error.
+    pub(crate) async fn fail(self, function_id: String, error: ErrorBody) {
+        self.answer(function_id, None, Some(error)).await;
+    }
+}
+
+/// The error a caller gets when the owner disconnected.
+pub(crate) fn stopped_error(function_id: &str) -> ErrorBody {
+    ErrorBody::new(
+        INVOCATION_STOPPED,
+        format!("Invocation of {function_id} stopped: the worker serving it disconnected"),
+    )
+}
+
+struct Pending {
+    caller: Caller,
+    owner: ConnId,
+    function_id: String,
+    deadline: AbortHandle,
+}
+
+type Table = Arc<Mutex<HashMap<Uuid, Pending>>>;
+
+/// The pending calls.
+pub(crate) struct Invocations {
+    table: Table,
+    timeout: Duration,
+}
+
+impl Invocations {
+    /// An empty table whose calls expire after `timeout`.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            table: Arc::default(),
+            timeout,
+        }
+    }
+
+    /// Records a call about to be forwarded to `owner` and starts its deadline. Returns the
+    /// fresh id to forward it with.
+    pub(crate) fn begin(&self, caller: Caller, owner: ConnId, function_id: String) -> Uuid {
+        let id = Uuid::new_v4();
+        let mut table = lock(&self.table);
+        // Spawned under the lock, so the deadline cannot fire before the entry exists.
+        let deadline = tokio::spawn(expire_later(self.table.clone(), id, self.timeout));
+        table.insert(
+            id,
+            Pending {
+                caller,
+                owner,
+                function_id,
+                deadline: deadline.abort_handle(),
+            },
+        );
+        id
+    }
+
+    /// Takes pending call `id` if `from` is the connection it was sent to.
+    pub(crate) fn complete(&self, from: ConnId, id: &str) -> Option<(Caller, String)> {
+        let id = Uuid::parse_str(id).ok()?;
+        let mut table = lock(&self.table);
+        if table.get(&id)?.owner != from {
+            tracing::debug!(%id, "ignoring a result from a connection the call was not sent to");
+            return None;
+        }
+        let pending = table.remove(&id)?;
+        pending.deadline.abort();
+        Some((pending.caller, pending.function_id))
+    }
+
+    /// Takes pending call `id` whatever its owner (forwarding it failed).
+    pub(crate) fn cancel(&self, id: Uuid) -> Option<(Caller, String)> {
+        let pending = lock(&self.table).remove(&id)?;
+        pending.deadline.abort();
+        Some((pending.caller, pending.function_id))
+    }
+
+    /// A connection closed. Calls it made are dropped; calls it owed are returned so their
+    /// callers can be told `invocation_stopped`.
+    pub(crate) fn connection_gone(&self, conn: ConnId) -> Vec<(Caller, String)> {
+        let mut table = lock(&self.table);
+        let mut stopped = Vec::new();
+        for (_, pending) in table.extract_if(|_, p| p.owner == conn || p.caller.conn == conn) {
+            pending.deadline.abort();
+            if pending.caller.conn != conn {
+                stopped.push((pending.caller, pending.function_id));
+            }
+        }
+        shrink_map(&mut table);
+        stopped
+    }
+
+    /// Drops every pending call and its deadline (the engine is stopping).
+    pub(crate) fn clear(&self) {
+        let mut table = lock(&self.table);
+        for (_, pending) in table.drain() {
+            pending.deadline.abort();
+        }
+        table.shrink_to_fit();
+    }
+
+    /// Gives memory back after a burst of calls.
+    pub(crate) fn shrink(&self) {
+        shrink_map(&mut lock(&self.table));
+    }
+
+    /// Pending calls.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.table).len()
+    }
+}
+
+async fn expire_later(table: Table, id: Uuid, after: Duration) {
+    tokio::time::sleep(after).await;
+    let Some(pending) = lock(&table).remove(&id) else {
+        return;
+    };
+    let error = ErrorBody::new(
+        TIMEOUT,
+        format!(
+            "Invocation of {} timed out after {} ms in the engine",
+            pending.function_id,
+            after.as_millis()
+        ),
+    );
+    pending.caller.fail(pending.function_id, error).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    fn caller(
+        conn: u64,
+    ) -> (
+        Caller,
+        mpsc::Receiver<tokio_tungstenite::tungstenite::Message>,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        let caller = Caller {
+            conn: ConnId(conn),
+            outbox: Outbox::new(tx),
+            invocation_id: "caller-id".into(),
+        };
+        (caller, rx)
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_completes_a_call() {
+        let invocations = Invocations::new(Duration::from_secs(60));
+        let (caller, _rx) = caller(1);
+        let id = invocations.begin(caller, ConnId(2), "f".into()).to_string();
+        assert!(invocations.complete(ConnId(3), &id).is_none());
+        assert!(invocations.complete(ConnId(2), "not-a-uuid").is_none());
+        let (caller, function_id) = invocations.complete(ConnId(2), &id).expect("pending");
+        assert_eq!(caller.invocation_id, "caller-id");
+        assert_eq!(function_id, "f");
+        assert_eq!(invocations.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn owner_loss_stops_calls_and_caller_loss_drops_them() {
+        let invocations = Invocations::new(Duration::from_secs(60));
+        let (a, _ra) = caller(1);
+        let (b, _rb) = caller(2);
+        invocations.begin(a, ConnId(9), "f".into());
+        invocations.begin(b, ConnId(1), "g".into());
+        let stopped = invocations.connection_gone(ConnId(1));
+        assert_eq!(stopped.len(), 1);
+        assert_eq!(stopped.first().map(|s| s.1.as_str()), Some("g"));
+        assert_eq!(invocations.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn deadline_answers_timeout_and_frees_the_call() {
+        let invocations = Invocations::new(Duration::from_millis(20));
+        let (caller, mut rx) = caller(1);
+        invocations.begin(caller, ConnId(2), "f".into());
+        let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("answered in time")
+            .expect("a frame");
+        let text = frame.into_text().expect("text");
+        let message: Message = serde_json::from_str(&text).expect("json");
+        assert!(
+            matches!(message, Message::InvocationResult { error: Some(ref e), .. } if e.code == TIMEOUT)
+        );
+        assert_eq!(invocations.len(), 0);
+    }
+}

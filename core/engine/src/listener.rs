@@ -1,0 +1,202 @@
+//! The accept loop, and routing of each upgrade request by path: `/` is a worker's main
+//! socket, `/otel` is telemetry (accepted and discarded), `/ws/channels/{id}?key=&dir=` is a
+//! channel end. Bad channel requests are refused with 400/404 before the upgrade, decided
+//! in the handshake callback from the channel registry.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use iii_protocol::{ChannelDirection, EndStatus};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::accept_hdr_async_with_config;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use uuid::Uuid;
+
+use crate::channels::Channel;
+use crate::channels::registry::{ChannelRegistry, Lookup};
+use crate::engine::{Lifeline, Shared, Shutdown};
+use crate::ws::{WsStream, close_and_drain, going_away, socket_config, status_frame};
+
+/// How long a client may take to send its upgrade request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Where an upgrade request goes.
+enum Route {
+    Main,
+    Otel,
+    Channel(Arc<Channel>, ChannelDirection),
+    Tombstone(EndStatus),
+}
+
+/// Accepts connections until the engine stops.
+pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+    lifeline: Lifeline,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "could not set TCP_NODELAY");
+                }
+                tokio::spawn(handle(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    shutdown.clone(),
+                    lifeline.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+    lifeline: Lifeline,
+) {
+    let mut route = None;
+    // The callback's signature is tungstenite's; its error is the refusal response.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &Request, response: Response| match decide(request, &shared.channels) {
+        Ok(decided) => {
+            route = Some(decided);
+            Ok(response)
+        }
+        Err(status) => Err(refuse(status)),
+    };
+    let config = socket_config(shared.config.max_main_message_bytes);
+    let upgrade = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        accept_hdr_async_with_config(stream, callback, Some(config)),
+    );
+    let upgraded = tokio::select! {
+        upgraded = upgrade => upgraded,
+        _ = shutdown.wait() => return,
+    };
+    let mut ws = match upgraded {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "upgrade refused or failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "upgrade timed out");
+            return;
+        }
+    };
+    match route {
+        Some(Route::Main) => crate::worker::serve(shared, ws, shutdown, lifeline).await,
+        Some(Route::Otel) => discard(ws, shutdown).await,
+        Some(Route::Channel(channel, direction)) => {
+            crate::channels::relay::serve_end(shared, ws, channel, direction, shutdown).await;
+        }
+        Some(Route::Tombstone(status)) => {
+            close_and_drain(&mut ws, Some(status_frame(&status))).await;
+        }
+        None => close_and_drain(&mut ws, Some(going_away())).await,
+    }
+}
+
+/// Reads and drops everything a telemetry socket sends.
+async fn discard(mut ws: WsStream, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => {
+                close_and_drain(&mut ws, Some(going_away())).await;
+                return;
+            }
+            message = ws.next() => match message {
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+        }
+    }
+}
+
+fn decide(request: &Request, channels: &ChannelRegistry) -> Result<Route, StatusCode> {
+    let path = request.uri().path();
+    if path == "/" || path.is_empty() {
+        return Ok(Route::Main);
+    }
+    if path == "/otel" || path.starts_with("/otel/") {
+        return Ok(Route::Otel);
+    }
+    let Some(channel_id) = path.strip_prefix("/ws/channels/") else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    let (key, direction) = channel_query(request.uri().query().unwrap_or_default())?;
+    let Ok(id) = Uuid::parse_str(channel_id) else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    match channels.lookup(&id) {
+        Lookup::Live(channel) if channel.key_matches(direction, &key) => {
+            Ok(Route::Channel(channel, direction))
+        }
+        Lookup::Tombstone(status) => Ok(Route::Tombstone(status)),
+        Lookup::Live(_) | Lookup::Unknown => Err(StatusCode::NOT_FOUND),
+    }
+}
+
+/// Reads `key` and `dir` from a channel URL's query; 400 when either is missing or invalid.
+fn channel_query(query: &str) -> Result<(String, ChannelDirection), StatusCode> {
+    let mut key = None;
+    let mut direction = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "key" => key = Some(value.into_owned()),
+            "dir" => direction = Some(ChannelDirection::parse(&value)),
+            _ => {}
+        }
+    }
+    match (key, direction) {
+        (Some(key), Some(Some(direction))) if !key.is_empty() => Ok((key, direction)),
+        _ => Err(StatusCode::BAD_REQUEST),
+    }
+}
+
+fn refuse(status: StatusCode) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(
+        status.canonical_reason().unwrap_or("refused").to_string(),
+    ));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_queries_need_a_key_and_a_direction() {
+        let (key, direction) = channel_query("key=a%2Fb&dir=write").expect("valid");
+        assert_eq!(key, "a/b");
+        assert_eq!(direction, ChannelDirection::Write);
+        for bad in ["", "key=a", "dir=read", "key=&dir=read", "key=a&dir=both"] {
+            assert_eq!(
+                channel_query(bad).err(),
+                Some(StatusCode::BAD_REQUEST),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Trigger registrations, keyed by trigger id with the connection that made them.
+//!
+//! Every type is accepted silently. `http` triggers are kept apart by type so the HTTP
+//! trigger server (PROTOCOL.md §6) can route requests from this registry.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::util::{lock, shrink_map};
+use crate::worker::registry::ConnId;
+
+/// The trigger type served by the HTTP trigger server.
+pub(crate) const HTTP_TRIGGER_TYPE: &str = "http";
+
+/// One registered trigger.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // Read by the HTTP trigger server (PROTOCOL.md §6).
+pub(crate) struct Trigger {
+    /// The connection that registered it; the trigger dies with it.
+    pub(crate) owner: ConnId,
+    /// E.g. `http`.
+    pub(crate) trigger_type: String,
+    /// The function it invokes.
+    pub(crate) function_id: String,
+    /// Type-specific configuration (for `http`: `api_path`, `http_method`).
+    pub(crate) config: Value,
+}
+
+/// The trigger registry.
+#[derive(Default)]
+pub(crate) struct TriggerRegistry {
+    map: Mutex<HashMap<String, Trigger>>,
+}
+
+impl TriggerRegistry {
+    /// Records a trigger (replacing one with the same id).
+    pub(crate) fn register(&self, id: String, trigger: Trigger) {
+        if trigger.trigger_type == HTTP_TRIGGER_TYPE {
+            tracing::debug!(trigger_id = %id, function_id = %trigger.function_id, "http trigger registered");
+        } else {
+            tracing::debug!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger registered");
+        }
+        lock(&self.map).insert(id, trigger);
+    }
+
+    /// Removes trigger `id` if `conn` registered it.
+    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
+        let mut map = lock(&self.map);
+        if map.get(id).is_some_and(|trigger| trigger.owner == conn) {
+            map.remove(id);
+        }
+    }
+
+    /// Removes every trigger `conn` registered.
+    pub(crate) fn remove_connection(&self, conn: ConnId) {
+        let mut map = lock(&self.map);
+        map.retain(|_, trigger| trigger.owner != conn);
+        shrink_map(&mut map);
+    }
+
+    /// The triggers of one type, with their ids.
+    #[allow(dead_code)] // Used by the HTTP trigger server (PROTOCOL.md §6).
+    pub(crate) fn of_type(&self, trigger_type: &str) -> Vec<(String, Trigger)> {
+        lock(&self.map)
+            .iter()
+            .filter(|(_, trigger)| trigger.trigger_type == trigger_type)
+            .map(|(id, trigger)| (id.clone(), trigger.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger(owner: u64, trigger_type: &str) -> Trigger {
+        Trigger {
+            owner: ConnId(owner),
+            trigger_type: trigger_type.into(),
+            function_id: "f".into(),
+            config: Value::Null,
+        }
+    }
+
+    #[test]
+    fn triggers_die_with_their_connection() {
+        let registry = TriggerRegistry::default();
+        registry.register("a".into(), trigger(1, "http"));
+        registry.register("b".into(), trigger(1, "cron"));
+        registry.register("c".into(), trigger(2, "http"));
+        assert_eq!(registry.of_type(HTTP_TRIGGER_TYPE).len(), 2);
+        registry.unregister("c", ConnId(1));
+        registry.remove_connection(ConnId(1));
+        let http = registry.of_type(HTTP_TRIGGER_TYPE);
+        assert_eq!(http.len(), 1);
+        assert_eq!(http.first().map(|(id, _)| id.as_str()), Some("c"));
+    }
+}

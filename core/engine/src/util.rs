@@ -1,0 +1,50 @@
+//! Small helpers the registries share: locking that survives a poisoned mutex, and giving
+//! memory back when a map that grew large has emptied again.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks `mutex`; a panic elsewhere while it was held leaves data we can still use.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Maps below this capacity are never shrunk: too small to matter.
+const MIN_SHRINK_CAPACITY: usize = 1024;
+
+fn is_sparse(len: usize, capacity: usize) -> bool {
+    capacity >= MIN_SHRINK_CAPACITY && capacity > len.saturating_mul(4)
+}
+
+/// Shrinks `map` when it uses less than a quarter of its capacity, so a burst of entries does
+/// not keep its memory forever.
+pub(crate) fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    if is_sparse(map.len(), map.capacity()) {
+        map.shrink_to_fit();
+    }
+}
+
+/// [`shrink_map`] for queues.
+pub(crate) fn shrink_deque<T>(queue: &mut VecDeque<T>) {
+    if is_sparse(queue.len(), queue.capacity()) {
+        queue.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrinks_only_large_sparse_maps() {
+        let mut map: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
+        map.retain(|k, _| *k < 10);
+        shrink_map(&mut map);
+        assert!(map.capacity() < MIN_SHRINK_CAPACITY);
+        let mut small: HashMap<u32, u32> = HashMap::with_capacity(100);
+        let before = small.capacity();
+        shrink_map(&mut small);
+        assert_eq!(small.capacity(), before);
+    }
+}

@@ -1,0 +1,135 @@
+//! A worker's main socket: the read loop that handles each JSON message, the writer task
+//! that owns the socket's write half, and what happens when the worker goes away (its
+//! functions and triggers die, calls it owed are answered `invocation_stopped`).
+
+pub(crate) mod dispatch;
+pub(crate) mod outbound;
+pub(crate) mod registry;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
+use iii_protocol::Message;
+use iii_protocol::close::MESSAGE_TOO_BIG;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use uuid::Uuid;
+
+use crate::engine::{Lifeline, Shared, Shutdown};
+use crate::invocations::stopped_error;
+use crate::ws::{WsStream, close_frame, going_away, linger};
+use outbound::{OUTBOX_CAPACITY, Outbox, run_writer};
+use registry::ConnId;
+
+/// One worker connection as the rest of the engine sees it.
+pub(crate) struct Conn {
+    /// The engine-wide connection id.
+    pub(crate) id: ConnId,
+    /// The worker id sent in `workerregistered`.
+    pub(crate) worker_id: Uuid,
+    /// The connection's outbound queue.
+    pub(crate) outbox: Outbox,
+}
+
+/// Why a main socket's read loop ended.
+enum End {
+    /// The worker closed or dropped the socket.
+    PeerGone,
+    /// The worker sent a message over the limit.
+    TooBig,
+    /// The engine is shutting down.
+    Shutdown,
+}
+
+/// Serves one worker's main socket until it closes.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    ws: WsStream,
+    mut shutdown: Shutdown,
+    lifeline: Lifeline,
+) {
+    let (sink, mut stream) = ws.split();
+    let (queue_tx, queue_rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (stop_writer, stop_rx) = oneshot::channel();
+    let writer = tokio::spawn(run_writer(sink, queue_rx, stop_rx, lifeline));
+    let conn = Conn {
+        id: shared.connections.next_id(),
+        worker_id: Uuid::new_v4(),
+        outbox: Outbox::new(queue_tx),
+    };
+    shared
+        .connections
+        .insert(conn.id, conn.worker_id.to_string());
+    tracing::debug!(worker_id = %conn.worker_id, "worker connected");
+    let registered = Message::WorkerRegistered {
+        worker_id: conn.worker_id.to_string(),
+        reattach_token: Some(Uuid::new_v4().to_string()),
+    };
+    let end = tokio::select! {
+        biased;
+        _ = shutdown.wait() => End::Shutdown,
+        end = async {
+            conn.outbox.send(&registered).await;
+            read_loop(&shared, &conn, &mut stream).await
+        } => end,
+    };
+    let close = match end {
+        End::PeerGone => None,
+        End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, "message_too_big")),
+        End::Shutdown => Some(going_away()),
+    };
+    let _ = stop_writer.send(close);
+    // Once the writer is done its queue is gone, so a call forwarded from now on fails at
+    // once and is answered by its sender; calls forwarded before are answered below.
+    let sink = writer.await.ok();
+    if let (End::TooBig, Some(sink)) = (&end, sink)
+        && let Ok(mut ws) = stream.reunite(sink)
+    {
+        linger(ws.get_mut()).await;
+    }
+    forget(&shared, &conn, matches!(end, End::Shutdown)).await;
+    tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
+}
+
+async fn read_loop(shared: &Shared, conn: &Conn, stream: &mut SplitStream<WsStream>) -> End {
+    let limit = shared.config.max_main_message_bytes;
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(WsMessage::Text(text)) if text.len() > limit => return End::TooBig,
+            Ok(WsMessage::Text(text)) => dispatch::handle(shared, conn, text.as_str()).await,
+            Ok(WsMessage::Binary(bytes)) => {
+                tracing::debug!(
+                    len = bytes.len(),
+                    "ignoring a binary frame on a main socket"
+                );
+            }
+            Ok(WsMessage::Close(_)) => return End::PeerGone,
+            Ok(_) => {}
+            Err(WsError::Capacity(error)) => {
+                tracing::debug!(%error, "main socket message too big");
+                return End::TooBig;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "main socket failed");
+                return End::PeerGone;
+            }
+        }
+    }
+    End::PeerGone
+}
+
+/// Removes everything the connection registered and answers the calls it owed.
+async fn forget(shared: &Shared, conn: &Conn, stopping: bool) {
+    shared.connections.remove(conn.id);
+    shared.functions.remove_connection(conn.id);
+    shared.triggers.remove_connection(conn.id);
+    let stopped = shared.invocations.connection_gone(conn.id);
+    if stopping {
+        return;
+    }
+    for (caller, function_id) in stopped {
+        let error = stopped_error(&function_id);
+        caller.fail(function_id, error).await;
+    }
+}
