@@ -1,1 +1,49 @@
-//! placeholder
+//! The Rust client of the iii engine: register functions, call them, and stream data between
+//! them through channels.
+//!
+//! ```no_run
+//! use iii_sdk::{IIIError, RegisterFunction, TriggerRequest, register_worker};
+//! use serde_json::{Value, json};
+//!
+//! # async fn demo() -> Result<(), IIIError> {
+//! let iii = register_worker("ws://127.0.0.1:49134");
+//! iii.register_function(RegisterFunction::new_async("math::double", |input: Value| async move {
+//!     Ok(json!(input["n"].as_i64().unwrap_or(0) * 2))
+//! }));
+//! let doubled = iii.trigger(TriggerRequest::new("math::double", json!({"n": 21}))).await?;
+//! assert_eq!(doubled, json!(42));
+//!
+//! let channel = iii.create_channel(None).await?;
+//! channel.writer.write(b"hello").await?;
+//! channel.writer.close().await?;
+//! assert_eq!(channel.reader.read_all().await?, b"hello");
+//! # Ok(()) }
+//! ```
+//!
+//! All sockets live on one process-wide runtime owned by this crate ([`runtime`]); the async
+//! methods only message those tasks, so they can be awaited from any executor. This crate is
+//! the core that the Python, Node and C bindings wrap.
+#![deny(missing_docs)]
+
+pub mod channel;
+mod connection;
+pub mod error;
+pub mod function;
+mod invocation;
+pub mod options;
+mod runtime;
+pub mod trigger;
+mod worker;
+
+pub use channel::{Channel, ChannelReader, ChannelWriter};
+pub use error::{ErrorKind, IIIError};
+pub use function::RegisterFunction;
+pub use options::{InitOptions, ReconnectionConfig};
+pub use runtime::runtime;
+pub use trigger::{RegisterTrigger, TriggerRequest};
+pub use worker::{FunctionRef, III, TriggerRef, register_worker, register_worker_with};
+
+pub use iii_protocol::{
+    ChannelDirection, EndStatus, ErrorBody, Message, StreamChannelRef, TriggerAction,
+    extract_channel_refs,
+};

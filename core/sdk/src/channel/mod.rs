@@ -1,0 +1,117 @@
+//! Streaming channels: the [`Channel`] a worker creates, and what both ends share — how a
+//! channel socket is opened and how its close frames turn into end statuses.
+//!
+//! Each end is one WebSocket to `/ws/channels/{id}` (PROTOCOL.md §4), opened lazily and driven
+//! by a task on the SDK runtime; [`ChannelWriter`] and [`ChannelReader`] only talk to that task.
+
+mod reader;
+mod writer;
+
+pub use reader::ChannelReader;
+pub use writer::ChannelWriter;
+
+use iii_protocol::{EndStatus, StreamChannelRef};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::IIIError;
+
+/// A channel created by this worker: both local ends and both serializable refs.
+#[derive(Debug)]
+pub struct Channel {
+    /// The writing end, usable here.
+    pub writer: ChannelWriter,
+    /// The reading end, usable here.
+    pub reader: ChannelReader,
+    /// The ref of the writing end, to hand to another function.
+    pub writer_ref: StreamChannelRef,
+    /// The ref of the reading end, to hand to another function.
+    pub reader_ref: StreamChannelRef,
+}
+
+impl Channel {
+    /// Builds both local ends from the refs `engine::channels::create` returned.
+    pub fn from_refs(
+        address: &str,
+        writer_ref: StreamChannelRef,
+        reader_ref: StreamChannelRef,
+    ) -> Self {
+        Self {
+            writer: ChannelWriter::new(address, &writer_ref),
+            reader: ChannelReader::new(address, &reader_ref),
+            writer_ref,
+            reader_ref,
+        }
+    }
+}
+
+/// A connected channel socket.
+pub(crate) type ChannelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a channel socket with Nagle disabled; HTTP refusals (404 wrong key, 400 bad request)
+/// and unreachable engines become [`IIIError::ChannelConnect`].
+pub(crate) async fn connect(url: &str) -> Result<ChannelSocket, IIIError> {
+    match tokio_tungstenite::connect_async_with_config(url, None, true).await {
+        Ok((socket, _response)) => Ok(socket),
+        Err(WsError::Http(response)) => Err(IIIError::ChannelConnect(format!(
+            "the engine refused the channel socket with HTTP {}",
+            response.status()
+        ))),
+        Err(error) => Err(IIIError::ChannelConnect(error.to_string())),
+    }
+}
+
+/// How a channel end ended, from the close frame the engine sent.
+pub(crate) fn end_status(frame: Option<&CloseFrame>) -> EndStatus {
+    match frame {
+        Some(frame) => EndStatus::from_close(u16::from(frame.code), frame.reason.as_str()),
+        // A Close without a status code (1005) is not a clean end on our engine.
+        None => EndStatus::Other(1005, String::new()),
+    }
+}
+
+/// The error of a socket that failed or dropped without a Close frame.
+pub(crate) fn socket_lost(error: Option<tungstenite::Error>) -> IIIError {
+    match error {
+        Some(error) => IIIError::Connection(format!("channel socket failed: {error}")),
+        None => IIIError::Connection("channel socket dropped without a close frame".into()),
+    }
+}
+
+/// A close frame with `code` and `reason` (truncated to the 123 bytes a frame can carry).
+pub(crate) fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code: code.into(),
+        reason: reason[..end].to_string().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_frames_map_to_statuses() {
+        let frame = close_frame(4001, "aborted: why");
+        assert_eq!(end_status(Some(&frame)), EndStatus::Aborted("why".into()));
+        assert_eq!(
+            end_status(Some(&close_frame(1000, ""))),
+            EndStatus::Complete
+        );
+        assert!(!end_status(None).is_complete());
+    }
+
+    #[test]
+    fn long_reasons_are_truncated_on_a_char_boundary() {
+        let reason = "é".repeat(100);
+        let frame = close_frame(4001, &reason);
+        assert!(frame.reason.len() <= 123);
+        assert!(frame.reason.as_str().chars().all(|c| c == 'é'));
+    }
+}

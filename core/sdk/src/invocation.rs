@@ -1,0 +1,167 @@
+//! Running an incoming invocation: find the handler, run it in its own task with panics
+//! caught, and turn its outcome into the `invocationresult` the caller waits for.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use iii_protocol::{ErrorBody, Message, TriggerAction};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::connection::Outbound;
+use crate::function::Handler;
+use crate::{IIIError, runtime};
+
+/// An `invokefunction` received from the engine.
+pub(crate) struct Invocation {
+    pub(crate) invocation_id: Option<String>,
+    pub(crate) function_id: String,
+    pub(crate) data: Value,
+    pub(crate) action: Option<TriggerAction>,
+}
+
+impl Invocation {
+    fn wants_result(&self) -> bool {
+        self.invocation_id.is_some() && !matches!(self.action, Some(TriggerAction::Void))
+    }
+}
+
+/// Runs `invocation` with `handler` in a new task on the SDK runtime and queues its result.
+/// Without a handler, answers `function_not_found` through `urgent` (never blocks).
+pub(crate) fn dispatch(
+    invocation: Invocation,
+    handler: Option<Handler>,
+    outbound: mpsc::Sender<Outbound>,
+    urgent: &mpsc::UnboundedSender<String>,
+) {
+    let wants_result = invocation.wants_result();
+    let Invocation {
+        invocation_id,
+        function_id,
+        data,
+        ..
+    } = invocation;
+    let Some(handler) = handler else {
+        tracing::warn!(%function_id, "invocation of a function this worker does not have");
+        if let (true, Some(id)) = (wants_result, invocation_id) {
+            let error = ErrorBody::new(
+                "function_not_found",
+                format!("Function {function_id} not found"),
+            );
+            let _ = urgent.send(Message::error(id, Some(function_id), error).to_json());
+        }
+        return;
+    };
+    runtime().spawn(async move {
+        let outcome = AssertUnwindSafe(async move { handler(data).await })
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(IIIError::Handler(panic_message(&*panic))));
+        let Some(id) = invocation_id.filter(|_| wants_result) else {
+            if let Err(error) = outcome {
+                tracing::warn!(%function_id, %error, "void invocation failed");
+            }
+            return;
+        };
+        let reply = match outcome {
+            Ok(result) => Message::result(id, Some(function_id), result),
+            Err(error) => Message::error(id, Some(function_id), error.to_error_body()),
+        };
+        if outbound
+            .send(Outbound::Send(reply.to_json()))
+            .await
+            .is_err()
+        {
+            tracing::debug!("worker stopped before an invocation result could be sent");
+        }
+    });
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("handler panicked: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn invocation(id: Option<&str>, action: Option<TriggerAction>) -> Invocation {
+        Invocation {
+            invocation_id: id.map(str::to_string),
+            function_id: "t::f".into(),
+            data: serde_json::json!({"n": 1}),
+            action,
+        }
+    }
+
+    async fn reply_of(handler: Handler) -> Value {
+        let (outbound, mut queue) = mpsc::channel(4);
+        let (urgent, _urgent_queue) = mpsc::unbounded_channel();
+        dispatch(
+            invocation(Some("i1"), None),
+            Some(handler),
+            outbound,
+            &urgent,
+        );
+        match queue.recv().await {
+            Some(Outbound::Send(text)) => serde_json::from_str(&text).expect("json"),
+            _ => panic!("no reply"),
+        }
+    }
+
+    #[tokio::test]
+    async fn results_errors_and_panics_become_replies() {
+        let ok: Handler = Arc::new(|input| Box::pin(async move { Ok(input) }));
+        assert_eq!(reply_of(ok).await["result"], serde_json::json!({"n": 1}));
+
+        let failing: Handler =
+            Arc::new(|_| Box::pin(async { Err(IIIError::Handler("nope".into())) }));
+        let reply = reply_of(failing).await;
+        assert_eq!(reply["error"]["code"], "invocation_failed");
+        assert_eq!(reply["error"]["message"], "nope");
+
+        let panicking: Handler = Arc::new(|_| Box::pin(async { panic!("boom") }));
+        let reply = reply_of(panicking).await;
+        assert_eq!(reply["error"]["code"], "invocation_failed");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .expect("text")
+                .contains("boom")
+        );
+
+        let eager: Handler = Arc::new(|_| -> crate::function::HandlerFuture { panic!("early") });
+        assert_eq!(reply_of(eager).await["error"]["code"], "invocation_failed");
+    }
+
+    #[test]
+    fn unknown_functions_are_answered_unless_void() {
+        let (outbound, _queue) = mpsc::channel(1);
+        let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
+        dispatch(
+            invocation(Some("i2"), None),
+            None,
+            outbound.clone(),
+            &urgent,
+        );
+        let reply: Value =
+            serde_json::from_str(&urgent_queue.try_recv().expect("reply")).expect("json");
+        assert_eq!(reply["error"]["code"], "function_not_found");
+        assert_eq!(reply["invocation_id"], "i2");
+        dispatch(
+            invocation(Some("i3"), Some(TriggerAction::Void)),
+            None,
+            outbound,
+            &urgent,
+        );
+        assert!(urgent_queue.try_recv().is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! Worker options and the reconnect backoff schedule.
+//!
+//! Kept apart from the connection code so the schedule (1 s × 2, cap 30 s, ±30 % jitter, as
+//! the published clients do) is a pure function with its own tests.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use iii_protocol::limits::DEFAULT_TRIGGER_TIMEOUT_MS;
+
+/// Options of [`register_worker_with`](crate::register_worker_with).
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The name this worker reports to the engine (`engine::workers::register`); defaults to
+    /// the executable's name.
+    pub worker_name: Option<String>,
+    /// The runtime this worker reports (`rust`; bindings report `python`, `node`, `c`).
+    pub runtime: String,
+    /// The version this worker reports; defaults to this crate's version.
+    pub version: String,
+    /// Default timeout of a call with a result, when the request gives none.
+    pub invocation_timeout_ms: u64,
+    /// How to reconnect after the main socket drops.
+    pub reconnection: ReconnectionConfig,
+    /// Capacity, in messages, of the queue between the API and the main socket; callers wait
+    /// when it is full.
+    pub max_queued_messages: usize,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            worker_name: None,
+            runtime: "rust".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            invocation_timeout_ms: DEFAULT_TRIGGER_TIMEOUT_MS,
+            reconnection: ReconnectionConfig::default(),
+            max_queued_messages: 1024,
+        }
+    }
+}
+
+/// The reconnect schedule: exponential backoff with jitter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconnectionConfig {
+    /// Delay before the first retry.
+    pub initial_delay_ms: u64,
+    /// Largest delay between retries.
+    pub max_delay_ms: u64,
+    /// Growth factor of the delay after each failed attempt.
+    pub backoff_multiplier: f64,
+    /// Random spread of each delay, as a fraction (0.3 = ±30 %).
+    pub jitter_factor: f64,
+    /// Give up after this many failed attempts in a row (`None`: never).
+    pub max_retries: Option<u32>,
+}
+
+impl Default for ReconnectionConfig {
+    fn default() -> Self {
+        Self {
+            initial_delay_ms: 1_000,
+            max_delay_ms: 30_000,
+            backoff_multiplier: 2.0,
+            jitter_factor: 0.3,
+            max_retries: None,
+        }
+    }
+}
+
+impl ReconnectionConfig {
+    /// The delay before retry number `attempt` (0-based), given a uniform sample `unit` in
+    /// `[0, 1)` for the jitter.
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let exponent = i32::try_from(attempt.min(64)).unwrap_or(64);
+        let base = self.initial_delay_ms as f64 * self.backoff_multiplier.max(1.0).powi(exponent);
+        let capped = base.min(self.max_delay_ms as f64);
+        let jitter = self.jitter_factor.clamp(0.0, 1.0);
+        let factor = 1.0 + jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
+        Duration::from_millis((capped * factor).max(0.0) as u64)
+    }
+}
+
+/// A uniform sample in `[0, 1)` for jitter. Not cryptographic: it only spreads reconnects.
+pub(crate) fn jitter_sample() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    let mixed = random ^ u64::from(nanos).rotate_left(17);
+    (mixed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_from_one_second_and_caps_at_thirty() {
+        let config = ReconnectionConfig::default();
+        let middle = |attempt| config.delay(attempt, 0.5).as_millis();
+        assert_eq!(middle(0), 1_000);
+        assert_eq!(middle(1), 2_000);
+        assert_eq!(middle(4), 16_000);
+        assert_eq!(middle(5), 30_000);
+        assert_eq!(middle(100), 30_000);
+    }
+
+    #[test]
+    fn jitter_stays_within_thirty_percent() {
+        let config = ReconnectionConfig::default();
+        assert_eq!(config.delay(0, 0.0).as_millis(), 700);
+        assert_eq!(config.delay(0, 1.0).as_millis(), 1_300);
+        for _ in 0..1000 {
+            let sample = jitter_sample();
+            assert!((0.0..1.0).contains(&sample));
+            let delay = config.delay(2, sample).as_millis();
+            assert!((2_800..=5_200).contains(&delay), "{delay}");
+        }
+    }
+}

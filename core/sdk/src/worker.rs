@@ -1,0 +1,325 @@
+//! The worker handle [`III`]: what user code (and every binding) calls.
+//!
+//! `III` holds the registrations (replayed on every reconnect) and the queues to the main
+//! socket task in [`connection`](crate::connection); its async methods only send to that task
+//! and wait on replies, so they work when awaited from any executor.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use iii_protocol::limits::FN_CHANNELS_CREATE;
+use iii_protocol::{Message, StreamChannelRef};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::connection::{self, Outbound};
+use crate::{
+    Channel, IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest, runtime,
+};
+
+/// Connects a worker to the engine at `url` (e.g. `ws://127.0.0.1:49134`) with default
+/// options. Returns at once; the connection is made, and kept, in the background.
+pub fn register_worker(url: &str) -> III {
+    register_worker_with(url, InitOptions::default())
+}
+
+/// Like [`register_worker`], with options.
+pub fn register_worker_with(url: &str, options: InitOptions) -> III {
+    let (control, control_queue) = mpsc::unbounded_channel();
+    let (outbound, outbound_queue) = mpsc::channel(options.max_queued_messages.max(1));
+    let inner = Arc::new(Inner {
+        address: url.to_string(),
+        options,
+        functions: Mutex::new(HashMap::new()),
+        triggers: Mutex::new(HashMap::new()),
+        generation: AtomicU64::new(0),
+        control,
+        outbound,
+        shutdown: watch::Sender::new(false),
+        terminal: OnceLock::new(),
+    });
+    runtime().spawn(connection::run(
+        inner.clone(),
+        control_queue,
+        outbound_queue,
+    ));
+    III { inner }
+}
+
+/// State shared by the worker handles and the main socket task.
+pub(crate) struct Inner {
+    pub(crate) address: String,
+    pub(crate) options: InitOptions,
+    /// Registered functions by id, with the generation of their registration.
+    pub(crate) functions: Mutex<HashMap<String, (u64, RegisterFunction)>>,
+    /// Registered triggers by trigger id.
+    pub(crate) triggers: Mutex<HashMap<String, RegisterTrigger>>,
+    generation: AtomicU64,
+    /// Registration changes, sent at once when connected (and replayed on reconnect anyway).
+    pub(crate) control: mpsc::UnboundedSender<String>,
+    /// Calls, results and pings, in order; bounded.
+    pub(crate) outbound: mpsc::Sender<Outbound>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Why the worker stopped for good (shutdown, or reconnecting gave up).
+    pub(crate) terminal: OnceLock<IIIError>,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<(), IIIError> {
+        match self.terminal.get() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn stopped(&self) -> IIIError {
+        self.terminal.get().cloned().unwrap_or(IIIError::Shutdown)
+    }
+}
+
+/// A worker connected to the engine. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct III {
+    inner: Arc<Inner>,
+}
+
+impl III {
+    /// The engine URL this worker was given; channel ends connect to the same host and port.
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// Waits until the worker is connected, has sent its registrations, and the engine has
+    /// answered a ping sent after them (so the engine has processed them). Wrap it in a timeout:
+    /// it waits for as long as the engine is unreachable.
+    pub async fn ready(&self) -> Result<(), IIIError> {
+        loop {
+            self.inner.check_open()?;
+            let (pong, answered) = oneshot::channel();
+            if self
+                .inner
+                .outbound
+                .send(Outbound::Ping(pong))
+                .await
+                .is_err()
+            {
+                return Err(self.inner.stopped());
+            }
+            if answered.await.is_ok() {
+                return Ok(());
+            }
+            // The connection dropped before the answer: wait for the next one.
+        }
+    }
+
+    /// Creates a channel on the engine (`engine::channels::create`). `buffer_size` is the
+    /// engine-side buffer in frames of up to 64 KiB (default 64, clamped to 1..=1024). Nothing
+    /// connects until an end is used.
+    pub async fn create_channel(&self, buffer_size: Option<u32>) -> Result<Channel, IIIError> {
+        let refs = self
+            .trigger(TriggerRequest::new(
+                FN_CHANNELS_CREATE,
+                json!({ "buffer_size": buffer_size }),
+            ))
+            .await?;
+        let parse = |key: &str| {
+            StreamChannelRef::from_value(&refs[key]).ok_or_else(|| {
+                IIIError::Protocol(format!(
+                    "{FN_CHANNELS_CREATE} returned no {key} ref: {refs}"
+                ))
+            })
+        };
+        let (writer_ref, reader_ref) = (parse("writer")?, parse("reader")?);
+        Ok(Channel::from_refs(self.address(), writer_ref, reader_ref))
+    }
+
+    /// Registers a function (replacing one with the same id) and announces it to the engine,
+    /// now if connected and again after every reconnect.
+    pub fn register_function(&self, function: RegisterFunction) -> FunctionRef {
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        let id = function.id.clone();
+        let announcement = function.message().to_json();
+        lock(&self.inner.functions).insert(id.clone(), (generation, function));
+        let _ = self.inner.control.send(announcement);
+        FunctionRef {
+            inner: self.inner.clone(),
+            id,
+            generation,
+        }
+    }
+
+    /// Binds a trigger (e.g. an HTTP route) to a function.
+    pub fn register_trigger(&self, trigger: RegisterTrigger) -> Result<TriggerRef, IIIError> {
+        self.inner.check_open()?;
+        if trigger.trigger_type.is_empty() || trigger.function_id.is_empty() {
+            return Err(IIIError::Protocol(
+                "a trigger needs a trigger_type and a function_id".into(),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let announcement = trigger.message(&id).to_json();
+        let trigger_type = trigger.trigger_type.clone();
+        lock(&self.inner.triggers).insert(id.clone(), trigger);
+        let _ = self.inner.control.send(announcement);
+        Ok(TriggerRef {
+            inner: self.inner.clone(),
+            id,
+            trigger_type,
+        })
+    }
+
+    /// Calls a function through the engine and returns its result. A void request
+    /// ([`TriggerRequest::void`]) returns `Value::Null` once it is queued for sending.
+    ///
+    /// Remote failures arrive as [`IIIError::Invocation`] with the remote code; no answer
+    /// within `timeout_ms` (default 30 s) is [`IIIError::Timeout`]; a connection that drops
+    /// while the call is out is [`IIIError::Connection`].
+    pub async fn trigger(&self, request: TriggerRequest) -> Result<Value, IIIError> {
+        self.inner.check_open()?;
+        let void = request.is_void();
+        let timeout = request
+            .timeout_ms
+            .unwrap_or(self.inner.options.invocation_timeout_ms);
+        let id = (!void).then(|| uuid::Uuid::new_v4().to_string());
+        let text = Message::InvokeFunction {
+            invocation_id: id.clone(),
+            function_id: request.function_id,
+            data: request.payload,
+            action: request.action,
+            metadata: None,
+            traceparent: None,
+            baggage: None,
+            namespace: None,
+        }
+        .to_json();
+        let Some(id) = id else {
+            return match self.inner.outbound.send(Outbound::Send(text)).await {
+                Ok(()) => Ok(Value::Null),
+                Err(_) => Err(self.inner.stopped()),
+            };
+        };
+        // Timers need a tokio runtime, and the caller may be on another executor: the wait
+        // runs as a task on the SDK runtime and this future only awaits its handle.
+        let inner = self.inner.clone();
+        let call = async move {
+            let (reply, result) = oneshot::channel();
+            if inner
+                .outbound
+                .send(Outbound::Call { id, text, reply })
+                .await
+                .is_err()
+            {
+                return Err(inner.stopped());
+            }
+            result.await.unwrap_or_else(|_| {
+                Err(IIIError::Connection(
+                    "the connection to the engine was lost".into(),
+                ))
+            })
+        };
+        let waited = async move {
+            tokio::time::timeout(Duration::from_millis(timeout), call)
+                .await
+                .unwrap_or(Err(IIIError::Timeout))
+        };
+        runtime()
+            .spawn(waited)
+            .await
+            .unwrap_or_else(|error| Err(IIIError::Connection(format!("call task failed: {error}"))))
+    }
+
+    /// Stops the worker: the main socket closes after sending what is already queued, calls in
+    /// flight fail with [`IIIError::Shutdown`], and every later call fails the same way.
+    /// Channel ends already open are not affected.
+    pub fn shutdown(&self) {
+        let _ = self.inner.terminal.set(IIIError::Shutdown);
+        self.inner.shutdown.send_replace(true);
+    }
+}
+
+impl std::fmt::Debug for III {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("III")
+            .field("address", &self.inner.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered function; [`unregister`](Self::unregister) withdraws it.
+pub struct FunctionRef {
+    inner: Arc<Inner>,
+    id: String,
+    generation: u64,
+}
+
+impl FunctionRef {
+    /// The function's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Withdraws the function from the engine (unless it was registered again since).
+    pub fn unregister(&self) {
+        let mut functions = lock(&self.inner.functions);
+        if functions
+            .get(&self.id)
+            .is_some_and(|(g, _)| *g == self.generation)
+        {
+            functions.remove(&self.id);
+            drop(functions);
+            let message = Message::UnregisterFunction {
+                id: self.id.clone(),
+            };
+            let _ = self.inner.control.send(message.to_json());
+        }
+    }
+}
+
+impl std::fmt::Debug for FunctionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionRef")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered trigger; [`unregister`](Self::unregister) withdraws it.
+pub struct TriggerRef {
+    inner: Arc<Inner>,
+    id: String,
+    trigger_type: String,
+}
+
+impl TriggerRef {
+    /// The trigger's id (chosen by the SDK).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Withdraws the trigger from the engine.
+    pub fn unregister(&self) {
+        if lock(&self.inner.triggers).remove(&self.id).is_some() {
+            let message = Message::UnregisterTrigger {
+                id: self.id.clone(),
+                trigger_type: Some(self.trigger_type.clone()),
+            };
+            let _ = self.inner.control.send(message.to_json());
+        }
+    }
+}
+
+impl std::fmt::Debug for TriggerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerRef")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
