@@ -1,0 +1,415 @@
+//! The main socket (PROTOCOL.md §2, §3) against a real engine over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use iii_engine::EngineConfig;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workerregistered_right_after_connect() {
+    let engine = engine().await;
+    let mut ws = connect(&engine.ws_url()).await;
+    let hello = recv_json(&mut ws).await;
+    assert_eq!(hello["type"], "workerregistered");
+    assert!(uuid::Uuid::parse_str(hello["worker_id"].as_str().unwrap_or("")).is_ok());
+    assert!(hello["reattach_token"].is_string());
+    assert!(hello.get("features").is_none());
+    eventually("the connection to count", || {
+        engine.stats().connections == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_is_routed_and_answered_under_the_callers_id() {
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("math::add").await;
+    assert_eq!(engine.stats().functions, 1);
+
+    let caller_id = caller.call("math::add", json!({"a": 1, "b": 2})).await;
+    let invoke = owner.recv().await;
+    assert_eq!(invoke["type"], "invokefunction");
+    assert_eq!(invoke["function_id"], "math::add");
+    assert_eq!(invoke["data"]["a"], 1);
+    assert_eq!(
+        invoke["data"]["_caller_worker_id"],
+        caller.worker_id.as_str()
+    );
+    let forwarded_id = invoke["invocation_id"].as_str().expect("id").to_string();
+    assert_ne!(
+        forwarded_id, caller_id,
+        "the engine forwards under its own id"
+    );
+    assert_eq!(engine.stats().pending_invocations, 1);
+
+    owner
+        .send(
+            json!({"type": "invocationresult", "invocation_id": forwarded_id,
+                     "function_id": "math::add", "result": {"sum": 3}}),
+        )
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["type"], "invocationresult");
+    assert_eq!(answer["invocation_id"], caller_id.as_str());
+    assert_eq!(answer["function_id"], "math::add");
+    assert_eq!(answer["result"], json!({"sum": 3}));
+    assert_eq!(engine.stats().pending_invocations, 0);
+
+    // An existing `_caller_worker_id` is kept; a null result arrives as null.
+    let second = caller
+        .call("math::add", json!({"_caller_worker_id": "mine"}))
+        .await;
+    let invoke = owner.recv().await;
+    assert_eq!(invoke["data"]["_caller_worker_id"], "mine");
+    owner
+        .send(json!({"type": "invocationresult",
+                     "invocation_id": invoke["invocation_id"], "function_id": "math::add"}))
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], second.as_str());
+    assert_eq!(answer["result"], serde_json::Value::Null);
+    assert!(answer.get("error").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_from_the_owner_reach_the_caller() {
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("files::fail").await;
+    let caller_id = caller.call("files::fail", json!(null)).await;
+    let invoke = owner.recv().await;
+    owner
+        .send(json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
+                     "function_id": "files::fail",
+                     "error": {"code": "invocation_failed", "message": "boom", "stacktrace": "at x"}}))
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], caller_id.as_str());
+    assert_eq!(
+        answer["error"],
+        json!({"code": "invocation_failed", "message": "boom", "stacktrace": "at x"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn void_calls_are_forwarded_and_their_answer_dropped() {
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("log::write").await;
+
+    let caller_id = uuid();
+    caller
+        .send(json!({"type": "invokefunction", "invocation_id": caller_id,
+                     "function_id": "log::write", "data": {"line": 1},
+                     "action": {"type": "void"}}))
+        .await;
+    caller
+        .send(json!({"type": "invokefunction", "function_id": "log::write", "data": {"line": 2}}))
+        .await;
+    for line in [1, 2] {
+        let invoke = owner.recv().await;
+        assert_eq!(invoke["data"]["line"], line);
+        let id = invoke["invocation_id"].as_str().expect("always an id");
+        assert_ne!(id, caller_id);
+        owner
+            .send(json!({"type": "invocationresult", "invocation_id": id,
+                         "function_id": "log::write", "result": "ignored"}))
+            .await;
+    }
+    owner.sync().await;
+    // Nothing but the pong comes back to the caller.
+    caller.sync().await;
+    assert_eq!(engine.stats().pending_invocations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_function_is_function_not_found() {
+    let engine = engine().await;
+    let mut caller = worker(&engine).await;
+    let id = caller.call("no::such", json!({})).await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["error"]["code"], "function_not_found");
+    assert_eq!(answer["error"]["message"], "Function no::such not found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_uuid_invocation_id_is_invalid_message() {
+    let engine = engine().await;
+    let mut caller = worker(&engine).await;
+    caller
+        .send(json!({"type": "invokefunction", "invocation_id": "call-1",
+                     "function_id": "engine::channels::create", "data": {}}))
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["type"], "invocationresult");
+    assert_eq!(answer["invocation_id"], "call-1");
+    assert_eq!(answer["error"]["code"], "invalid_message");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_input_is_answered_and_the_connection_survives() {
+    let engine = engine().await;
+    let mut caller = worker(&engine).await;
+    caller
+        .ws
+        .send(WsMessage::text("{not json"))
+        .await
+        .expect("send");
+    let answer = caller.recv().await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(answer["error"]["code"], "invalid_message");
+
+    // An invoke that cannot be read but carries an id is answered under that id.
+    caller
+        .send(json!({"type": "invokefunction", "invocation_id": "abc", "function_id": 5}))
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["type"], "invocationresult");
+    assert_eq!(answer["invocation_id"], "abc");
+    assert_eq!(answer["error"]["code"], "invalid_message");
+
+    // Binary frames and unknown types are ignored; the socket still works.
+    caller
+        .ws
+        .send(WsMessage::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("send");
+    caller.send(json!({"type": "somethingnew", "x": 1})).await;
+    caller.sync().await;
+    let id = caller.call("no::such", json!(null)).await;
+    assert_eq!(caller.recv().await["invocation_id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enqueue_is_enqueue_error() {
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("jobs::run").await;
+    let id = uuid();
+    caller
+        .send(
+            json!({"type": "invokefunction", "invocation_id": id, "function_id": "jobs::run",
+                     "data": {}, "action": {"type": "enqueue", "queue": "default"}}),
+        )
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["error"]["code"], "enqueue_error");
+    assert_eq!(answer["error"]["message"], "No queue provider is installed");
+    assert!(silent_for(&mut owner.ws, Duration::from_millis(100)).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owner_disconnect_stops_pending_calls_and_its_functions() {
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("slow::op").await;
+    let id = caller.call("slow::op", json!({})).await;
+    let _ = owner.recv().await;
+    drop(owner);
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["error"]["code"], "invocation_stopped");
+    eventually("the owner's functions to go", || {
+        let stats = engine.stats();
+        stats.functions == 0 && stats.pending_invocations == 0 && stats.connections == 1
+    })
+    .await;
+    let id = caller.call("slow::op", json!({})).await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["error"]["code"], "function_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_re_registered_elsewhere_survive_the_first_owner() {
+    let engine = engine().await;
+    let mut first = worker(&engine).await;
+    let mut second = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    first.register("shared::fn").await;
+    second.register("shared::fn").await;
+    drop(first);
+    eventually("the first worker to go", || engine.stats().connections == 2).await;
+    let id = caller.call("shared::fn", json!({})).await;
+    let invoke = second.recv().await;
+    second
+        .send(
+            json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
+                     "function_id": "shared::fn", "result": 1}),
+        )
+        .await;
+    assert_eq!(caller.recv().await["invocation_id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn results_from_another_connection_are_ignored() {
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    let mut intruder = worker(&engine).await;
+    owner.register("math::add").await;
+    let caller_id = caller.call("math::add", json!({})).await;
+    let invoke = owner.recv().await;
+    let forwarded_id = invoke["invocation_id"].clone();
+    intruder
+        .send(
+            json!({"type": "invocationresult", "invocation_id": forwarded_id,
+                     "function_id": "math::add", "result": "forged"}),
+        )
+        .await;
+    intruder.sync().await;
+    owner
+        .send(
+            json!({"type": "invocationresult", "invocation_id": forwarded_id,
+                     "function_id": "math::add", "result": "real"}),
+        )
+        .await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], caller_id.as_str());
+    assert_eq!(answer["result"], "real");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_deadline_answers_timeout() {
+    let engine = engine_with(EngineConfig {
+        invocation_timeout: Duration::from_millis(200),
+        ..EngineConfig::ephemeral()
+    })
+    .await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("never::answers").await;
+    let id = caller.call("never::answers", json!({})).await;
+    let invoke = owner.recv().await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["error"]["code"], "timeout");
+    assert_eq!(engine.stats().pending_invocations, 0);
+    // A late answer is dropped.
+    owner
+        .send(
+            json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
+                     "function_id": "never::answers", "result": 1}),
+        )
+        .await;
+    owner.sync().await;
+    caller.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_ping_gets_pong() {
+    let engine = engine().await;
+    let mut worker = worker(&engine).await;
+    worker.send(json!({"type": "ping"})).await;
+    assert_eq!(worker.recv().await, json!({"type": "pong"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_register_is_recorded_and_never_fails() {
+    let engine = engine().await;
+    let mut worker = worker(&engine).await;
+    worker
+        .send(
+            json!({"type": "invokefunction", "function_id": "engine::workers::register",
+                     "data": {"runtime": "node", "version": "0.22.1", "name": "w1", "os": "linux",
+                              "pid": 1234},
+                     "action": {"type": "void"}}),
+        )
+        .await;
+    worker.sync().await;
+    let workers = engine.workers();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].worker_id, worker.worker_id);
+    assert_eq!(workers[0].runtime.as_deref(), Some("node"));
+    assert_eq!(workers[0].pid, Some(1234));
+    let id = worker
+        .call("engine::workers::register", json!("not an object"))
+        .await;
+    let answer = worker.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["result"], serde_json::Value::Null);
+    assert!(answer.get("error").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registrations_of_triggers_and_types_are_accepted_silently() {
+    let engine = engine().await;
+    let mut worker = worker(&engine).await;
+    worker
+        .send(json!({"type": "registertriggertype", "id": "cron", "description": "x"}))
+        .await;
+    worker
+        .send(
+            json!({"type": "registertrigger", "id": "t1", "trigger_type": "http",
+                     "function_id": "f", "config": {"api_path": "/x", "http_method": "GET"},
+                     "message_type": "registertrigger"}),
+        )
+        .await;
+    worker
+        .send(json!({"type": "unregistertrigger", "id": "t1", "trigger_type": "http"}))
+        .await;
+    worker
+        .send(json!({"type": "reattach", "previous_worker_id": uuid(), "reattach_token": uuid()}))
+        .await;
+    worker.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otel_is_accepted_and_discarded() {
+    let engine = engine().await;
+    let mut otel = connect(&format!("{}/otel", engine.ws_url())).await;
+    otel.send(WsMessage::binary(vec![0u8; 1000]))
+        .await
+        .expect("send");
+    otel.send(WsMessage::text("{}")).await.expect("send");
+    assert!(silent_for(&mut otel, Duration::from_millis(100)).await);
+    otel.close(None).await.expect("close");
+    assert_eq!(engine.stats().connections, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_paths_are_404() {
+    let engine = engine().await;
+    assert_eq!(
+        refused_status(&format!("{}/nope", engine.ws_url())).await,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_main_message_closes_with_1009() {
+    let engine = engine_with(EngineConfig {
+        max_main_message_bytes: 64 * 1024,
+        ..EngineConfig::ephemeral()
+    })
+    .await;
+    let mut worker = worker(&engine).await;
+    let padding = "x".repeat(100 * 1024);
+    worker
+        .send(json!({"type": "ping", "padding": padding}))
+        .await;
+    assert_eq!(close_of(&mut worker.ws).await.map(|c| c.0), Some(1009));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_closes_sockets_and_returns() {
+    let engine = engine().await;
+    let mut worker = worker(&engine).await;
+    tokio::time::timeout(WAIT, engine.shutdown())
+        .await
+        .expect("shutdown in time");
+    assert_eq!(close_of(&mut worker.ws).await.map(|c| c.0), Some(1001));
+}
