@@ -1,0 +1,285 @@
+// Interop worker built on the *published* Node client (iii-sdk@0.22.1), which setup.sh
+// installs into $III_INTEROP_CACHE/node. Nothing here is copied from that client; it is
+// only imported.
+//
+//   node worker.mjs serve pipeline transform files   register the reader-side functions
+//   node worker.mjs drive pipeline  [--records N]
+//   node worker.mjs drive transform [--text-lines N] [--pieces K]
+//   node worker.mjs drive files     [--size BYTES] [--chunk BYTES] [--pause-after BYTES] [--pause-secs S]
+//
+// stdout carries only protocol lines: `READY` (serve: registrations have reached the
+// engine) and `RESULT <json>` / `ERROR <json>` (drive). Everything else goes to stderr.
+// The engine URL comes from III_URL.
+
+import { createHash } from 'node:crypto'
+import * as path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import * as fs from 'node:fs'
+
+// The client logs with console.debug/console.log; keep stdout for protocol lines.
+const toStderr = (...args) => console.error(...args)
+console.log = toStderr
+console.debug = toStderr
+console.info = toStderr
+const emit = (line) => process.stdout.write(`${line}\n`)
+
+const URL_ = process.env.III_URL ?? 'ws://127.0.0.1:49134'
+const CACHE = process.env.III_INTEROP_CACHE ?? path.join(process.env.HOME ?? '/root', '.cache', 'iii-interop')
+const NODE_DIR = process.env.III_INTEROP_NODE_DIR ?? path.join(CACHE, 'node')
+
+// Load the ESM build of the published client through its package.json `exports`,
+// from the cache directory (ESM ignores NODE_PATH).
+async function importFromCache(pkg, subpath) {
+  const pkgJsonPath = path.join(NODE_DIR, 'node_modules', pkg, 'package.json')
+  const pkgJson = JSON.parse(fs.readFileSync(pkgJsonPath, 'utf8'))
+  const entry = pkgJson.exports[subpath]
+  const file = typeof entry === 'string' ? entry : entry.import ?? entry.default
+  return import(pathToFileURL(path.join(path.dirname(pkgJsonPath), file)).href)
+}
+
+const { registerWorker } = await importFromCache('iii-sdk', '.')
+const { createChannel } = await importFromCache('iii-sdk', './helpers')
+
+const iii = registerWorker(URL_, {
+  workerName: `interop-node-${process.argv[2] ?? 'worker'}-${process.pid}`,
+  otel: { enabled: false },
+  enableMetricsReporting: false,
+  invocationTimeoutMs: 120_000,
+})
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const toBuffer = (chunk) => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+
+// Trigger, retrying while the target is not registered yet (bounded).
+async function triggerRetry(request, deadlineMs = 15_000) {
+  const until = Date.now() + deadlineMs
+  for (;;) {
+    try {
+      return await iii.trigger(request)
+    } catch (err) {
+      if (err?.code === 'function_not_found' && Date.now() < until) {
+        await sleep(100)
+        continue
+      }
+      throw err
+    }
+  }
+}
+
+// Deterministic test bytes shared by every language: SHAKE-256("iii-interop:<size>").
+function testBytes(size) {
+  return createHash('shake256', { outputLength: size }).update(`iii-interop:${size}`).digest()
+}
+
+// Writes to a Node Writable honouring backpressure.
+async function writeAll(stream, data) {
+  if (!stream.write(data)) {
+    await new Promise((resolve, reject) => {
+      const onDrain = () => { cleanup(); resolve() }
+      const onError = (e) => { cleanup(); reject(e) }
+      const onClose = () => { cleanup(); reject(new Error('writer closed before drain')) }
+      const cleanup = () => {
+        stream.off('drain', onDrain); stream.off('error', onError); stream.off('close', onClose)
+      }
+      stream.on('drain', onDrain); stream.on('error', onError); stream.on('close', onClose)
+    })
+  }
+}
+
+function endStream(stream, data) {
+  return new Promise((resolve, reject) => {
+    stream.once('error', reject)
+    const cb = (err) => (err ? reject(err) : resolve())
+    if (data === undefined) stream.end(cb)
+    else stream.end(data, cb)
+  })
+}
+
+// ---------------------------------------------------------------- functions (seed code)
+
+// Seed "pipeline" example, consumer side.
+function registerPipelineConsumer() {
+  iii.registerFunction('pipeline::consumer', async (input) => {
+    const chunks = []
+    for await (const chunk of input.reader.stream) chunks.push(toBuffer(chunk))
+    const records = JSON.parse(Buffer.concat(chunks).toString('utf-8'))
+    const total = records.reduce((sum, r) => sum + r.value, 0)
+    return { label: input.label, count: records.length, total, runtime: 'node' }
+  })
+}
+
+// Seed "pipeline" example, producer side.
+function registerPipelineProducer() {
+  iii.registerFunction('pipeline::producer', async (input) => {
+    const channel = await createChannel(iii)
+    const writePromise = endStream(channel.writer.stream, Buffer.from(JSON.stringify(input.records)))
+    const result = await triggerRetry({
+      function_id: 'pipeline::consumer',
+      payload: { label: 'batch-001', reader: channel.readerRef },
+    })
+    await writePromise
+    return result
+  })
+}
+
+// Seed "bidirectional with progress" example, worker side.
+function registerTransformWorker() {
+  iii.registerFunction('transform::worker', async (input) => {
+    const chunks = []
+    let count = 0
+    for await (const chunk of input.reader.stream) {
+      chunks.push(toBuffer(chunk))
+      count++
+      input.writer.sendMessage(JSON.stringify({ type: 'progress', chunks: count }))
+    }
+    const result = Buffer.concat(chunks).toString('utf-8').toUpperCase()
+    await endStream(input.writer.stream, Buffer.from(result))
+    return { status: 'done', chunks: count, runtime: 'node' }
+  })
+}
+
+// Seed "bidirectional with progress" example, coordinator side. The input is written in
+// `pieces` writes instead of one so that the worker reports several progress messages.
+function registerTransformCoordinator() {
+  iii.registerFunction('transform::coordinator', async (input) => {
+    const inputChannel = await createChannel(iii)
+    const outputChannel = await createChannel(iii)
+
+    const progress = []
+    outputChannel.reader.onMessage((msg) => progress.push(JSON.parse(msg)))
+
+    const pieces = input.pieces ?? 1
+    const text = Buffer.from(input.text)
+    const step = Math.ceil(text.length / pieces)
+    for (let i = 0; i < pieces - 1; i++) await writeAll(inputChannel.writer.stream, text.subarray(i * step, (i + 1) * step))
+    const inputDone = endStream(inputChannel.writer.stream, text.subarray((pieces - 1) * step))
+
+    const triggerPromise = triggerRetry({
+      function_id: 'transform::worker',
+      payload: { reader: inputChannel.readerRef, writer: outputChannel.writerRef },
+    })
+
+    const resultChunks = []
+    for await (const chunk of outputChannel.reader.stream) resultChunks.push(toBuffer(chunk))
+
+    const worker = await triggerPromise
+    await inputDone
+    return { result: Buffer.concat(resultChunks).toString('utf-8'), progress, worker }
+  })
+}
+
+// Seed "files::process" reader, extended to hash what it read.
+function registerFilesProcess() {
+  iii.registerFunction('files::process', async (input) => {
+    const hash = createHash('sha256')
+    let bytes = 0
+    let chunks = 0
+    for await (const chunk of input.reader.stream) {
+      const buf = toBuffer(chunk)
+      bytes += buf.length
+      chunks++
+      hash.update(buf)
+    }
+    return { filename: input.filename, bytes, chunks, sha256: hash.digest('hex'), runtime: 'node' }
+  })
+}
+
+// Waits until this connection's registrations have reached the engine: registrations are
+// sent before this call on the same socket, so a round trip through the engine to our own
+// function proves they were processed.
+async function awaitReady() {
+  const id = `interop::ready::node::${process.pid}`
+  iii.registerFunction(id, async () => ({ ok: true }))
+  const r = await triggerRetry({ function_id: id, payload: {}, timeoutMs: 10_000 }, 30_000)
+  if (!r?.ok) throw new Error(`ready probe returned ${JSON.stringify(r)}`)
+}
+
+// ---------------------------------------------------------------- drivers
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : dflt
+}
+
+async function drivePipeline() {
+  registerPipelineProducer()
+  await awaitReady()
+  const n = Number(arg('records', '5000'))
+  const records = Array.from({ length: n }, (_, i) => ({ name: `item-${i + 1}`, value: i + 1 }))
+  return triggerRetry({ function_id: 'pipeline::producer', payload: { records } })
+}
+
+async function driveTransform() {
+  registerTransformCoordinator()
+  await awaitReady()
+  const lines = Number(arg('text-lines', '200'))
+  const text = Array.from({ length: lines }, (_, i) => `the quick brown fox jumps over the lazy dog ${i}\n`).join('')
+  const pieces = Number(arg('pieces', '8'))
+  return triggerRetry({ function_id: 'transform::coordinator', payload: { text, pieces } })
+}
+
+async function driveFiles() {
+  await awaitReady()
+  const size = Number(arg('size', String(20 * 1024 * 1024)))
+  const chunk = Number(arg('chunk', String(256 * 1024)))
+  const pauseAfter = Number(arg('pause-after', '-1'))
+  const pauseSecs = Number(arg('pause-secs', '0'))
+  const data = testBytes(size)
+
+  const channel = await createChannel(iii)
+  const triggerPromise = triggerRetry({
+    function_id: 'files::process',
+    payload: { filename: `blob-${size}.bin`, reader: channel.readerRef },
+    timeoutMs: 300_000,
+  })
+  let paused = false
+  for (let off = 0; off < size; off += chunk) {
+    if (!paused && pauseAfter >= 0 && off >= pauseAfter) {
+      paused = true
+      console.error(`[driver] pausing ${pauseSecs}s after ${off} bytes`)
+      await sleep(pauseSecs * 1000)
+    }
+    const end = Math.min(off + chunk, size)
+    if (end === size) await endStream(channel.writer.stream, data.subarray(off, end))
+    else await writeAll(channel.writer.stream, data.subarray(off, end))
+  }
+  if (size === 0) await endStream(channel.writer.stream)
+  const result = await triggerPromise
+  return { result, sent: { bytes: size, sha256: createHash('sha256').update(data).digest('hex') } }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const [role, ...rest] = process.argv.slice(2)
+  if (role === 'serve') {
+    const flows = rest.filter((a) => !a.startsWith('--'))
+    for (const flow of flows) {
+      if (flow === 'pipeline') registerPipelineConsumer()
+      else if (flow === 'transform') registerTransformWorker()
+      else if (flow === 'files') registerFilesProcess()
+      else throw new Error(`unknown flow ${flow}`)
+    }
+    await awaitReady()
+    emit('READY')
+    // Serve until the harness closes stdin or kills us.
+    process.stdin.resume()
+    process.stdin.on('end', async () => { await iii.shutdown(); process.exit(0) })
+    return
+  }
+  if (role === 'drive') {
+    const flow = rest[0]
+    const drivers = { pipeline: drivePipeline, transform: driveTransform, files: driveFiles }
+    if (!drivers[flow]) throw new Error(`unknown flow ${flow}`)
+    const result = await drivers[flow]()
+    emit(`RESULT ${JSON.stringify(result)}`)
+    await iii.shutdown()
+    process.exit(0)
+  }
+  throw new Error(`usage: worker.mjs serve|drive <flow>...`)
+}
+
+main().catch((err) => {
+  emit(`ERROR ${JSON.stringify({ code: err?.code, message: String(err?.message ?? err), stack: err?.stack })}`)
+  process.exit(1)
+})
