@@ -66,7 +66,9 @@ pub(crate) async fn close_and_drain(ws: &mut WsStream, frame: Option<CloseFrame>
     let closing = async {
         let sent = match frame {
             Some(frame) => ws.send(WsMessage::Close(Some(frame))).await,
-            None => ws.close(None).await,
+            // Tungstenite queued the echo of the peer's close when it read it; flushing sends
+            // it (sending another close would fail: the socket no longer accepts messages).
+            None => ws.flush().await,
         };
         if sent.is_ok() {
             while let Some(Ok(_)) = ws.next().await {}

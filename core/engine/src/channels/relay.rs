@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::close::{ABORTED, COMPLETE};
 use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
@@ -178,13 +179,16 @@ enum ReaderEnd {
 async fn serve_reader(
     shared: &Shared,
     channel: &Channel,
-    mut ws: WsStream,
+    ws: WsStream,
     mut buffer: BufferRx,
     mut shutdown: Shutdown,
 ) {
+    // Split, so the reader's own frames (close, pings) are read even while a write to it is
+    // blocked because it stopped reading.
+    let (mut sink, mut stream) = ws.split();
     let end = tokio::select! {
         biased;
-        end = pump_reader(&mut ws, &mut buffer, channel) => end,
+        end = pump_reader(&mut sink, &mut stream, &mut buffer, channel) => end,
         _ = shutdown.wait() => ReaderEnd::Shutdown,
     };
     // Stops a connected writer before the buffer closes under it, so it learns why.
@@ -192,6 +196,9 @@ async fn serve_reader(
         shared.channels.retire(channel, final_status);
     }
     drop(buffer);
+    let Ok(mut ws) = stream.reunite(sink) else {
+        return;
+    };
     match end {
         ReaderEnd::Drained(status) => close_and_drain(&mut ws, Some(status_frame(&status))).await,
         ReaderEnd::Gone => close_and_drain(&mut ws, None).await,
@@ -199,31 +206,58 @@ async fn serve_reader(
     }
 }
 
-async fn pump_reader(ws: &mut WsStream, buffer: &mut BufferRx, channel: &Channel) -> ReaderEnd {
+async fn pump_reader(
+    sink: &mut ReaderSink,
+    stream: &mut ReaderStream,
+    buffer: &mut BufferRx,
+    channel: &Channel,
+) -> ReaderEnd {
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             biased;
-            message = ws.next() => match message {
-                // Pings are answered by tungstenite while reading; data from a reader is ignored.
-                Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return ReaderEnd::Gone,
-                Some(Ok(_)) => {}
-            },
+            message = stream.next() => {
+                if reader_gone(message) {
+                    return ReaderEnd::Gone;
+                }
+                continue;
+            }
             frame = buffer.recv() => match frame {
-                Some(frame) => {
-                    if let Err(error) = write_batch(ws, buffer, frame).await {
+                Some(frame) => frame,
+                None => return ReaderEnd::Drained(channel.reader_close_status()),
+            },
+        };
+        let batch = write_batch(sink, buffer, first);
+        tokio::pin!(batch);
+        loop {
+            tokio::select! {
+                biased;
+                written = &mut batch => match written {
+                    Ok(()) => break,
+                    Err(error) => {
                         tracing::debug!(%error, "channel reader socket failed");
                         return ReaderEnd::Gone;
                     }
-                }
-                None => return ReaderEnd::Drained(channel.reader_close_status()),
-            },
+                },
+                message = stream.next() => if reader_gone(message) {
+                    return ReaderEnd::Gone;
+                },
+            }
         }
     }
 }
 
+type ReaderSink = SplitSink<WsStream, WsMessage>;
+type ReaderStream = SplitStream<WsStream>;
+
+/// True when what the reader sent ends it. Pings are answered by tungstenite while reading;
+/// data from a reader is ignored.
+fn reader_gone(message: Option<Result<WsMessage, WsError>>) -> bool {
+    matches!(message, Some(Ok(WsMessage::Close(_)) | Err(_)) | None)
+}
+
 /// Writes `first` and every other ready frame, then flushes once.
 async fn write_batch(
-    ws: &mut WsStream,
+    ws: &mut ReaderSink,
     buffer: &mut BufferRx,
     first: Frame,
 ) -> Result<(), WsError> {
@@ -239,7 +273,7 @@ async fn write_batch(
 
 /// Hands one frame to the socket; its bytes leave the buffer's budget once the socket has
 /// them (or the write failed or was cancelled).
-async fn feed(ws: &mut WsStream, buffer: &BufferRx, frame: Frame) -> Result<(), WsError> {
+async fn feed(ws: &mut ReaderSink, buffer: &BufferRx, frame: Frame) -> Result<(), WsError> {
     let _release = Release {
         buffer,
         len: frame.len(),
