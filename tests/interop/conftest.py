@@ -111,6 +111,7 @@ def engine(request, tmp_path, published_clients):
     log = tmp_path / "engine.log"
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "info")
+    env.setdefault("NO_COLOR", "1")
     with open(log, "wb") as logf:
         proc = subprocess.Popen(
             [str(ENGINE_BIN), "--host", "127.0.0.1", "--port", str(port)],

@@ -158,11 +158,19 @@ fn register_transform_coordinator(iii: &III) {
                     })
                     .await;
 
-                let text = input["text"].as_str().unwrap_or_default().as_bytes().to_vec();
+                let text = input["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec();
                 let pieces = input["pieces"].as_u64().unwrap_or(1).max(1) as usize;
                 let step = text.len().div_ceil(pieces).max(1);
                 for piece in text.chunks(step) {
-                    input_channel.writer.write(piece).await.map_err(handler_err)?;
+                    input_channel
+                        .writer
+                        .write(piece)
+                        .await
+                        .map_err(handler_err)?;
                 }
                 input_channel.writer.close().await.map_err(handler_err)?;
 
@@ -173,11 +181,14 @@ fn register_transform_coordinator(iii: &III) {
                         "writer": output_channel.writer_ref,
                     });
                     tokio::spawn(async move {
-                        trigger_retry(&iii, TriggerRequest::new("transform::worker", payload))
-                            .await
+                        trigger_retry(&iii, TriggerRequest::new("transform::worker", payload)).await
                     })
                 };
-                let result = output_channel.reader.read_all().await.map_err(handler_err)?;
+                let result = output_channel
+                    .reader
+                    .read_all()
+                    .await
+                    .map_err(handler_err)?;
                 let worker = trigger.await.map_err(handler_err)??;
                 let progress = progress.lock().unwrap().clone();
                 Ok(json!({
@@ -207,11 +218,7 @@ fn register_files_process(iii: &III) {
                     chunks += 1;
                     hash.update(&chunk);
                 }
-                let sha256: String = hash
-                    .finalize()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
                 Ok(json!({
                     "filename": input["filename"], "bytes": bytes, "chunks": chunks,
                     "sha256": sha256, "runtime": "rust",
@@ -251,7 +258,11 @@ fn option(options: &HashMap<String, String>, name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn drive(iii: &III, flow: &str, options: &HashMap<String, String>) -> Result<Value, IIIError> {
+async fn drive(
+    iii: &III,
+    flow: &str,
+    options: &HashMap<String, String>,
+) -> Result<Value, IIIError> {
     match flow {
         "pipeline" => {
             register_pipeline_producer(iii);
