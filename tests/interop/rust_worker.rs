@@ -174,22 +174,23 @@ fn register_transform_coordinator(iii: &III) {
                 }
                 input_channel.writer.close().await.map_err(handler_err)?;
 
-                let trigger = {
-                    let iii = iii.clone();
-                    let payload = json!({
-                        "reader": input_channel.reader_ref,
-                        "writer": output_channel.writer_ref,
-                    });
-                    tokio::spawn(async move {
-                        trigger_retry(&iii, TriggerRequest::new("transform::worker", payload)).await
-                    })
+                let payload = json!({
+                    "reader": input_channel.reader_ref,
+                    "writer": output_channel.writer_ref,
+                });
+                let trigger =
+                    trigger_retry(&iii, TriggerRequest::new("transform::worker", payload));
+                let read = output_channel.reader.read_all();
+                tokio::pin!(trigger, read);
+                // A failed worker call is reported at once rather than after the output read
+                // times out.
+                let (result, worker) = tokio::select! {
+                    result = &mut read => (result.map_err(handler_err)?, trigger.await?),
+                    worker = &mut trigger => {
+                        let worker = worker?;
+                        (read.await.map_err(handler_err)?, worker)
+                    }
                 };
-                let result = output_channel
-                    .reader
-                    .read_all()
-                    .await
-                    .map_err(handler_err)?;
-                let worker = trigger.await.map_err(handler_err)??;
                 let progress = progress.lock().unwrap().clone();
                 Ok(json!({
                     "result": String::from_utf8(result).map_err(handler_err)?,

@@ -86,6 +86,13 @@ async function writeAll(stream, data) {
   }
 }
 
+// Marks a promise that is awaited later as handled, so that a rejection while we wait for
+// something else is reported by that later await instead of crashing the process.
+function later(promise) {
+  promise.catch(() => {})
+  return promise
+}
+
 function endStream(stream, data) {
   return new Promise((resolve, reject) => {
     stream.once('error', reject)
@@ -112,7 +119,7 @@ function registerPipelineConsumer() {
 function registerPipelineProducer() {
   iii.registerFunction('pipeline::producer', async (input) => {
     const channel = await createChannel(iii)
-    const writePromise = endStream(channel.writer.stream, Buffer.from(JSON.stringify(input.records)))
+    const writePromise = later(endStream(channel.writer.stream, Buffer.from(JSON.stringify(input.records))))
     const result = await triggerRetry({
       function_id: 'pipeline::consumer',
       payload: { label: 'batch-001', reader: channel.readerRef },
@@ -152,15 +159,19 @@ function registerTransformCoordinator() {
     const text = Buffer.from(input.text)
     const step = Math.ceil(text.length / pieces)
     for (let i = 0; i < pieces - 1; i++) await writeAll(inputChannel.writer.stream, text.subarray(i * step, (i + 1) * step))
-    const inputDone = endStream(inputChannel.writer.stream, text.subarray((pieces - 1) * step))
+    const inputDone = later(endStream(inputChannel.writer.stream, text.subarray((pieces - 1) * step)))
 
-    const triggerPromise = triggerRetry({
+    const triggerPromise = later(triggerRetry({
       function_id: 'transform::worker',
       payload: { reader: inputChannel.readerRef, writer: outputChannel.writerRef },
-    })
+    }))
 
     const resultChunks = []
-    for await (const chunk of outputChannel.reader.stream) resultChunks.push(toBuffer(chunk))
+    const readLoop = later((async () => {
+      for await (const chunk of outputChannel.reader.stream) resultChunks.push(toBuffer(chunk))
+    })())
+    // A failed worker call is reported at once rather than after the output read times out.
+    await Promise.race([readLoop, triggerPromise.then(() => readLoop)])
 
     const worker = await triggerPromise
     await inputDone
@@ -227,11 +238,11 @@ async function driveFiles() {
   const data = testBytes(size)
 
   const channel = await createChannel(iii)
-  const triggerPromise = triggerRetry({
+  const triggerPromise = later(triggerRetry({
     function_id: 'files::process',
     payload: { filename: `blob-${size}.bin`, reader: channel.readerRef },
     timeoutMs: 300_000,
-  })
+  }))
   let paused = false
   for (let off = 0; off < size; off += chunk) {
     if (!paused && pauseAfter >= 0 && off >= pauseAfter) {
@@ -279,7 +290,10 @@ async function main() {
   throw new Error(`usage: worker.mjs serve|drive <flow>...`)
 }
 
-main().catch((err) => {
+function fail(err) {
   emit(`ERROR ${JSON.stringify({ code: err?.code, message: String(err?.message ?? err), stack: err?.stack })}`)
   process.exit(1)
-})
+}
+process.on('unhandledRejection', fail)
+process.on('uncaughtException', fail)
+main().catch(fail)

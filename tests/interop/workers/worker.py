@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 import traceback
 
@@ -167,8 +166,19 @@ class Worker:
                 )
             )
             result_chunks: list[bytes] = []
-            async for chunk in output_channel.reader:
-                result_chunks.append(chunk)
+
+            async def read_output() -> None:
+                async for chunk in output_channel.reader:
+                    result_chunks.append(chunk)
+
+            reading = asyncio.ensure_future(read_output())
+            # A failed worker call is reported at once rather than after the output read times out.
+            done, _ = await asyncio.wait({reading, trigger}, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    reading.cancel()
+                    raise task.exception()
+            await reading
             worker = await trigger
             return {"result": b"".join(result_chunks).decode("utf-8"), "progress": progress, "worker": worker}
 
@@ -266,9 +276,13 @@ def main() -> int:
             "transform": w.register_transform_worker,
             "files": w.register_files_process,
         }
-        for flow in args.flows:
-            registrars[flow]()
-        w.await_ready()
+        try:
+            for flow in args.flows:
+                registrars[flow]()
+            w.await_ready()
+        except Exception:
+            traceback.print_exc()
+            os._exit(1)  # the client's loop thread is not a daemon
         emit("READY")
         # Serve until the harness closes stdin or kills us.
         sys.stdin.read()
