@@ -166,20 +166,23 @@ def worker_command(lang: str) -> list[str]:
     raise ValueError(lang)
 
 
-def worker_env(engine: Engine) -> dict:
+def worker_env(engine: Engine, extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env["III_URL"] = engine.url
     env["III_INTEROP_CACHE"] = str(CACHE)
     env["PYTHONUNBUFFERED"] = "1"
     # The workers' RUST_LOG would otherwise inherit the engine's filter.
     env["RUST_LOG"] = os.environ.get("III_INTEROP_WORKER_LOG", "warn")
+    env.update(extra or {})
     return env
 
 
 class ServingWorker:
     """A worker process that registers functions and serves until stopped."""
 
-    def __init__(self, lang: str, flows: list[str], engine: Engine, request, ready_timeout: float = 60):
+    def __init__(
+        self, lang: str, flows: list[str], engine: Engine, request, ready_timeout: float = 60, env: dict | None = None
+    ):
         self.lang = lang
         self.stderr_path = engine.workdir / f"serve-{lang}-{'-'.join(flows)}.stderr"
         _logs_of(request.node).append((f"{lang} serving worker stderr", self.stderr_path))
@@ -189,7 +192,7 @@ class ServingWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            env=worker_env(engine),
+            env=worker_env(engine, env),
             cwd=engine.workdir,
             start_new_session=True,
         )
@@ -230,11 +233,11 @@ class ServingWorker:
 
 @pytest.fixture
 def serve(engine, request):
-    """serve(lang, *flows): start a worker that registers the reader-side functions."""
+    """serve(lang, *flows, env=...): start a worker that registers the reader-side functions."""
     started: list[ServingWorker] = []
 
-    def start(lang: str, *flows: str) -> ServingWorker:
-        w = ServingWorker(lang, list(flows), engine, request)
+    def start(lang: str, *flows: str, env: dict | None = None) -> ServingWorker:
+        w = ServingWorker(lang, list(flows), engine, request, env=env)
         started.append(w)
         return w
 
@@ -247,7 +250,9 @@ class DriverFailed(AssertionError):
     pass
 
 
-def run_driver(engine: Engine, request, lang: str, flow: str, *args: str, timeout: float = 120) -> dict:
+def run_driver(
+    engine: Engine, request, lang: str, flow: str, *args: str, timeout: float = 120, env: dict | None = None
+) -> dict:
     """Runs a driver process to completion and returns its RESULT."""
     n = len([1 for name, _ in _logs_of(request.node) if name.startswith("driver")])
     stderr_path = engine.workdir / f"drive-{lang}-{flow}-{n}.stderr"
@@ -258,7 +263,7 @@ def run_driver(engine: Engine, request, lang: str, flow: str, *args: str, timeou
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
-            env=worker_env(engine),
+            env=worker_env(engine, env),
             cwd=engine.workdir,
             start_new_session=True,
         )
@@ -286,10 +291,10 @@ def run_driver(engine: Engine, request, lang: str, flow: str, *args: str, timeou
 
 @pytest.fixture
 def drive(engine, request):
-    """drive(lang, flow, *args, timeout=...): run a driver and return its RESULT."""
+    """drive(lang, flow, *args, timeout=..., env=...): run a driver and return its RESULT."""
 
-    def run(lang: str, flow: str, *args: str, timeout: float = 120) -> dict:
-        return run_driver(engine, request, lang, flow, *args, timeout=timeout)
+    def run(lang: str, flow: str, *args: str, timeout: float = 120, env: dict | None = None) -> dict:
+        return run_driver(engine, request, lang, flow, *args, timeout=timeout, env=env)
 
     return run
 

@@ -70,6 +70,19 @@ def test_pipeline(serve, drive, driver, server):
     check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS)), server)
 
 
+CROSS_PAIRS = [("node", "python"), ("python", "node")]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("driver,server", CROSS_PAIRS, ids=map(pair_id, CROSS_PAIRS))
+def test_pipeline_with_client_defaults(serve, drive, driver, server):
+    """The docs' examples pass no options: telemetry on, so both clients also open `/otel`
+    and send OTLP frames there, which the engine must accept and discard."""
+    defaults = {"III_INTEROP_CLIENT_DEFAULTS": "1"}
+    serve(server, "pipeline", env=defaults)
+    check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS), env=defaults), server)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_bidirectional_with_progress(serve, drive, driver, server):

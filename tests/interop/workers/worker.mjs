@@ -40,12 +40,15 @@ async function importFromCache(pkg, subpath) {
 const { registerWorker } = await importFromCache('iii-sdk', '.')
 const { createChannel } = await importFromCache('iii-sdk', './helpers')
 
-const iii = registerWorker(URL_, {
-  workerName: `interop-node-${process.argv[2] ?? 'worker'}-${process.pid}`,
-  otel: { enabled: false },
-  enableMetricsReporting: false,
-  invocationTimeoutMs: 120_000,
-})
+// III_INTEROP_CLIENT_DEFAULTS=1: no options at all, as the docs' examples do (telemetry on).
+const iii = process.env.III_INTEROP_CLIENT_DEFAULTS === '1'
+  ? registerWorker(URL_)
+  : registerWorker(URL_, {
+    workerName: `interop-node-${process.argv[2] ?? 'worker'}-${process.pid}`,
+    otel: { enabled: false },
+    enableMetricsReporting: false,
+    invocationTimeoutMs: 120_000,
+  })
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const toBuffer = (chunk) => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))

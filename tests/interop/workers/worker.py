@@ -46,6 +46,10 @@ def test_bytes(size: int) -> bytes:
 
 class Worker:
     def __init__(self, role: str) -> None:
+        if os.environ.get("III_INTEROP_CLIENT_DEFAULTS") == "1":
+            # No options at all, as the docs' examples do (telemetry on).
+            self.iii = register_worker(URL)
+            return
         self.iii = register_worker(
             URL,
             InitOptions(
