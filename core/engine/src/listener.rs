@@ -18,7 +18,10 @@ use uuid::Uuid;
 use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::engine::{Lifeline, Shared, Shutdown};
-use crate::ws::{WsStream, close_and_drain, going_away, socket_config, status_frame};
+use crate::ws::{
+    MAIN_READ_BUFFER, SMALL_READ_BUFFER, WRITER_READ_BUFFER, WsStream, close_and_drain, going_away,
+    socket_config, status_frame,
+};
 
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,11 +87,12 @@ async fn handle(
         }
         Err(status) => Err(refuse(status)),
     };
-    let config = socket_config(shared.config.max_main_message_bytes);
-    let upgrade = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        accept_hdr_async_with_config(stream, callback, Some(config)),
-    );
+    let max_main_message_bytes = shared.config.max_main_message_bytes;
+    let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
+        let read_buffer = read_buffer_for(&stream).await;
+        let config = socket_config(max_main_message_bytes, read_buffer);
+        accept_hdr_async_with_config(stream, callback, Some(config)).await
+    });
     let upgraded = tokio::select! {
         upgraded = upgrade => upgraded,
         _ = shutdown.wait() => return,
@@ -114,6 +118,27 @@ async fn handle(
             close_and_drain(&mut ws, Some(status_frame(&status))).await;
         }
         None => close_and_drain(&mut ws, Some(going_away())).await,
+    }
+}
+
+/// Picks the read buffer size from a peek at the request line (a hint only: routing is
+/// decided on the parsed request). Only channel writers send bulk data.
+async fn read_buffer_for(stream: &TcpStream) -> usize {
+    let mut head = [0u8; 256];
+    let seen = stream.peek(&mut head).await.unwrap_or(0);
+    let head = head.get(..seen).unwrap_or_default();
+    let line = head.split(|byte| *byte == b'\r').next().unwrap_or_default();
+    if !line.starts_with(b"GET /ws/channels/") {
+        return if line.starts_with(b"GET /otel") {
+            SMALL_READ_BUFFER
+        } else {
+            MAIN_READ_BUFFER
+        };
+    }
+    if line.windows(9).any(|window| window == b"dir=write") {
+        WRITER_READ_BUFFER
+    } else {
+        SMALL_READ_BUFFER
     }
 }
 

@@ -27,12 +27,21 @@ const LINGER_QUIET: Duration = Duration::from_millis(200);
 /// Largest close reason a close frame can carry (125-byte control payload minus the code).
 const MAX_CLOSE_REASON: usize = 123;
 
-/// The tungstenite limits for an accepted socket. The route is only known once the upgrade
-/// request is read, so the limit is the larger of the two; the smaller one is checked per
-/// message by the socket's task.
-pub(crate) fn socket_config(max_main_message_bytes: usize) -> WebSocketConfig {
+/// Read buffer of a channel writer socket: bulk data, so large reads.
+pub(crate) const WRITER_READ_BUFFER: usize = 128 * 1024;
+/// Read buffer of a main socket: JSON messages.
+pub(crate) const MAIN_READ_BUFFER: usize = 16 * 1024;
+/// Read buffer of a channel reader socket and of telemetry: control frames only.
+pub(crate) const SMALL_READ_BUFFER: usize = 4 * 1024;
+
+/// The tungstenite settings for an accepted socket. Tungstenite zero-fills the free part of
+/// its read buffer on every read attempt, so sockets that receive little get a small one.
+/// The route is only known once the upgrade request is read, so the message limit is the
+/// larger of the two; the smaller one is checked per message by the socket's task.
+pub(crate) fn socket_config(max_main_message_bytes: usize, read_buffer: usize) -> WebSocketConfig {
     let limit = max_main_message_bytes.max(MAX_CHANNEL_FRAME_BYTES);
     WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 /// A client socket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -31,7 +31,7 @@ pub async fn engine_with(config: EngineConfig) -> Engine {
 
 /// Opens a WebSocket to `url`.
 pub async fn connect(url: &str) -> Ws {
-    let (ws, _) = tokio::time::timeout(WAIT, connect_async(url))
+    let (ws, _) = tokio::time::timeout(WAIT, connect_async_with_config(url, None, true))
         .await
         .expect("connect in time")
         .expect("upgrade accepted");
@@ -40,7 +40,7 @@ pub async fn connect(url: &str) -> Ws {
 
 /// The HTTP status an upgrade to `url` is refused with.
 pub async fn refused_status(url: &str) -> u16 {
-    match tokio::time::timeout(WAIT, connect_async(url))
+    match tokio::time::timeout(WAIT, connect_async_with_config(url, None, true))
         .await
         .expect("answer in time")
     {
