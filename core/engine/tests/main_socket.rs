@@ -11,21 +11,6 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn workerregistered_right_after_connect() {
-    let engine = engine().await;
-    let mut ws = connect(&engine.ws_url()).await;
-    let hello = recv_json(&mut ws).await;
-    assert_eq!(hello["type"], "workerregistered");
-    assert!(uuid::Uuid::parse_str(hello["worker_id"].as_str().unwrap_or("")).is_ok());
-    assert!(hello["reattach_token"].is_string());
-    assert!(hello.get("features").is_none());
-    eventually("the connection to count", || {
-        engine.stats().connections == 1
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn call_is_routed_and_answered_under_the_callers_id() {
     let engine = engine().await;
     let mut owner = worker(&engine).await;
@@ -365,51 +350,4 @@ async fn registrations_of_triggers_and_types_are_accepted_silently() {
         .send(json!({"type": "reattach", "previous_worker_id": uuid(), "reattach_token": uuid()}))
         .await;
     worker.sync().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn otel_is_accepted_and_discarded() {
-    let engine = engine().await;
-    let mut otel = connect(&format!("{}/otel", engine.ws_url())).await;
-    otel.send(WsMessage::binary(vec![0u8; 1000]))
-        .await
-        .expect("send");
-    otel.send(WsMessage::text("{}")).await.expect("send");
-    assert!(silent_for(&mut otel, Duration::from_millis(100)).await);
-    otel.close(None).await.expect("close");
-    assert_eq!(engine.stats().connections, 0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn unknown_paths_are_404() {
-    let engine = engine().await;
-    assert_eq!(
-        refused_status(&format!("{}/nope", engine.ws_url())).await,
-        404
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn oversized_main_message_closes_with_1009() {
-    let engine = engine_with(EngineConfig {
-        max_main_message_bytes: 64 * 1024,
-        ..EngineConfig::ephemeral()
-    })
-    .await;
-    let mut worker = worker(&engine).await;
-    let padding = "x".repeat(100 * 1024);
-    worker
-        .send(json!({"type": "ping", "padding": padding}))
-        .await;
-    assert_eq!(close_of(&mut worker.ws).await.map(|c| c.0), Some(1009));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn shutdown_closes_sockets_and_returns() {
-    let engine = engine().await;
-    let mut worker = worker(&engine).await;
-    tokio::time::timeout(WAIT, engine.shutdown())
-        .await
-        .expect("shutdown in time");
-    assert_eq!(close_of(&mut worker.ws).await.map(|c| c.0), Some(1001));
 }
