@@ -4,10 +4,21 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Locks `mutex`; a panic elsewhere while it was held leaves data we can still use.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `after` from now; a duration too large to add (a TTL of "forever") gives a point about
+/// thirty years out instead of overflowing.
+pub(crate) fn deadline_after(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600))
 }
 
 /// Maps below this capacity are never shrunk: too small to matter.
@@ -35,6 +46,12 @@ pub(crate) fn shrink_deque<T>(queue: &mut VecDeque<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_ttls_do_not_overflow() {
+        assert!(deadline_after(Duration::MAX) > Instant::now());
+        assert!(deadline_after(Duration::ZERO) <= Instant::now());
+    }
 
     #[test]
     fn shrinks_only_large_sparse_maps() {

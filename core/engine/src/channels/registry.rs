@@ -17,7 +17,7 @@ use super::buffer::buffer;
 use super::keys::AccessKey;
 use crate::config::EngineConfig;
 use crate::stats::ByteCounters;
-use crate::util::{lock, shrink_deque, shrink_map};
+use crate::util::{deadline_after, lock, shrink_deque, shrink_map};
 
 /// What a channel id refers to.
 pub(crate) enum Lookup {
@@ -74,7 +74,7 @@ impl ChannelRegistry {
             access_key: keys.1.to_hex(),
             direction: ChannelDirection::Read,
         };
-        let deadline = Instant::now() + self.channel_ttl;
+        let deadline = deadline_after(self.channel_ttl);
         let channel = Channel::new(id, keys, buffer(frames, self.counters.clone()), deadline);
         lock(&self.inner).live.insert(id, Arc::new(channel));
         Ok((writer, reader))
@@ -97,7 +97,7 @@ impl ChannelRegistry {
         let mut inner = lock(&self.inner);
         if inner.live.remove(&channel.id).is_some() {
             inner.tombstones.insert(channel.id, status);
-            let expires = Instant::now() + self.tombstone_ttl;
+            let expires = deadline_after(self.tombstone_ttl);
             inner.tombstone_order.push_back((expires, channel.id));
         }
     }
