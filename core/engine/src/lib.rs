@@ -3,6 +3,15 @@
 //!
 //! Start one in-process with [`start`]; the `iii` binary is a thin CLI over the same call.
 //!
+//! What a channel client can rely on (beyond PROTOCOL.md §4):
+//! - Every frame a writer sent before its Close is in the channel buffer when the engine
+//!   echoes that Close (same code and reason), so a writer that waits for the echo knows the
+//!   engine has its data. A writer closed by the engine instead gets 4003 `reader_closed`
+//!   (its unsent or buffered frames are dropped) or 4008 `expired`.
+//! - A reader receives every buffered frame, binary ones at most 64 KiB, then the end status
+//!   as its Close; the engine then waits briefly for the reader's Close reply.
+//! - Keys are 64 lowercase hex characters (upper case accepted), one per end.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let engine = iii_engine::start(iii_engine::EngineConfig::ephemeral()).await?;

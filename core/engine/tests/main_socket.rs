@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use iii_engine::EngineConfig;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -350,4 +350,65 @@ async fn registrations_of_triggers_and_types_are_accepted_silently() {
         .send(json!({"type": "reattach", "previous_worker_id": uuid(), "reattach_token": uuid()}))
         .await;
     worker.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_calls_can_be_pending_at_once() {
+    const CALLS: usize = 10_000;
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let caller = worker(&engine).await;
+    owner.register("echo::it").await;
+    let (mut caller_tx, mut caller_rx) = caller.ws.split();
+    let sending = tokio::spawn(async move {
+        let mut ids = Vec::with_capacity(CALLS);
+        for i in 0..CALLS {
+            let id = uuid();
+            let invoke = json!({"type": "invokefunction", "invocation_id": id,
+                                "function_id": "echo::it", "data": {"i": i}});
+            caller_tx
+                .feed(WsMessage::text(invoke.to_string()))
+                .await
+                .expect("send");
+            ids.push(id);
+        }
+        caller_tx.flush().await.expect("flush");
+        (ids, caller_tx)
+    });
+    let mut forwarded = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let invoke = owner.recv().await;
+        forwarded.push((invoke["invocation_id"].clone(), invoke["data"]["i"].clone()));
+    }
+    let (ids, _caller_tx) = sending.await.expect("sender");
+    assert_eq!(engine.stats().pending_invocations, CALLS);
+    for (id, i) in forwarded {
+        let answer = json!({"type": "invocationresult", "invocation_id": id,
+                            "function_id": "echo::it", "result": i});
+        owner
+            .ws
+            .feed(WsMessage::text(answer.to_string()))
+            .await
+            .expect("send");
+    }
+    owner.ws.flush().await.expect("flush");
+    let mut answered = std::collections::HashMap::new();
+    while answered.len() < CALLS {
+        let message = tokio::time::timeout(WAIT, caller_rx.next())
+            .await
+            .expect("answers in time")
+            .expect("open")
+            .expect("readable");
+        if let WsMessage::Text(text) = message {
+            let answer: serde_json::Value = serde_json::from_str(&text).expect("json");
+            answered.insert(
+                answer["invocation_id"].as_str().unwrap_or("").to_string(),
+                answer["result"].clone(),
+            );
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(answered.get(id), Some(&json!(i)), "call {i}");
+    }
+    assert_eq!(engine.stats().pending_invocations, 0);
 }
