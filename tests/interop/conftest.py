@@ -181,7 +181,7 @@ class ServingWorker:
     """A worker process that registers functions and serves until stopped."""
 
     def __init__(
-        self, lang: str, flows: list[str], engine: Engine, request, ready_timeout: float = 60, env: dict | None = None
+        self, lang: str, flows: list[str], engine: Engine, request, ready_timeout: float = 30, env: dict | None = None
     ):
         self.lang = lang
         self.stderr_path = engine.workdir / f"serve-{lang}-{'-'.join(flows)}.stderr"
@@ -251,7 +251,7 @@ class DriverFailed(AssertionError):
 
 
 def run_driver(
-    engine: Engine, request, lang: str, flow: str, *args: str, timeout: float = 120, env: dict | None = None
+    engine: Engine, request, lang: str, flow: str, *args: str, timeout: float = 60, env: dict | None = None
 ) -> dict:
     """Runs a driver process to completion and returns its RESULT."""
     n = len([1 for name, _ in _logs_of(request.node) if name.startswith("driver")])
@@ -293,7 +293,7 @@ def run_driver(
 def drive(engine, request):
     """drive(lang, flow, *args, timeout=..., env=...): run a driver and return its RESULT."""
 
-    def run(lang: str, flow: str, *args: str, timeout: float = 120, env: dict | None = None) -> dict:
+    def run(lang: str, flow: str, *args: str, timeout: float = 60, env: dict | None = None) -> dict:
         return run_driver(engine, request, lang, flow, *args, timeout=timeout, env=env)
 
     return run
@@ -320,7 +320,7 @@ def rust_worker():
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=1200,
+            timeout=900,
         )
         if build.returncode != 0:
             pytest.fail(f"building the Rust interop worker failed:\n{build.stderr[-6000:]}")

@@ -62,7 +62,7 @@ def check_transform(result: dict, server: str) -> None:
 
 # ---------------------------------------------------------------- published clients
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_pipeline(serve, drive, driver, server):
     """Seed example 3: pipeline::producer streams JSON records to pipeline::consumer."""
@@ -73,7 +73,7 @@ def test_pipeline(serve, drive, driver, server):
 CROSS_PAIRS = [("node", "python"), ("python", "node")]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("driver,server", CROSS_PAIRS, ids=map(pair_id, CROSS_PAIRS))
 def test_pipeline_with_client_defaults(serve, drive, driver, server):
     """The docs' examples pass no options: telemetry on, so both clients also open `/otel`
@@ -83,7 +83,7 @@ def test_pipeline_with_client_defaults(serve, drive, driver, server):
     check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS), env=defaults), server)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_bidirectional_with_progress(serve, drive, driver, server):
     """Seed example 4: transform::coordinator / transform::worker over two channels, with
@@ -98,7 +98,7 @@ BLOB = 20 * 1024 * 1024
 
 def run_large_binary_stream(serve, drive, driver: str, server: str) -> None:
     serve(server, "files")
-    out = drive(driver, "files", "--size", str(BLOB), "--chunk", str(256 * 1024), timeout=150)
+    out = drive(driver, "files", "--size", str(BLOB), "--chunk", str(256 * 1024), timeout=120)
     expected = blob_sha256(BLOB)
     assert out["sent"] == {"bytes": BLOB, "sha256": expected}
     result = out["result"]
@@ -108,7 +108,7 @@ def run_large_binary_stream(serve, drive, driver: str, server: str) -> None:
     assert result["filename"] == f"blob-{BLOB}.bin"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_large_binary_stream(serve, drive, driver, server):
     """files::process reads 20 MiB of deterministic bytes written in 256 KiB writes while it
@@ -119,7 +119,7 @@ def test_large_binary_stream(serve, drive, driver, server):
 PAUSE_SECS = 70
 
 
-@pytest.mark.timeout(PAUSE_SECS + 120)
+@pytest.mark.timeout(PAUSE_SECS + 240)
 def test_python_reader_survives_idle_writer(serve, drive):
     """A writer that goes quiet for 70 s in the middle of a stream: the Python reader's (and
     the Python writer's) websockets ping every 20 s and give up after 20 s without a pong,
@@ -153,14 +153,14 @@ def test_python_reader_survives_idle_writer(serve, drive):
 
 # ---------------------------------------------------------------- our Rust SDK with the published clients
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("driver,server", RUST_PAIRS, ids=map(pair_id, RUST_PAIRS))
 def test_rust_pipeline(rust_worker, serve, drive, driver, server):
     serve(server, "pipeline")
     check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS)), server)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("driver,server", RUST_PAIRS, ids=map(pair_id, RUST_PAIRS))
 def test_rust_bidirectional_with_progress(rust_worker, serve, drive, driver, server):
     serve(server, "transform")
@@ -171,7 +171,7 @@ def test_rust_bidirectional_with_progress(rust_worker, serve, drive, driver, ser
 RUST_READER_PAIRS = [("node", "rust"), ("python", "rust")]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("driver,server", RUST_READER_PAIRS, ids=map(pair_id, RUST_READER_PAIRS))
 def test_rust_large_binary_stream(rust_worker, serve, drive, driver, server):
     """A published writer streams 20 MiB to a Rust files::process."""
