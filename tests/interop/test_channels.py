@@ -83,6 +83,22 @@ def test_pipeline_with_client_defaults(serve, drive, driver, server):
     check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS), env=defaults), server)
 
 
+PARALLEL = 16
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("driver,server", CROSS_PAIRS, ids=map(pair_id, CROSS_PAIRS))
+def test_parallel_pipelines(serve, drive, driver, server):
+    """16 pipeline flows at once through one engine (48 concurrent invocations, 16 channels),
+    flow i with 1000 + i records: every answer must reach its own caller."""
+    serve(server, "pipeline")
+    results = drive(driver, "pipeline", "--records", "1000", "--parallel", str(PARALLEL))
+    assert len(results) == PARALLEL
+    for i, result in enumerate(results):
+        n = 1000 + i
+        assert result == {"label": "batch-001", "count": n, "total": n * (n + 1) // 2, "runtime": server}, (i, result)
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_bidirectional_with_progress(serve, drive, driver, server):

@@ -3,7 +3,7 @@
 // only imported.
 //
 //   node worker.mjs serve pipeline transform files   register the reader-side functions
-//   node worker.mjs drive pipeline  [--records N]
+//   node worker.mjs drive pipeline  [--records N] [--parallel K]
 //   node worker.mjs drive transform [--text-lines N] [--pieces K]
 //   node worker.mjs drive files     [--size BYTES] [--chunk BYTES] [--pause-after BYTES] [--pause-secs S]
 //
@@ -219,8 +219,14 @@ async function drivePipeline() {
   registerPipelineProducer()
   await awaitReady()
   const n = Number(arg('records', '5000'))
-  const records = Array.from({ length: n }, (_, i) => ({ name: `item-${i + 1}`, value: i + 1 }))
-  return triggerRetry({ function_id: 'pipeline::producer', payload: { records } })
+  const makeRecords = (count) => Array.from({ length: count }, (_, i) => ({ name: `item-${i + 1}`, value: i + 1 }))
+  const parallel = Number(arg('parallel', '0'))
+  if (parallel > 0) {
+    // `parallel` flows at once, flow i with n + i records: answers must not cross.
+    return Promise.all(Array.from({ length: parallel }, (_, i) =>
+      triggerRetry({ function_id: 'pipeline::producer', payload: { records: makeRecords(n + i) } })))
+  }
+  return triggerRetry({ function_id: 'pipeline::producer', payload: { records: makeRecords(n) } })
 }
 
 async function driveTransform() {

@@ -2,7 +2,7 @@
 `iii`), installed by setup.sh into the cache venv. Run it with that venv's python.
 
     worker.py serve pipeline transform files   register the reader-side functions
-    worker.py drive pipeline  [--records N]
+    worker.py drive pipeline  [--records N] [--parallel K]
     worker.py drive transform [--text-lines N] [--pieces K]
     worker.py drive files     [--size BYTES] [--chunk BYTES] [--pause-after BYTES] [--pause-secs S]
 
@@ -213,8 +213,19 @@ class Worker:
     def drive_pipeline(self, args) -> object:
         self.register_pipeline_producer()
         self.await_ready()
-        records = [{"name": f"item-{i}", "value": i} for i in range(1, args.records + 1)]
-        return self.run(self.trigger_retry({"function_id": "pipeline::producer", "payload": {"records": records}}))
+        def records(count: int) -> list:
+            return [{"name": f"item-{i}", "value": i} for i in range(1, count + 1)]
+
+        def flow(count: int):
+            return self.trigger_retry({"function_id": "pipeline::producer", "payload": {"records": records(count)}})
+
+        if args.parallel > 0:
+            # `parallel` flows at once, flow i with records + i records: answers must not cross.
+            async def all_flows():
+                return list(await asyncio.gather(*(flow(args.records + i) for i in range(args.parallel))))
+
+            return self.run(all_flows())
+        return self.run(flow(args.records))
 
     def drive_transform(self, args) -> object:
         self.register_transform_coordinator()
@@ -265,6 +276,7 @@ def main() -> int:
     p.add_argument("role", choices=["serve", "drive"])
     p.add_argument("flows", nargs="+")
     p.add_argument("--records", type=int, default=5000)
+    p.add_argument("--parallel", type=int, default=0)
     p.add_argument("--text-lines", type=int, default=200)
     p.add_argument("--pieces", type=int, default=8)
     p.add_argument("--size", type=int, default=20 * 1024 * 1024)
