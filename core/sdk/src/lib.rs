@@ -20,9 +20,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! All sockets live on one process-wide runtime owned by this crate ([`runtime`]); the async
-//! methods only message those tasks, so they can be awaited from any executor. This crate is
-//! the core that the Python, Node and C bindings wrap.
+//! All sockets are opened on one process-wide runtime owned by this crate ([`runtime`]), whose
+//! reactor and timers drive them; the async methods either message the SDK's tasks or poll those
+//! sockets directly, so they can be awaited from any executor (another tokio runtime, a binding's
+//! event loop, or a plain `block_on`). This crate is the core that the Python, Node and C
+//! bindings wrap.
 #![deny(missing_docs)]
 
 pub mod channel;

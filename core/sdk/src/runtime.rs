@@ -1,10 +1,11 @@
 //! The SDK's own process-wide tokio runtime.
 //!
-//! Every socket of the SDK lives in a task on this runtime, and the public async methods only
-//! exchange messages with those tasks (mpsc / oneshot / watch, which work on any executor). So
-//! the SDK behaves the same whether it is awaited from a user's tokio runtime, from Python's
-//! asyncio through pyo3, from Node through napi, or blocked on from a C thread — and a binding
-//! that exits its own event loop cannot take the SDK's sockets down with it.
+//! Every socket of the SDK is opened in a task on this runtime, so its reactor (and its timers)
+//! drive them. The public async methods exchange messages with the SDK's tasks (mpsc / oneshot /
+//! watch) or poll those sockets and timers directly — both work on any executor. So the SDK
+//! behaves the same whether it is awaited from a user's tokio runtime, from Python's asyncio
+//! through pyo3, from Node through napi, or blocked on from a C thread — and a binding that exits
+//! its own event loop cannot take the SDK's sockets down with it.
 
 use std::sync::OnceLock;
 

@@ -206,18 +206,16 @@ impl III {
                 Err(_) => Err(self.inner.stopped()),
             };
         };
-        // Timers need a tokio runtime, and the caller may be on another executor: the wait
-        // runs as a task on the SDK runtime and this future only awaits its handle.
-        let inner = self.inner.clone();
-        let call = async move {
-            let (reply, result) = oneshot::channel();
-            if inner
-                .outbound
-                .send(Outbound::Call { id, text, reply })
-                .await
-                .is_err()
-            {
-                return Err(inner.stopped());
+        let (reply, result) = oneshot::channel();
+        let call = Outbound::Call { id, text, reply };
+        // The deadline is a timer of the SDK runtime, so this works on any executor.
+        let deadline = {
+            let _runtime = runtime().enter();
+            tokio::time::sleep(Duration::from_millis(timeout))
+        };
+        let waiting = async {
+            if self.inner.outbound.send(call).await.is_err() {
+                return Err(self.inner.stopped());
             }
             result.await.unwrap_or_else(|_| {
                 Err(IIIError::Connection(
@@ -225,15 +223,11 @@ impl III {
                 ))
             })
         };
-        let waited = async move {
-            tokio::time::timeout(Duration::from_millis(timeout), call)
-                .await
-                .unwrap_or(Err(IIIError::Timeout))
-        };
-        runtime()
-            .spawn(waited)
-            .await
-            .unwrap_or_else(|error| Err(IIIError::Connection(format!("call task failed: {error}"))))
+        tokio::select! {
+            biased;
+            outcome = waiting => outcome,
+            _ = deadline => Err(IIIError::Timeout),
+        }
     }
 
     /// Stops the worker: the main socket closes after sending what is already queued, calls in

@@ -1,9 +1,12 @@
 //! Streaming channels: the [`Channel`] a worker creates, and what both ends share — how a
 //! channel socket is opened and how its close frames turn into end statuses.
 //!
-//! Each end is one WebSocket to `/ws/channels/{id}` (PROTOCOL.md §4), opened lazily and driven
-//! by a task on the SDK runtime; [`ChannelWriter`] and [`ChannelReader`] only talk to that task.
+//! Each end is one WebSocket to `/ws/channels/{id}` (PROTOCOL.md §4), opened lazily by a task on
+//! the SDK runtime, whose reactor then drives it. The data path has no task hop: a write feeds
+//! the socket from the caller's future and a read takes the next frame straight from it, which
+//! works from any executor because tokio sockets are woken by the reactor they belong to.
 
+mod pump;
 mod reader;
 mod writer;
 

@@ -1,27 +1,28 @@
 //! The reading end of a channel.
 //!
-//! A pump task owns the socket: binary frames go into a small bounded queue (a slow consumer
-//! stops the pump, and TCP carries the backpressure to the engine), text frames go to the
-//! `on_message` callbacks in arrival order. The end of the stream keeps its status: only the
-//! engine's `1000` is a clean end; every other close, or a socket that just drops, is an error.
+//! The socket is opened on the SDK runtime and read directly by the consumer's
+//! `next_binary` (no task hop per frame; a consumer that stops reading stops the socket, and TCP
+//! carries the backpressure to the engine). Text frames met on the way go to the `on_message`
+//! callbacks. While nobody reads yet, a pump task on the runtime delivers text messages for the
+//! callbacks (see [`pump`](super::pump)). Only the engine's `1000` is a clean end; every other
+//! close, or a socket that just drops, is an error.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::StreamChannelRef;
 use iii_protocol::close::COMPLETE;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{ChannelSocket, close_frame, connect, end_status, socket_lost};
+use super::{ChannelSocket, close_frame, connect, end_status, pump, socket_lost};
 use crate::{IIIError, runtime};
 
-/// Binary frames queued between the pump and the consumer (each at most 64 KiB).
-const QUEUE_FRAMES: usize = 8;
 /// Text messages kept for the first `on_message` callback, at most.
 const PENDING_MESSAGES: usize = 1024;
 /// Bytes of text kept for the first `on_message` callback, at most.
@@ -39,14 +40,32 @@ struct Messages {
     pending_bytes: usize,
 }
 
-struct Shared {
-    /// How the stream ended: `Ok(())` for a clean end. Set before the data queue closes.
+/// The socket of a reader, shared by the consumer and the pump.
+#[allow(clippy::large_enum_variant)] // one per reader, behind its `Arc`: boxing buys nothing
+pub(super) enum Socket {
+    /// Not connected yet (lazy).
+    Idle,
+    /// Connected.
+    Open(ChannelSocket),
+    /// Ended (see [`Shared::end`]).
+    Ended,
+}
+
+/// State shared by a reader's handle and its pump.
+pub(super) struct Shared {
+    pub(super) url: String,
+    /// How the stream ended: `Ok(())` for a clean end.
     end: OnceLock<Result<(), IIIError>>,
-    messages: Mutex<Messages>,
+    messages: StdMutex<Messages>,
+    /// Binary frames the pump read before a consumer took over (bounded by the pump).
+    pub(super) stash: StdMutex<VecDeque<Bytes>>,
     /// Flipped by [`ChannelReader::close`].
-    closing: watch::Sender<bool>,
-    /// Flipped by the pump when it has finished with the socket.
-    finished: watch::Sender<bool>,
+    pub(super) closing: watch::Sender<bool>,
+    /// Set once `next_binary` was called: the consumer drives the socket from then on.
+    pub(super) consumer: AtomicBool,
+    /// Tells the pump to hand the socket over.
+    pub(super) consumer_arrived: Notify,
+    pub(super) socket: Mutex<Socket>,
 }
 
 impl Shared {
@@ -56,8 +75,14 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub(super) fn stash(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
+        self.stash
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Hands a text message to every callback, or keeps it (bounded) until the first one.
-    fn deliver(&self, message: String) {
+    pub(super) fn deliver(&self, message: String) {
         let mut messages = self.messages();
         if messages.callbacks.is_empty() {
             if messages.pending.len() < PENDING_MESSAGES
@@ -76,6 +101,69 @@ impl Shared {
             call(callback, message.clone());
         }
     }
+
+    /// Records how the stream ended (first record wins) and returns it.
+    pub(super) fn finish(&self, end: Result<(), IIIError>) -> Result<(), IIIError> {
+        let _ = self.end.set(end);
+        self.end.get().cloned().unwrap_or(Ok(()))
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    /// Reads the next frame of `socket` that matters to a reader: binary data (returned), text
+    /// (delivered), or the end (recorded, socket state set to ended).
+    pub(super) async fn read_frame(&self, state: &mut Socket) -> Result<Option<Bytes>, IIIError> {
+        let Socket::Open(socket) = state else {
+            return self.finish(Err(socket_lost(None))).map(|()| None);
+        };
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Binary(chunk))) => return Ok(Some(chunk)),
+                Some(Ok(WsMessage::Text(text))) => self.deliver(text.as_str().to_owned()),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    let end = match IIIError::from_end_status(end_status(frame.as_ref())) {
+                        None => Ok(()),
+                        Some(error) => Err(error),
+                    };
+                    // Recorded first: this future may be cancelled while the echo flushes.
+                    let end = self.finish(end);
+                    let _ = socket.flush().await;
+                    *state = Socket::Ended;
+                    return end.map(|()| None);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    *state = Socket::Ended;
+                    return self.finish(Err(socket_lost(Some(error)))).map(|()| None);
+                }
+                None => {
+                    *state = Socket::Ended;
+                    return self.finish(Err(socket_lost(None))).map(|()| None);
+                }
+            }
+        }
+    }
+
+    /// Connects the socket (on the SDK runtime) if nobody has yet.
+    pub(super) async fn open(&self, state: &mut Socket) -> Result<(), IIIError> {
+        if let Socket::Idle = state {
+            let url = self.url.clone();
+            match runtime().spawn(async move { connect(&url).await }).await {
+                Ok(Ok(socket)) => *state = Socket::Open(socket),
+                Ok(Err(error)) => {
+                    *state = Socket::Ended;
+                    return self.finish(Err(error));
+                }
+                Err(error) => return Err(IIIError::ChannelConnect(error.to_string())),
+            }
+        }
+        match state {
+            Socket::Ended => self.finish(Err(socket_lost(None))),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn call(callback: &MessageCallback, message: String) {
@@ -89,51 +177,58 @@ fn call(callback: &MessageCallback, message: String) {
 ///
 /// The socket opens on the first read or callback registration.
 pub struct ChannelReader {
-    url: String,
     shared: Arc<Shared>,
-    /// The pump's end of the data queue, until the pump starts.
-    start: Mutex<Option<mpsc::Sender<Bytes>>>,
-    data: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    pump_started: AtomicBool,
+    /// Dropping the reader stops its pump (which then drops the socket).
+    _stop: oneshot::Sender<()>,
+    stopped: StdMutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl ChannelReader {
     /// A reader for `channel_ref` on the engine at `address` (the worker's engine URL).
     pub fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE_FRAMES);
+        let (stop, stopped) = oneshot::channel();
         Self {
-            url: channel_ref.url(address),
             shared: Arc::new(Shared {
+                url: channel_ref.url(address),
                 end: OnceLock::new(),
-                messages: Mutex::new(Messages::default()),
+                messages: StdMutex::new(Messages::default()),
+                stash: StdMutex::new(VecDeque::new()),
                 closing: watch::Sender::new(false),
-                finished: watch::Sender::new(false),
+                consumer: AtomicBool::new(false),
+                consumer_arrived: Notify::new(),
+                socket: Mutex::new(Socket::Idle),
             }),
-            start: Mutex::new(Some(sender)),
-            data: tokio::sync::Mutex::new(receiver),
+            pump_started: AtomicBool::new(false),
+            _stop: stop,
+            stopped: StdMutex::new(Some(stopped)),
         }
     }
 
     /// The next binary chunk (at most 64 KiB), or `Ok(None)` once the writer has closed the
     /// stream cleanly and every chunk was read. An aborted, lost or expired stream is an error,
-    /// never a clean end.
+    /// never a clean end. Closing the reader makes a pending call fail with
+    /// [`IIIError::ReaderClosed`].
     pub async fn next_binary(&self) -> Result<Option<Bytes>, IIIError> {
-        self.ensure_started();
-        let mut closing = self.shared.closing.subscribe();
-        if *closing.borrow_and_update() {
-            return Err(IIIError::ReaderClosed);
+        if !self.shared.consumer.swap(true, Ordering::AcqRel) {
+            self.shared.consumer_arrived.notify_one();
         }
-        let mut data = self.data.lock().await;
+        let mut closing = self.shared.closing.subscribe();
+        let reading = async {
+            let mut state = self.shared.socket.lock().await;
+            if let Some(chunk) = self.shared.stash().pop_front() {
+                return Ok(Some(chunk));
+            }
+            if let Some(end) = self.shared.end.get() {
+                return end.clone().map(|()| None);
+            }
+            self.shared.open(&mut state).await?;
+            self.shared.read_frame(&mut state).await
+        };
         tokio::select! {
             biased;
             _ = closing.wait_for(|closing| *closing) => Err(IIIError::ReaderClosed),
-            chunk = data.recv() => match chunk {
-                Some(chunk) => Ok(Some(chunk)),
-                None => match self.shared.end.get() {
-                    Some(Ok(())) => Ok(None),
-                    Some(Err(error)) => Err(error.clone()),
-                    None => Err(IIIError::Connection("the channel reader task stopped".into())),
-                },
-            },
+            read = reading => read,
         }
     }
 
@@ -150,7 +245,9 @@ impl ChannelReader {
     /// are given to it first (up to 1024 of them). A message is always delivered before any
     /// data that followed it is returned by [`next_binary`](Self::next_binary).
     ///
-    /// Callbacks run on the SDK runtime's threads and must not block.
+    /// Until the first `next_binary`, a task delivers messages as they arrive; from then on
+    /// they are delivered while reading. Callbacks must not block: they run on the SDK
+    /// runtime's threads or inside `next_binary`.
     pub async fn on_message<F>(&self, callback: F)
     where
         F: Fn(String) + Send + Sync + 'static,
@@ -165,7 +262,18 @@ impl ChannelReader {
             }
             messages.callbacks.push(callback);
         }
-        self.ensure_started();
+        if !self.shared.consumer.load(Ordering::Acquire)
+            && !self.pump_started.swap(true, Ordering::AcqRel)
+        {
+            let stopped = self
+                .stopped
+                .lock()
+                .ok()
+                .and_then(|mut stopped| stopped.take());
+            if let Some(stopped) = stopped {
+                runtime().spawn(pump::run(self.shared.clone(), stopped));
+            }
+        }
     }
 
     /// Closes this end: the socket closes (the engine then fails the writer's later writes
@@ -173,58 +281,13 @@ impl ChannelReader {
     /// [`IIIError::ReaderClosed`].
     pub async fn close(&self) {
         self.shared.closing.send_replace(true);
-        let never_started = self.lock_start().take().is_some();
-        if never_started {
-            let _ = self.shared.end.set(Err(IIIError::ReaderClosed));
-            return;
-        }
-        let mut finished = self.shared.finished.subscribe();
-        let _ = finished.wait_for(|finished| *finished).await;
-    }
-
-    fn lock_start(&self) -> MutexGuard<'_, Option<mpsc::Sender<Bytes>>> {
-        self.start
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn ensure_started(&self) {
-        if let Some(sender) = self.lock_start().take() {
-            runtime().spawn(pump(self.url.clone(), sender, self.shared.clone()));
-        }
-    }
-}
-
-impl std::fmt::Debug for ChannelReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChannelReader")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What ended the pump's loop.
-enum Stop {
-    /// The stream ended (clean or not) as the engine or the socket said.
-    Ended(Result<(), IIIError>),
-    /// This end was closed locally, or the reader was dropped: close the socket.
-    Local,
-}
-
-/// The pump task: connect, then move frames from the socket to the queue and the callbacks.
-async fn pump(url: String, data: mpsc::Sender<Bytes>, shared: Arc<Shared>) {
-    let mut closing = shared.closing.subscribe();
-    let connected = tokio::select! {
-        biased;
-        _ = closing.wait_for(|closing| *closing) => None,
-        socket = connect(&url) => Some(socket),
-    };
-    let stop = match connected {
-        None => Stop::Local,
-        Some(Err(error)) => Stop::Ended(Err(error)),
-        Some(Ok(mut socket)) => {
-            let stop = forward(&mut socket, &data, &shared, &mut closing).await;
-            if let Stop::Local = stop {
+        let mut state = self.shared.socket.lock().await;
+        let previous = std::mem::replace(&mut *state, Socket::Ended);
+        let _ = self.shared.finish(Err(IIIError::ReaderClosed));
+        drop(state);
+        if let Socket::Open(mut socket) = previous {
+            // The close handshake runs on the SDK runtime (it needs its timer).
+            let closing = runtime().spawn(async move {
                 let frame = WsMessage::Close(Some(close_frame(COMPLETE, "")));
                 let acknowledged = async {
                     socket.send(frame).await?;
@@ -232,60 +295,16 @@ async fn pump(url: String, data: mpsc::Sender<Bytes>, shared: Arc<Shared>) {
                     Ok::<_, tokio_tungstenite::tungstenite::Error>(())
                 };
                 let _ = tokio::time::timeout(CLOSE_ACK_TIMEOUT, acknowledged).await;
-            }
-            stop
+            });
+            let _ = closing.await;
         }
-    };
-    let end = match stop {
-        Stop::Ended(end) => end,
-        Stop::Local => Err(IIIError::ReaderClosed),
-    };
-    if let Err(error) = &end {
-        tracing::debug!(%error, "channel reader ended");
     }
-    let _ = shared.end.set(end);
-    drop(data);
-    shared.finished.send_replace(true);
 }
 
-async fn forward(
-    socket: &mut ChannelSocket,
-    data: &mpsc::Sender<Bytes>,
-    shared: &Shared,
-    closing: &mut watch::Receiver<bool>,
-) -> Stop {
-    loop {
-        let incoming = tokio::select! {
-            biased;
-            _ = closing.wait_for(|closing| *closing) => return Stop::Local,
-            _ = data.closed() => return Stop::Local,
-            incoming = socket.next() => incoming,
-        };
-        match incoming {
-            Some(Ok(WsMessage::Binary(chunk))) => match data.try_send(chunk) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(chunk)) => {
-                    tokio::select! {
-                        biased;
-                        _ = closing.wait_for(|closing| *closing) => return Stop::Local,
-                        sent = data.send(chunk) => if sent.is_err() { return Stop::Local },
-                    }
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Stop::Local,
-            },
-            Some(Ok(WsMessage::Text(text))) => shared.deliver(text.as_str().to_owned()),
-            Some(Ok(WsMessage::Close(frame))) => {
-                // Let tungstenite send the close echo before the socket is dropped.
-                let _ = tokio::time::timeout(CLOSE_ACK_TIMEOUT, socket.flush()).await;
-                let status = end_status(frame.as_ref());
-                return Stop::Ended(match IIIError::from_end_status(status) {
-                    None => Ok(()),
-                    Some(error) => Err(error),
-                });
-            }
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Stop::Ended(Err(socket_lost(Some(error)))),
-            None => return Stop::Ended(Err(socket_lost(None))),
-        }
+impl std::fmt::Debug for ChannelReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelReader")
+            .field("url", &self.shared.url)
+            .finish_non_exhaustive()
     }
 }
