@@ -49,3 +49,42 @@ pub use iii_protocol::{
     ChannelDirection, EndStatus, ErrorBody, Message, StreamChannelRef, TriggerAction,
     extract_channel_refs,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+
+    /// Bindings move handles across threads and spawn these futures on any runtime.
+    #[test]
+    fn handles_are_send_sync_and_futures_are_send() {
+        send_sync::<III>();
+        send_sync::<ChannelWriter>();
+        send_sync::<ChannelReader>();
+        send_sync::<Channel>();
+        send_sync::<IIIError>();
+        let channel_ref = StreamChannelRef {
+            channel_id: "c".into(),
+            access_key: "k".into(),
+            direction: ChannelDirection::Read,
+        };
+        let writer = ChannelWriter::new("ws://127.0.0.1:1", &channel_ref);
+        let reader = ChannelReader::new("ws://127.0.0.1:1", &channel_ref);
+        let iii = register_worker("ws://127.0.0.1:1");
+        send(&writer.write(b"x"));
+        send(&writer.write_bytes(bytes::Bytes::new()));
+        send(&writer.send_message("m"));
+        send(&writer.close());
+        send(&writer.abort("why"));
+        send(&reader.next_binary());
+        send(&reader.read_all());
+        send(&reader.on_message(|_| {}));
+        send(&reader.close());
+        send(&iii.ready());
+        send(&iii.create_channel(None));
+        send(&iii.trigger(TriggerRequest::new("f", serde_json::Value::Null)));
+        iii.shutdown();
+    }
+}

@@ -1,0 +1,146 @@
+//! The main socket's life: calls in flight when the connection drops, a worker that gives up
+//! reconnecting, trigger registrations, and shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use iii_sdk::{
+    ErrorKind, IIIError, InitOptions, ReconnectionConfig, RegisterFunction, RegisterTrigger,
+    TriggerRequest,
+};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_in_flight_fail_when_the_connection_drops() {
+    let engine = engine().await;
+    let owner = worker(&engine);
+    owner.register_function(RegisterFunction::new_async(
+        "conn::slow",
+        |_: Value| async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Ok(Value::Null)
+        },
+    ));
+    ready(&owner).await;
+    let caller = worker(&engine);
+    let call = tokio::spawn({
+        let caller = caller.clone();
+        async move {
+            caller
+                .trigger(TriggerRequest::new("conn::slow", Value::Null))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    engine.shutdown().await;
+    // Either the engine answered before going away, or the drop failed the call: never a
+    // wait for the 30 s client timeout.
+    let error = within(5, call).await.expect("join").expect_err("failed");
+    assert!(
+        matches!(error.kind(), ErrorKind::Connection) || error.code() == "invocation_stopped",
+        "{error:?}"
+    );
+    owner.shutdown();
+    caller.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_gives_up_reports_not_connected() {
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let options = InitOptions {
+        reconnection: ReconnectionConfig {
+            initial_delay_ms: 20,
+            max_delay_ms: 40,
+            max_retries: Some(2),
+            ..ReconnectionConfig::default()
+        },
+        ..InitOptions::default()
+    };
+    let iii = iii_sdk::register_worker_with(&format!("ws://127.0.0.1:{port}"), options);
+    let error = within(10, iii.ready()).await.expect_err("never connects");
+    assert!(matches!(error, IIIError::NotConnected), "{error:?}");
+    let error = within(10, iii.trigger(TriggerRequest::new("x", Value::Null)))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, IIIError::NotConnected), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn triggers_register_and_unregister() {
+    let engine = engine().await;
+    let iii = worker(&engine);
+    iii.register_function(RegisterFunction::new_async(
+        "files::download",
+        |_: Value| async move { Ok(json!({"status_code": 200, "body": "ok"})) },
+    ));
+    let route = iii
+        .register_trigger(RegisterTrigger::http(
+            "files::download",
+            "/files/:name",
+            "GET",
+        ))
+        .expect("registered");
+    let other = iii
+        .register_trigger(RegisterTrigger::new(
+            "cron",
+            "files::download",
+            json!({"every": "1m"}),
+        ))
+        .expect("registered");
+    assert_ne!(route.id(), other.id());
+    ready(&iii).await;
+    route.unregister();
+    other.unregister();
+    ready(&iii).await;
+    let invalid = iii.register_trigger(RegisterTrigger::new("", "files::download", json!({})));
+    assert!(matches!(invalid, Err(IIIError::Protocol(_))));
+    iii.shutdown();
+    assert!(matches!(
+        iii.register_trigger(RegisterTrigger::http("files::download", "/x", "GET")),
+        Err(IIIError::Shutdown)
+    ));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_sends_what_is_queued_and_refuses_more() {
+    let engine = engine().await;
+    let owner = worker(&engine);
+    let (seen, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    owner.register_function(RegisterFunction::new_async(
+        "conn::record",
+        move |input: Value| {
+            let seen = seen.clone();
+            async move {
+                let _ = seen.send(input["n"].as_u64().unwrap_or(0));
+                Ok(Value::Null)
+            }
+        },
+    ));
+    ready(&owner).await;
+    let caller = worker(&engine);
+    ready(&caller).await;
+    for n in 0..100 {
+        let request = TriggerRequest::void("conn::record", json!({ "n": n }));
+        within(5, caller.trigger(request)).await.expect("queued");
+    }
+    caller.shutdown();
+    let mut received = Vec::new();
+    while received.len() < 100 {
+        received.push(within(10, arrivals.recv()).await.expect("arrival"));
+    }
+    received.sort_unstable();
+    assert_eq!(received, (0..100).collect::<Vec<_>>());
+    let refused = caller
+        .trigger(TriggerRequest::void("conn::record", json!({})))
+        .await;
+    assert!(matches!(refused, Err(IIIError::Shutdown)));
+    assert!(matches!(caller.ready().await, Err(IIIError::Shutdown)));
+    engine.shutdown().await;
+}
