@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
+use futures_util::FutureExt;
 use iii_engine::EngineConfig;
 
 const KIB: u64 = 1024;
@@ -245,5 +246,22 @@ async fn slow_reader_holds_the_writer_back_with_bounded_engine_memory() {
         "engine buffered {} bytes",
         stats.peak_buffered_bytes
     );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_cancelled_while_connecting_keep_the_end() {
+    let engine = engine().await;
+    let iii = worker(&engine);
+    let channel = within(10, iii.create_channel(None)).await.expect("channel");
+    // Each first call is polled once (it starts connecting) and then dropped.
+    assert!(channel.reader.next_binary().now_or_never().is_none());
+    assert!(channel.writer.write(b"lost").now_or_never().is_none());
+    within(10, channel.writer.write(b"kept"))
+        .await
+        .expect("write");
+    within(10, channel.writer.close()).await.expect("close");
+    let data = within(10, channel.reader.read_all()).await.expect("read");
+    assert!(data == b"kept", "{data:?}");
     engine.shutdown().await;
 }

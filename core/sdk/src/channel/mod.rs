@@ -66,6 +66,25 @@ pub(crate) async fn connect(url: &str) -> Result<ChannelSocket, IIIError> {
     }
 }
 
+/// A channel socket being opened on the SDK runtime. Kept in the end's state so that a caller
+/// cancelled while connecting neither drops the half-open end nor makes the next caller open a
+/// second one (which the engine would refuse).
+pub(crate) type Connecting = tokio::task::JoinHandle<Result<ChannelSocket, IIIError>>;
+
+/// Starts opening `url` on the SDK runtime (whose reactor then drives the socket).
+pub(crate) fn start_connect(url: &str) -> Connecting {
+    let url = url.to_string();
+    crate::runtime().spawn(async move { connect(&url).await })
+}
+
+/// Waits for a connect started by [`start_connect`].
+pub(crate) async fn finish_connect(connecting: &mut Connecting) -> Result<ChannelSocket, IIIError> {
+    match connecting.await {
+        Ok(outcome) => outcome,
+        Err(error) => Err(IIIError::ChannelConnect(error.to_string())),
+    }
+}
+
 /// How a channel end ended, from the close frame the engine sent.
 pub(crate) fn end_status(frame: Option<&CloseFrame>) -> EndStatus {
     match frame {

@@ -20,7 +20,10 @@ use iii_protocol::close::COMPLETE;
 use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{ChannelSocket, close_frame, connect, end_status, pump, socket_lost};
+use super::{
+    ChannelSocket, Connecting, close_frame, end_status, finish_connect, pump, socket_lost,
+    start_connect,
+};
 use crate::{IIIError, runtime};
 
 /// Text messages kept for the first `on_message` callback, at most.
@@ -45,6 +48,8 @@ struct Messages {
 pub(super) enum Socket {
     /// Not connected yet (lazy).
     Idle,
+    /// Connecting.
+    Connecting(Connecting),
     /// Connected.
     Open(ChannelSocket),
     /// Ended (see [`Shared::end`]).
@@ -149,19 +154,20 @@ impl Shared {
     /// Connects the socket (on the SDK runtime) if nobody has yet.
     pub(super) async fn open(&self, state: &mut Socket) -> Result<(), IIIError> {
         if let Socket::Idle = state {
-            let url = self.url.clone();
-            match runtime().spawn(async move { connect(&url).await }).await {
-                Ok(Ok(socket)) => *state = Socket::Open(socket),
-                Ok(Err(error)) => {
+            *state = Socket::Connecting(start_connect(&self.url));
+        }
+        if let Socket::Connecting(connecting) = state {
+            match finish_connect(connecting).await {
+                Ok(socket) => *state = Socket::Open(socket),
+                Err(error) => {
                     *state = Socket::Ended;
                     return self.finish(Err(error));
                 }
-                Err(error) => return Err(IIIError::ChannelConnect(error.to_string())),
             }
         }
         match state {
-            Socket::Ended => self.finish(Err(socket_lost(None))),
-            _ => Ok(()),
+            Socket::Open(_) => Ok(()),
+            _ => self.finish(Err(socket_lost(None))),
         }
     }
 }
@@ -285,9 +291,19 @@ impl ChannelReader {
         let previous = std::mem::replace(&mut *state, Socket::Ended);
         let _ = self.shared.finish(Err(IIIError::ReaderClosed));
         drop(state);
-        if let Socket::Open(mut socket) = previous {
+        if let Socket::Open(_) | Socket::Connecting(_) = previous {
             // The close handshake runs on the SDK runtime (it needs its timer).
             let closing = runtime().spawn(async move {
+                let mut socket = match previous {
+                    Socket::Open(socket) => socket,
+                    Socket::Connecting(mut connecting) => {
+                        match finish_connect(&mut connecting).await {
+                            Ok(socket) => socket,
+                            Err(_) => return,
+                        }
+                    }
+                    _ => return,
+                };
                 let frame = WsMessage::Close(Some(close_frame(COMPLETE, "")));
                 let acknowledged = async {
                     socket.send(frame).await?;

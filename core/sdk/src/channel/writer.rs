@@ -17,7 +17,9 @@ use iii_protocol::{EndStatus, StreamChannelRef};
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
-use super::{ChannelSocket, close_frame, connect, end_status, socket_lost};
+use super::{
+    ChannelSocket, Connecting, close_frame, end_status, finish_connect, socket_lost, start_connect,
+};
 use crate::{IIIError, runtime};
 
 type Sink = futures_util::stream::SplitSink<ChannelSocket, WsMessage>;
@@ -58,6 +60,8 @@ impl Shared {
 enum Conn {
     /// Not connected yet (lazy).
     Idle,
+    /// Connecting.
+    Connecting(Connecting),
     /// Connected; dropping `_stop` stops the watcher, which drops the socket.
     Open {
         sink: Sink,
@@ -202,15 +206,16 @@ impl ChannelWriter {
     /// The socket, connecting it (on the SDK runtime) on first use.
     async fn open<'c>(&self, conn: &'c mut Conn) -> Result<&'c mut Sink, IIIError> {
         if let Conn::Idle = conn {
-            let url = self.url.clone();
-            let connected = runtime().spawn(async move { connect(&url).await }).await;
-            let socket = match connected {
-                Ok(Ok(socket)) => socket,
-                Ok(Err(error)) => {
+            *conn = Conn::Connecting(start_connect(&self.url));
+        }
+        if let Conn::Connecting(connecting) = conn {
+            let socket = match finish_connect(connecting).await {
+                Ok(socket) => socket,
+                Err(error) => {
                     self.shared.record(Err(error.clone()));
+                    *conn = Conn::Finished(Err(error.clone()));
                     return Err(error);
                 }
-                Err(error) => return Err(IIIError::ChannelConnect(error.to_string())),
             };
             let (sink, stream) = socket.split();
             let (stop, stopped) = oneshot::channel();
