@@ -1,51 +1,31 @@
 //! The main socket task: connect, greet, serve, reconnect.
 //!
-//! One task per worker owns the WebSocket to the engine. On every connection it sends the
-//! stored registrations and `engine::workers::register` at once (it does not wait for
-//! `workerregistered`), then serves: a reading half dispatches invocations, results and pongs;
-//! a writing half sends registration changes, calls, results and pings in flushed batches.
-//! When the socket drops, calls in flight fail and it reconnects with backoff.
+//! One task per worker owns the connection to the engine. On every connection it sends
+//! `reattach`, the stored registrations and `engine::workers::register` at once (it does not
+//! wait for `workerregistered`), then hands the writing half to the [`Link`] so callers can
+//! write directly, and serves: the reading half dispatches invocations, results and pongs, the
+//! [`Link`]'s write loop sends whatever was queued. When the socket drops, calls in flight fail
+//! and it reconnects with backoff.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::limits::FN_WORKERS_REGISTER;
 use iii_protocol::{Message, TriggerAction};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::IIIError;
 use crate::channel::close_frame;
 use crate::invocation::{Invocation, dispatch};
+use crate::link::{Outbound, Pings, Sink, Socket};
 use crate::options::jitter_sample;
 use crate::worker::{Inner, lock};
 
-/// Something to send on the main socket, in order.
-pub(crate) enum Outbound {
-    /// A message that needs no answer (void calls, invocation results).
-    Send(String),
-    /// A call whose result completes `reply`.
-    Call {
-        id: String,
-        text: String,
-        reply: oneshot::Sender<Result<Value, IIIError>>,
-    },
-    /// A JSON ping; `reply` completes when its pong arrives.
-    Ping(oneshot::Sender<()>),
-}
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Reply = oneshot::Sender<Result<Value, IIIError>>;
-type Sink = futures_util::stream::SplitSink<Socket, WsMessage>;
 type Stream = futures_util::stream::SplitStream<Socket>;
 
-/// Most messages written before one flush.
-const BATCH_MESSAGES: usize = 64;
 /// How long a shutting-down worker tries to send what is queued and close politely.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -56,19 +36,8 @@ struct Session {
     reattach_token: Option<String>,
 }
 
-/// The calls and pings waiting for an answer on one connection.
-#[derive(Default)]
-struct Waiting {
-    calls: Mutex<HashMap<String, Reply>>,
-    pings: Mutex<VecDeque<oneshot::Sender<()>>>,
-}
-
 /// The worker's main socket task; runs until shutdown (or until reconnecting gives up).
-pub(crate) async fn run(
-    inner: Arc<Inner>,
-    mut control: mpsc::UnboundedReceiver<String>,
-    mut outbound: mpsc::Receiver<Outbound>,
-) {
+pub(crate) async fn run(inner: Arc<Inner>, mut outbound: mpsc::Receiver<Outbound>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session::default();
     let mut failures: u32 = 0;
@@ -83,7 +52,7 @@ pub(crate) async fn run(
             Ok((socket, _response)) => {
                 failures = 0;
                 tracing::debug!(address = %inner.address, "connected to the engine");
-                let io = (&mut control, &mut outbound, &mut shutdown);
+                let io = (&mut outbound, &mut shutdown);
                 if serve(&inner, socket, io, &mut session).await {
                     break IIIError::Shutdown;
                 }
@@ -117,22 +86,25 @@ pub(crate) async fn run(
 }
 
 type Io<'a> = (
-    &'a mut mpsc::UnboundedReceiver<String>,
     &'a mut mpsc::Receiver<Outbound>,
     &'a mut watch::Receiver<bool>,
 );
 
 /// Serves one connection. Returns true when it ended because the worker shuts down.
-async fn serve(inner: &Inner, socket: Socket, io: Io<'_>, session: &mut Session) -> bool {
-    let (control, outbound, shutdown) = io;
+async fn serve(inner: &Arc<Inner>, socket: Socket, io: Io<'_>, session: &mut Session) -> bool {
+    let (outbound, shutdown) = io;
+    let link = &inner.link;
     let (mut sink, mut stream) = socket.split();
-    let waiting = Waiting::default();
+    if let Err(error) = greet(&mut sink, greeting(inner, session)).await {
+        tracing::warn!(%error, "connection to the engine lost while greeting");
+        return false;
+    }
+    link.attach(sink).await;
+    let pings = Pings::default();
     let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
-    let greeting = greeting(inner, session, control);
     let stopping = {
-        let reading = read_loop(inner, &mut stream, &waiting, &urgent, session);
-        let queues = (&mut urgent_queue, &mut *control, &mut *outbound);
-        let writing = write_loop(&mut sink, greeting, queues, &waiting);
+        let reading = read_loop(inner, &mut stream, &pings, &urgent, session);
+        let writing = link.write_loop(&mut urgent_queue, outbound, &pings);
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => true,
@@ -151,23 +123,27 @@ async fn serve(inner: &Inner, socket: Socket, io: Io<'_>, session: &mut Session)
     } else {
         IIIError::Connection("the connection to the engine was lost".into())
     };
-    for (_, reply) in lock(&waiting.calls).drain() {
-        let _ = reply.send(Err(error.clone()));
-    }
-    if stopping {
+    let sink = link.detach(&error).await;
+    if let (true, Some(mut sink)) = (stopping, sink) {
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye(&mut sink, outbound)).await;
     }
     stopping
 }
 
+async fn greet(
+    sink: &mut Sink,
+    greeting: Vec<String>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    for text in greeting {
+        sink.feed(WsMessage::Text(text.into())).await?;
+    }
+    sink.flush().await
+}
+
 /// The first messages of a connection: `reattach`, every registration, then the worker's
 /// description. Registration changes queued so far are covered by the replay.
-fn greeting(
-    inner: &Inner,
-    session: &Session,
-    control: &mut mpsc::UnboundedReceiver<String>,
-) -> Vec<String> {
-    while control.try_recv().is_ok() {}
+fn greeting(inner: &Inner, session: &Session) -> Vec<String> {
+    inner.link.clear_registrations();
     let mut texts = Vec::new();
     if let (Some(id), Some(token)) = (&session.worker_id, &session.reattach_token) {
         let reattach = Message::Reattach {
@@ -218,90 +194,11 @@ fn worker_description(inner: &Inner) -> String {
     .to_json()
 }
 
-type Queues<'a> = (
-    &'a mut mpsc::UnboundedReceiver<String>,
-    &'a mut mpsc::UnboundedReceiver<String>,
-    &'a mut mpsc::Receiver<Outbound>,
-);
-
-/// Sends the greeting, then everything queued, in batches with one flush each. Returns why
-/// it stopped.
-async fn write_loop(
-    sink: &mut Sink,
-    greeting: Vec<String>,
-    queues: Queues<'_>,
-    waiting: &Waiting,
-) -> String {
-    let (urgent, control, outbound) = queues;
-    for text in greeting {
-        if let Err(error) = sink.feed(WsMessage::Text(text.into())).await {
-            return error.to_string();
-        }
-    }
-    if let Err(error) = sink.flush().await {
-        return error.to_string();
-    }
-    let mut prune_at = 64;
-    loop {
-        let first = tokio::select! {
-            biased;
-            Some(text) = urgent.recv() => Outbound::Send(text),
-            Some(text) = control.recv() => Outbound::Send(text),
-            item = outbound.recv() => match item {
-                Some(item) => item,
-                None => return "the worker stopped".into(),
-            },
-            else => return "the worker stopped".into(),
-        };
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(item) = next.take() {
-            let text = match item {
-                Outbound::Send(text) => text,
-                Outbound::Call { id, text, reply } => {
-                    if reply.is_closed() {
-                        String::new() // the caller gave up while the call was queued
-                    } else {
-                        let mut calls = lock(&waiting.calls);
-                        if calls.len() >= prune_at {
-                            calls.retain(|_, reply| !reply.is_closed());
-                            prune_at = (calls.len() * 2).max(64);
-                        }
-                        calls.insert(id, reply);
-                        text
-                    }
-                }
-                Outbound::Ping(reply) => {
-                    lock(&waiting.pings).push_back(reply);
-                    Message::Ping.to_json()
-                }
-            };
-            if !text.is_empty() {
-                if let Err(error) = sink.feed(WsMessage::Text(text.into())).await {
-                    return error.to_string();
-                }
-                written += 1;
-            }
-            if written < BATCH_MESSAGES {
-                next = urgent
-                    .try_recv()
-                    .or_else(|_| control.try_recv())
-                    .map(Outbound::Send)
-                    .or_else(|_| outbound.try_recv())
-                    .ok();
-            }
-        }
-        if let Err(error) = sink.flush().await {
-            return error.to_string();
-        }
-    }
-}
-
 /// Reads the engine's messages until the socket ends. Returns why it ended.
 async fn read_loop(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     stream: &mut Stream,
-    waiting: &Waiting,
+    pings: &Pings,
     urgent: &mpsc::UnboundedSender<String>,
     session: &mut Session,
 ) -> String {
@@ -338,7 +235,13 @@ async fn read_loop(
                     data,
                     action,
                 };
-                dispatch(invocation, handler, inner.outbound.clone(), urgent);
+                let replier = inner.clone();
+                let reply = move |text| async move {
+                    if let Err(error) = replier.send(Outbound::Send(text)).await {
+                        tracing::debug!(%error, "an invocation result could not be sent");
+                    }
+                };
+                dispatch(invocation, handler, reply, urgent);
             }
             Message::InvocationResult {
                 invocation_id,
@@ -346,15 +249,14 @@ async fn read_loop(
                 error,
                 ..
             } => {
-                if let Some(reply) = lock(&waiting.calls).remove(&invocation_id) {
-                    let _ = reply.send(match error {
-                        Some(body) => Err(body.into()),
-                        None => Ok(result.unwrap_or(Value::Null)),
-                    });
-                }
+                let result = match error {
+                    Some(body) => Err(body.into()),
+                    None => Ok(result.unwrap_or(Value::Null)),
+                };
+                inner.link.complete(&invocation_id, result);
             }
             Message::Pong => {
-                if let Some(reply) = lock(&waiting.pings).pop_front() {
+                if let Some(reply) = lock(pings).pop_front() {
                     let _ = reply.send(());
                 }
             }

@@ -2,6 +2,7 @@
 //! caught, and turn its outcome into the `invocationresult` the caller waits for.
 
 use std::any::Any;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
@@ -9,7 +10,6 @@ use iii_protocol::{ErrorBody, Message, TriggerAction};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::connection::Outbound;
 use crate::function::Handler;
 use crate::{IIIError, runtime};
 
@@ -27,14 +27,18 @@ impl Invocation {
     }
 }
 
-/// Runs `invocation` with `handler` in a new task on the SDK runtime and queues its result.
+/// Runs `invocation` with `handler` in a new task on the SDK runtime and hands its result to
+/// `reply`.
 /// Without a handler, answers `function_not_found` through `urgent` (never blocks).
-pub(crate) fn dispatch(
+pub(crate) fn dispatch<R, F>(
     invocation: Invocation,
     handler: Option<Handler>,
-    outbound: mpsc::Sender<Outbound>,
+    reply: R,
     urgent: &mpsc::UnboundedSender<String>,
-) {
+) where
+    R: FnOnce(String) -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
     let wants_result = invocation.wants_result();
     let Invocation {
         invocation_id,
@@ -64,17 +68,11 @@ pub(crate) fn dispatch(
             }
             return;
         };
-        let reply = match outcome {
+        let message = match outcome {
             Ok(result) => Message::result(id, Some(function_id), result),
             Err(error) => Message::error(id, Some(function_id), error.to_error_body()),
         };
-        if outbound
-            .send(Outbound::Send(reply.to_json()))
-            .await
-            .is_err()
-        {
-            tracing::debug!("worker stopped before an invocation result could be sent");
-        }
+        reply(message.to_json()).await;
     });
 }
 
@@ -102,19 +100,23 @@ mod tests {
         }
     }
 
+    type Replier = Box<dyn FnOnce(String) -> std::future::Ready<()> + Send>;
+
+    fn replier() -> (Replier, mpsc::UnboundedReceiver<String>) {
+        let (sender, queue) = mpsc::unbounded_channel();
+        let reply = move |text| {
+            let _ = sender.send(text);
+            std::future::ready(())
+        };
+        (Box::new(reply), queue)
+    }
+
     async fn reply_of(handler: Handler) -> Value {
-        let (outbound, mut queue) = mpsc::channel(4);
+        let (reply, mut queue) = replier();
         let (urgent, _urgent_queue) = mpsc::unbounded_channel();
-        dispatch(
-            invocation(Some("i1"), None),
-            Some(handler),
-            outbound,
-            &urgent,
-        );
-        match queue.recv().await {
-            Some(Outbound::Send(text)) => serde_json::from_str(&text).expect("json"),
-            _ => panic!("no reply"),
-        }
+        dispatch(invocation(Some("i1"), None), Some(handler), reply, &urgent);
+        let text = queue.recv().await.expect("a reply");
+        serde_json::from_str(&text).expect("json")
     }
 
     #[tokio::test]
@@ -144,24 +146,16 @@ mod tests {
 
     #[test]
     fn unknown_functions_are_answered_unless_void() {
-        let (outbound, _queue) = mpsc::channel(1);
         let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
-        dispatch(
-            invocation(Some("i2"), None),
-            None,
-            outbound.clone(),
-            &urgent,
-        );
+        let (reply, _queue) = replier();
+        dispatch(invocation(Some("i2"), None), None, reply, &urgent);
         let reply: Value =
             serde_json::from_str(&urgent_queue.try_recv().expect("reply")).expect("json");
         assert_eq!(reply["error"]["code"], "function_not_found");
         assert_eq!(reply["invocation_id"], "i2");
-        dispatch(
-            invocation(Some("i3"), Some(TriggerAction::Void)),
-            None,
-            outbound,
-            &urgent,
-        );
+        let (reply, _queue) = replier();
+        let void = invocation(Some("i3"), Some(TriggerAction::Void));
+        dispatch(void, None, reply, &urgent);
         assert!(urgent_queue.try_recv().is_err());
     }
 }

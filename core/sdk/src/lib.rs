@@ -32,6 +32,7 @@ mod connection;
 pub mod error;
 pub mod function;
 mod invocation;
+mod link;
 pub mod options;
 mod runtime;
 pub mod trigger;

@@ -14,7 +14,8 @@ use iii_protocol::{Message, StreamChannelRef};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::connection::{self, Outbound};
+use crate::connection;
+use crate::link::{Link, Outbound};
 use crate::{
     Channel, IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest, runtime,
 };
@@ -27,7 +28,6 @@ pub fn register_worker(url: &str) -> III {
 
 /// Like [`register_worker`], with options.
 pub fn register_worker_with(url: &str, options: InitOptions) -> III {
-    let (control, control_queue) = mpsc::unbounded_channel();
     let (outbound, outbound_queue) = mpsc::channel(options.max_queued_messages.max(1));
     let inner = Arc::new(Inner {
         address: url.to_string(),
@@ -35,16 +35,12 @@ pub fn register_worker_with(url: &str, options: InitOptions) -> III {
         functions: Mutex::new(HashMap::new()),
         triggers: Mutex::new(HashMap::new()),
         generation: AtomicU64::new(0),
-        control,
+        link: Link::default(),
         outbound,
         shutdown: watch::Sender::new(false),
         terminal: OnceLock::new(),
     });
-    runtime().spawn(connection::run(
-        inner.clone(),
-        control_queue,
-        outbound_queue,
-    ));
+    runtime().spawn(connection::run(inner.clone(), outbound_queue));
     III { inner }
 }
 
@@ -57,9 +53,9 @@ pub(crate) struct Inner {
     /// Registered triggers by trigger id.
     pub(crate) triggers: Mutex<HashMap<String, RegisterTrigger>>,
     generation: AtomicU64,
-    /// Registration changes, sent at once when connected (and replayed on reconnect anyway).
-    pub(crate) control: mpsc::UnboundedSender<String>,
-    /// Calls, results and pings, in order; bounded.
+    /// The main socket's sending side, shared with callers.
+    pub(crate) link: Link,
+    /// What waits for a connection (calls, results, pings), in order; bounded.
     pub(crate) outbound: mpsc::Sender<Outbound>,
     pub(crate) shutdown: watch::Sender<bool>,
     /// Why the worker stopped for good (shutdown, or reconnecting gave up).
@@ -82,6 +78,15 @@ impl Inner {
 
     fn stopped(&self) -> IIIError {
         self.terminal.get().cloned().unwrap_or(IIIError::Shutdown)
+    }
+
+    /// Sends `item` now if connected (from the caller's future), else queues it for the next
+    /// connection.
+    pub(crate) async fn send(&self, item: Outbound) -> Result<(), IIIError> {
+        match self.link.send_now(item).await {
+            Ok(written) => written,
+            Err(item) => self.outbound.send(item).await.map_err(|_| self.stopped()),
+        }
     }
 }
 
@@ -148,7 +153,7 @@ impl III {
         let id = function.id.clone();
         let announcement = function.message().to_json();
         lock(&self.inner.functions).insert(id.clone(), (generation, function));
-        let _ = self.inner.control.send(announcement);
+        self.inner.link.announce(announcement);
         FunctionRef {
             inner: self.inner.clone(),
             id,
@@ -168,7 +173,7 @@ impl III {
         let announcement = trigger.message(&id).to_json();
         let trigger_type = trigger.trigger_type.clone();
         lock(&self.inner.triggers).insert(id.clone(), trigger);
-        let _ = self.inner.control.send(announcement);
+        self.inner.link.announce(announcement);
         Ok(TriggerRef {
             inner: self.inner.clone(),
             id,
@@ -201,10 +206,11 @@ impl III {
         }
         .to_json();
         let Some(id) = id else {
-            return match self.inner.outbound.send(Outbound::Send(text)).await {
-                Ok(()) => Ok(Value::Null),
-                Err(_) => Err(self.inner.stopped()),
-            };
+            return self
+                .inner
+                .send(Outbound::Send(text))
+                .await
+                .map(|()| Value::Null);
         };
         let (reply, result) = oneshot::channel();
         let call = Outbound::Call { id, text, reply };
@@ -214,9 +220,7 @@ impl III {
             tokio::time::sleep(Duration::from_millis(timeout))
         };
         let waiting = async {
-            if self.inner.outbound.send(call).await.is_err() {
-                return Err(self.inner.stopped());
-            }
+            self.inner.send(call).await?;
             result.await.unwrap_or_else(|_| {
                 Err(IIIError::Connection(
                     "the connection to the engine was lost".into(),
@@ -272,7 +276,7 @@ impl FunctionRef {
             let message = Message::UnregisterFunction {
                 id: self.id.clone(),
             };
-            let _ = self.inner.control.send(message.to_json());
+            self.inner.link.announce(message.to_json());
         }
     }
 }
@@ -305,7 +309,7 @@ impl TriggerRef {
                 id: self.id.clone(),
                 trigger_type: Some(self.trigger_type.clone()),
             };
-            let _ = self.inner.control.send(message.to_json());
+            self.inner.link.announce(message.to_json());
         }
     }
 }

@@ -13,6 +13,10 @@ mod writer;
 pub use reader::ChannelReader;
 pub use writer::ChannelWriter;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use iii_protocol::{EndStatus, StreamChannelRef};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -66,22 +70,26 @@ pub(crate) async fn connect(url: &str) -> Result<ChannelSocket, IIIError> {
     }
 }
 
-/// A channel socket being opened on the SDK runtime. Kept in the end's state so that a caller
-/// cancelled while connecting neither drops the half-open end nor makes the next caller open a
-/// second one (which the engine would refuse).
-pub(crate) type Connecting = tokio::task::JoinHandle<Result<ChannelSocket, IIIError>>;
+/// A channel socket being opened. It is polled inside the SDK runtime's context, so the socket
+/// registers with that runtime's reactor, yet on the caller's thread (no task hop). It is kept in
+/// the end's state so that a caller cancelled while connecting neither drops the half-open end
+/// nor makes the next caller open a second one (which the engine would refuse).
+pub(crate) struct Connecting(Pin<Box<dyn Future<Output = Result<ChannelSocket, IIIError>> + Send>>);
 
-/// Starts opening `url` on the SDK runtime (whose reactor then drives the socket).
-pub(crate) fn start_connect(url: &str) -> Connecting {
-    let url = url.to_string();
-    crate::runtime().spawn(async move { connect(&url).await })
+impl Connecting {
+    /// Starts opening `url` (nothing happens until it is polled).
+    pub(crate) fn start(url: &str) -> Self {
+        let url = url.to_string();
+        Self(Box::pin(async move { connect(&url).await }))
+    }
 }
 
-/// Waits for a connect started by [`start_connect`].
-pub(crate) async fn finish_connect(connecting: &mut Connecting) -> Result<ChannelSocket, IIIError> {
-    match connecting.await {
-        Ok(outcome) => outcome,
-        Err(error) => Err(IIIError::ChannelConnect(error.to_string())),
+impl Future for Connecting {
+    type Output = Result<ChannelSocket, IIIError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let _runtime = crate::runtime().enter();
+        self.0.as_mut().poll(cx)
     }
 }
 

@@ -20,10 +20,7 @@ use iii_protocol::close::COMPLETE;
 use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{
-    ChannelSocket, Connecting, close_frame, end_status, finish_connect, pump, socket_lost,
-    start_connect,
-};
+use super::{ChannelSocket, Connecting, close_frame, end_status, pump, socket_lost};
 use crate::{IIIError, runtime};
 
 /// Text messages kept for the first `on_message` callback, at most.
@@ -154,10 +151,10 @@ impl Shared {
     /// Connects the socket (on the SDK runtime) if nobody has yet.
     pub(super) async fn open(&self, state: &mut Socket) -> Result<(), IIIError> {
         if let Socket::Idle = state {
-            *state = Socket::Connecting(start_connect(&self.url));
+            *state = Socket::Connecting(Connecting::start(&self.url));
         }
         if let Socket::Connecting(connecting) = state {
-            match finish_connect(connecting).await {
+            match connecting.await {
                 Ok(socket) => *state = Socket::Open(socket),
                 Err(error) => {
                     *state = Socket::Ended;
@@ -296,12 +293,10 @@ impl ChannelReader {
             let closing = runtime().spawn(async move {
                 let mut socket = match previous {
                     Socket::Open(socket) => socket,
-                    Socket::Connecting(mut connecting) => {
-                        match finish_connect(&mut connecting).await {
-                            Ok(socket) => socket,
-                            Err(_) => return,
-                        }
-                    }
+                    Socket::Connecting(connecting) => match connecting.await {
+                        Ok(socket) => socket,
+                        Err(_) => return,
+                    },
                     _ => return,
                 };
                 let frame = WsMessage::Close(Some(close_frame(COMPLETE, "")));

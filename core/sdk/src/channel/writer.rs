@@ -17,9 +17,7 @@ use iii_protocol::{EndStatus, StreamChannelRef};
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
-use super::{
-    ChannelSocket, Connecting, close_frame, end_status, finish_connect, socket_lost, start_connect,
-};
+use super::{ChannelSocket, Connecting, close_frame, end_status, socket_lost};
 use crate::{IIIError, runtime};
 
 type Sink = futures_util::stream::SplitSink<ChannelSocket, WsMessage>;
@@ -206,10 +204,10 @@ impl ChannelWriter {
     /// The socket, connecting it (on the SDK runtime) on first use.
     async fn open<'c>(&self, conn: &'c mut Conn) -> Result<&'c mut Sink, IIIError> {
         if let Conn::Idle = conn {
-            *conn = Conn::Connecting(start_connect(&self.url));
+            *conn = Conn::Connecting(Connecting::start(&self.url));
         }
         if let Conn::Connecting(connecting) = conn {
-            let socket = match finish_connect(connecting).await {
+            let socket = match connecting.await {
                 Ok(socket) => socket,
                 Err(error) => {
                     self.shared.record(Err(error.clone()));
