@@ -1,8 +1,9 @@
 //! The worker handle [`III`]: what user code (and every binding) calls.
 //!
-//! `III` holds the registrations (replayed on every reconnect) and the queues to the main
-//! socket task in [`connection`](crate::connection); its async methods only send to that task
-//! and wait on replies, so they work when awaited from any executor.
+//! `III` holds the registrations (replayed on every reconnect), the main socket's shared sending
+//! side ([`Link`]) and the queue to the main socket task in [`connection`](crate::connection).
+//! Its async methods write on the socket or queue for the task, and wait on oneshot replies and
+//! SDK-runtime timers, so they work when awaited from any executor.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,7 +183,8 @@ impl III {
     }
 
     /// Calls a function through the engine and returns its result. A void request
-    /// ([`TriggerRequest::void`]) returns `Value::Null` once it is queued for sending.
+    /// ([`TriggerRequest::void`]) returns `Value::Null` once it is written to the main socket
+    /// (or queued, while the worker is reconnecting).
     ///
     /// Remote failures arrive as [`IIIError::Invocation`] with the remote code; no answer
     /// within `timeout_ms` (default 30 s) is [`IIIError::Timeout`]; a connection that drops
