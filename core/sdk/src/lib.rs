@@ -42,7 +42,7 @@ pub use channel::{Channel, ChannelReader, ChannelWriter};
 pub use error::{ErrorKind, IIIError};
 pub use function::RegisterFunction;
 pub use options::{InitOptions, ReconnectionConfig};
-pub use runtime::runtime;
+pub use runtime::{runtime, tokio_runtime};
 pub use trigger::{RegisterTrigger, TriggerRequest};
 pub use worker::{FunctionRef, III, TriggerRef, register_worker, register_worker_with};
 

@@ -20,21 +20,28 @@ pub const RUNTIME_WORKER_THREADS: usize = 2;
 /// named `iii-sdk`). It lives until the process exits.
 ///
 /// Bindings may spawn their own glue tasks on it; they must never `block_on` from one of its
-/// threads (callbacks such as handlers and `on_message` run there).
+/// threads (handlers run there, and `on_message` callbacks until the first read).
 ///
 /// # Panics
 /// Panics only if the operating system refuses to create the runtime's threads.
 pub fn runtime() -> &'static Handle {
-    RUNTIME
-        .get_or_init(|| {
-            Builder::new_multi_thread()
-                .worker_threads(RUNTIME_WORKER_THREADS)
-                .thread_name("iii-sdk")
-                .enable_all()
-                .build()
-                .unwrap_or_else(|error| panic!("iii-sdk: cannot start its tokio runtime: {error}"))
-        })
-        .handle()
+    tokio_runtime().handle()
+}
+
+/// The SDK's runtime itself, for glue that must borrow a `&'static Runtime` (e.g.
+/// `pyo3_async_runtimes::tokio::init_with_runtime`). Same runtime as [`runtime`].
+///
+/// # Panics
+/// Panics only if the operating system refuses to create the runtime's threads.
+pub fn tokio_runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| {
+        Builder::new_multi_thread()
+            .worker_threads(RUNTIME_WORKER_THREADS)
+            .thread_name("iii-sdk")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| panic!("iii-sdk: cannot start its tokio runtime: {error}"))
+    })
 }
 
 #[cfg(test)]
