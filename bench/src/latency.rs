@@ -58,7 +58,11 @@ pub async fn message_round_trips(count: usize) -> Result<RoundTrips, String> {
             samples.push(started.elapsed().as_secs_f64() * 1e6);
         }
     }
-    there.writer.send_message("STOP").await.map_err(|e| e.to_string())?;
+    there
+        .writer
+        .send_message("STOP")
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = echo.child.wait().await;
     iii.shutdown();
     samples.sort_by(f64::total_cmp);

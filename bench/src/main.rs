@@ -121,18 +121,26 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Setups { count } => report_setups(count).await.map(drop),
         Command::SlowReader { bytes } => report_slow_reader(bytes).await.map(drop),
         Command::Churn { count } => report_churn(count).await.map(drop),
-        Command::EngineProc { tombstone_ttl_secs } => workers::engine_proc(tombstone_ttl_secs).await,
+        Command::EngineProc { tombstone_ttl_secs } => {
+            workers::engine_proc(tombstone_ttl_secs).await
+        }
         Command::SinkServer => workers::sink_server().await,
         Command::HopWriter { url, bytes } => workers::hop_writer(&url, bytes).await,
-        Command::ChannelWriter { url, reference, bytes } => {
-            workers::channel_writer(&url, &reference, bytes).await
-        }
-        Command::ChannelReader { url, reference, throttle } => {
-            workers::channel_reader(&url, &reference, throttle).await
-        }
-        Command::Echo { url, reader_ref, writer_ref } => {
-            workers::echo(&url, &reader_ref, &writer_ref).await
-        }
+        Command::ChannelWriter {
+            url,
+            reference,
+            bytes,
+        } => workers::channel_writer(&url, &reference, bytes).await,
+        Command::ChannelReader {
+            url,
+            reference,
+            throttle,
+        } => workers::channel_reader(&url, &reference, throttle).await,
+        Command::Echo {
+            url,
+            reader_ref,
+            writer_ref,
+        } => workers::echo(&url, &reader_ref, &writer_ref).await,
     }
 }
 
@@ -170,7 +178,11 @@ async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
         relay.mb_per_sec()
     );
     Ok(vec![
-        ("one-hop ceiling".into(), format!("{:.0} MB/s", ceiling.mb_per_sec()), "—".into()),
+        (
+            "one-hop ceiling".into(),
+            format!("{:.0} MB/s", ceiling.mb_per_sec()),
+            "—".into(),
+        ),
         (
             "relay throughput".into(),
             format!("{:.0} MB/s ({ratio:.2} × ceiling)", relay.mb_per_sec()),
@@ -201,8 +213,16 @@ async fn report_setups(count: usize) -> Result<Vec<Row>, String> {
     iii.shutdown();
     println!("channel setups: {serial:.0}/s serial, {parallel:.0}/s with 16 in flight");
     Ok(vec![
-        ("channel setups, serial".into(), format!("{serial:.0}/s"), "≥ 5,000/s".into()),
-        ("channel setups, 16 in flight".into(), format!("{parallel:.0}/s"), "—".into()),
+        (
+            "channel setups, serial".into(),
+            format!("{serial:.0}/s"),
+            "≥ 5,000/s".into(),
+        ),
+        (
+            "channel setups, 16 in flight".into(),
+            format!("{parallel:.0}/s"),
+            "—".into(),
+        ),
     ])
 }
 
@@ -218,7 +238,10 @@ async fn report_slow_reader(bytes: u64) -> Result<Vec<Row>, String> {
         figures.peak as f64 / MIB
     );
     Ok(vec![(
-        format!("engine RSS growth, {} MB into a 10 MB/s reader", bytes / 1_000_000),
+        format!(
+            "engine RSS growth, {} MB into a 10 MB/s reader",
+            bytes / 1_000_000
+        ),
         format!("+{growth:.1} MiB"),
         format!("≤ 2 × buffer = {:.0} MiB", 2.0 * buffer),
     )])

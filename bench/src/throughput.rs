@@ -36,7 +36,10 @@ impl Transfer {
 pub async fn ceiling(total: u64) -> Result<Transfer, String> {
     let mut sink = ChildProc::spawn(&["sink-server".into()])?;
     let line = sink.line(Duration::from_secs(30)).await?;
-    let port = line.strip_prefix("READY ").ok_or("sink did not start")?.to_string();
+    let port = line
+        .strip_prefix("READY ")
+        .ok_or("sink did not start")?
+        .to_string();
     let mut writer = ChildProc::spawn(&[
         "hop-writer".into(),
         "--url".into(),

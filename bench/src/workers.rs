@@ -113,11 +113,19 @@ pub async fn channel_writer(url: &str, writer_ref: &str, total: u64) -> Result<(
 
 /// Reads a channel end to its end, optionally throttled to `throttle` bytes per second, and
 /// prints `{bytes, secs}` measured from the first frame.
-pub async fn channel_reader(url: &str, reader_ref: &str, throttle: Option<u64>) -> Result<(), String> {
+pub async fn channel_reader(
+    url: &str,
+    reader_ref: &str,
+    throttle: Option<u64>,
+) -> Result<(), String> {
     let reader = ChannelReader::new(url, &parse_ref(reader_ref)?);
     let mut bytes = 0u64;
     let mut first: Option<Instant> = None;
-    while let Some(chunk) = reader.next_binary().await.map_err(|e| format!("read: {e}"))? {
+    while let Some(chunk) = reader
+        .next_binary()
+        .await
+        .map_err(|e| format!("read: {e}"))?
+    {
         let start = *first.get_or_insert_with(Instant::now);
         bytes += chunk.len() as u64;
         if let Some(rate) = throttle {

@@ -68,7 +68,10 @@ impl StreamChannelRef {
         let base = engine_base(engine_address);
         let channel = form_urlencode_component(&self.channel_id);
         let key = form_urlencode_component(&self.access_key);
-        format!("{base}/ws/channels/{channel}?key={key}&dir={}", self.direction)
+        format!(
+            "{base}/ws/channels/{channel}?key={key}&dir={}",
+            self.direction
+        )
     }
 }
 
@@ -153,8 +156,12 @@ mod tests {
         assert!(is_channel_ref(&sample("read")));
         assert!(is_channel_ref(&sample("write")));
         assert!(!is_channel_ref(&sample("both")));
-        assert!(!is_channel_ref(&json!({"channel_id": "c1", "direction": "read"})));
-        assert!(!is_channel_ref(&json!({"channel_id": 1, "access_key": "k", "direction": "read"})));
+        assert!(!is_channel_ref(
+            &json!({"channel_id": "c1", "direction": "read"})
+        ));
+        assert!(!is_channel_ref(
+            &json!({"channel_id": 1, "access_key": "k", "direction": "read"})
+        ));
         assert!(!is_channel_ref(&json!("text")));
     }
 
@@ -188,7 +195,10 @@ mod tests {
     #[test]
     fn ref_serializes_to_the_wire_shape() {
         let channel_ref = StreamChannelRef::from_value(&sample("write")).expect("a ref");
-        assert_eq!(serde_json::to_value(&channel_ref).expect("json"), sample("write"));
+        assert_eq!(
+            serde_json::to_value(&channel_ref).expect("json"),
+            sample("write")
+        );
         assert_eq!(Value::from(channel_ref), sample("write"));
     }
 }
