@@ -1,20 +1,20 @@
 //! Engine memory: RSS growth while a fast writer feeds a throttled reader (bounded by the
 //! channel buffer, not the stream), and RSS before/after a large number of channels.
 
-use crate::procs::EngineProc;
+use crate::procs::{EngineProc, Rss};
 use crate::setups::setups_per_sec;
 use crate::throughput::relay_on;
 use std::time::Duration;
 
-/// RSS figures of one memory benchmark, in bytes.
+/// RSS figures of one memory benchmark.
 #[derive(Debug, Clone, Copy)]
 pub struct RssFigures {
     /// Before the load.
-    pub baseline: u64,
-    /// The highest value sampled during the load.
-    pub peak: u64,
+    pub baseline: Rss,
+    /// The highest values sampled during the load.
+    pub peak: Rss,
     /// After the load (and, for channels, after their tombstones expired).
-    pub after: u64,
+    pub after: Rss,
 }
 
 /// Streams `total` bytes into a reader throttled to `rate` bytes/s, sampling engine RSS.
@@ -22,7 +22,7 @@ pub async fn slow_reader(total: u64, rate: u64) -> Result<RssFigures, String> {
     let engine = EngineProc::start(60).await?;
     warm_up(&engine).await?;
     let baseline = engine.rss();
-    let transfer = relay_on(&engine, total, Some(rate), 64);
+    let transfer = relay_on(&engine, total, Some(rate), buffer_frames());
     let mut peak = baseline;
     tokio::pin!(transfer);
     let result = loop {
@@ -78,4 +78,12 @@ async fn warm_up(engine: &EngineProc) -> Result<(), String> {
     iii.shutdown();
     tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(())
+}
+
+/// Channel buffer in frames for the slow-reader run (`III_BENCH_BUFFER_FRAMES`, default 64).
+fn buffer_frames() -> u32 {
+    std::env::var("III_BENCH_BUFFER_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
 }

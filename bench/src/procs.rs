@@ -49,10 +49,14 @@ impl ChildProc {
     }
 }
 
-/// Resident set size of a process in bytes, from `/proc/<pid>/status`.
-pub fn rss_bytes(pid: u32) -> Option<u64> {
+/// One field of `/proc/<pid>/status` given in kB, in bytes: `VmRSS` (all resident memory) or
+/// `RssAnon` (resident heap and stacks, without the executable's own pages).
+pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -81,8 +85,36 @@ impl EngineProc {
         Ok(Self { proc, url })
     }
 
-    /// The engine's RSS in bytes.
-    pub fn rss(&self) -> u64 {
-        self.proc.pid().and_then(rss_bytes).unwrap_or(0)
+    /// The engine's resident memory in bytes.
+    pub fn rss(&self) -> Rss {
+        let read = |field| {
+            self.proc
+                .pid()
+                .and_then(|pid| status_bytes(pid, field))
+                .unwrap_or(0)
+        };
+        Rss {
+            total: read("VmRSS"),
+            anon: read("RssAnon"),
+        }
+    }
+}
+
+/// Resident memory of a process, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rss {
+    /// All resident pages (`VmRSS`), including the executable's code as it is paged in.
+    pub total: u64,
+    /// Anonymous resident pages (`RssAnon`): heap, stacks — what the process holds.
+    pub anon: u64,
+}
+
+impl Rss {
+    /// The larger of each field.
+    pub fn max(self, other: Rss) -> Rss {
+        Rss {
+            total: self.total.max(other.total),
+            anon: self.anon.max(other.anon),
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! Channel setups per second: create a channel through the engine, connect both ends, send
 //! one byte, close, read it to the end — serially and with several setups in flight.
 
+use crate::procs::ChildProc;
+use futures_util::{SinkExt, StreamExt};
 use iii_sdk::III;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
 
 /// One complete channel life: create, both ends, one byte, close, read to the end.
 pub async fn one_setup(iii: &III) -> Result<(), String> {
@@ -38,4 +41,26 @@ pub async fn setups_per_sec(iii: &III, count: usize, in_flight: usize) -> Result
         task.await.map_err(|e| e.to_string())??;
     }
     Ok((per_task * in_flight.max(1)) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The ceiling for setups: plain WebSockets to a sink process (connect, upgrade, one byte,
+/// close handshake), one after another — the socket work of one channel end, without the
+/// engine, the channel creation call or the second end.
+pub async fn plain_socket_setups_per_sec(count: usize) -> Result<f64, String> {
+    let mut sink = ChildProc::spawn(&["setup-sink".into()])?;
+    let line = sink.line(Duration::from_secs(30)).await?;
+    let port = line.strip_prefix("READY ").ok_or("sink did not start")?;
+    let url = format!("ws://127.0.0.1:{port}/");
+    let started = Instant::now();
+    for _ in 0..count {
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        ws.send(Message::Binary(bytes::Bytes::from_static(b"x")))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        ws.close(None).await.map_err(|e| format!("close: {e}"))?;
+        while let Some(Ok(_)) = ws.next().await {}
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
 }

@@ -164,3 +164,22 @@ pub async fn echo(url: &str, reader_ref: &str, writer_ref: &str) -> Result<(), S
     writer.close().await.map_err(|e| format!("close: {e}"))?;
     Ok(())
 }
+
+/// Accepts plain WebSockets until killed; reads each one to its end (tungstenite echoes the
+/// close). Prints `READY <port>`.
+pub async fn setup_sink() -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    println!("READY {port}");
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            if let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        });
+    }
+}

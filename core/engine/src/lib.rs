@@ -29,6 +29,7 @@ mod engine;
 mod functions;
 mod invocations;
 mod listener;
+mod runtime;
 mod stats;
 mod triggers;
 mod util;
@@ -37,5 +38,6 @@ mod ws;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, start};
+pub use runtime::{DEFAULT_WORKER_THREADS, build_runtime};
 pub use stats::EngineStats;
 pub use worker::registry::WorkerInfo;

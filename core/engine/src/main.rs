@@ -32,6 +32,10 @@ struct Cli {
     /// Seconds the engine waits for the answer of a call before answering `timeout`.
     #[arg(long, default_value_t = 300)]
     invocation_timeout_secs: u64,
+    /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
+    /// machines), more helps when one core cannot keep up.
+    #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
+    worker_threads: usize,
 }
 
 impl Cli {
@@ -47,12 +51,20 @@ impl Cli {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    match iii_engine::build_runtime(cli.worker_threads) {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            tracing::error!(%error, "could not start the tokio runtime");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run(cli: Cli) -> ExitCode {
     let engine = match iii_engine::start(cli.config()).await {
         Ok(engine) => engine,
         Err(error) => {

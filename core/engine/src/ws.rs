@@ -27,8 +27,12 @@ const LINGER_QUIET: Duration = Duration::from_millis(200);
 /// Largest close reason a close frame can carry (125-byte control payload minus the code).
 const MAX_CLOSE_REASON: usize = 123;
 
-/// Read buffer of a channel writer socket: bulk data, so large reads.
-pub(crate) const WRITER_READ_BUFFER: usize = 128 * 1024;
+/// Read buffer of a channel writer socket: one full frame (64 KiB of payload plus the largest
+/// header). Tungstenite hands out each payload as a slice of its read buffer's allocation, and
+/// a buffered frame keeps that whole allocation alive; sized like this, every allocation
+/// holds about one frame, so the channel buffer's byte bound is also its memory bound (a
+/// 128 KiB buffer let 64 queued frames pin about twice the bytes they carry).
+pub(crate) const WRITER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
 /// Read buffer of a main socket: JSON messages.
 pub(crate) const MAIN_READ_BUFFER: usize = 16 * 1024;
 /// Read buffer of a channel reader socket and of telemetry: control frames only.

@@ -30,6 +30,17 @@ impl Frame {
         }
     }
 
+    /// The same frame in an allocation of its own. Tungstenite hands out each payload as a
+    /// slice of its read buffer, so a frame that waits in the buffer would keep a whole read
+    /// allocation (up to twice the frame) alive; a copy keeps the bytes held equal to the
+    /// bytes counted.
+    fn compacted(self) -> Self {
+        match self {
+            Self::Binary(bytes) => Self::Binary(Bytes::copy_from_slice(&bytes)),
+            text @ Self::Text(_) => text,
+        }
+    }
+
     /// The WebSocket message that carries this frame to the reader.
     pub(crate) fn into_message(self) -> WsMessage {
         match self {
@@ -47,6 +58,11 @@ pub(crate) fn split_binary(bytes: Bytes) -> impl Iterator<Item = Bytes> {
         .step_by(CHANNEL_FRAME_BYTES)
         .map(move |start| bytes.slice(start..len.min(start + CHANNEL_FRAME_BYTES)))
 }
+
+/// Frames already waiting in a buffer from which a new frame is copied into its own
+/// allocation (see [`Frame::compacted`]). While the reader keeps up, frames pass through
+/// without a copy; once they queue up, the reader is the bottleneck and the copy is free.
+const COMPACT_WHEN_QUEUED: usize = 2;
 
 /// The reader is gone (or the channel ended): the buffer takes no more frames.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,6 +118,12 @@ impl BufferTx {
     /// Adds `frame`, waiting while the buffer is full (in frames or bytes).
     pub(crate) async fn push(&self, frame: Frame) -> Result<(), BufferClosed> {
         let cost = self.budget.cost(frame.len());
+        let queued = self.frames.max_capacity() - self.frames.capacity();
+        let frame = if queued >= COMPACT_WHEN_QUEUED {
+            frame.compacted()
+        } else {
+            frame
+        };
         // Fast path: room for the frame right now.
         if let Ok(slot) = self.frames.try_reserve()
             && let Ok(permits) = self.budget.bytes.try_acquire_many(cost)
