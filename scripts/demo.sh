@@ -17,7 +17,7 @@ for _ in $(seq 1 100); do
 done
 
 export III_URL="ws://127.0.0.1:$port"
-for example in pipeline bidirectional; do
+for example in quickstart pipeline bidirectional; do
   printf '\n--- %s ---\n' "$example"
   ./target/release/examples/"$example"
 done
