@@ -39,7 +39,7 @@ impl RegisterFunction {
     /// A function whose handler is an async closure:
     /// `RegisterFunction::new_async("a::b", |input: Value| async move { Ok(input) })`.
     ///
-    /// The handler runs in its own task on the SDK runtime; a panic in it is reported to the
+    /// The handler runs in its own task on the worker's home runtime; a panic in it is reported to the
     /// caller as `invocation_failed` and does not stop the worker.
     pub fn new_async<F, Fut>(id: impl Into<String>, handler: F) -> Self
     where

@@ -10,8 +10,8 @@ use iii_protocol::{ErrorBody, Message, TriggerAction};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::IIIError;
 use crate::function::Handler;
-use crate::{IIIError, runtime};
 
 /// An `invokefunction` received from the engine.
 pub(crate) struct Invocation {
@@ -27,7 +27,7 @@ impl Invocation {
     }
 }
 
-/// Runs `invocation` with `handler` in a new task on the SDK runtime and hands its result to
+/// Runs `invocation` with `handler` in a new task on the home runtime and hands its result to
 /// `reply`.
 /// Without a handler, answers `function_not_found` through `urgent` (never blocks).
 pub(crate) fn dispatch<R, F>(
@@ -57,7 +57,7 @@ pub(crate) fn dispatch<R, F>(
         }
         return;
     };
-    runtime().spawn(async move {
+    crate::runtime::home().spawn(async move {
         let outcome = AssertUnwindSafe(async move { handler(data).await })
             .catch_unwind()
             .await

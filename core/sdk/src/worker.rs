@@ -17,9 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::connection;
 use crate::link::{Link, Outbound};
-use crate::{
-    Channel, IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest, runtime,
-};
+use crate::{Channel, IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 
 /// Connects a worker to the engine at `url` (e.g. `ws://127.0.0.1:49134`) with default
 /// options. Returns at once; the connection is made, and kept, in the background.
@@ -41,7 +39,7 @@ pub fn register_worker_with(url: &str, options: InitOptions) -> III {
         shutdown: watch::Sender::new(false),
         terminal: OnceLock::new(),
     });
-    runtime().spawn(connection::run(inner.clone(), outbound_queue));
+    crate::runtime::home().spawn(connection::run(inner.clone(), outbound_queue));
     III { inner }
 }
 
@@ -216,9 +214,9 @@ impl III {
         };
         let (reply, result) = oneshot::channel();
         let call = Outbound::Call { id, text, reply };
-        // The deadline is a timer of the SDK runtime, so this works on any executor.
+        // The deadline is a timer of the home runtime, so this works on any executor.
         let deadline = {
-            let _runtime = runtime().enter();
+            let _home = crate::runtime::enter_home();
             tokio::time::sleep(Duration::from_millis(timeout))
         };
         let waiting = async {

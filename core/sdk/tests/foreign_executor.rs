@@ -99,3 +99,47 @@ fn works_without_a_tokio_runtime() {
     iii.shutdown();
     engine_runtime.block_on(engine.shutdown());
 }
+
+/// Called from inside a tokio runtime, the SDK lives on that runtime: everything works on a
+/// single-threaded one, where nothing but the caller's own `block_on` drives the sockets.
+#[test]
+fn lives_on_the_callers_current_thread_runtime() {
+    let engine_runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let engine = engine_runtime.block_on(common::engine());
+    let url = engine.ws_url();
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let outcome = caller.block_on(async {
+        let iii = iii_sdk::register_worker(&url);
+        iii.register_function(RegisterFunction::new_async(
+            "home::echo",
+            |input: Value| async move {
+                let thread = std::thread::current().name().map(str::to_owned);
+                Ok(json!({ "input": input, "thread": thread }))
+            },
+        ));
+        common::within(20, iii.ready()).await.expect("ready");
+        let answer = common::within(20, iii.trigger(TriggerRequest::new("home::echo", json!(7))))
+            .await
+            .expect("answer");
+        let channel = iii.create_channel(None).await.expect("channel");
+        let write = async {
+            channel.writer.write(b"on the caller's thread").await?;
+            channel.writer.close().await
+        };
+        let (written, read) = tokio::join!(write, channel.reader.read_all());
+        written.expect("written");
+        iii.shutdown();
+        (answer, read.expect("read"))
+    });
+    let (answer, data) = outcome;
+    assert_eq!(answer["input"], json!(7));
+    assert_ne!(
+        answer["thread"],
+        json!("iii-sdk"),
+        "the handler ran on the SDK's runtime"
+    );
+    assert_eq!(data, b"on the caller's thread");
+}

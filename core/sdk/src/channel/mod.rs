@@ -1,8 +1,8 @@
 //! Streaming channels: the [`Channel`] a worker creates, and what both ends share — how a
 //! channel socket is opened and how its close frames turn into end statuses.
 //!
-//! Each end is one WebSocket to `/ws/channels/{id}` (PROTOCOL.md §4), opened lazily by a task on
-//! the SDK runtime, whose reactor then drives it. The data path has no task hop: a write feeds
+//! Each end is one WebSocket to `/ws/channels/{id}` (PROTOCOL.md §4), opened lazily on the home
+//! runtime ([`crate::runtime`]), whose reactor then drives it. The data path has no task hop: a write feeds
 //! the socket from the caller's future and a read takes the next frame straight from it, which
 //! works from any executor because tokio sockets are woken by the reactor they belong to.
 
@@ -70,8 +70,9 @@ pub(crate) async fn connect(url: &str) -> Result<ChannelSocket, IIIError> {
     }
 }
 
-/// A channel socket being opened. It is polled inside the SDK runtime's context, so the socket
-/// registers with that runtime's reactor, yet on the caller's thread (no task hop). It is kept in
+/// A channel socket being opened. It is polled inside the home runtime's context (the caller's
+/// tokio runtime, or the SDK's when there is none), so the socket registers with that runtime's
+/// reactor, on the caller's thread (no task hop). It is kept in
 /// the end's state so that a caller cancelled while connecting neither drops the half-open end
 /// nor makes the next caller open a second one (which the engine would refuse).
 pub(crate) struct Connecting(Pin<Box<dyn Future<Output = Result<ChannelSocket, IIIError>> + Send>>);
@@ -88,7 +89,7 @@ impl Future for Connecting {
     type Output = Result<ChannelSocket, IIIError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let _runtime = crate::runtime().enter();
+        let _home = crate::runtime::enter_home();
         self.0.as_mut().poll(cx)
     }
 }

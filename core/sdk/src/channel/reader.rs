@@ -1,6 +1,6 @@
 //! The reading end of a channel.
 //!
-//! The socket is opened on the SDK runtime and read directly by the consumer's
+//! The socket is opened on the home runtime (see [`crate::runtime`]) and read directly by the consumer's
 //! `next_binary` (no task hop per frame; a consumer that stops reading stops the socket, and TCP
 //! carries the backpressure to the engine). Text frames met on the way go to the `on_message`
 //! callbacks. While nobody reads yet, a pump task on the runtime delivers text messages for the
@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::{ChannelSocket, Connecting, close_frame, end_status, pump, socket_lost};
-use crate::{IIIError, runtime};
+use crate::IIIError;
 
 /// Text messages kept for the first `on_message` callback, at most.
 const PENDING_MESSAGES: usize = 1024;
@@ -148,7 +148,7 @@ impl Shared {
         }
     }
 
-    /// Connects the socket (on the SDK runtime) if nobody has yet.
+    /// Connects the socket (on the home runtime) if nobody has yet.
     pub(super) async fn open(&self, state: &mut Socket) -> Result<(), IIIError> {
         if let Socket::Idle = state {
             *state = Socket::Connecting(Connecting::start(&self.url));
@@ -274,7 +274,7 @@ impl ChannelReader {
                 .ok()
                 .and_then(|mut stopped| stopped.take());
             if let Some(stopped) = stopped {
-                runtime().spawn(pump::run(self.shared.clone(), stopped));
+                crate::runtime::home().spawn(pump::run(self.shared.clone(), stopped));
             }
         }
     }
@@ -289,8 +289,8 @@ impl ChannelReader {
         let _ = self.shared.finish(Err(IIIError::ReaderClosed));
         drop(state);
         if let Socket::Open(_) | Socket::Connecting(_) = previous {
-            // The close handshake runs on the SDK runtime (it needs its timer).
-            let closing = runtime().spawn(async move {
+            // The close handshake runs on the home runtime (it needs its timer).
+            let closing = crate::runtime::home().spawn(async move {
                 let mut socket = match previous {
                     Socket::Open(socket) => socket,
                     Socket::Connecting(connecting) => match connecting.await {

@@ -1,6 +1,6 @@
 //! The writing end of a channel.
 //!
-//! The socket is opened on the SDK runtime and then written directly by the caller's future
+//! The socket is opened on the home runtime (see [`crate::runtime`]) and then written directly by the caller's future
 //! (frames fed into the socket, one flush per call): no task hop per frame, and a full socket
 //! simply makes `write` wait, which is how backpressure from a slow reader reaches the writer.
 //! A small watcher task on the runtime reads the socket, so the engine's `4003 reader_closed`
@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, oneshot, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use super::{ChannelSocket, Connecting, close_frame, end_status, socket_lost};
-use crate::{IIIError, runtime};
+use crate::IIIError;
 
 type Sink = futures_util::stream::SplitSink<ChannelSocket, WsMessage>;
 type Stream = futures_util::stream::SplitStream<ChannelSocket>;
@@ -201,7 +201,7 @@ impl ChannelWriter {
         self.error()
     }
 
-    /// The socket, connecting it (on the SDK runtime) on first use.
+    /// The socket, connecting it (on the home runtime) on first use.
     async fn open<'c>(&self, conn: &'c mut Conn) -> Result<&'c mut Sink, IIIError> {
         if let Conn::Idle = conn {
             *conn = Conn::Connecting(Connecting::start(&self.url));
@@ -217,7 +217,7 @@ impl ChannelWriter {
             };
             let (sink, stream) = socket.split();
             let (stop, stopped) = oneshot::channel();
-            runtime().spawn(watch(stream, self.shared.clone(), stopped));
+            crate::runtime::home().spawn(watch(stream, self.shared.clone(), stopped));
             *conn = Conn::Open { sink, _stop: stop };
         }
         match conn {
