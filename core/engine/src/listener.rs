@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::accept_hdr_async_with_config;
@@ -89,8 +90,13 @@ async fn handle(
     };
     let max_main_message_bytes = shared.config.max_main_message_bytes;
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
-        let read_buffer = read_buffer_for(&stream).await;
-        let config = socket_config(max_main_message_bytes, read_buffer);
+        let (read_buffer, is_channel) = read_buffer_for(&stream).await;
+        let limit = if is_channel {
+            MAX_CHANNEL_FRAME_BYTES
+        } else {
+            max_main_message_bytes
+        };
+        let config = socket_config(limit, read_buffer);
         accept_hdr_async_with_config(stream, callback, Some(config)).await
     });
     let upgraded = tokio::select! {
@@ -121,24 +127,27 @@ async fn handle(
     }
 }
 
-/// Picks the read buffer size from a peek at the request line (a hint only: routing is
-/// decided on the parsed request). Only channel writers send bulk data.
-async fn read_buffer_for(stream: &TcpStream) -> usize {
+/// Picks the read buffer size, and whether this is a channel socket (whose frames are capped
+/// at 16 MiB rather than at the main socket's message limit), from a peek at the request line.
+/// A hint only: routing is decided on the parsed request, and the relay checks every frame's
+/// size again. Only channel writers send bulk data.
+async fn read_buffer_for(stream: &TcpStream) -> (usize, bool) {
     let mut head = [0u8; 256];
     let seen = stream.peek(&mut head).await.unwrap_or(0);
     let head = head.get(..seen).unwrap_or_default();
     let line = head.split(|byte| *byte == b'\r').next().unwrap_or_default();
     if !line.starts_with(b"GET /ws/channels/") {
-        return if line.starts_with(b"GET /otel") {
+        let read_buffer = if line.starts_with(b"GET /otel") {
             SMALL_READ_BUFFER
         } else {
             MAIN_READ_BUFFER
         };
+        return (read_buffer, false);
     }
     if line.windows(9).any(|window| window == b"dir=write") {
-        WRITER_READ_BUFFER
+        (WRITER_READ_BUFFER, true)
     } else {
-        SMALL_READ_BUFFER
+        (SMALL_READ_BUFFER, true)
     }
 }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::EndStatus;
-use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -38,12 +37,11 @@ pub(crate) const MAIN_READ_BUFFER: usize = 16 * 1024;
 /// Read buffer of a channel reader socket and of telemetry: control frames only.
 pub(crate) const SMALL_READ_BUFFER: usize = 4 * 1024;
 
-/// The tungstenite settings for an accepted socket. Tungstenite zero-fills the free part of
-/// its read buffer on every read attempt, so sockets that receive little get a small one.
-/// The route is only known once the upgrade request is read, so the message limit is the
-/// larger of the two; the smaller one is checked per message by the socket's task.
-pub(crate) fn socket_config(max_main_message_bytes: usize, read_buffer: usize) -> WebSocketConfig {
-    let limit = max_main_message_bytes.max(MAX_CHANNEL_FRAME_BYTES);
+/// The tungstenite settings for an accepted socket: messages and frames up to `limit` bytes.
+/// Tungstenite zero-fills the free part of its read buffer on every read attempt, so sockets
+/// that receive little get a small one. The socket's task checks its route's own limit per
+/// message again (the limit here comes from a peek at the request, before routing).
+pub(crate) fn socket_config(limit: usize, read_buffer: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(read_buffer)
         .max_message_size(Some(limit))

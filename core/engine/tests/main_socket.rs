@@ -412,3 +412,21 @@ async fn ten_thousand_calls_can_be_pending_at_once() {
     }
     assert_eq!(engine.stats().pending_invocations, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_over_16_mib_reach_the_owner() {
+    // The published Python client sends trigger payloads of up to 64 MiB; the engine takes
+    // them (it used to close such a worker's socket at 16 MiB).
+    let engine = engine().await;
+    let mut owner = worker(&engine).await;
+    let mut caller = worker(&engine).await;
+    owner.register("big::payload").await;
+    let blob = "z".repeat(20 * 1024 * 1024);
+    caller.call("big::payload", json!({ "blob": blob })).await;
+    let invoke = owner.recv().await;
+    assert_eq!(invoke["function_id"], "big::payload");
+    assert_eq!(
+        invoke["data"]["blob"].as_str().map(str::len),
+        Some(20 * 1024 * 1024)
+    );
+}

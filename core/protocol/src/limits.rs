@@ -7,8 +7,10 @@ pub const CHANNEL_FRAME_BYTES: usize = 64 * 1024;
 /// Largest frame the engine accepts on a channel socket; larger ones close with 1009.
 pub const MAX_CHANNEL_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
-/// Largest message the engine accepts on the main socket by default.
-pub const MAX_MAIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest message the engine accepts on the main socket by default: 64 MiB, as the published
+/// engine does (the published Python client sends trigger payloads of up to 64 MiB, in 1 MiB
+/// fragments; a lower cap would cost such a worker its connection).
+pub const MAX_MAIN_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Channel buffer size in frames when `engine::channels::create` gets none.
 pub const DEFAULT_BUFFER_FRAMES: u64 = 64;

@@ -37,6 +37,15 @@ struct Session {
 }
 
 /// The worker's main socket task; runs until shutdown (or until reconnecting gives up).
+/// Main-socket limits: messages (and single frames) up to the engine's 64 MiB, so a large
+/// trigger payload reaches its handler instead of failing the connection.
+fn main_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let limit = Some(iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES);
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(limit)
+        .max_frame_size(limit)
+}
+
 pub(crate) async fn run(inner: Arc<Inner>, mut outbound: mpsc::Receiver<Outbound>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session::default();
@@ -46,7 +55,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut outbound: mpsc::Receiver<Outbound
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break IIIError::Shutdown,
             connected = tokio_tungstenite::connect_async_with_config(
-                inner.address.as_str(), None, true) => connected,
+                inner.address.as_str(), Some(main_socket_config()), true) => connected,
         };
         match connected {
             Ok((socket, _response)) => {

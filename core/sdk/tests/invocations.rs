@@ -249,11 +249,23 @@ async fn workers_reconnect_and_replay_registrations() {
     assert_eq!(result.expect("before restart"), json!(1));
 
     first.shutdown().await;
-    let second = engine_with(EngineConfig {
-        port,
-        ..EngineConfig::ephemeral()
-    })
-    .await;
+    // Another test's socket may hold the freed port for a moment: retry the bind briefly.
+    let mut attempts = 0;
+    let second = loop {
+        let config = EngineConfig {
+            port,
+            ..EngineConfig::ephemeral()
+        };
+        match iii_engine::start(config).await {
+            Ok(engine) => break engine,
+            Err(error) if attempts < 50 => {
+                attempts += 1;
+                tracing::debug!(%error, "port {port} still busy");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("cannot restart the engine on port {port}: {error}"),
+        }
+    };
     // Both workers reconnect on their own; the owner's function is registered again.
     within(20, owner.ready()).await.expect("owner back");
     within(20, caller.ready()).await.expect("caller back");
@@ -283,4 +295,31 @@ async fn unregistered_functions_are_gone() {
     .expect_err("unregistered");
     assert_eq!(error.code(), "function_not_found");
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_over_16_mib_go_both_ways() {
+    let engine = engine().await;
+    let owner = worker(&engine);
+    owner.register_function(RegisterFunction::new_async(
+        "test::grow",
+        |input: Value| async move {
+            let blob = input["blob"].as_str().unwrap_or_default();
+            Ok(json!({ "received": blob.len(), "echo": blob.repeat(2) }))
+        },
+    ));
+    ready(&owner).await;
+    let caller = worker(&engine);
+    let blob = "q".repeat(17 * 1024 * 1024);
+    let result = within(
+        60,
+        caller.trigger(TriggerRequest::new("test::grow", json!({ "blob": blob }))),
+    )
+    .await
+    .expect("large call answered");
+    assert_eq!(result["received"], 17 * 1024 * 1024);
+    assert_eq!(
+        result["echo"].as_str().map(str::len),
+        Some(34 * 1024 * 1024)
+    );
 }

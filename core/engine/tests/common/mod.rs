@@ -31,7 +31,11 @@ pub async fn engine_with(config: EngineConfig) -> Engine {
 
 /// Opens a WebSocket to `url`.
 pub async fn connect(url: &str) -> Ws {
-    let (ws, _) = tokio::time::timeout(WAIT, connect_async_with_config(url, None, true))
+    let limit = Some(iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES);
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(limit)
+        .max_frame_size(limit);
+    let (ws, _) = tokio::time::timeout(WAIT, connect_async_with_config(url, Some(config), true))
         .await
         .expect("connect in time")
         .expect("upgrade accepted");
