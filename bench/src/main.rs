@@ -201,12 +201,15 @@ async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
     let mut ratios = Vec::new();
     for round in 1..=THROUGHPUT_ROUNDS {
         let ceiling = throughput::ceiling(bytes).await?.mb_per_sec();
-        let relay = throughput::relay(bytes).await?.mb_per_sec();
+        let (relay, engine_cpu) = throughput::relay(bytes).await?;
+        let relay = relay.mb_per_sec();
         println!(
             "round {round}: ceiling (one plain WebSocket hop) {ceiling:.0} MB/s, \
-             relay (writer → engine → reader) {relay:.0} MB/s = {:.2} × ceiling ({:.0} MiB each)",
+             relay (writer → engine → reader) {relay:.0} MB/s = {:.2} × ceiling ({:.0} MiB each; \
+             engine CPU {:.2} s per GiB)",
             relay / ceiling,
-            bytes as f64 / MIB
+            bytes as f64 / MIB,
+            engine_cpu / (bytes as f64 / (1u64 << 30) as f64)
         );
         ceilings.push(ceiling);
         relays.push(relay);

@@ -100,6 +100,23 @@ impl EngineProc {
     }
 }
 
+impl EngineProc {
+    /// CPU seconds (user + system) the engine has used so far, from `/proc/<pid>/stat`
+    /// (clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
+    pub fn cpu_seconds(&self) -> f64 {
+        let ticks = self.proc.pid().and_then(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(user + system)
+        });
+        ticks.unwrap_or(0) as f64 / 100.0
+    }
+}
+
 /// Resident memory of a process, in bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rss {

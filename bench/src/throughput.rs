@@ -52,11 +52,14 @@ pub async fn ceiling(total: u64) -> Result<Transfer, String> {
     check_complete(result, total)
 }
 
-/// Writer process → engine process → reader process, through one channel.
-pub async fn relay(total: u64) -> Result<Transfer, String> {
+/// Writer process → engine process → reader process, through one channel; also returns the
+/// engine's CPU seconds for the transfer.
+pub async fn relay(total: u64) -> Result<(Transfer, f64), String> {
     let engine = EngineProc::start(60).await?;
+    let cpu_before = engine.cpu_seconds();
     let result = relay_on(&engine, total, None, 64).await?;
-    check_complete(result, total)
+    let cpu = engine.cpu_seconds() - cpu_before;
+    Ok((check_complete(result, total)?, cpu))
 }
 
 /// Streams `total` bytes through a fresh channel of `buffer_frames` on `engine`, the reader
