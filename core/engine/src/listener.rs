@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::accept_hdr_async_with_config;
@@ -19,10 +18,7 @@ use uuid::Uuid;
 use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::engine::{Lifeline, Shared, Shutdown};
-use crate::ws::{
-    MAIN_READ_BUFFER, SMALL_READ_BUFFER, WRITER_READ_BUFFER, WsStream, close_and_drain, going_away,
-    socket_config, status_frame,
-};
+use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,13 +86,7 @@ async fn handle(
     };
     let max_main_message_bytes = shared.config.max_main_message_bytes;
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
-        let (read_buffer, is_channel) = read_buffer_for(&stream).await;
-        let limit = if is_channel {
-            MAX_CHANNEL_FRAME_BYTES
-        } else {
-            max_main_message_bytes
-        };
-        let config = socket_config(limit, read_buffer);
+        let config = socket_config(socket_kind(&stream).await, max_main_message_bytes);
         accept_hdr_async_with_config(stream, callback, Some(config)).await
     });
     let upgraded = tokio::select! {
@@ -127,27 +117,20 @@ async fn handle(
     }
 }
 
-/// Picks the read buffer size, and whether this is a channel socket (whose frames are capped
-/// at 16 MiB rather than at the main socket's message limit), from a peek at the request line.
-/// A hint only: routing is decided on the parsed request, and the relay checks every frame's
-/// size again. Only channel writers send bulk data.
-async fn read_buffer_for(stream: &TcpStream) -> (usize, bool) {
+/// What the connecting socket is, from a peek at its request line (see [`SocketKind`]).
+async fn socket_kind(stream: &TcpStream) -> SocketKind {
     let mut head = [0u8; 256];
     let seen = stream.peek(&mut head).await.unwrap_or(0);
     let head = head.get(..seen).unwrap_or_default();
     let line = head.split(|byte| *byte == b'\r').next().unwrap_or_default();
-    if !line.starts_with(b"GET /ws/channels/") {
-        let read_buffer = if line.starts_with(b"GET /otel") {
-            SMALL_READ_BUFFER
-        } else {
-            MAIN_READ_BUFFER
-        };
-        return (read_buffer, false);
-    }
-    if line.windows(9).any(|window| window == b"dir=write") {
-        (WRITER_READ_BUFFER, true)
+    if line.starts_with(b"GET /otel") {
+        SocketKind::Otel
+    } else if !line.starts_with(b"GET /ws/channels/") {
+        SocketKind::Main
+    } else if line.windows(9).any(|window| window == b"dir=write") {
+        SocketKind::ChannelWriter
     } else {
-        (SMALL_READ_BUFFER, true)
+        SocketKind::ChannelReader
     }
 }
 

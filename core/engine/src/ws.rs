@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::EndStatus;
+use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -26,24 +27,67 @@ const LINGER_QUIET: Duration = Duration::from_millis(200);
 /// Largest close reason a close frame can carry (125-byte control payload minus the code).
 const MAX_CLOSE_REASON: usize = 123;
 
+/// What a connecting socket is, as a peek at its request line suggests (a hint only: routing
+/// is decided on the parsed request, and each socket's task checks its own limits again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketKind {
+    /// A worker's main socket (or anything not recognised).
+    Main,
+    /// Telemetry, discarded.
+    Otel,
+    /// The writing end of a channel: bulk data in.
+    ChannelWriter,
+    /// The reading end of a channel: bulk data out.
+    ChannelReader,
+}
+
 /// Read buffer of a channel writer socket: one full frame (64 KiB of payload plus the largest
 /// header). Tungstenite hands out each payload as a slice of its read buffer's allocation, and
-/// a buffered frame keeps that whole allocation alive; sized like this, every allocation
-/// holds about one frame, so the channel buffer's byte bound is also its memory bound (a
-/// 128 KiB buffer let 64 queued frames pin about twice the bytes they carry).
-pub(crate) const WRITER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
+/// a buffered frame keeps that allocation alive; sized like this, an allocation holds about one
+/// frame (frames that queue up are also copied out, see `channels::buffer`).
+const WRITER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
 /// Read buffer of a main socket: JSON messages.
-pub(crate) const MAIN_READ_BUFFER: usize = 16 * 1024;
+const MAIN_READ_BUFFER: usize = 16 * 1024;
 /// Read buffer of a channel reader socket and of telemetry: control frames only.
-pub(crate) const SMALL_READ_BUFFER: usize = 4 * 1024;
+const SMALL_READ_BUFFER: usize = 4 * 1024;
+/// Write buffer of a channel reader socket: frames are gathered up to this much before a
+/// send (and flushed at the end of every batch anyway), so bulk data leaves in fewer, larger
+/// sends. Against tungstenite's 128 KiB default it measured 0–15 % less engine CPU per byte
+/// relayed, on a machine whose run-to-run noise is about as large.
+const READER_WRITE_BUFFER: usize = 512 * 1024;
+/// Write buffer of every other socket (tungstenite's default).
+const DEFAULT_WRITE_BUFFER: usize = 128 * 1024;
 
-/// The tungstenite settings for an accepted socket: messages and frames up to `limit` bytes.
-/// Tungstenite zero-fills the free part of its read buffer on every read attempt, so sockets
-/// that receive little get a small one. The socket's task checks its route's own limit per
-/// message again (the limit here comes from a peek at the request, before routing).
-pub(crate) fn socket_config(limit: usize, read_buffer: usize) -> WebSocketConfig {
+/// The tungstenite settings for an accepted socket of `kind`. Channel sockets take frames up
+/// to 16 MiB, the others messages up to `max_main_message_bytes`. Tungstenite zero-fills the
+/// free part of its read buffer on every read attempt, so sockets that receive little get a
+/// small one.
+pub(crate) fn socket_config(kind: SocketKind, max_main_message_bytes: usize) -> WebSocketConfig {
+    let (limit, read_buffer, write_buffer) = match kind {
+        SocketKind::Main => (
+            max_main_message_bytes,
+            MAIN_READ_BUFFER,
+            DEFAULT_WRITE_BUFFER,
+        ),
+        SocketKind::Otel => (
+            max_main_message_bytes,
+            SMALL_READ_BUFFER,
+            DEFAULT_WRITE_BUFFER,
+        ),
+        SocketKind::ChannelWriter => (
+            MAX_CHANNEL_FRAME_BYTES,
+            WRITER_READ_BUFFER,
+            DEFAULT_WRITE_BUFFER,
+        ),
+        SocketKind::ChannelReader => (
+            MAX_CHANNEL_FRAME_BYTES,
+            SMALL_READ_BUFFER,
+            READER_WRITE_BUFFER,
+        ),
+    };
     WebSocketConfig::default()
         .read_buffer_size(read_buffer)
+        .write_buffer_size(write_buffer)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
 }
