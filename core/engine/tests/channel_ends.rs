@@ -52,9 +52,7 @@ async fn writer_lost_reaches_the_reader_after_the_data() {
 async fn other_writer_close_codes_are_writer_lost() {
     let engine = engine().await;
     let mut worker = worker(&engine).await;
-    let (writer, reader) = worker.create_channel(json!(8)).await;
-    let mut w = connect(&end_url(&engine, &writer)).await;
-    let mut r = connect(&end_url(&engine, &reader)).await;
+    let (_, _, mut w, mut r) = worker.connected_channel(&engine, json!(8)).await;
     w.close(Some(close(1001, "going away")))
         .await
         .expect("close");
@@ -65,9 +63,7 @@ async fn other_writer_close_codes_are_writer_lost() {
 async fn reader_close_closes_the_writer_with_4003() {
     let engine = engine().await;
     let mut worker = worker(&engine).await;
-    let (writer, reader) = worker.create_channel(json!(2)).await;
-    let mut w = connect(&end_url(&engine, &writer)).await;
-    let mut r = connect(&end_url(&engine, &reader)).await;
+    let (_, _, mut w, mut r) = worker.connected_channel(&engine, json!(2)).await;
     w.send(WsMessage::binary(vec![1u8; 10]))
         .await
         .expect("send");
@@ -123,9 +119,7 @@ async fn reader_close_reaches_a_writer_blocked_on_a_full_buffer() {
 async fn second_connect_to_an_end_gets_4009() {
     let engine = engine().await;
     let mut worker = worker(&engine).await;
-    let (writer, reader) = worker.create_channel(json!(8)).await;
-    let mut w = connect(&end_url(&engine, &writer)).await;
-    let mut r = connect(&end_url(&engine, &reader)).await;
+    let (writer, reader, mut w, mut r) = worker.connected_channel(&engine, json!(8)).await;
     w.send(WsMessage::text("hello")).await.expect("send");
     let mut second_reader = connect(&end_url(&engine, &reader)).await;
     assert_eq!(
@@ -145,9 +139,7 @@ async fn second_connect_to_an_end_gets_4009() {
 async fn finished_channels_are_tombstoned_and_late_connects_get_the_status() {
     let engine = engine().await;
     let mut worker = worker(&engine).await;
-    let (writer, reader) = worker.create_channel(json!(8)).await;
-    let mut w = connect(&end_url(&engine, &writer)).await;
-    let mut r = connect(&end_url(&engine, &reader)).await;
+    let (writer, reader, mut w, mut r) = worker.connected_channel(&engine, json!(8)).await;
     w.send(WsMessage::binary(vec![5u8; 5])).await.expect("send");
     w.close(Some(close(1000, ""))).await.expect("close");
     assert_eq!(close_of(&mut r).await.map(|c| c.0), Some(1000));
@@ -174,9 +166,7 @@ async fn tombstones_expire() {
     })
     .await;
     let mut worker = worker(&engine).await;
-    let (writer, reader) = worker.create_channel(json!(8)).await;
-    let mut w = connect(&end_url(&engine, &writer)).await;
-    let mut r = connect(&end_url(&engine, &reader)).await;
+    let (_, reader, mut w, mut r) = worker.connected_channel(&engine, json!(8)).await;
     w.close(Some(close(1000, ""))).await.expect("close");
     assert_eq!(close_of(&mut r).await.map(|c| c.0), Some(1000));
     eventually("the tombstone to go", || engine.stats().tombstones == 0).await;
@@ -217,9 +207,7 @@ async fn connected_channels_do_not_expire() {
     })
     .await;
     let mut worker = worker(&engine).await;
-    let (writer, reader) = worker.create_channel(json!(8)).await;
-    let mut w = connect(&end_url(&engine, &writer)).await;
-    let mut r = connect(&end_url(&engine, &reader)).await;
+    let (_, _, mut w, mut r) = worker.connected_channel(&engine, json!(8)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     w.send(WsMessage::text("still here")).await.expect("send");
     w.close(Some(close(1000, ""))).await.expect("close");

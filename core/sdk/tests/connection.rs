@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use iii_sdk::{
     ErrorKind, IIIError, InitOptions, ReconnectionConfig, RegisterFunction, RegisterTrigger,
@@ -15,25 +13,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_in_flight_fail_when_the_connection_drops() {
     let engine = engine().await;
-    let owner = worker(&engine);
-    owner.register_function(RegisterFunction::new_async(
-        "conn::slow",
-        |_: Value| async move {
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            Ok(Value::Null)
-        },
-    ));
-    ready(&owner).await;
-    let caller = worker(&engine);
-    let call = tokio::spawn({
-        let caller = caller.clone();
-        async move {
-            caller
-                .trigger(TriggerRequest::new("conn::slow", Value::Null))
-                .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (owner, caller, call) = slow_call_in_flight(&engine, "conn::slow").await;
     engine.shutdown().await;
     // Either the engine answered before going away, or the drop failed the call: never a
     // wait for the 30 s client timeout.

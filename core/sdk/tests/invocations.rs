@@ -112,25 +112,7 @@ async fn handler_errors_and_panics_are_invocation_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn owner_shutting_down_mid_call_is_invocation_stopped() {
     let engine = engine().await;
-    let owner = worker(&engine);
-    owner.register_function(RegisterFunction::new_async(
-        "test::slow",
-        |_: Value| async move {
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            Ok(Value::Null)
-        },
-    ));
-    ready(&owner).await;
-    let caller = worker(&engine);
-    let call = tokio::spawn({
-        let caller = caller.clone();
-        async move {
-            caller
-                .trigger(TriggerRequest::new("test::slow", Value::Null))
-                .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (owner, _caller, call) = slow_call_in_flight(&engine, "test::slow").await;
     owner.shutdown();
     let error = within(10, call).await.expect("join").expect_err("stopped");
     assert_eq!(error.code(), "invocation_stopped", "{error:?}");

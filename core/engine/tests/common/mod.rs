@@ -103,6 +103,19 @@ impl Worker {
     }
 
     /// Creates a channel through the built-in; returns (writer ref, reader ref).
+    /// Creates a channel and connects its writer, then its reader:
+    /// `(writer_ref, reader_ref, writer_socket, reader_socket)`.
+    pub async fn connected_channel(
+        &mut self,
+        engine: &Engine,
+        buffer_size: Value,
+    ) -> (Value, Value, Ws, Ws) {
+        let (writer, reader) = self.create_channel(buffer_size).await;
+        let w = connect(&end_url(engine, &writer)).await;
+        let r = connect(&end_url(engine, &reader)).await;
+        (writer, reader, w, r)
+    }
+
     pub async fn create_channel(&mut self, buffer_size: Value) -> (Value, Value) {
         let id = self
             .call(

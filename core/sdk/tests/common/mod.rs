@@ -125,3 +125,38 @@ pub fn expected_hash(seed: u64, len: u64) -> [u8; 32] {
     }
     hash.finalize().into()
 }
+
+/// A worker owning `function_id` (a handler that sleeps for 20 s) and a second worker whose
+/// call to it has been in flight for 300 ms: `(owner, caller, the call)`.
+pub async fn slow_call_in_flight(
+    engine: &Engine,
+    function_id: &'static str,
+) -> (
+    III,
+    III,
+    tokio::task::JoinHandle<Result<serde_json::Value, IIIError>>,
+) {
+    let owner = worker(engine);
+    owner.register_function(iii_sdk::RegisterFunction::new_async(
+        function_id,
+        |_: serde_json::Value| async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Ok(serde_json::Value::Null)
+        },
+    ));
+    ready(&owner).await;
+    let caller = worker(engine);
+    let call = tokio::spawn({
+        let caller = caller.clone();
+        async move {
+            caller
+                .trigger(iii_sdk::TriggerRequest::new(
+                    function_id,
+                    serde_json::Value::Null,
+                ))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (owner, caller, call)
+}
