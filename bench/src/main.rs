@@ -117,30 +117,13 @@ fn main() {
     };
     let runtime = iii_engine::build_runtime(threads);
     let outcome = match runtime {
-        Ok(runtime) => runtime.block_on(async move {
-            let is_engine = matches!(cli.command, Command::EngineProc { .. });
-            if on_sdk_runtime() && !is_engine {
-                // Runs the measuring code on the SDK's own runtime, so socket readiness wakes
-                // the task on the thread that polled it (no hop between two runtimes).
-                iii_sdk::runtime()
-                    .spawn(run(cli.command))
-                    .await
-                    .map_err(|e| e.to_string())?
-            } else {
-                run(cli.command).await
-            }
-        }),
+        Ok(runtime) => runtime.block_on(run(cli.command)),
         Err(error) => Err(format!("tokio runtime: {error}")),
     };
     if let Err(error) = outcome {
         eprintln!("iii-bench: {error}");
         std::process::exit(1);
     }
-}
-
-/// Whether to run the SDK side on the SDK's runtime (`III_BENCH_ON_SDK_RUNTIME=1`).
-fn on_sdk_runtime() -> bool {
-    std::env::var("III_BENCH_ON_SDK_RUNTIME").is_ok_and(|v| v == "1")
 }
 
 async fn run(command: Command) -> Result<(), String> {
