@@ -18,7 +18,19 @@ pub struct EngineConfig {
     pub invocation_timeout: Duration,
     /// Largest message accepted on a main socket; larger ones close it with 1009.
     pub max_main_message_bytes: usize,
+    /// Port of the HTTP trigger server (on `host`); `Some(0)` picks any free port, `None`
+    /// runs no HTTP server.
+    pub http_port: Option<u16>,
+    /// How long an HTTP request waits for its function to send status and headers (or a
+    /// plain result) before it is answered 504.
+    pub http_timeout: Duration,
+    /// Largest JSON request body parsed into an HTTP invocation's `body`; larger ones are
+    /// answered 413. Other bodies are only streamed, never held whole.
+    pub max_json_body_bytes: usize,
 }
+
+/// The default port of the HTTP trigger server.
+pub const DEFAULT_HTTP_PORT: u16 = 3111;
 
 /// The default port of the worker WebSocket.
 pub const DEFAULT_PORT: u16 = 49134;
@@ -32,15 +44,19 @@ impl Default for EngineConfig {
             tombstone_ttl: Duration::from_secs(60),
             invocation_timeout: Duration::from_secs(5 * 60),
             max_main_message_bytes: iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES,
+            http_port: Some(DEFAULT_HTTP_PORT),
+            http_timeout: Duration::from_secs(30),
+            max_json_body_bytes: 16 * 1024 * 1024,
         }
     }
 }
 
 impl EngineConfig {
-    /// Defaults, but on `127.0.0.1` and any free port: what tests and embedders want.
+    /// Defaults, but on `127.0.0.1` and any free ports: what tests and embedders want.
     pub fn ephemeral() -> Self {
         Self {
             port: 0,
+            http_port: Some(0),
             ..Self::default()
         }
     }
@@ -61,6 +77,7 @@ mod tests {
     fn ephemeral_uses_any_port_on_loopback() {
         let config = EngineConfig::ephemeral();
         assert_eq!(config.port, 0);
+        assert_eq!(config.http_port, Some(0));
         assert_eq!(config.host, "127.0.0.1");
         assert_eq!(EngineConfig::default().port, DEFAULT_PORT);
     }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::channels::registry::ChannelRegistry;
 use crate::config::EngineConfig;
 use crate::functions::FunctionRegistry;
+use crate::http::routes::RouteTable;
 use crate::invocations::Invocations;
 use crate::stats::{ByteCounters, EngineStats};
 use crate::triggers::TriggerRegistry;
@@ -25,6 +26,7 @@ pub(crate) struct Shared {
     pub(crate) connections: ConnectionRegistry,
     pub(crate) functions: FunctionRegistry,
     pub(crate) triggers: TriggerRegistry,
+    pub(crate) routes: RouteTable,
     pub(crate) invocations: Invocations,
     pub(crate) channels: ChannelRegistry,
     pub(crate) bytes: Arc<ByteCounters>,
@@ -37,6 +39,7 @@ impl Shared {
             connections: ConnectionRegistry::default(),
             functions: FunctionRegistry::default(),
             triggers: TriggerRegistry::default(),
+            routes: RouteTable::default(),
             invocations: Invocations::new(config.invocation_timeout),
             channels: ChannelRegistry::new(&config, bytes.clone()),
             bytes,
@@ -71,17 +74,27 @@ pub(crate) struct Lifeline(#[allow(dead_code)] mpsc::Sender<()>);
 /// socket is closed.
 pub struct Engine {
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     lifeline: Option<Lifeline>,
     finished: Option<mpsc::Receiver<()>>,
 }
 
-/// Binds the listener and starts serving. Works from any tokio runtime; the engine's tasks
-/// run on the runtime `start` is called from.
+/// Binds the listeners (worker WebSocket, and HTTP triggers unless `http_port` is `None`)
+/// and starts serving. Works from any tokio runtime; the engine's tasks run on the runtime
+/// `start` is called from.
 pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let local_addr = listener.local_addr()?;
+    let http_listener = match config.http_port {
+        Some(port) => Some(TcpListener::bind((config.host.as_str(), port)).await?),
+        None => None,
+    };
+    let http_addr = match &http_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     let (stop, stop_rx) = watch::channel(false);
     let (lifeline_tx, finished) = mpsc::channel(1);
     let lifeline = Lifeline(lifeline_tx);
@@ -93,10 +106,19 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
         shutdown.clone(),
         lifeline.clone(),
     ));
+    if let Some(http_listener) = http_listener {
+        tokio::spawn(crate::http::run(
+            http_listener,
+            shared.clone(),
+            shutdown.clone(),
+            lifeline.clone(),
+        ));
+    }
     tokio::spawn(sweep(shared.clone(), shutdown, lifeline.clone()));
-    tracing::info!(%local_addr, "iii engine listening");
+    tracing::info!(%local_addr, ?http_addr, "iii engine listening");
     Ok(Engine {
         local_addr,
+        http_addr,
         shared,
         stop,
         lifeline: Some(lifeline),
@@ -113,15 +135,18 @@ impl Engine {
     /// The URL workers connect to, e.g. `ws://127.0.0.1:49134` (a wildcard bind address is
     /// shown as the loopback address).
     pub fn ws_url(&self) -> String {
-        let mut addr = self.local_addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        format!("ws://{addr}")
+        format!("ws://{}", reachable(self.local_addr))
+    }
+
+    /// The address of the HTTP trigger server, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The base URL of the HTTP trigger server, e.g. `http://127.0.0.1:3111`, if it runs.
+    pub fn http_url(&self) -> Option<String> {
+        self.http_addr
+            .map(|addr| format!("http://{}", reachable(addr)))
     }
 
     /// What the engine holds right now.
@@ -130,6 +155,8 @@ impl Engine {
         EngineStats {
             connections: shared.connections.len(),
             functions: shared.functions.len(),
+            triggers: shared.triggers.len(),
+            http_routes: shared.routes.len(),
             pending_invocations: shared.invocations.len(),
             channels: shared.channels.len(),
             tombstones: shared.channels.tombstones(),
@@ -170,6 +197,18 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.signal_stop();
     }
+}
+
+/// `addr`, with a wildcard IP replaced by loopback, for URLs a local client can use.
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
 }
 
 /// Expires channels past their TTL and forgets old tombstones, on one timer for all.

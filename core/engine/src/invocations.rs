@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use iii_protocol::{ErrorBody, Message};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
@@ -57,6 +58,59 @@ impl Caller {
     }
 }
 
+/// How a call made by the engine itself (an HTTP trigger) ended: the function's result, or
+/// the error it (or the engine) reported.
+pub(crate) type Outcome = Result<Value, ErrorBody>;
+
+/// Who waits for a call's answer: a worker connection, or the engine itself.
+pub(crate) enum Waiter {
+    /// A worker's call, answered on its main socket.
+    Worker(Caller),
+    /// The engine's own call, answered through a oneshot.
+    Engine(oneshot::Sender<Outcome>),
+}
+
+impl Waiter {
+    /// The waiting connection, if a worker waits.
+    fn conn(&self) -> Option<ConnId> {
+        match self {
+            Self::Worker(caller) => Some(caller.conn),
+            Self::Engine(_) => None,
+        }
+    }
+
+    /// Delivers a result or an error for `function_id`.
+    pub(crate) async fn answer(
+        self,
+        function_id: String,
+        result: Option<Value>,
+        error: Option<ErrorBody>,
+    ) {
+        match self {
+            Self::Worker(caller) => caller.answer(function_id, result, error).await,
+            Self::Engine(reply) => {
+                let outcome = match error {
+                    Some(error) => Err(error),
+                    None => Ok(result.unwrap_or(Value::Null)),
+                };
+                // The HTTP request may be gone already; then nobody needs the answer.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Delivers an error.
+    pub(crate) async fn fail(self, function_id: String, error: ErrorBody) {
+        self.answer(function_id, None, Some(error)).await;
+    }
+}
+
+impl From<Caller> for Waiter {
+    fn from(caller: Caller) -> Self {
+        Self::Worker(caller)
+    }
+}
+
 /// The error a caller gets when the owner disconnected.
 pub(crate) fn stopped_error(function_id: &str) -> ErrorBody {
     ErrorBody::new(
@@ -66,7 +120,7 @@ pub(crate) fn stopped_error(function_id: &str) -> ErrorBody {
 }
 
 struct Pending {
-    caller: Caller,
+    caller: Waiter,
     owner: ConnId,
     function_id: String,
     deadline: AbortHandle,
@@ -91,7 +145,13 @@ impl Invocations {
 
     /// Records a call about to be forwarded to `owner` and starts its deadline. Returns the
     /// fresh id to forward it with.
-    pub(crate) fn begin(&self, caller: Caller, owner: ConnId, function_id: String) -> Uuid {
+    pub(crate) fn begin(
+        &self,
+        caller: impl Into<Waiter>,
+        owner: ConnId,
+        function_id: String,
+    ) -> Uuid {
+        let caller = caller.into();
         let id = Uuid::new_v4();
         let mut table = lock(&self.table);
         // Spawned under the lock, so the deadline cannot fire before the entry exists.
@@ -109,7 +169,7 @@ impl Invocations {
     }
 
     /// Takes pending call `id` if `from` is the connection it was sent to.
-    pub(crate) fn complete(&self, from: ConnId, id: &str) -> Option<(Caller, String)> {
+    pub(crate) fn complete(&self, from: ConnId, id: &str) -> Option<(Waiter, String)> {
         let id = Uuid::parse_str(id).ok()?;
         let mut table = lock(&self.table);
         if table.get(&id)?.owner != from {
@@ -122,7 +182,7 @@ impl Invocations {
     }
 
     /// Takes pending call `id` whatever its owner (forwarding it failed).
-    pub(crate) fn cancel(&self, id: Uuid) -> Option<(Caller, String)> {
+    pub(crate) fn cancel(&self, id: Uuid) -> Option<(Waiter, String)> {
         let pending = lock(&self.table).remove(&id)?;
         pending.deadline.abort();
         Some((pending.caller, pending.function_id))
@@ -130,12 +190,14 @@ impl Invocations {
 
     /// A connection closed. Calls it made are dropped; calls it owed are returned so their
     /// callers can be told `invocation_stopped`.
-    pub(crate) fn connection_gone(&self, conn: ConnId) -> Vec<(Caller, String)> {
+    pub(crate) fn connection_gone(&self, conn: ConnId) -> Vec<(Waiter, String)> {
         let mut table = lock(&self.table);
         let mut stopped = Vec::new();
-        for (_, pending) in table.extract_if(|_, p| p.owner == conn || p.caller.conn == conn) {
+        for (_, pending) in
+            table.extract_if(|_, p| p.owner == conn || p.caller.conn() == Some(conn))
+        {
             pending.deadline.abort();
-            if pending.caller.conn != conn {
+            if pending.caller.conn() != Some(conn) {
                 stopped.push((pending.caller, pending.function_id));
             }
         }
@@ -207,6 +269,9 @@ mod tests {
         assert!(invocations.complete(ConnId(3), &id).is_none());
         assert!(invocations.complete(ConnId(2), "not-a-uuid").is_none());
         let (caller, function_id) = invocations.complete(ConnId(2), &id).expect("pending");
+        let Waiter::Worker(caller) = caller else {
+            panic!("a worker waits")
+        };
         assert_eq!(caller.invocation_id, "caller-id");
         assert_eq!(function_id, "f");
         assert_eq!(invocations.len(), 0);
@@ -223,6 +288,37 @@ mod tests {
         assert_eq!(stopped.len(), 1);
         assert_eq!(stopped.first().map(|s| s.1.as_str()), Some("g"));
         assert_eq!(invocations.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_engine_can_wait_for_a_call_itself() {
+        let invocations = Invocations::new(Duration::from_secs(60));
+        let (tx, rx) = oneshot::channel();
+        let id = invocations
+            .begin(Waiter::Engine(tx), ConnId(2), "f".into())
+            .to_string();
+        let (waiter, function_id) = invocations.complete(ConnId(2), &id).expect("pending");
+        waiter
+            .answer(function_id, Some(Value::Bool(true)), None)
+            .await;
+        assert_eq!(rx.await.ok(), Some(Ok(Value::Bool(true))));
+        let (tx, rx) = oneshot::channel();
+        invocations.begin(Waiter::Engine(tx), ConnId(3), "g".into());
+        let stopped = invocations.connection_gone(ConnId(3));
+        assert_eq!(
+            stopped.len(),
+            1,
+            "the engine's call is stopped, not dropped"
+        );
+        for (waiter, function_id) in stopped {
+            let error = stopped_error(&function_id);
+            waiter.fail(function_id, error).await;
+        }
+        let outcome = rx.await.expect("answered");
+        assert_eq!(
+            outcome.map_err(|e| e.code),
+            Err(INVOCATION_STOPPED.to_string())
+        );
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ mod channels;
 mod config;
 mod engine;
 mod functions;
+mod http;
 mod invocations;
 mod listener;
 mod runtime;
@@ -36,7 +37,7 @@ mod util;
 mod worker;
 mod ws;
 
-pub use config::EngineConfig;
+pub use config::{DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig};
 pub use engine::{Engine, start};
 pub use runtime::{DEFAULT_WORKER_THREADS, build_runtime};
 pub use stats::EngineStats;

@@ -1,7 +1,7 @@
 //! `iii`: runs the engine until SIGINT or SIGTERM.
 //!
 //! ```text
-//! iii --port 49134 --host 127.0.0.1
+//! iii --port 49134 --http-port 3111 --host 127.0.0.1
 //! RUST_LOG=debug iii
 //! ```
 
@@ -23,6 +23,18 @@ struct Cli {
     /// Port of the worker WebSocket (0 picks a free port).
     #[arg(long, env = "III_PORT", default_value_t = 49134)]
     port: u16,
+    /// Port of the HTTP trigger server (0 picks a free port).
+    #[arg(long, env = "III_HTTP_PORT", default_value_t = iii_engine::DEFAULT_HTTP_PORT)]
+    http_port: u16,
+    /// Run no HTTP trigger server.
+    #[arg(long, conflicts_with = "http_port")]
+    no_http: bool,
+    /// Seconds an HTTP request waits for its function's status and headers before 504.
+    #[arg(long, default_value_t = 30)]
+    http_timeout_secs: u64,
+    /// Largest JSON request body parsed into `body` (larger ones get 413).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_json_body_bytes: usize,
     /// Seconds a channel may wait for both of its ends to connect.
     #[arg(long, default_value_t = 300)]
     channel_ttl_secs: u64,
@@ -46,6 +58,9 @@ impl Cli {
             channel_ttl: Duration::from_secs(self.channel_ttl_secs),
             tombstone_ttl: Duration::from_secs(self.tombstone_ttl_secs),
             invocation_timeout: Duration::from_secs(self.invocation_timeout_secs),
+            http_port: (!self.no_http).then_some(self.http_port),
+            http_timeout: Duration::from_secs(self.http_timeout_secs),
+            max_json_body_bytes: self.max_json_body_bytes,
             ..EngineConfig::default()
         }
     }
@@ -75,6 +90,10 @@ async fn run(cli: Cli) -> ExitCode {
     let url = engine.ws_url();
     tracing::info!(%url, "ready");
     println!("iii engine listening on {url}");
+    if let Some(http_url) = engine.http_url() {
+        tracing::info!(%http_url, "http triggers ready");
+        println!("iii http triggers on {http_url}");
+    }
 
     wait_for_signal().await;
     tracing::info!("shutting down");

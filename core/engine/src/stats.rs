@@ -10,6 +10,10 @@ pub struct EngineStats {
     pub connections: usize,
     /// Registered functions.
     pub functions: usize,
+    /// Registered triggers of types other than `http`.
+    pub triggers: usize,
+    /// HTTP routes (registered `http` triggers).
+    pub http_routes: usize,
     /// Calls forwarded to their owner and not yet answered.
     pub pending_invocations: usize,
     /// Live channels (not yet finished or expired).

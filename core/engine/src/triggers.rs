@@ -1,7 +1,7 @@
 //! Trigger registrations, keyed by trigger id with the connection that made them.
 //!
-//! Every type is accepted silently. `http` triggers are kept apart by type so the HTTP
-//! trigger server (PROTOCOL.md §6) can route requests from this registry.
+//! Types the engine does not serve are accepted silently; `http` triggers go to the HTTP
+//! server's route table instead (PROTOCOL.md §6).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +16,7 @@ pub(crate) const HTTP_TRIGGER_TYPE: &str = "http";
 
 /// One registered trigger.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // Read by the HTTP trigger server (PROTOCOL.md §6).
+#[allow(dead_code)] // Kept for listings; no trigger type beyond http is served yet.
 pub(crate) struct Trigger {
     /// The connection that registered it; the trigger dies with it.
     pub(crate) owner: ConnId,
@@ -37,11 +37,7 @@ pub(crate) struct TriggerRegistry {
 impl TriggerRegistry {
     /// Records a trigger (replacing one with the same id).
     pub(crate) fn register(&self, id: String, trigger: Trigger) {
-        if trigger.trigger_type == HTTP_TRIGGER_TYPE {
-            tracing::debug!(trigger_id = %id, function_id = %trigger.function_id, "http trigger registered");
-        } else {
-            tracing::debug!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger registered");
-        }
+        tracing::debug!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger registered");
         lock(&self.map).insert(id, trigger);
     }
 
@@ -53,21 +49,16 @@ impl TriggerRegistry {
         }
     }
 
+    /// Registered triggers.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
     /// Removes every trigger `conn` registered.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
         let mut map = lock(&self.map);
         map.retain(|_, trigger| trigger.owner != conn);
         shrink_map(&mut map);
-    }
-
-    /// The triggers of one type, with their ids.
-    #[allow(dead_code)] // Used by the HTTP trigger server (PROTOCOL.md §6).
-    pub(crate) fn of_type(&self, trigger_type: &str) -> Vec<(String, Trigger)> {
-        lock(&self.map)
-            .iter()
-            .filter(|(_, trigger)| trigger.trigger_type == trigger_type)
-            .map(|(id, trigger)| (id.clone(), trigger.clone()))
-            .collect()
     }
 }
 
@@ -87,14 +78,15 @@ mod tests {
     #[test]
     fn triggers_die_with_their_connection() {
         let registry = TriggerRegistry::default();
-        registry.register("a".into(), trigger(1, "http"));
-        registry.register("b".into(), trigger(1, "cron"));
-        registry.register("c".into(), trigger(2, "http"));
-        assert_eq!(registry.of_type(HTTP_TRIGGER_TYPE).len(), 2);
+        registry.register("a".into(), trigger(1, "cron"));
+        registry.register("b".into(), trigger(1, "queue"));
+        registry.register("c".into(), trigger(2, "cron"));
+        assert_eq!(registry.len(), 3);
         registry.unregister("c", ConnId(1));
+        assert_eq!(registry.len(), 3, "only the owner unregisters");
         registry.remove_connection(ConnId(1));
-        let http = registry.of_type(HTTP_TRIGGER_TYPE);
-        assert_eq!(http.len(), 1);
-        assert_eq!(http.first().map(|(id, _)| id.as_str()), Some("c"));
+        assert_eq!(registry.len(), 1);
+        registry.unregister("c", ConnId(2));
+        assert_eq!(registry.len(), 0);
     }
 }

@@ -152,6 +152,14 @@ impl BufferRx {
         self.frames.recv().await
     }
 
+    /// Polls for the next frame, as [`recv`](Self::recv) does.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Frame>> {
+        self.frames.poll_recv(cx)
+    }
+
     /// The next frame if one is ready.
     pub(crate) fn try_recv(&mut self) -> Option<Frame> {
         self.frames.try_recv().ok()

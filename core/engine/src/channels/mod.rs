@@ -206,6 +206,24 @@ impl Channel {
         state.retire_if_done()
     }
 
+    /// Gives up on a reader that never connected (the engine wrote an HTTP request body
+    /// nobody read): the buffer and a writer still pushing are stopped, and a late reader
+    /// finds the channel `expired`. Returns the final status when the channel can be
+    /// retired at once.
+    pub(crate) fn abandon_reader(&self) -> Option<EndStatus> {
+        let mut state = lock(&self.state);
+        if state.reader != End::Waiting {
+            return None;
+        }
+        state.reader = End::Done;
+        state.rx = None;
+        state.final_status = Some(EndStatus::Expired);
+        if let Some(stop) = state.stop_writer.take() {
+            let _ = stop.send(EndStatus::Expired);
+        }
+        state.retire_if_done()
+    }
+
     /// The status a connected reader closes with after draining the buffer.
     pub(crate) fn reader_close_status(&self) -> EndStatus {
         lock(&self.state)
@@ -282,6 +300,33 @@ mod tests {
             channel.writer_finished(EndStatus::ReaderClosed),
             Some(EndStatus::ReaderClosed)
         );
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_reader_stops_the_writer_and_tombstones_as_expired() {
+        let channel = channel();
+        let Claim::Writer { stop, .. } = channel.claim(ChannelDirection::Write) else {
+            panic!("writer claim")
+        };
+        assert_eq!(
+            channel.abandon_reader(),
+            None,
+            "the writer is still running"
+        );
+        assert_eq!(stop.await, Ok(EndStatus::Expired));
+        assert_eq!(
+            channel.writer_finished(EndStatus::Complete),
+            Some(EndStatus::Expired)
+        );
+        assert!(matches!(
+            channel.claim(ChannelDirection::Read),
+            Claim::Ended(EndStatus::Expired)
+        ));
+        let read = self::channel();
+        let Claim::Reader(_rx) = read.claim(ChannelDirection::Read) else {
+            panic!("reader claim")
+        };
+        assert_eq!(read.abandon_reader(), None, "a connected reader is kept");
     }
 
     #[tokio::test]

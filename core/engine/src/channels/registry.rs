@@ -29,6 +29,20 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
+/// A new channel and the refs of its two ends.
+pub(crate) struct Created {
+    /// The channel.
+    pub(crate) channel: Arc<Channel>,
+    /// The writer end's ref.
+    pub(crate) writer: StreamChannelRef,
+    /// The reader end's ref.
+    pub(crate) reader: StreamChannelRef,
+}
+
+/// Most tombstones kept; past it the oldest are forgotten first, so a flood of short
+/// channels (HTTP requests) cannot grow memory without bound within one tombstone TTL.
+const MAX_TOMBSTONES: usize = 1 << 17;
+
 #[derive(Default)]
 struct Inner {
     live: HashMap<Uuid, Arc<Channel>>,
@@ -61,6 +75,13 @@ impl ChannelRegistry {
         &self,
         frames: usize,
     ) -> Result<(StreamChannelRef, StreamChannelRef), getrandom::Error> {
+        self.create_channel(frames)
+            .map(|created| (created.writer, created.reader))
+    }
+
+    /// [`create`](Self::create), also giving the channel itself, for ends the engine holds
+    /// (HTTP request and response bodies).
+    pub(crate) fn create_channel(&self, frames: usize) -> Result<Created, getrandom::Error> {
         let keys = AccessKey::generate_pair()?;
         let id = Uuid::new_v4();
         let channel_id = id.to_string();
@@ -75,9 +96,18 @@ impl ChannelRegistry {
             direction: ChannelDirection::Read,
         };
         let deadline = deadline_after(self.channel_ttl);
-        let channel = Channel::new(id, keys, buffer(frames, self.counters.clone()), deadline);
-        lock(&self.inner).live.insert(id, Arc::new(channel));
-        Ok((writer, reader))
+        let channel = Arc::new(Channel::new(
+            id,
+            keys,
+            buffer(frames, self.counters.clone()),
+            deadline,
+        ));
+        lock(&self.inner).live.insert(id, channel.clone());
+        Ok(Created {
+            channel,
+            writer,
+            reader,
+        })
     }
 
     /// What `id` refers to.
@@ -96,6 +126,11 @@ impl ChannelRegistry {
     pub(crate) fn retire(&self, channel: &Channel, status: EndStatus) {
         let mut inner = lock(&self.inner);
         if inner.live.remove(&channel.id).is_some() {
+            while inner.tombstone_order.len() >= MAX_TOMBSTONES {
+                if let Some((_, oldest)) = inner.tombstone_order.pop_front() {
+                    inner.tombstones.remove(&oldest);
+                }
+            }
             inner.tombstones.insert(channel.id, status);
             let expires = deadline_after(self.tombstone_ttl);
             inner.tombstone_order.push_back((expires, channel.id));

@@ -10,13 +10,16 @@ use super::Conn;
 use crate::builtins;
 use crate::engine::Shared;
 use crate::functions::Owner;
+use crate::http::routes::InvalidRoute;
 use crate::invocations::{Caller, stopped_error};
-use crate::triggers::Trigger;
+use crate::triggers::{HTTP_TRIGGER_TYPE, Trigger};
 
 /// Error code: an invocation the engine cannot read.
 pub(crate) const INVALID_MESSAGE: &str = "invalid_message";
 /// Error code: unknown function.
 pub(crate) const FUNCTION_NOT_FOUND: &str = "function_not_found";
+/// Error code: a trigger the engine cannot register.
+pub(crate) const TRIGGER_REGISTRATION_FAILED: &str = "trigger_registration_failed";
 /// Error code: enqueue without a queue provider.
 pub(crate) const ENQUEUE_ERROR: &str = "enqueue_error";
 
@@ -44,6 +47,28 @@ pub(crate) async fn handle(shared: &Shared, conn: &Conn, text: &str) {
             function_id,
             config,
             ..
+        } if trigger_type == HTTP_TRIGGER_TYPE => {
+            let registered =
+                shared
+                    .routes
+                    .register(id.clone(), conn.id, function_id.clone(), &config);
+            if let Err(InvalidRoute(why)) = registered {
+                tracing::debug!(trigger_id = %id, %why, "http trigger refused");
+                let reply = Message::TriggerRegistrationResult {
+                    id,
+                    trigger_type,
+                    function_id,
+                    error: Some(ErrorBody::new(TRIGGER_REGISTRATION_FAILED, why)),
+                };
+                conn.outbox.send(&reply).await;
+            }
+        }
+        Message::RegisterTrigger {
+            id,
+            trigger_type,
+            function_id,
+            config,
+            ..
         } => {
             let trigger = Trigger {
                 owner: conn.id,
@@ -53,7 +78,10 @@ pub(crate) async fn handle(shared: &Shared, conn: &Conn, text: &str) {
             };
             shared.triggers.register(id, trigger);
         }
-        Message::UnregisterTrigger { id, .. } => shared.triggers.unregister(&id, conn.id),
+        Message::UnregisterTrigger { id, .. } => {
+            shared.triggers.unregister(&id, conn.id);
+            shared.routes.unregister(&id, conn.id);
+        }
         Message::InvokeFunction {
             invocation_id,
             function_id,
@@ -81,7 +109,7 @@ pub(crate) async fn handle(shared: &Shared, conn: &Conn, text: &str) {
             error,
             ..
         } => match shared.invocations.complete(conn.id, &invocation_id) {
-            Some((caller, function_id)) => caller.answer(function_id, result, error).await,
+            Some((waiter, function_id)) => waiter.answer(function_id, result, error).await,
             None => tracing::debug!(%invocation_id, "dropping a result nobody waits for"),
         },
         Message::Ping => {

@@ -124,6 +124,7 @@ async fn forget(shared: &Shared, conn: &Conn, stopping: bool) {
     shared.connections.remove(conn.id);
     shared.functions.remove_connection(conn.id);
     shared.triggers.remove_connection(conn.id);
+    shared.routes.remove_connection(conn.id);
     let stopped = shared.invocations.connection_gone(conn.id);
     if stopping {
         return;

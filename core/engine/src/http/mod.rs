@@ -1,0 +1,226 @@
+//! HTTP triggers (PROTOCOL.md §6): an HTTP/1.1 server (hyper) whose routes come from
+//! workers' `http` triggers. Each request becomes an invocation of the route's function with
+//! two channels: the request body streams into one as it arrives, and the function's
+//! response streams out of the other, so downloads, uploads and server-sent events never sit
+//! whole in the engine.
+
+pub(crate) mod body;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod routes;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
+use iii_protocol::{ChannelDirection, ErrorBody, Message};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use crate::channels::Claim;
+use crate::channels::registry::Created;
+use crate::engine::{Lifeline, Shared, Shutdown};
+use crate::invocations::{Outcome, Waiter, stopped_error};
+use body::HttpBody;
+use request::{BodyRefs, BodySource, BodyWriter, JsonBodyError};
+use response::{Exchange, error_response};
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an open HTTP connection may take to finish once the engine stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts HTTP connections until the engine stops.
+pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+    lifeline: Lifeline,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "could not set TCP_NODELAY");
+                }
+                tokio::spawn(serve_connection(
+                    stream,
+                    shared.clone(),
+                    shutdown.clone(),
+                    lifeline.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "http accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+    _lifeline: Lifeline,
+) {
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, request).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let finished = tokio::select! {
+        finished = connection.as_mut() => finished,
+        _ = shutdown.wait() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                Ok(finished) => finished,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(error) = finished {
+        tracing::debug!(%error, "http connection ended");
+    }
+}
+
+/// Serves one request.
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<HttpBody> {
+    let (parts, incoming) = request.into_parts();
+    let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "Not Found");
+    };
+    let (source, body) = if request::is_json(&parts.headers) {
+        let cap = shared.config.max_json_body_bytes;
+        match request::read_json(&parts.headers, incoming, cap).await {
+            Ok((raw, value)) => (BodySource::Read(raw), value),
+            Err(JsonBodyError::TooLarge(cap)) => {
+                let message = format!("JSON bodies are limited to {cap} bytes");
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    &message,
+                );
+            }
+            Err(JsonBodyError::Invalid(error)) => {
+                let message = format!("invalid JSON body: {error}");
+                return error_response(StatusCode::BAD_REQUEST, "invalid_json", &message);
+            }
+            Err(JsonBodyError::Failed(error)) => {
+                let message = format!("request body failed: {error}");
+                return error_response(StatusCode::BAD_REQUEST, "bad_request", &message);
+            }
+        }
+    } else {
+        (BodySource::Streaming(incoming), Value::Null)
+    };
+    let Some((request_channel, response_channel)) = create_channels(&shared) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "could not create channels",
+        );
+    };
+    let (Claim::Writer { buffer, stop }, Claim::Reader(rx)) = (
+        request_channel.channel.claim(ChannelDirection::Write),
+        response_channel.channel.claim(ChannelDirection::Read),
+    ) else {
+        // Fresh channels: both ends are free. Unreachable, but never a panic.
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "could not open channels",
+        );
+    };
+    let mut exchange = Exchange {
+        shared: shared.clone(),
+        response: response_channel.channel.clone(),
+        request: request_channel.channel.clone(),
+        outcome: None,
+    };
+    let writer = BodyWriter {
+        channel: request_channel.channel.clone(),
+        buffer,
+        stop,
+    };
+    tokio::spawn(request::pump_body(shared.clone(), source, writer));
+    let refs = BodyRefs {
+        request_body: request_channel.reader,
+        response: response_channel.writer,
+    };
+    let data = request::payload(&route, &parts, body, refs);
+    match invoke(&shared, &route.function_id, data).await {
+        Ok(outcome) => exchange.outcome = Some(outcome),
+        Err(error) => {
+            let message = format!("Function {} not found", route.function_id);
+            tracing::debug!(function_id = %route.function_id, code = %error.code, "http route without its function");
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, &error.code, &message);
+        }
+    }
+    response::respond(rx, exchange, shared.config.http_timeout).await
+}
+
+fn create_channels(shared: &Shared) -> Option<(Created, Created)> {
+    let create = || {
+        shared
+            .channels
+            .create_channel(usize::try_from(DEFAULT_BUFFER_FRAMES).unwrap_or(64))
+            .inspect_err(|error| tracing::error!(%error, "no randomness for channel keys"))
+            .ok()
+    };
+    Some((create()?, create()?))
+}
+
+/// Calls `function_id` with `data` on behalf of the engine; the receiver gets its answer.
+async fn invoke(
+    shared: &Shared,
+    function_id: &str,
+    data: Value,
+) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
+    let Some(owner) = shared.functions.lookup(function_id) else {
+        return Err(ErrorBody::new(
+            crate::worker::dispatch::FUNCTION_NOT_FOUND,
+            format!("Function {function_id} not found"),
+        ));
+    };
+    let (reply, outcome) = oneshot::channel();
+    let id = shared
+        .invocations
+        .begin(Waiter::Engine(reply), owner.conn, function_id.to_string());
+    let message = Message::InvokeFunction {
+        invocation_id: Some(id.to_string()),
+        function_id: function_id.to_string(),
+        data,
+        action: None,
+        metadata: None,
+        traceparent: None,
+        baggage: None,
+        namespace: None,
+    };
+    if !owner.outbox.send(&message).await
+        && let Some((waiter, function_id)) = shared.invocations.cancel(id)
+    {
+        let error = stopped_error(&function_id);
+        waiter.fail(function_id, error).await;
+    }
+    Ok(outcome)
+}

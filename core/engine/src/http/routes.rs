@@ -1,0 +1,316 @@
+//! The HTTP routes workers register with `registertrigger` (`trigger_type: "http"`), and
+//! matching a request's method and path against them (PROTOCOL.md §6).
+//!
+//! Patterns are split into segments once, at registration; a `:name` segment matches any one
+//! non-empty segment and is handed to the function, percent-decoded, as a path parameter.
+//! Routes die with the connection that registered them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use hyper::Method;
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+use crate::util::{lock, shrink_map};
+use crate::worker::registry::ConnId;
+
+/// The methods a route may name.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+/// One registered route.
+#[derive(Debug, Clone)]
+struct Route {
+    owner: ConnId,
+    function_id: String,
+    method: Method,
+    /// The pattern as registered, with a leading `/`.
+    pattern: String,
+    segments: Vec<Segment>,
+    /// Registration order, so the newest of two equally specific routes wins.
+    order: u64,
+}
+
+/// A request's route: which function serves it, and the parameters taken from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteMatch {
+    /// The function to invoke.
+    pub(crate) function_id: String,
+    /// The registered pattern, e.g. `/files/:filename`.
+    pub(crate) pattern: String,
+    /// The route's method (GET for a HEAD request served by a GET route).
+    pub(crate) method: Method,
+    /// `:name` segments and their percent-decoded values.
+    pub(crate) params: Vec<(String, String)>,
+}
+
+/// Why a route cannot be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidRoute(pub(crate) String);
+
+#[derive(Default)]
+struct Inner {
+    routes: HashMap<String, Route>,
+    next_order: u64,
+}
+
+/// All HTTP routes, keyed by trigger id.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    inner: Mutex<Inner>,
+}
+
+impl RouteTable {
+    /// Adds (or replaces) trigger `id`'s route from its `config`
+    /// (`{"api_path": "/files/:name", "http_method": "GET"}`). A route for the same method and
+    /// pattern registered under another id is replaced too.
+    pub(crate) fn register(
+        &self,
+        id: String,
+        owner: ConnId,
+        function_id: String,
+        config: &Value,
+    ) -> Result<(), InvalidRoute> {
+        let api_path = match config.get("api_path") {
+            Some(Value::String(path)) if !path.trim().is_empty() => path.trim(),
+            Some(Value::String(_)) => return Err(InvalidRoute("api_path is empty".into())),
+            Some(Value::Null) | None => {
+                return Err(InvalidRoute("http trigger config needs an api_path".into()));
+            }
+            Some(_) => return Err(InvalidRoute("api_path must be a string".into())),
+        };
+        let method = match config.get("http_method") {
+            None | Some(Value::Null) => Method::GET,
+            Some(Value::String(name)) => parse_method(name)?,
+            Some(_) => return Err(InvalidRoute("http_method must be a string".into())),
+        };
+        let segments = parse_pattern(api_path)?;
+        let pattern = format!("/{}", api_path.trim_start_matches('/'));
+        let mut inner = lock(&self.inner);
+        inner.next_order += 1;
+        let route = Route {
+            owner,
+            function_id,
+            method,
+            pattern,
+            segments,
+            order: inner.next_order,
+        };
+        inner.routes.retain(|other_id, other| {
+            *other_id == id || other.method != route.method || other.segments != route.segments
+        });
+        tracing::debug!(trigger_id = %id, method = %route.method, pattern = %route.pattern, "http route registered");
+        inner.routes.insert(id, route);
+        Ok(())
+    }
+
+    /// Removes trigger `id`'s route if `conn` registered it.
+    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
+        let mut inner = lock(&self.inner);
+        if inner
+            .routes
+            .get(id)
+            .is_some_and(|route| route.owner == conn)
+        {
+            inner.routes.remove(id);
+        }
+    }
+
+    /// Removes every route `conn` registered.
+    pub(crate) fn remove_connection(&self, conn: ConnId) {
+        let mut inner = lock(&self.inner);
+        inner.routes.retain(|_, route| route.owner != conn);
+        shrink_map(&mut inner.routes);
+    }
+
+    /// Registered routes.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.inner).routes.len()
+    }
+
+    /// The route serving `method` on `path` (a raw, percent-encoded request path). Literal
+    /// segments beat parameters; a HEAD request falls back to a GET route.
+    pub(crate) fn find(&self, method: &Method, path: &str) -> Option<RouteMatch> {
+        let segments: Vec<&str> = split(path).collect();
+        let inner = lock(&self.inner);
+        let best = |wanted: &Method| {
+            inner
+                .routes
+                .values()
+                .filter(|route| route.method == *wanted)
+                .filter_map(|route| Some((route, match_segments(&route.segments, &segments)?)))
+                .max_by_key(|(route, params)| (route.segments.len() - params.len(), route.order))
+        };
+        let (route, params) = match best(method) {
+            Some(found) => found,
+            None if *method == Method::HEAD => best(&Method::GET)?,
+            None => return None,
+        };
+        Some(RouteMatch {
+            function_id: route.function_id.clone(),
+            pattern: route.pattern.clone(),
+            method: route.method.clone(),
+            params,
+        })
+    }
+}
+
+fn parse_method(name: &str) -> Result<Method, InvalidRoute> {
+    let upper = name.trim().to_ascii_uppercase();
+    if !METHODS.contains(&upper.as_str()) {
+        return Err(InvalidRoute(format!(
+            "unsupported http_method {name:?} (one of {})",
+            METHODS.join(", ")
+        )));
+    }
+    Method::from_bytes(upper.as_bytes()).map_err(|_| InvalidRoute(format!("bad method {name:?}")))
+}
+
+fn parse_pattern(api_path: &str) -> Result<Vec<Segment>, InvalidRoute> {
+    let pattern = api_path.split(['?', '#']).next().unwrap_or_default();
+    split(pattern)
+        .map(|segment| match segment.strip_prefix(':') {
+            Some("") => Err(InvalidRoute(format!(
+                "empty parameter name in {api_path:?}"
+            ))),
+            Some(name) => Ok(Segment::Param(name.to_string())),
+            None => Ok(Segment::Literal(decode(segment))),
+        })
+        .collect()
+}
+
+/// The non-empty segments of a path.
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|segment| !segment.is_empty())
+}
+
+fn decode(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<Vec<(String, String)>> {
+    if pattern.len() != path.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (segment, actual) in pattern.iter().zip(path) {
+        match segment {
+            Segment::Literal(literal) => {
+                if *literal != decode(actual) {
+                    return None;
+                }
+            }
+            Segment::Param(name) => params.push((name.clone(), decode(actual))),
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn table(routes: &[(&str, &str, Value)]) -> RouteTable {
+        let table = RouteTable::default();
+        for (id, function, config) in routes {
+            table
+                .register(id.to_string(), ConnId(1), function.to_string(), config)
+                .expect("valid route");
+        }
+        table
+    }
+
+    #[test]
+    fn params_are_percent_decoded_and_literals_win() {
+        let table = table(&[
+            ("a", "files::get", json!({"api_path": "files/:filename"})),
+            (
+                "b",
+                "files::latest",
+                json!({"api_path": "/files/latest", "http_method": "get"}),
+            ),
+        ]);
+        let found = table
+            .find(&Method::GET, "/files/q%203%20report.pdf")
+            .expect("route");
+        assert_eq!(found.function_id, "files::get");
+        assert_eq!(found.pattern, "/files/:filename");
+        assert_eq!(
+            found.params,
+            vec![("filename".to_string(), "q 3 report.pdf".to_string())]
+        );
+        let latest = table.find(&Method::GET, "/files/latest/").expect("route");
+        assert_eq!(latest.function_id, "files::latest");
+        assert!(table.find(&Method::POST, "/files/x").is_none());
+        assert!(table.find(&Method::GET, "/files").is_none());
+        assert!(table.find(&Method::GET, "/files/a/b").is_none());
+        let head = table
+            .find(&Method::HEAD, "/files/x")
+            .expect("GET serves HEAD");
+        assert_eq!(head.method, Method::GET);
+    }
+
+    #[test]
+    fn re_registration_replaces_and_routes_die_with_their_connection() {
+        let table = table(&[("a", "one", json!({"api_path": "/x", "http_method": "POST"}))]);
+        table
+            .register(
+                "a".into(),
+                ConnId(1),
+                "two".into(),
+                &json!({"api_path": "/y"}),
+            )
+            .expect("valid");
+        assert!(table.find(&Method::POST, "/x").is_none());
+        assert_eq!(
+            table.find(&Method::GET, "/y").map(|m| m.function_id),
+            Some("two".into())
+        );
+        table
+            .register(
+                "b".into(),
+                ConnId(2),
+                "three".into(),
+                &json!({"api_path": "/y"}),
+            )
+            .expect("valid");
+        assert_eq!(
+            table.len(),
+            1,
+            "same method and path under another id replaces"
+        );
+        table.unregister("b", ConnId(1));
+        assert_eq!(table.len(), 1, "only the owner unregisters");
+        table.remove_connection(ConnId(2));
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let table = RouteTable::default();
+        for config in [
+            json!({}),
+            json!({"api_path": null}),
+            json!({"api_path": ""}),
+            json!({"api_path": 7}),
+            json!({"api_path": "/x", "http_method": "TRACE"}),
+            json!({"api_path": "/x/:"}),
+            Value::Null,
+        ] {
+            assert!(
+                table
+                    .register("t".into(), ConnId(1), "f".into(), &config)
+                    .is_err(),
+                "{config} must be refused"
+            );
+        }
+        assert_eq!(table.len(), 0);
+    }
+}
