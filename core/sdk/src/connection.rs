@@ -243,6 +243,7 @@ async fn read_loop(
                     function_id,
                     data,
                     action,
+                    address: inner.address.clone(),
                 };
                 let replier = inner.clone();
                 let reply = move |text| async move {

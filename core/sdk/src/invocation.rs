@@ -1,5 +1,9 @@
 //! Running an incoming invocation: find the handler, run it in its own task with panics
 //! caught, and turn its outcome into the `invocationresult` the caller waits for.
+//!
+//! While a handler runs, the engine URL of the worker that received the invocation is kept in
+//! a task-local ([`current_engine_address`]), so helpers that turn refs into channel ends (the
+//! [`http`](crate::http) adapter, bindings) need not be handed the worker.
 
 use std::any::Any;
 use std::future::Future;
@@ -19,6 +23,24 @@ pub(crate) struct Invocation {
     pub(crate) function_id: String,
     pub(crate) data: Value,
     pub(crate) action: Option<TriggerAction>,
+    /// The engine URL of the worker that received it.
+    pub(crate) address: String,
+}
+
+tokio::task_local! {
+    /// The engine URL of the worker whose handler runs in this task.
+    static ENGINE_ADDRESS: String;
+}
+
+/// The engine URL (e.g. `ws://127.0.0.1:49134`) of the worker whose handler is running in the
+/// current task, or `None` outside a handler.
+///
+/// It is set around every handler call — both the call that builds the handler's future and
+/// every poll of that future — but not in tasks the handler spawns: read it in the handler and
+/// move it there. Build channel ends from refs with it
+/// (`ChannelReader::new(&address, &channel_ref)`); the [`http`](crate::http::http) adapter does.
+pub fn current_engine_address() -> Option<String> {
+    ENGINE_ADDRESS.try_with(Clone::clone).ok()
 }
 
 impl Invocation {
@@ -44,6 +66,7 @@ pub(crate) fn dispatch<R, F>(
         invocation_id,
         function_id,
         data,
+        address,
         ..
     } = invocation;
     let Some(handler) = handler else {
@@ -58,8 +81,9 @@ pub(crate) fn dispatch<R, F>(
         return;
     };
     crate::runtime::home().spawn(async move {
-        let outcome = AssertUnwindSafe(async move { handler(data).await })
-            .catch_unwind()
+        let running = AssertUnwindSafe(async move { handler(data).await }).catch_unwind();
+        let outcome = ENGINE_ADDRESS
+            .scope(address, running)
             .await
             .unwrap_or_else(|panic| Err(IIIError::Handler(panic_message(&*panic))));
         let Some(id) = invocation_id.filter(|_| wants_result) else {
@@ -77,7 +101,7 @@ pub(crate) fn dispatch<R, F>(
 }
 
 /// The text of a caught panic.
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     let detail = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -97,6 +121,7 @@ mod tests {
             function_id: "t::f".into(),
             data: serde_json::json!({"n": 1}),
             action,
+            address: "ws://engine.test:1".into(),
         }
     }
 
@@ -142,6 +167,23 @@ mod tests {
 
         let eager: Handler = Arc::new(|_| -> crate::function::HandlerFuture { panic!("early") });
         assert_eq!(reply_of(eager).await["error"]["code"], "invocation_failed");
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_engine_address() {
+        assert_eq!(current_engine_address(), None);
+        let probe: Handler = Arc::new(|_| {
+            let at_call = current_engine_address();
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                Ok(serde_json::json!([at_call, current_engine_address()]))
+            })
+        });
+        let seen = reply_of(probe).await["result"].clone();
+        assert_eq!(
+            seen,
+            serde_json::json!(["ws://engine.test:1", "ws://engine.test:1"])
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! HTTP endpoints are functions too: [`http()`] adapts a handler taking an [`HttpRequest`] and
+//! an [`HttpResponse`] for a function bound to an `http` trigger (see the [`mod@http`] module).
+//!
 //! All sockets are opened on one process-wide runtime owned by this crate ([`runtime`]), whose
 //! reactor and timers drive them; the async methods either message the SDK's tasks or poll those
 //! sockets directly, so they can be awaited from any executor (another tokio runtime, a binding's
@@ -31,6 +34,7 @@ pub mod channel;
 mod connection;
 pub mod error;
 pub mod function;
+pub mod http;
 mod invocation;
 mod link;
 pub mod options;
@@ -41,6 +45,8 @@ mod worker;
 pub use channel::{Channel, ChannelReader, ChannelWriter};
 pub use error::{ErrorKind, IIIError};
 pub use function::RegisterFunction;
+pub use http::{HttpRequest, HttpResponse, http};
+pub use invocation::current_engine_address;
 pub use options::{InitOptions, ReconnectionConfig};
 pub use runtime::{runtime, tokio_runtime};
 pub use trigger::{RegisterTrigger, TriggerRequest};
@@ -66,6 +72,8 @@ mod tests {
         send_sync::<ChannelReader>();
         send_sync::<Channel>();
         send_sync::<IIIError>();
+        send_sync::<HttpRequest>();
+        send_sync::<HttpResponse>();
         let channel_ref = StreamChannelRef {
             channel_id: "c".into(),
             access_key: "k".into(),

@@ -131,6 +131,14 @@ impl ChannelWriter {
         self.finish(ABORTED, reason).await
     }
 
+    /// True while this writer has never been used: no socket was opened and nothing reached
+    /// the engine. (False while another call holds the writer.)
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.conn
+            .try_lock()
+            .is_ok_and(|conn| matches!(*conn, Conn::Idle))
+    }
+
     async fn send_frames(&self, frames: impl Iterator<Item = WsMessage>) -> Result<(), IIIError> {
         self.check()?;
         let mut conn = self.conn.lock().await;
