@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "tools the tests use"
+# curl fetches from the HTTP trigger server the way a person would.
+if ! command -v curl >/dev/null; then
+    SUDO=$([[ $(id -u) -eq 0 ]] && echo "" || echo sudo)
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq curl
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

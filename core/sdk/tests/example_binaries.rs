@@ -76,3 +76,128 @@ async fn pipeline_and_bidirectional_binaries_print_their_results() {
         "{bidirectional}"
     );
 }
+
+/// A long-running example worker, stopped with SIGINT (Ctrl-C) when dropped.
+struct ServingExample {
+    child: std::process::Child,
+}
+
+impl ServingExample {
+    /// Starts example `name` against `url` with `envs`, and waits for its ready line.
+    fn start(name: &str, url: &str, envs: &[(&str, String)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(example_binary(name))
+            .env("III_URL", url)
+            .envs(envs.iter().map(|(key, value)| (key, value)))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("example starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = BufReader::new(stdout)
+            .lines()
+            .next()
+            .expect("a ready line")
+            .expect("readable");
+        assert!(line.contains("worker ready"), "{name} printed {line:?}");
+        Self { child }
+    }
+
+    /// Sends Ctrl-C and checks the worker exits cleanly.
+    fn interrupt(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -INT");
+        let status = self.child.wait().expect("exit status");
+        assert!(
+            status.success(),
+            "the worker exits cleanly on Ctrl-C: {status}"
+        );
+    }
+}
+
+impl Drop for ServingExample {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs curl with `args`; returns its stdout.
+async fn curl(args: Vec<String>) -> Vec<u8> {
+    let output = within(
+        60,
+        tokio::task::spawn_blocking(move || Command::new("curl").args(&args).output()),
+    )
+    .await
+    .expect("curl finished")
+    .expect("curl runs (is it installed?)");
+    assert!(
+        output.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_download_example_serves_a_file_to_curl_byte_exact() {
+    let engine = engine().await;
+    let dir = std::env::temp_dir().join(format!("iii-download-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let content = common::data(11, 3 * 1024 * 1024 + 17);
+    std::fs::write(dir.join("quarterly report.pdf"), &content).expect("file written");
+    let example = ServingExample::start(
+        "download",
+        &engine.ws_url(),
+        &[("III_FILES_DIR", dir.display().to_string())],
+    );
+    let base = engine.http_url().expect("http server");
+    let saved = dir.join("saved.pdf");
+    let headers = curl(vec![
+        "-sS".into(),
+        "--fail".into(),
+        "-D".into(),
+        "-".into(),
+        "-o".into(),
+        saved.display().to_string(),
+        format!("{base}/files/quarterly%20report.pdf"),
+    ])
+    .await;
+    let headers = String::from_utf8_lossy(&headers).to_ascii_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(
+        headers.contains("content-type: application/octet-stream"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains("content-disposition: attachment; filename=\"quarterly report.pdf\""),
+        "{headers}"
+    );
+    assert!(
+        std::fs::read(&saved).expect("saved") == content,
+        "the download is byte-exact"
+    );
+    example.interrupt();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sse_example_streams_its_events_to_curl() {
+    let engine = engine().await;
+    let example = ServingExample::start(
+        "sse",
+        &engine.ws_url(),
+        &[("III_SSE_INTERVAL_MS", "20".to_string())],
+    );
+    let base = engine.http_url().expect("http server");
+    let output = curl(vec!["-sSN".into(), format!("{base}/events/stream")]).await;
+    let mut expected = String::new();
+    for step in 1..=5 {
+        expected.push_str(&format!(
+            "id: {step}\nevent: progress\ndata: {{\"step\":{step},\"total\":5}}\n\n"
+        ));
+    }
+    expected.push_str("id: 6\nevent: done\ndata: {\"message\":\"complete\"}\n\n");
+    assert_eq!(String::from_utf8_lossy(&output), expected);
+    example.interrupt();
+}

@@ -73,6 +73,8 @@ pub(crate) struct StreamBody {
     rx: BufferRx,
     first: Option<Bytes>,
     exchange: Exchange,
+    /// The channel ended abnormally; the cut is reported on the next poll.
+    cut: Option<EndStatus>,
 }
 
 impl StreamBody {
@@ -82,6 +84,7 @@ impl StreamBody {
             rx,
             first: Some(first),
             exchange,
+            cut: None,
         }
     }
 
@@ -91,6 +94,9 @@ impl StreamBody {
     ) -> Poll<Option<Result<BodyFrame<Bytes>, ResponseCut>>> {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(BodyFrame::data(first))));
+        }
+        if let Some(status) = self.cut.take() {
+            return Poll::Ready(Some(Err(ResponseCut(status))));
         }
         loop {
             // The frame leaves the channel's budget as hyper takes it; hyper's own write
@@ -111,8 +117,14 @@ impl StreamBody {
                     return match self.exchange.response.reader_close_status() {
                         EndStatus::Complete => Poll::Ready(None),
                         status => {
+                            // hyper drops what it still buffers when a body fails, so the
+                            // failure waits one turn: hyper flushes when the body is
+                            // pending, and the bytes the function wrote before its end
+                            // reach the client ahead of the cut.
                             tracing::debug!(?status, "response cut off");
-                            Poll::Ready(Some(Err(ResponseCut(status))))
+                            self.cut = Some(status);
+                            cx.waker().wake_by_ref();
+                            Poll::Pending
                         }
                     };
                 }

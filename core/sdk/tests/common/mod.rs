@@ -2,6 +2,9 @@
 //! ready before a test uses them, bounded waits, and deterministic data with running hashes.
 #![allow(dead_code)]
 
+pub mod engine_process;
+pub mod http_client;
+
 use std::future::Future;
 use std::time::Duration;
 
