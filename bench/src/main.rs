@@ -5,6 +5,8 @@
 //! Run all of it with `cargo run --release -p iii-bench -- all` (about three minutes on two
 //! cores), or one benchmark by name; `--quick` shrinks every size for a smoke run.
 
+mod http;
+mod http_workers;
 mod latency;
 mod memory;
 mod procs;
@@ -61,6 +63,22 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         count: usize,
     },
+    /// HTTP triggers: a download through the engine and requests/s on a small route (wrk).
+    Http {
+        /// Bytes to download.
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        /// Seconds of load per server.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    #[command(hide = true)]
+    HttpWorker {
+        #[arg(long)]
+        url: String,
+    },
+    #[command(hide = true)]
+    PlainHttpServer,
     #[command(hide = true)]
     EngineProc {
         #[arg(long, default_value_t = 60)]
@@ -113,6 +131,8 @@ fn main() {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::EngineProc { threads, .. } => *threads,
+        // A plain server on one thread, like the engine, for a fair ceiling.
+        Command::PlainHttpServer => iii_engine::DEFAULT_WORKER_THREADS,
         _ => 2,
     };
     let runtime = iii_engine::build_runtime(threads);
@@ -134,6 +154,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Setups { count } => report_setups(count).await.map(drop),
         Command::SlowReader { bytes } => report_slow_reader(bytes).await.map(drop),
         Command::Churn { count } => report_churn(count).await.map(drop),
+        Command::Http { bytes, seconds } => report_http(bytes, seconds).await.map(drop),
+        Command::HttpWorker { url } => http_workers::http_worker(&url).await,
+        Command::PlainHttpServer => http_workers::plain_http_server().await,
         Command::EngineProc {
             tombstone_ttl_secs, ..
         } => workers::engine_proc(tombstone_ttl_secs).await,
@@ -166,6 +189,7 @@ async fn all(quick: bool) -> Result<(), String> {
     rows.extend(report_setups(scale(10_000, 500) as usize).await?);
     rows.extend(report_slow_reader(scale(500_000_000, 20_000_000)).await?);
     rows.extend(report_churn(scale(100_000, 2_000) as usize).await?);
+    rows.extend(report_http(scale(1 << 30, 32 << 20), scale(10, 2)).await?);
     println!("\n| benchmark | figure | target |\n|---|---|---|");
     for (name, figure, target) in rows {
         println!("| {name} | {figure} | {target} |");
@@ -310,4 +334,51 @@ async fn report_churn(count: usize) -> Result<Vec<Row>, String> {
         format!("{total:+.1} MiB vs baseline ({anon:+.1} MiB anonymous)"),
         "within 2 MiB".into(),
     )])
+}
+
+async fn report_http(bytes: u64, seconds: u64) -> Result<Vec<Row>, String> {
+    let figures = http::http_figures(bytes, seconds).await?;
+    let ratio = figures.download / figures.download_ceiling;
+    println!(
+        "http download ({:.0} MiB): plain hyper server {:.0} MB/s, through the engine {:.0} MB/s = {ratio:.2} × (engine CPU {:.2} s per GiB)",
+        bytes as f64 / MIB,
+        figures.download_ceiling,
+        figures.download,
+        figures.engine_cpu_per_gib
+    );
+    let mut rows = vec![
+        (
+            "HTTP download, plain hyper server (ceiling)".into(),
+            format!("{:.0} MB/s", figures.download_ceiling),
+            "—".into(),
+        ),
+        (
+            format!(
+                "HTTP download of {:.0} MiB through the engine",
+                bytes as f64 / MIB
+            ),
+            format!("{:.0} MB/s ({ratio:.2} × ceiling)", figures.download),
+            "—".into(),
+        ),
+    ];
+    match figures.requests {
+        Some((ceiling, engine)) => {
+            println!(
+                "requests/s, 64 connections ({seconds} s of wrk each): plain hyper server {ceiling:.0}/s, through the engine {engine:.0}/s = {:.2} ×",
+                engine / ceiling
+            );
+            rows.push((
+                "small plain-result route, 64 connections, plain hyper (ceiling)".into(),
+                format!("{ceiling:.0} req/s"),
+                "—".into(),
+            ));
+            rows.push((
+                "small plain-result route, 64 connections, through the engine".into(),
+                format!("{engine:.0} req/s ({:.2} × ceiling)", engine / ceiling),
+                "—".into(),
+            ));
+        }
+        None => println!("requests/s: skipped, wrk is not installed (apt-get install wrk)"),
+    }
+    Ok(rows)
 }

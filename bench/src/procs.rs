@@ -66,6 +66,8 @@ pub struct EngineProc {
     proc: ChildProc,
     /// The engine's WebSocket URL.
     pub url: String,
+    /// The address of its HTTP trigger server.
+    pub http_addr: String,
 }
 
 impl EngineProc {
@@ -78,11 +80,18 @@ impl EngineProc {
             tombstone_secs.to_string(),
         ])?;
         let line = proc.line(Duration::from_secs(30)).await?;
-        let url = line
+        let mut fields = line
             .strip_prefix("READY ")
             .ok_or_else(|| format!("unexpected engine output: {line}"))?
-            .to_string();
-        Ok(Self { proc, url })
+            .split_whitespace()
+            .map(str::to_string);
+        let url = fields.next().ok_or("engine printed no URL")?;
+        let http_addr = fields.next().unwrap_or_default();
+        Ok(Self {
+            proc,
+            url,
+            http_addr,
+        })
     }
 
     /// The engine's resident memory in bytes.

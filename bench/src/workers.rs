@@ -29,7 +29,7 @@ fn parse_ref(text: &str) -> Result<StreamChannelRef, String> {
     serde_json::from_str(text).map_err(|e| format!("bad ref {text}: {e}"))
 }
 
-/// Runs an engine on a free port and prints `READY <url>`; runs until killed.
+/// Runs an engine on free ports and prints `READY <ws url> <http addr>`; runs until killed.
 pub async fn engine_proc(tombstone_secs: u64) -> Result<(), String> {
     let config = iii_engine::EngineConfig {
         tombstone_ttl: Duration::from_secs(tombstone_secs),
@@ -38,7 +38,11 @@ pub async fn engine_proc(tombstone_secs: u64) -> Result<(), String> {
     let engine = iii_engine::start(config)
         .await
         .map_err(|e| format!("engine: {e}"))?;
-    println!("READY {}", engine.ws_url());
+    let http = engine
+        .http_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    println!("READY {} {http}", engine.ws_url());
     std::future::pending::<()>().await;
     drop(engine);
     Ok(())
