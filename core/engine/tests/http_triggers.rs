@@ -8,10 +8,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{WAIT, Worker, close_of, connect, end_url, engine, engine_with, worker};
+use futures_util::SinkExt;
 use iii_engine::{Engine, EngineConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A response as read off the socket.
 struct Reply {
@@ -351,4 +353,72 @@ async fn json_bodies_are_parsed_capped_and_validated() {
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.json()["error"]["code"], "invalid_json");
     assert!(common::silent_for(&mut w.ws, Duration::from_millis(100)).await);
+}
+
+#[tokio::test]
+async fn status_and_headers_go_out_when_the_response_ends_without_a_body() {
+    let engine = engine().await;
+    let mut w = worker(&engine).await;
+    route(
+        &mut w,
+        "empty",
+        json!({"api_path": "/empty", "http_method": "DELETE"}),
+    )
+    .await;
+    let addr = engine.http_addr().expect("http server runs");
+    let request = tokio::spawn(send_raw(
+        addr,
+        "DELETE /empty HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_string(),
+    ));
+    let call = invocation(&mut w).await;
+    let mut writer = connect(&end_url(&engine, &call["data"]["response"])).await;
+    for text in [
+        r#"{"type":"set_status","status_code":204}"#,
+        r#"{"type":"set_headers","headers":{"x-deleted":"yes"}}"#,
+    ] {
+        writer
+            .send(WsMessage::text(text))
+            .await
+            .expect("control message");
+    }
+    writer
+        .close(Some(common::close(1000, "done")))
+        .await
+        .expect("close");
+    answer(&mut w, &call, Value::Null).await;
+    let reply = parse(&request.await.expect("request task"));
+    assert_eq!(reply.status, 204);
+    assert_eq!(reply.header("x-deleted").as_deref(), Some("yes"));
+    assert!(reply.body.is_empty());
+}
+
+#[tokio::test]
+async fn a_response_writer_lost_mid_body_cuts_the_response_off() {
+    let engine = engine().await;
+    let mut w = worker(&engine).await;
+    route(&mut w, "lost", json!({"api_path": "/lost"})).await;
+    let addr = engine.http_addr().expect("http server runs");
+    let request = tokio::spawn(send_raw(
+        addr,
+        "GET /lost HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_string(),
+    ));
+    let call = invocation(&mut w).await;
+    let mut writer = connect(&end_url(&engine, &call["data"]["response"])).await;
+    writer
+        .send(WsMessage::binary(&b"partial"[..]))
+        .await
+        .expect("body bytes");
+    // The worker process dies: its socket goes without a close frame.
+    drop(writer);
+    let raw = request.await.expect("request task");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("\r\n7\r\npartial\r\n"),
+        "the bytes before the loss arrive: {text}"
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "no terminating chunk, so the client knows the body is incomplete: {text}"
+    );
 }
