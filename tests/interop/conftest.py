@@ -8,6 +8,9 @@ Environment:
   III_INTEROP_RUST_WORKER  the Rust interop worker binary
                         (default <repo>/target/debug/examples/interop_worker)
   RUST_LOG              engine log filter (default "info"); the log is shown on failure
+
+The engine fixture starts the engine on a free worker port and a free HTTP trigger port
+(`engine.url`, `engine.http_url`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -31,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORKERS = HERE / "workers"
 CACHE = Path(os.environ.get("III_INTEROP_CACHE") or Path.home() / ".cache" / "iii-interop")
-ENGINE_BIN = Path(os.environ.get("III_ENGINE_BIN") or REPO / "target" / "debug" / "iii")
+# Absolute: the engine runs in each test's tmp_path.
+ENGINE_BIN = Path(os.environ.get("III_ENGINE_BIN") or REPO / "target" / "debug" / "iii").absolute()
 RUST_WORKER = Path(os.environ.get("III_INTEROP_RUST_WORKER") or REPO / "target" / "debug" / "examples" / "interop_worker")
 NODE = shutil.which("node") or "node"
 PY = CACHE / "py" / "bin" / "python"
@@ -83,11 +88,13 @@ def port_open(port: int) -> bool:
 
 @dataclass
 class Engine:
-    url: str
+    url: str  # ws://127.0.0.1:<port>, the workers' socket
     port: int
     proc: subprocess.Popen
     log: Path
     workdir: Path
+    http_url: str = ""  # http://127.0.0.1:<http_port>, the HTTP trigger server
+    http_port: int = 0
     logs: list = field(default_factory=list)
 
     def log_tail(self) -> str:
@@ -103,6 +110,19 @@ def published_clients():
     return CACHE
 
 
+HTTP_READY_LINE = re.compile(rb"^iii http triggers on (http://[^\s]+:(\d+))\s*$", re.MULTILINE)
+
+
+def _printed_http_url(log: Path) -> tuple[str, int] | None:
+    """The HTTP trigger server's URL, from the line the engine prints on stdout once it
+    listens (`iii http triggers on http://127.0.0.1:<port>`)."""
+    try:
+        m = HTTP_READY_LINE.search(log.read_bytes())
+    except OSError:
+        return None
+    return (m.group(1).decode(), int(m.group(2))) if m else None
+
+
 @pytest.fixture
 def engine(request, tmp_path, published_clients):
     if not ENGINE_BIN.exists():
@@ -112,9 +132,12 @@ def engine(request, tmp_path, published_clients):
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "info")
     env.setdefault("NO_COLOR", "1")
+    # Never the default :3111 (another engine may hold it): the engine picks a free HTTP
+    # port and prints its URL, read back below.
+    env.pop("III_HTTP_PORT", None)
     with open(log, "wb") as logf:
         proc = subprocess.Popen(
-            [str(ENGINE_BIN), "--host", "127.0.0.1", "--port", str(port)],
+            [str(ENGINE_BIN), "--host", "127.0.0.1", "--port", str(port), "--http-port", "0"],
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=subprocess.STDOUT,
@@ -124,14 +147,17 @@ def engine(request, tmp_path, published_clients):
         )
     _logs_of(request.node).append(("engine log", log))
     deadline = time.monotonic() + 20
-    while not port_open(port):
+    http = None
+    while not (port_open(port) and (http := _printed_http_url(log))):
         if proc.poll() is not None:
             pytest.fail(f"engine exited with {proc.returncode} before listening:\n{tail(log)}")
         if time.monotonic() > deadline:
             _stop(proc)
-            pytest.fail(f"engine did not listen on {port} within 20 s:\n{tail(log)}")
+            pytest.fail(f"engine did not listen on {port} (and print its HTTP URL) within 20 s:\n{tail(log)}")
         time.sleep(0.05)
-    eng = Engine(url=f"ws://127.0.0.1:{port}", port=port, proc=proc, log=log, workdir=tmp_path)
+    eng = Engine(
+        url=f"ws://127.0.0.1:{port}", port=port, proc=proc, log=log, workdir=tmp_path, http_url=http[0], http_port=http[1]
+    )
     try:
         yield eng
     finally:

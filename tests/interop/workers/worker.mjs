@@ -3,18 +3,22 @@
 // only imported.
 //
 //   node worker.mjs serve pipeline transform files   register the reader-side functions
+//   node worker.mjs serve download sse                HTTP handlers (published `http` helper)
 //   node worker.mjs drive pipeline  [--records N] [--parallel K]
 //   node worker.mjs drive transform [--text-lines N] [--pieces K]
 //   node worker.mjs drive files     [--size BYTES] [--chunk BYTES] [--pause-after BYTES] [--pause-secs S]
 //
 // stdout carries only protocol lines: `READY` (serve: registrations have reached the
 // engine) and `RESULT <json>` / `ERROR <json>` (drive). Everything else goes to stderr.
-// The engine URL comes from III_URL.
+// The engine URL comes from III_URL. `serve download` serves files from
+// III_INTEROP_FILES_DIR; `serve sse` waits III_INTEROP_SSE_INTERVAL_MS (default 1000, as the
+// seed) between its events.
 
 import { createHash } from 'node:crypto'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as fs from 'node:fs'
+import { pipeline } from 'node:stream/promises'
 
 // The client logs with console.debug/console.log; keep stdout for protocol lines.
 const toStderr = (...args) => console.error(...args)
@@ -32,13 +36,18 @@ const NODE_DIR = process.env.III_INTEROP_NODE_DIR ?? path.join(CACHE, 'node')
 async function importFromCache(pkg, subpath) {
   const pkgJsonPath = path.join(NODE_DIR, 'node_modules', pkg, 'package.json')
   const pkgJson = JSON.parse(fs.readFileSync(pkgJsonPath, 'utf8'))
-  const entry = pkgJson.exports[subpath]
-  const file = typeof entry === 'string' ? entry : entry.import ?? entry.default
+  // An export is a path or conditions ({ import, default }), possibly nested
+  // (@iii-dev/helpers: { import: { types, default } }).
+  const resolve = (entry) => (typeof entry === 'string' ? entry : resolve(entry.import ?? entry.default))
+  const file = resolve(pkgJson.exports[subpath])
   return import(pathToFileURL(path.join(path.dirname(pkgJsonPath), file)).href)
 }
 
 const { registerWorker } = await importFromCache('iii-sdk', '.')
 const { createChannel } = await importFromCache('iii-sdk', './helpers')
+// The seeds import `http` from 'iii-sdk'; the published 0.22.1 packages ship it in
+// @iii-dev/helpers/http.
+const { http } = await importFromCache('@iii-dev/helpers', './http')
 
 // III_INTEROP_CLIENT_DEFAULTS=1: no options at all, as the docs' examples do (telemetry on).
 const iii = process.env.III_INTEROP_CLIENT_DEFAULTS === '1'
@@ -198,6 +207,65 @@ function registerFilesProcess() {
   })
 }
 
+// Seed "Example 1: File Download via HTTP Endpoint" (Node tab), serving from
+// III_INTEROP_FILES_DIR instead of /data/reports.
+function registerFilesDownload() {
+  const dir = process.env.III_INTEROP_FILES_DIR ?? '/data/reports'
+  iii.registerFunction(
+    'files::download',
+    http(async (req, res) => {
+      const filePath = `${dir}/${req.path_params.filename}`
+
+      res.status(200)
+      res.headers({
+        'content-type': 'application/octet-stream',
+        'content-disposition': `attachment; filename="${req.path_params.filename}"`,
+      })
+
+      await pipeline(fs.createReadStream(filePath), res.stream)
+    }),
+  )
+
+  iii.registerTrigger({
+    type: 'http',
+    function_id: 'files::download',
+    config: { api_path: '/files/:filename', http_method: 'GET' },
+  })
+}
+
+// Seed "Example 2: Server-Sent Events (SSE) Streaming" (Node tab), with the interval between
+// events from III_INTEROP_SSE_INTERVAL_MS (the seed waits 1000 ms).
+function registerEventsStream() {
+  const intervalMs = Number(process.env.III_INTEROP_SSE_INTERVAL_MS ?? '1000')
+  iii.registerFunction(
+    'events::stream',
+    http(async (_req, res) => {
+      res.status(200)
+      res.headers({
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        'connection': 'keep-alive',
+      })
+
+      for (let i = 1; i <= 5; i++) {
+        const frame = `id: ${i}\nevent: progress\ndata: ${JSON.stringify({ step: i, total: 5 })}\n\n`
+        res.stream.write(Buffer.from(frame))
+        await new Promise((r) => setTimeout(r, intervalMs))
+      }
+
+      const done = `id: 6\nevent: done\ndata: ${JSON.stringify({ message: 'complete' })}\n\n`
+      res.stream.write(Buffer.from(done))
+      res.stream.end()
+    }),
+  )
+
+  iii.registerTrigger({
+    type: 'http',
+    function_id: 'events::stream',
+    config: { api_path: '/events/stream', http_method: 'GET' },
+  })
+}
+
 // Waits until this connection's registrations have reached the engine: registrations are
 // sent before this call on the same socket, so a round trip through the engine to our own
 // function proves they were processed.
@@ -278,6 +346,8 @@ async function main() {
       if (flow === 'pipeline') registerPipelineConsumer()
       else if (flow === 'transform') registerTransformWorker()
       else if (flow === 'files') registerFilesProcess()
+      else if (flow === 'download') registerFilesDownload()
+      else if (flow === 'sse') registerEventsStream()
       else throw new Error(`unknown flow ${flow}`)
     }
     await awaitReady()

@@ -2,13 +2,15 @@
 `iii`), installed by setup.sh into the cache venv. Run it with that venv's python.
 
     worker.py serve pipeline transform files   register the reader-side functions
+    worker.py serve download sse                HTTP handlers (published ``http`` helper)
     worker.py drive pipeline  [--records N] [--parallel K]
     worker.py drive transform [--text-lines N] [--pieces K]
     worker.py drive files     [--size BYTES] [--chunk BYTES] [--pause-after BYTES] [--pause-secs S]
 
 stdout carries only protocol lines: ``READY`` (serve: registrations reached the engine)
 and ``RESULT <json>`` / ``ERROR <json>`` (drive). Logs go to stderr. III_URL names the
-engine.
+engine. ``serve download`` serves files from III_INTEROP_FILES_DIR; ``serve sse`` waits
+III_INTEROP_SSE_INTERVAL_MS (default 1000) between its events.
 
 The handlers follow the seed examples; where the seed's Python code uses calls that
 0.25 made asynchronous (``reader.read_all()``, ``writer.write()``), the awaited forms are
@@ -208,6 +210,69 @@ class Worker:
 
         self.iii.register_function("files::process", process_file)
 
+    def register_files_download(self) -> None:
+        """Seed "Example 1: File Download via HTTP Endpoint" (Python tab), serving from
+        III_INTEROP_FILES_DIR instead of /data/reports."""
+        # The seeds import `http` from `iii.utils`; the published 0.25 packages ship it in
+        # iii-helpers (imported here so that the other roles do not need that package).
+        from iii_helpers.http import http
+
+        directory = os.environ.get("III_INTEROP_FILES_DIR", "/data/reports")
+
+        @http
+        async def download_file(req, response):
+            filename = req.path_params.get("filename")
+            file_path = f"{directory}/{filename}"
+
+            with open(file_path, "rb") as f:
+                await response.status(200)
+                await response.headers({"content-type": "application/pdf"})
+                await response.writer.write(f.read())
+                await response.writer.close_async()
+
+        self.iii.register_function("files::download", download_file)
+
+        self.iii.register_trigger(
+            {
+                "type": "http",
+                "function_id": "files::download",
+                "config": {"api_path": "/files/:filename", "http_method": "GET"},
+            }
+        )
+
+    def register_events_stream(self) -> None:
+        """The seed's SSE example (Example 2 has a Node tab only) with the Python helper:
+        five progress events III_INTEROP_SSE_INTERVAL_MS apart, then a done event."""
+        from iii_helpers.http import http
+
+        interval = float(os.environ.get("III_INTEROP_SSE_INTERVAL_MS", "1000")) / 1000
+
+        @http
+        async def stream_events(_req, response):
+            await response.status(200)
+            await response.headers(
+                {"content-type": "text/event-stream", "cache-control": "no-cache", "connection": "keep-alive"}
+            )
+
+            for i in range(1, 6):
+                frame = f"id: {i}\nevent: progress\ndata: {json.dumps({'step': i, 'total': 5})}\n\n"
+                await response.writer.write(frame.encode("utf-8"))
+                await asyncio.sleep(interval)
+
+            done = f"id: 6\nevent: done\ndata: {json.dumps({'message': 'complete'})}\n\n"
+            await response.writer.write(done.encode("utf-8"))
+            await response.writer.close_async()
+
+        self.iii.register_function("events::stream", stream_events)
+
+        self.iii.register_trigger(
+            {
+                "type": "http",
+                "function_id": "events::stream",
+                "config": {"api_path": "/events/stream", "http_method": "GET"},
+            }
+        )
+
     # ------------------------------------------------------------ drivers
 
     def drive_pipeline(self, args) -> object:
@@ -291,6 +356,8 @@ def main() -> int:
             "pipeline": w.register_pipeline_consumer,
             "transform": w.register_transform_worker,
             "files": w.register_files_process,
+            "download": w.register_files_download,
+            "sse": w.register_events_stream,
         }
         try:
             for flow in args.flows:
