@@ -207,16 +207,18 @@ async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
     let mut relays = Vec::new();
     let mut ratios = Vec::new();
     for round in 1..=THROUGHPUT_ROUNDS {
-        let ceiling = throughput::ceiling(bytes).await?.mb_per_sec();
-        let (relay, engine_cpu) = throughput::relay(bytes).await?;
-        let relay = relay.mb_per_sec();
+        let hop = throughput::ceiling(bytes).await?;
+        let (through, engine_cpu) = throughput::relay(bytes).await?;
+        let (ceiling, relay) = (hop.mb_per_sec(), through.mb_per_sec());
         println!(
             "round {round}: ceiling (one plain WebSocket hop) {ceiling:.0} MB/s, \
              relay (writer → engine → reader) {relay:.0} MB/s = {:.2} × ceiling ({:.0} MiB each; \
-             engine CPU {:.2} s per GiB)",
+             CPU s per GiB, all processes: hop {:.2}, relay {:.2} of which engine {:.2})",
             relay / ceiling,
             bytes as f64 / MIB,
-            engine_cpu / (bytes as f64 / (1u64 << 30) as f64)
+            hop.per_gib(hop.cpu),
+            through.per_gib(through.cpu + engine_cpu),
+            through.per_gib(engine_cpu),
         );
         ceilings.push(ceiling);
         relays.push(relay);

@@ -110,20 +110,32 @@ impl EngineProc {
 }
 
 impl EngineProc {
-    /// CPU seconds (user + system) the engine has used so far, from `/proc/<pid>/stat`
-    /// (clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
+    /// CPU seconds (user + system) the engine has used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let ticks = self.proc.pid().and_then(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let user: u64 = fields.get(11)?.parse().ok()?;
-            let system: u64 = fields.get(12)?.parse().ok()?;
-            Some(user + system)
-        });
-        ticks.unwrap_or(0) as f64 / 100.0
+        self.proc
+            .pid()
+            .map_or(0.0, |pid| cpu_seconds(&pid.to_string()))
     }
+}
+
+/// CPU seconds (user + system) process `pid` (or `self`) has used, from `/proc/<pid>/stat`
+/// (clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let ticks = (|| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let user: u64 = fields.get(11)?.parse().ok()?;
+        let system: u64 = fields.get(12)?.parse().ok()?;
+        Some(user + system)
+    })();
+    ticks.unwrap_or(0) as f64 / 100.0
+}
+
+/// CPU seconds this process has used.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds("self")
 }
 
 /// Resident memory of a process, in bytes.

@@ -15,6 +15,8 @@ pub struct Transfer {
     pub bytes: u64,
     /// Seconds from the first frame to the end.
     pub secs: f64,
+    /// CPU seconds the client processes (writer and receiver, not the engine) used.
+    pub cpu: f64,
 }
 
 impl Transfer {
@@ -28,7 +30,23 @@ impl Transfer {
         Ok(Self {
             bytes: value["bytes"].as_u64().unwrap_or(0),
             secs: value["secs"].as_f64().unwrap_or(0.0),
+            cpu: value["cpu"].as_f64().unwrap_or(0.0),
         })
+    }
+
+    /// Adds the CPU seconds a writer reported in its `DONE <cpu>` line.
+    fn with_writer(mut self, line: &str) -> Self {
+        let writer_cpu = line
+            .strip_prefix("DONE ")
+            .and_then(|cpu| cpu.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        self.cpu += writer_cpu;
+        self
+    }
+
+    /// CPU seconds per GiB of `cpu` seconds spent on this transfer.
+    pub fn per_gib(&self, cpu: f64) -> f64 {
+        cpu / (self.bytes as f64 / (1u64 << 30) as f64).max(1e-9)
     }
 }
 
@@ -48,7 +66,7 @@ pub async fn ceiling(total: u64) -> Result<Transfer, String> {
         total.to_string(),
     ])?;
     let result = Transfer::parse(&sink.line(LIMIT).await?)?;
-    let _ = writer.child.wait().await;
+    let result = result.with_writer(&writer.line(LIMIT).await?);
     check_complete(result, total)
 }
 
@@ -98,7 +116,7 @@ pub async fn relay_on(
         total.to_string(),
     ])?;
     let result = Transfer::parse(&reader.line(LIMIT).await?)?;
-    writer.line(LIMIT).await?;
+    let result = result.with_writer(&writer.line(LIMIT).await?);
     iii.shutdown();
     Ok(result)
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::procs::own_cpu_seconds;
+
 /// Bytes per frame, the channel frame size.
 pub const FRAME: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES;
 
@@ -74,7 +76,11 @@ pub async fn sink_server() -> Result<(), String> {
         }
     }
     let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    println!("{}", serde_json::json!({"bytes": bytes, "secs": secs}));
+    let cpu = own_cpu_seconds();
+    println!(
+        "{}",
+        serde_json::json!({"bytes": bytes, "secs": secs, "cpu": cpu})
+    );
     Ok(())
 }
 
@@ -94,6 +100,7 @@ pub async fn hop_writer(url: &str, total: u64) -> Result<(), String> {
     }
     ws.close(None).await.map_err(|e| format!("close: {e}"))?;
     while let Some(Ok(_)) = ws.next().await {}
+    println!("DONE {}", own_cpu_seconds());
     Ok(())
 }
 
@@ -111,7 +118,7 @@ pub async fn channel_writer(url: &str, writer_ref: &str, total: u64) -> Result<(
         sent += len as u64;
     }
     writer.close().await.map_err(|e| format!("close: {e}"))?;
-    println!("DONE");
+    println!("DONE {}", own_cpu_seconds());
     Ok(())
 }
 
@@ -141,7 +148,11 @@ pub async fn channel_reader(
         }
     }
     let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    println!("{}", serde_json::json!({"bytes": bytes, "secs": secs}));
+    let cpu = own_cpu_seconds();
+    println!(
+        "{}",
+        serde_json::json!({"bytes": bytes, "secs": secs, "cpu": cpu})
+    );
     Ok(())
 }
 
