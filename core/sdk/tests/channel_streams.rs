@@ -249,14 +249,17 @@ async fn slow_reader_holds_the_writer_back_with_bounded_engine_memory() {
     engine.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+// One thread: the engine runs on this runtime too, so it cannot answer an upgrade while a
+// call is being polled, and a single poll can only start connecting, never finish.
+#[tokio::test(flavor = "current_thread")]
 async fn calls_cancelled_while_connecting_keep_the_end() {
     let engine = engine().await;
     let iii = worker(&engine);
     let channel = within(10, iii.create_channel(None)).await.expect("channel");
     // Each first call is polled once (it starts connecting) and then dropped.
     assert!(channel.reader.next_binary().now_or_never().is_none());
-    assert!(channel.writer.write(b"lost").now_or_never().is_none());
+    let first = channel.writer.write(b"lost").now_or_never();
+    assert!(first.is_none(), "{first:?}");
     within(10, channel.writer.write(b"kept"))
         .await
         .expect("write");
