@@ -1,0 +1,113 @@
+"""iii workers in Python, on the native iii core.
+
+::
+
+    from iii import register_worker
+
+    iii = register_worker("ws://localhost:49134")
+    iii.register_function("math::double", lambda data: data["n"] * 2)
+    channel = iii.create_channel()
+
+Functions, triggers and channels behave as in the Rust, Node and C SDKs: the networking,
+framing and backpressure all run in the shared Rust core.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from typing import Any, Mapping, Optional
+
+from ._native import III, Channel, ChannelReader, ChannelWriter, __version__
+from .errors import (
+    ChannelAborted,
+    ChannelClosed,
+    ChannelError,
+    ChannelExpired,
+    ChannelNotFound,
+    ConnectionError,
+    HandlerError,
+    IIIError,
+    InvocationError,
+    NativeError,
+    NotConnected,
+    ProtocolError,
+    ReaderClosed,
+    SerializationError,
+    ShutdownError,
+    TimeoutError,
+    WriterLost,
+)
+from .types import HttpRequest, HttpResponse, StreamChannelRef, TriggerAction
+
+__all__ = [
+    "III",
+    "Channel",
+    "ChannelReader",
+    "ChannelWriter",
+    "StreamChannelRef",
+    "TriggerAction",
+    "HttpRequest",
+    "HttpResponse",
+    "register_worker",
+    "IIIError",
+    "NativeError",
+    "HandlerError",
+    "InvocationError",
+    "TimeoutError",
+    "ConnectionError",
+    "NotConnected",
+    "ChannelError",
+    "ChannelAborted",
+    "WriterLost",
+    "ReaderClosed",
+    "ChannelExpired",
+    "ChannelClosed",
+    "ChannelNotFound",
+    "ProtocolError",
+    "SerializationError",
+    "ShutdownError",
+    "__version__",
+]
+
+#: The engine a worker connects to when no address is given and ``III_URL`` is unset.
+DEFAULT_ENGINE_URL = "ws://localhost:49134"
+
+_workers: "weakref.WeakSet[III]" = weakref.WeakSet()
+
+
+def register_worker(address: Optional[str] = None, options: Optional[Mapping[str, Any]] = None) -> III:
+    """Connects a worker to the engine at ``address`` (default: ``III_URL``, then
+    ``ws://localhost:49134``). The connection is made in the background and kept up
+    (reconnecting with backoff); calls wait for it.
+
+    ``options`` may set ``worker_name`` and ``invocation_timeout_ms`` (the default timeout
+    of ``trigger``). Other keys are accepted and ignored, so options written for the
+    published client work unchanged.
+    """
+    url = address or os.environ.get("III_URL") or DEFAULT_ENGINE_URL
+    options = dict(_options_dict(options))
+    worker = III(
+        url,
+        worker_name=options.get("worker_name"),
+        invocation_timeout_ms=options.get("invocation_timeout_ms"),
+    )
+    _workers.add(worker)
+    return worker
+
+
+def _options_dict(options: Any) -> Mapping[str, Any]:
+    if options is None:
+        return {}
+    if isinstance(options, Mapping):
+        return options
+    if hasattr(options, "model_dump"):
+        return options.model_dump()
+    return vars(options)
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for worker in list(_workers):
+        worker.shutdown()

@@ -1,0 +1,41 @@
+"""iii's own asyncio event loop, on a daemon thread, where ``async def`` handlers (and
+coroutines returned by message callbacks) run. One loop serves every worker of the process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Optional
+
+_lock = threading.Lock()
+_loop: Optional[asyncio.AbstractEventLoop] = None
+
+
+def loop() -> asyncio.AbstractEventLoop:
+    """The loop, started on first use."""
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            new_loop = asyncio.new_event_loop()
+            started = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(new_loop)
+                new_loop.call_soon(started.set)
+                new_loop.run_forever()
+
+            threading.Thread(target=run, name="iii-asyncio", daemon=True).start()
+            started.wait()
+            _loop = new_loop
+        return _loop
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def submit(awaitable: Any, done: Callable[[Any], None], target: Optional[asyncio.AbstractEventLoop] = None) -> None:
+    """Runs ``awaitable`` on ``target`` (or iii's loop) and calls ``done(future)`` when it ends."""
+    event_loop = target if target is not None and not target.is_closed() else loop()
+    future = asyncio.run_coroutine_threadsafe(_await(awaitable), event_loop)
+    future.add_done_callback(done)

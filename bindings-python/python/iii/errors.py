@@ -1,0 +1,108 @@
+"""The exceptions iii raises: one tree under :class:`IIIError`.
+
+Every error of the native core maps to exactly one class here. The core's own description
+of the error is kept as ``__cause__`` (a :class:`NativeError`), and ``code`` carries the
+stable error code (for :class:`InvocationError`, the remote code such as
+``function_not_found`` or ``invocation_failed``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Optional
+
+__all__ = [
+    "IIIError",
+    "NativeError",
+    "HandlerError",
+    "InvocationError",
+    "TimeoutError",
+    "ConnectionError",
+    "NotConnected",
+    "ChannelError",
+    "ChannelAborted",
+    "WriterLost",
+    "ReaderClosed",
+    "ChannelExpired",
+    "ChannelClosed",
+    "ChannelNotFound",
+    "ProtocolError",
+    "SerializationError",
+    "ShutdownError",
+]
+
+
+class NativeError(builtins.RuntimeError):
+    """The native core's description of an error (the ``__cause__`` of an :class:`IIIError`)."""
+
+
+class IIIError(Exception):
+    """Base class of every iii error. ``code`` is the error's stable code."""
+
+    code: str = "iii_error"
+
+
+class HandlerError(IIIError):
+    """A handler failed (reported to its caller as ``invocation_failed``)."""
+
+
+class InvocationError(IIIError):
+    """A called function (or the engine) answered with an error.
+
+    ``code`` is the remote code (``function_not_found``, ``invocation_failed``,
+    ``invocation_stopped``, ``timeout``, …) and ``stacktrace`` the remote traceback, if any.
+    """
+
+    stacktrace: Optional[str] = None
+
+
+class TimeoutError(IIIError, builtins.TimeoutError):
+    """No answer arrived within the call's timeout."""
+
+
+class ConnectionError(IIIError, builtins.ConnectionError):
+    """The connection to the engine failed or was lost."""
+
+
+class NotConnected(ConnectionError):
+    """The worker is not connected and gave up reconnecting."""
+
+
+class ChannelError(IIIError):
+    """Base class of the errors of a channel end."""
+
+
+class ChannelAborted(ChannelError):
+    """The writer aborted the stream; the data is incomplete."""
+
+
+class WriterLost(ChannelError):
+    """The writer disappeared without closing; the data is incomplete."""
+
+
+class ReaderClosed(ChannelError):
+    """The reader went away: nothing more can be written."""
+
+
+class ChannelExpired(ChannelError):
+    """The channel expired before both of its ends connected."""
+
+
+class ChannelClosed(ChannelError):
+    """The channel end was closed (this writer already closed, or another close code)."""
+
+
+class ChannelNotFound(ChannelError):
+    """The engine refused the channel socket: unknown channel or wrong key."""
+
+
+class ProtocolError(IIIError):
+    """A peer sent something that does not follow the protocol."""
+
+
+class SerializationError(IIIError, builtins.ValueError):
+    """A value could not be converted to or from JSON."""
+
+
+class ShutdownError(IIIError):
+    """The worker was shut down."""

@@ -1,0 +1,122 @@
+"""Plain value types of the iii API: channel refs, trigger actions, and the request and
+response of an HTTP-triggered function."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from ._native import ChannelReader, ChannelWriter
+
+__all__ = ["StreamChannelRef", "TriggerAction", "HttpRequest", "HttpResponse"]
+
+
+class StreamChannelRef:
+    """A serializable reference to one end of a channel. Put it (or ``model_dump()``) in a
+    trigger payload; the receiving function gets the live end."""
+
+    __slots__ = ("channel_id", "access_key", "direction")
+
+    def __init__(self, channel_id: str, access_key: str, direction: str) -> None:
+        self.channel_id = channel_id
+        self.access_key = access_key
+        self.direction = direction
+
+    def model_dump(self) -> Dict[str, str]:
+        """The ref as a plain dict, as it travels on the wire."""
+        return {"channel_id": self.channel_id, "access_key": self.access_key, "direction": self.direction}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StreamChannelRef) and self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash((self.channel_id, self.access_key, self.direction))
+
+    def __repr__(self) -> str:
+        return f"StreamChannelRef(channel_id={self.channel_id!r}, direction={self.direction!r})"
+
+
+class _Action:
+    __slots__ = ("_fields",)
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+
+    def model_dump(self) -> Dict[str, Any]:
+        """The action as it travels on the wire."""
+        return dict(self._fields)
+
+    def __repr__(self) -> str:
+        return f"TriggerAction({self._fields!r})"
+
+
+class TriggerAction:
+    """How :meth:`III.trigger` routes a call."""
+
+    @staticmethod
+    def Void() -> _Action:  # noqa: N802 (the published API's name)
+        """Fire and forget: no result, ``trigger`` returns ``None`` at once."""
+        return _Action(type="void")
+
+    @staticmethod
+    def Enqueue(*, queue: str) -> _Action:  # noqa: N802
+        """Through a named queue (needs a queue provider on the engine)."""
+        return _Action(type="enqueue", queue=queue)
+
+
+Values = Dict[str, Union[str, List[str]]]
+
+
+class HttpRequest:
+    """The request of an HTTP-triggered function (see :func:`iii.utils.http`)."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        #: The HTTP method, e.g. ``GET``.
+        self.method: str = data.get("method") or "GET"
+        #: The registered route pattern, e.g. ``/files/:filename``.
+        self.path: str = data.get("path") or ""
+        #: The path as requested (percent-encoded).
+        self.raw_path: Optional[str] = data.get("raw_path")
+        #: ``:name`` segments of the route, percent-decoded.
+        self.path_params: Dict[str, str] = dict(data.get("path_params") or {})
+        #: Query parameters; a repeated key gives a list.
+        self.query_params: Values = dict(data.get("query_params") or {})
+        #: Headers with lower-case names; a repeated header gives a list.
+        self.headers: Values = dict(data.get("headers") or {})
+        #: The parsed JSON body (for ``application/json`` requests), else ``None``.
+        self.body: Any = data.get("body")
+        #: The raw request body, streamed as it arrives.
+        self.request_body: ChannelReader = data["request_body"]
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} {self.raw_path or self.path})"
+
+
+class HttpResponse:
+    """The response of an HTTP-triggered function: status and headers first, then the body
+    through :attr:`writer` (each write reaches the client as it is written)."""
+
+    def __init__(self, writer: ChannelWriter) -> None:
+        self._writer = writer
+
+    async def status(self, status_code: int) -> None:
+        """Sets the status code (before the first body byte)."""
+        await self._writer.send_message_async(json.dumps({"type": "set_status", "status_code": status_code}))
+
+    async def headers(self, headers: Mapping[str, Union[str, List[str]]]) -> None:
+        """Sets response headers (before the first body byte)."""
+        await self._writer.send_message_async(json.dumps({"type": "set_headers", "headers": dict(headers)}))
+
+    @property
+    def writer(self) -> ChannelWriter:
+        """The body's writer."""
+        return self._writer
+
+    @property
+    def stream(self) -> ChannelWriter:
+        """The body as a stream (``stream.write``, ``stream.end``)."""
+        return self._writer
+
+    async def close(self) -> None:
+        """Ends the response."""
+        await self._writer.close_async()

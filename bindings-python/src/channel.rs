@@ -1,0 +1,405 @@
+//! `ChannelWriter` and `ChannelReader` for Python, over the core's channel ends.
+//!
+//! Methods the seeds call both ways (`writer.write(b)` in plain code, `await writer.write(b)`
+//! in async code) decide by the caller's thread: with an asyncio loop running they return an
+//! awaitable, otherwise they block with the GIL released. A writer's operations pass through
+//! one ordered queue, taken at call time, so writes keep their call order however they are
+//! awaited (or not), and a blocking write returns only once the core has sent the frame, so
+//! plain code can never queue without bound.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use iii_protocol::StreamChannelRef;
+use iii_sdk::IIIError;
+use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::errors::{IntoPyResult, to_py_err};
+use crate::wait::{awaitable, block_on, in_running_loop};
+
+/// One operation on a writer, in call order.
+enum Op {
+    Write(Bytes),
+    Message(String),
+    Close,
+    Abort(String),
+}
+
+type Done = oneshot::Sender<Result<(), IIIError>>;
+
+/// The writing end of a channel. Refs to it arrive in handler input as live objects.
+#[pyclass(module = "iii.channels", frozen)]
+pub(crate) struct ChannelWriter {
+    inner: Arc<iii_sdk::ChannelWriter>,
+    channel_ref: StreamChannelRef,
+    /// The ordered queue to the task that runs this writer's operations (started on first use).
+    queue: OnceLock<mpsc::UnboundedSender<(Op, Done)>>,
+}
+
+impl ChannelWriter {
+    /// A writer for `channel_ref` on the engine at `address` (nothing connects until used).
+    pub(crate) fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
+        Self::from_core(
+            iii_sdk::ChannelWriter::new(address, channel_ref),
+            channel_ref,
+        )
+    }
+
+    /// Wraps a core writer.
+    pub(crate) fn from_core(
+        writer: iii_sdk::ChannelWriter,
+        channel_ref: &StreamChannelRef,
+    ) -> Self {
+        Self {
+            inner: Arc::new(writer),
+            channel_ref: channel_ref.clone(),
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// The ref of this end.
+    pub(crate) fn channel_ref(&self) -> StreamChannelRef {
+        self.channel_ref.clone()
+    }
+
+    /// Queues `op` now (fixing its place in the order); the receiver learns how it went.
+    fn enqueue(&self, op: Op) -> oneshot::Receiver<Result<(), IIIError>> {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            iii_sdk::runtime().spawn(run_ops(self.inner.clone(), rx));
+            tx
+        });
+        let (done, outcome) = oneshot::channel();
+        if let Err(mpsc::error::SendError((_, done))) = queue.send((op, done)) {
+            let _ = done.send(Err(IIIError::Shutdown));
+        }
+        outcome
+    }
+
+    /// Runs `op` the caller's way: awaitable under a running loop, else blocking.
+    fn run<'py>(&self, py: Python<'py>, op: Op, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = self.enqueue(op);
+        let finished = async move { outcome.await.unwrap_or(Err(IIIError::Shutdown)) };
+        if in_running_loop(py)? {
+            return awaitable(py, async move { finished.await.py() });
+        }
+        block_on(py, name, &format!("{name}_async"), finished)?.py()?;
+        Ok(py.None().into_bound(py))
+    }
+
+    fn run_async<'py>(&self, py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = self.enqueue(op);
+        awaitable(py, async move {
+            outcome.await.unwrap_or(Err(IIIError::Shutdown)).py()
+        })
+    }
+}
+
+/// Runs a writer's operations one after another.
+async fn run_ops(
+    writer: Arc<iii_sdk::ChannelWriter>,
+    mut ops: mpsc::UnboundedReceiver<(Op, Done)>,
+) {
+    while let Some((op, done)) = ops.recv().await {
+        let outcome = match op {
+            Op::Write(data) => writer.write_bytes(data).await,
+            Op::Message(text) => writer.send_message(&text).await,
+            Op::Close => writer.close().await,
+            Op::Abort(reason) => writer.abort(&reason).await,
+        };
+        let _ = done.send(outcome);
+    }
+}
+
+/// The bytes of `data`: `bytes`, `bytearray`, `memoryview` or any buffer; `str` as UTF-8.
+fn payload(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(bytes) = data.cast::<PyBytes>() {
+        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+    }
+    if let Ok(text) = data.cast::<PyString>() {
+        return Ok(Bytes::copy_from_slice(text.to_cow()?.as_bytes()));
+    }
+    if let Ok(array) = data.cast::<PyByteArray>() {
+        return Ok(Bytes::from(array.to_vec()));
+    }
+    match data.call_method0("__bytes__").or_else(|_| {
+        data.py()
+            .import("builtins")?
+            .getattr("bytes")?
+            .call1((data,))
+    }) {
+        Ok(bytes) => match bytes.cast::<PyBytes>() {
+            Ok(bytes) => Ok(Bytes::copy_from_slice(bytes.as_bytes())),
+            Err(_) => Err(PyTypeError::new_err("write() takes bytes-like data or str")),
+        },
+        Err(_) => Err(PyTypeError::new_err("write() takes bytes-like data or str")),
+    }
+}
+
+#[pymethods]
+impl ChannelWriter {
+    /// Writes `data` (bytes-like, or str as UTF-8). Blocks until sent in plain code; returns
+    /// an awaitable under a running asyncio loop. Either way writes keep their call order,
+    /// and a full channel makes the writer wait rather than queue.
+    fn write<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let data = payload(data)?;
+        self.run(py, Op::Write(data), "write")
+    }
+
+    /// Awaitable write.
+    fn write_async<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let data = payload(data)?;
+        self.run_async(py, Op::Write(data))
+    }
+
+    /// Sends a text message (for progress or metadata), separate from the byte stream.
+    fn send_message<'py>(&self, py: Python<'py>, message: String) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, Op::Message(message), "send_message")
+    }
+
+    /// Awaitable `send_message`.
+    fn send_message_async<'py>(
+        &self,
+        py: Python<'py>,
+        message: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, Op::Message(message))
+    }
+
+    /// Ends the stream cleanly; the reader sees a complete stream once it has read
+    /// everything written before.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, Op::Close, "close")
+    }
+
+    /// Awaitable `close`.
+    fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, Op::Close)
+    }
+
+    /// Ends the stream as failed: the reader gets `ChannelAborted(reason)`, never a clean end.
+    #[pyo3(signature = (reason = ""))]
+    fn abort<'py>(&self, py: Python<'py>, reason: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, Op::Abort(reason.to_string()), "abort")
+    }
+
+    /// Awaitable `abort`.
+    #[pyo3(signature = (reason = ""))]
+    fn abort_async<'py>(&self, py: Python<'py>, reason: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, Op::Abort(reason.to_string()))
+    }
+
+    /// Writes `data` if given, then closes (the stream-style ending).
+    #[pyo3(signature = (data = None))]
+    fn end<'py>(
+        &self,
+        py: Python<'py>,
+        data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(data) = data {
+            // A failed write fails the close after it too, which reports it.
+            drop(self.enqueue(Op::Write(payload(data)?)));
+        }
+        self.run(py, Op::Close, "end")
+    }
+
+    /// The writer as a stream (`stream.write(data)`, `stream.end()`): the writer itself.
+    #[getter]
+    fn stream(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// This end's ref as a plain dict.
+    #[getter(channel_ref)]
+    fn get_channel_ref<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        ref_dict(py, &self.channel_ref)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ChannelWriter channel_id={}>", self.channel_ref.channel_id)
+    }
+}
+
+/// A ref as a plain dict (not materialized).
+pub(crate) fn ref_dict<'py>(
+    py: Python<'py>,
+    channel_ref: &StreamChannelRef,
+) -> PyResult<Bound<'py, PyAny>> {
+    let dict = pyo3::types::PyDict::new(py);
+    dict.set_item("channel_id", &channel_ref.channel_id)?;
+    dict.set_item("access_key", &channel_ref.access_key)?;
+    dict.set_item("direction", channel_ref.direction.to_string())?;
+    Ok(dict.into_any())
+}
+
+/// The reading end of a channel. Iterate it (`async for chunk in reader`, or `for` in plain
+/// code), or `read_all()`; text messages go to `on_message` callbacks.
+#[pyclass(module = "iii.channels", frozen)]
+pub(crate) struct ChannelReader {
+    inner: Arc<iii_sdk::ChannelReader>,
+    channel_ref: StreamChannelRef,
+}
+
+impl ChannelReader {
+    /// A reader for `channel_ref` on the engine at `address` (nothing connects until used).
+    pub(crate) fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
+        Self::from_core(
+            iii_sdk::ChannelReader::new(address, channel_ref),
+            channel_ref,
+        )
+    }
+
+    /// Wraps a core reader.
+    pub(crate) fn from_core(
+        reader: iii_sdk::ChannelReader,
+        channel_ref: &StreamChannelRef,
+    ) -> Self {
+        Self {
+            inner: Arc::new(reader),
+            channel_ref: channel_ref.clone(),
+        }
+    }
+
+    /// The ref of this end.
+    pub(crate) fn channel_ref(&self) -> StreamChannelRef {
+        self.channel_ref.clone()
+    }
+}
+
+fn to_bytes(py: Python<'_>, chunk: Option<Bytes>) -> Py<PyAny> {
+    match chunk {
+        Some(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
+        None => py.None(),
+    }
+}
+
+#[pymethods]
+impl ChannelReader {
+    /// The next chunk of bytes, or `None` at the end of a complete stream (an aborted or lost
+    /// writer raises). Awaitable under a running asyncio loop, else blocking.
+    fn next_chunk<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.inner.clone();
+        if in_running_loop(py)? {
+            return self.next_chunk_async(py);
+        }
+        let chunk = block_on(py, "next_chunk", "next_chunk_async", async move {
+            reader.next_binary().await
+        })?
+        .py()?;
+        Ok(to_bytes(py, chunk).into_bound(py))
+    }
+
+    /// Awaitable `next_chunk`.
+    fn next_chunk_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.inner.clone();
+        awaitable(py, async move {
+            let chunk = reader.next_binary().await.py()?;
+            Ok(Python::attach(|py| to_bytes(py, chunk)))
+        })
+    }
+
+    /// Everything up to the end of the stream, as one `bytes`. Awaitable under a running
+    /// asyncio loop, else blocking.
+    fn read_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if in_running_loop(py)? {
+            return self.read_all_async(py);
+        }
+        let reader = self.inner.clone();
+        let data = block_on(py, "read_all", "read_all_async", async move {
+            reader.read_all().await
+        })?
+        .py()?;
+        Ok(PyBytes::new(py, &data).into_any())
+    }
+
+    /// Awaitable `read_all`.
+    fn read_all_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.inner.clone();
+        awaitable(py, async move {
+            let data = reader.read_all().await.py()?;
+            Ok(Python::attach(|py| {
+                PyBytes::new(py, &data).into_any().unbind()
+            }))
+        })
+    }
+
+    /// Calls `callback(text)` for every text message the writer sends. Registering starts
+    /// receiving (no read is needed). A coroutine function's coroutines run on the loop that
+    /// registered the callback (or iii's own loop).
+    fn on_message(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        let target = crate::dispatch::CallbackTarget::capture(py, callback)?;
+        let reader = self.inner.clone();
+        iii_sdk::runtime().spawn(async move {
+            reader
+                .on_message(move |text| target.call_with_text(text))
+                .await;
+        });
+        Ok(())
+    }
+
+    /// Stops reading: the writer's next write fails with `ReaderClosed`.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.inner.clone();
+        if in_running_loop(py)? {
+            return awaitable(py, async move {
+                reader.close().await;
+                Ok(())
+            });
+        }
+        block_on(py, "close", "close", async move { reader.close().await })?;
+        Ok(py.None().into_bound(py))
+    }
+
+    /// The reader as a stream: the reader itself (it iterates).
+    #[getter]
+    fn stream(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// This end's ref as a plain dict.
+    #[getter(channel_ref)]
+    fn get_channel_ref<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        ref_dict(py, &self.channel_ref)
+    }
+
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.inner.clone();
+        awaitable(py, async move {
+            match reader.next_binary().await {
+                Ok(Some(bytes)) => Ok(Python::attach(|py| {
+                    PyBytes::new(py, &bytes).into_any().unbind()
+                })),
+                Ok(None) => Err(PyStopAsyncIteration::new_err(())),
+                Err(error) => Err(to_py_err(error)),
+            }
+        })
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let reader = self.inner.clone();
+        let chunk = block_on(py, "next", "__anext__", async move {
+            reader.next_binary().await
+        })?
+        .py()?;
+        Ok(chunk.map(|bytes| PyBytes::new(py, &bytes).into_any().unbind()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ChannelReader channel_id={}>", self.channel_ref.channel_id)
+    }
+}

@@ -1,0 +1,196 @@
+//! Running Python code for the core: function handlers and message callbacks.
+//!
+//! A plain (sync) handler runs on a blocking thread of the core's runtime, so it may call
+//! the blocking API freely; an `async def` handler (or one returning an awaitable) runs on
+//! iii's own asyncio loop (`iii._runtime`), one for the process. Their exceptions become
+//! `invocation_failed` with the message and the Python traceback.
+
+use std::sync::{Arc, Mutex};
+
+use iii_sdk::IIIError;
+use iii_sdk::function::Handler;
+use pyo3::prelude::*;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::convert::{from_py, to_py};
+
+type Settled = oneshot::Sender<PyResult<Py<PyAny>>>;
+
+/// Called by asyncio when a submitted coroutine finishes: hands its result to the core.
+#[pyclass(module = "iii._native", frozen)]
+pub(crate) struct Completion {
+    settled: Mutex<Option<Settled>>,
+}
+
+#[pymethods]
+impl Completion {
+    /// `future` is the finished `concurrent.futures.Future`.
+    fn __call__(&self, future: &Bound<'_, PyAny>) {
+        let outcome = future.call_method0("result").map(Bound::unbind);
+        if let Some(settled) = self.settled.lock().ok().and_then(|mut slot| slot.take()) {
+            let _ = settled.send(outcome);
+        }
+    }
+}
+
+/// Runs `awaitable` on `target_loop` (or iii's loop); the receiver gets its result.
+fn submit(
+    py: Python<'_>,
+    awaitable: &Bound<'_, PyAny>,
+    target_loop: Option<&Py<PyAny>>,
+) -> PyResult<oneshot::Receiver<PyResult<Py<PyAny>>>> {
+    let (settled, outcome) = oneshot::channel();
+    let completion = Completion {
+        settled: Mutex::new(Some(settled)),
+    };
+    let target = target_loop.map(|l| l.bind(py).clone());
+    py.import("iii._runtime")?
+        .call_method1("submit", (awaitable, completion, target))?;
+    Ok(outcome)
+}
+
+fn is_awaitable(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    py.import("inspect")?
+        .call_method1("isawaitable", (value,))?
+        .is_truthy()
+}
+
+/// An exception as the error a caller receives: `invocation_failed`, its message, and the
+/// formatted traceback.
+fn failure(error: PyErr) -> IIIError {
+    Python::attach(|py| {
+        let message = error.value(py).to_string();
+        let stacktrace = py
+            .import("traceback")
+            .and_then(|traceback| {
+                traceback.call_method1(
+                    "format_exception",
+                    (error.get_type(py), error.value(py), error.traceback(py)),
+                )
+            })
+            .and_then(|lines| PyString::new(py, "").call_method1("join", (lines,)))
+            .and_then(|text| text.extract::<String>())
+            .ok();
+        let name = error
+            .get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".into());
+        IIIError::Invocation {
+            code: "invocation_failed".into(),
+            message: if message.is_empty() {
+                name
+            } else {
+                format!("{name}: {message}")
+            },
+            stacktrace,
+        }
+    })
+}
+
+use pyo3::types::PyString;
+
+/// How a handler call went on its first step.
+enum Started {
+    /// It returned a value.
+    Done(Value),
+    /// It returned an awaitable, now running on the loop.
+    Running(oneshot::Receiver<PyResult<Py<PyAny>>>),
+}
+
+struct PyHandler {
+    callable: Py<PyAny>,
+    is_async: bool,
+    address: String,
+}
+
+impl PyHandler {
+    fn start(&self, py: Python<'_>, input: &Value) -> PyResult<Started> {
+        let data = to_py(py, input, &self.address)?;
+        let result = self.callable.bind(py).call1((data,))?;
+        if is_awaitable(py, &result)? {
+            return Ok(Started::Running(submit(py, &result, None)?));
+        }
+        Ok(Started::Done(from_py(&result)?))
+    }
+
+    async fn invoke(self: Arc<Self>, input: Value) -> Result<Value, IIIError> {
+        let started = if self.is_async {
+            Python::attach(|py| self.start(py, &input))
+        } else {
+            let this = self.clone();
+            let run = move || Python::attach(|py| this.start(py, &input));
+            tokio::task::spawn_blocking(move || crate::wait::allow_blocking(run))
+                .await
+                .map_err(|error| {
+                    IIIError::Handler(format!("the handler's thread failed: {error}"))
+                })?
+        };
+        match started.map_err(failure)? {
+            Started::Done(value) => Ok(value),
+            Started::Running(outcome) => match outcome.await {
+                Ok(Ok(result)) => Python::attach(|py| from_py(result.bind(py))).map_err(failure),
+                Ok(Err(error)) => Err(failure(error)),
+                Err(_) => Err(IIIError::Handler(
+                    "the handler's coroutine was dropped".into(),
+                )),
+            },
+        }
+    }
+}
+
+/// The core handler that calls `callable` with each invocation's input, refs made live
+/// against `address`.
+pub(crate) fn handler(py: Python<'_>, callable: Py<PyAny>, address: &str) -> PyResult<Handler> {
+    let is_async = py
+        .import("inspect")?
+        .call_method1("iscoroutinefunction", (callable.bind(py),))?
+        .is_truthy()?;
+    let handler = Arc::new(PyHandler {
+        callable,
+        is_async,
+        address: address.to_string(),
+    });
+    Ok(Arc::new(move |input| {
+        Box::pin(handler.clone().invoke(input))
+    }))
+}
+
+/// A message callback and the loop its coroutines run on.
+pub(crate) struct CallbackTarget {
+    callback: Py<PyAny>,
+    event_loop: Option<Py<PyAny>>,
+}
+
+impl CallbackTarget {
+    /// Captures `callback` and the asyncio loop running in this thread, if any.
+    pub(crate) fn capture(py: Python<'_>, callback: Py<PyAny>) -> PyResult<Self> {
+        let running = py
+            .import("asyncio")?
+            .getattr("_get_running_loop")?
+            .call0()?;
+        Ok(Self {
+            callback,
+            event_loop: (!running.is_none()).then(|| running.unbind()),
+        })
+    }
+
+    /// Calls the callback with `text`; a returned coroutine is scheduled on its loop.
+    /// Exceptions are reported (printed with their traceback), never raised into the core.
+    pub(crate) fn call_with_text(&self, text: String) {
+        Python::attach(|py| {
+            let called = self.callback.bind(py).call1((text,)).and_then(|result| {
+                if is_awaitable(py, &result)? {
+                    submit(py, &result, self.event_loop.as_ref()).map(drop)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(error) = called {
+                tracing::warn!("a message callback raised");
+                error.print(py);
+            }
+        });
+    }
+}

@@ -1,0 +1,60 @@
+//! Turning the core's `IIIError` into the Python exception tree of `iii.errors`, one class
+//! per error kind (every kind mapped explicitly), with the Rust error kept as `__cause__`.
+
+use iii_sdk::{ErrorKind, IIIError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+/// The `iii.errors` class raised for each kind.
+fn class_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Handler => "HandlerError",
+        ErrorKind::Invocation => "InvocationError",
+        ErrorKind::Timeout => "TimeoutError",
+        ErrorKind::NotConnected => "NotConnected",
+        ErrorKind::Connection => "ConnectionError",
+        ErrorKind::ChannelAborted => "ChannelAborted",
+        ErrorKind::WriterLost => "WriterLost",
+        ErrorKind::ReaderClosed => "ReaderClosed",
+        ErrorKind::ChannelExpired => "ChannelExpired",
+        ErrorKind::ChannelClosed => "ChannelClosed",
+        ErrorKind::ChannelConnect => "ChannelNotFound",
+        ErrorKind::Protocol => "ProtocolError",
+        ErrorKind::Serde => "SerializationError",
+        ErrorKind::Shutdown => "ShutdownError",
+    }
+}
+
+/// The Python exception for `error`: an instance of its `iii.errors` class, with `code`
+/// (and `stacktrace`) attributes where the error has them and a `NativeError` holding the
+/// Rust error as its `__cause__`.
+pub(crate) fn to_py_err(error: IIIError) -> PyErr {
+    Python::attach(|py| build(py, &error).unwrap_or_else(|fallback| fallback))
+}
+
+fn build(py: Python<'_>, error: &IIIError) -> Result<PyErr, PyErr> {
+    let errors = py.import("iii.errors")?;
+    let class = errors.getattr(class_name(error.kind()))?;
+    let instance = class.call1(PyTuple::new(py, [error.to_string()])?)?;
+    instance.setattr("code", error.code())?;
+    if let IIIError::Invocation { stacktrace, .. } = error {
+        instance.setattr("stacktrace", stacktrace.clone())?;
+    }
+    let cause = errors
+        .getattr("NativeError")?
+        .call1((format!("{error:?}"),))?;
+    instance.setattr("__cause__", cause)?;
+    Ok(PyErr::from_value(instance))
+}
+
+/// `Result<T, IIIError>` into a Python result.
+pub(crate) trait IntoPyResult<T> {
+    /// Maps the error with [`to_py_err`].
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for Result<T, IIIError> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py_err)
+    }
+}

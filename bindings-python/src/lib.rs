@@ -1,0 +1,31 @@
+//! `iii._native`: the Python extension over the iii Rust core (`iii-sdk`). Networking,
+//! framing and backpressure all stay in the core; this crate converts values and errors and
+//! decides, per call, between blocking (GIL released) and awaitable forms. The `iii` Python
+//! package re-exports these classes with its typing, errors and the `http` decorator.
+#![deny(missing_docs)]
+
+mod channel;
+mod convert;
+mod dispatch;
+mod errors;
+mod wait;
+mod worker;
+
+use pyo3::prelude::*;
+
+/// The extension module.
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    wait::remember_pid();
+    if pyo3_async_runtimes::tokio::init_with_runtime(iii_sdk::tokio_runtime()).is_err() {
+        // A second import in the same process (a reload) finds it set already.
+        tracing::debug!("the asyncio bridge already uses the core's runtime");
+    }
+    module.add_class::<worker::Worker>()?;
+    module.add_class::<worker::Channel>()?;
+    module.add_class::<channel::ChannelWriter>()?;
+    module.add_class::<channel::ChannelReader>()?;
+    module.add_class::<dispatch::Completion>()?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

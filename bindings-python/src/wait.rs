@@ -1,0 +1,98 @@
+//! Waiting for the core from Python: blocking calls release the GIL and wake every 100 ms to
+//! let Ctrl-C through, refuse to run where they would freeze an asyncio loop or deadlock a
+//! runtime thread, and refuse to run in a forked child (the runtime's threads did not
+//! survive the fork). Awaitable calls become asyncio futures on the core's runtime.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+/// How often a blocked call checks for signals.
+const SIGNAL_SLICE: Duration = Duration::from_millis(100);
+
+static LOADED_IN: OnceLock<u32> = OnceLock::new();
+
+thread_local! {
+    /// Set on the runtime's blocking threads while they run a sync handler, where blocking
+    /// is allowed (unlike on the runtime's async worker threads).
+    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with blocking calls allowed on this (blocking-pool) thread.
+pub(crate) fn allow_blocking<T>(f: impl FnOnce() -> T) -> T {
+    MAY_BLOCK.with(|flag| flag.set(true));
+    let output = f();
+    MAY_BLOCK.with(|flag| flag.set(false));
+    output
+}
+
+/// Records the process the module was loaded in.
+pub(crate) fn remember_pid() {
+    LOADED_IN.get_or_init(std::process::id);
+}
+
+/// Fails in a forked child.
+pub(crate) fn check_fork() -> PyResult<()> {
+    match LOADED_IN.get() {
+        Some(pid) if *pid != std::process::id() => Err(PyRuntimeError::new_err(
+            "iii was loaded before this process forked; its runtime threads do not survive \
+             fork(): create workers in the child (or use the 'spawn' start method)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// True when an asyncio event loop runs in this thread.
+pub(crate) fn in_running_loop(py: Python<'_>) -> PyResult<bool> {
+    let running = py
+        .import("asyncio")?
+        .getattr("_get_running_loop")?
+        .call0()?;
+    Ok(!running.is_none())
+}
+
+/// Runs `future` to its end, blocking this thread with the GIL released. `name` is the
+/// blocking call, `async_name` its awaitable form, named in the error raised when this
+/// thread runs an asyncio loop.
+pub(crate) fn block_on<F, T>(py: Python<'_>, name: &str, async_name: &str, future: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send,
+    T: Send,
+{
+    check_fork()?;
+    if in_running_loop(py)? {
+        return Err(PyRuntimeError::new_err(format!(
+            "{name}() blocks, and this thread runs an asyncio event loop: use `await {async_name}()`"
+        )));
+    }
+    if tokio::runtime::Handle::try_current().is_ok() && !MAY_BLOCK.with(std::cell::Cell::get) {
+        return Err(PyRuntimeError::new_err(format!(
+            "{name}() blocks, and this is one of iii's runtime threads (a message callback?): \
+             use `{async_name}()` from async code, or call it from another thread"
+        )));
+    }
+    let runtime = iii_sdk::runtime();
+    let mut future = std::pin::pin!(future);
+    loop {
+        let step = py.detach(|| {
+            runtime.block_on(async { tokio::time::timeout(SIGNAL_SLICE, future.as_mut()).await })
+        });
+        match step {
+            Ok(output) => return Ok(output),
+            Err(_slice_over) => py.check_signals()?,
+        }
+    }
+}
+
+/// `future` as an asyncio future of the running loop, driven by the core's runtime.
+pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    check_fork()?;
+    pyo3_async_runtimes::tokio::future_into_py(py, future)
+}

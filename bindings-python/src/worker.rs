@@ -1,0 +1,269 @@
+//! The worker handle (`III`) for Python: channels, calls, function and trigger registration.
+//! Blocking methods have `_async` twins for async code; both only convert values and errors
+//! around the core's `III`.
+
+use iii_protocol::{StreamChannelRef, TriggerAction};
+use iii_sdk::{IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+
+use crate::channel::{ChannelReader, ChannelWriter};
+use crate::convert::{from_py, to_py};
+use crate::errors::IntoPyResult;
+use crate::wait::{awaitable, block_on, check_fork};
+
+/// A channel made by `create_channel`: both live ends here, and both refs to hand out.
+#[pyclass(module = "iii", frozen)]
+pub(crate) struct Channel {
+    /// The writing end.
+    #[pyo3(get)]
+    writer: Py<ChannelWriter>,
+    /// The reading end.
+    #[pyo3(get)]
+    reader: Py<ChannelReader>,
+    /// The writing end's ref (`model_dump()` gives the plain dict).
+    #[pyo3(get)]
+    writer_ref: Py<PyAny>,
+    /// The reading end's ref.
+    #[pyo3(get)]
+    reader_ref: Py<PyAny>,
+}
+
+#[pymethods]
+impl Channel {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let _ = py;
+        format!(
+            "<Channel channel_id={}>",
+            self.writer.get().channel_ref().channel_id
+        )
+    }
+}
+
+/// `iii.types.StreamChannelRef` for `channel_ref`.
+fn ref_object(py: Python<'_>, channel_ref: &StreamChannelRef) -> PyResult<Py<PyAny>> {
+    let class = py.import("iii.types")?.getattr("StreamChannelRef")?;
+    Ok(class
+        .call1((
+            &channel_ref.channel_id,
+            &channel_ref.access_key,
+            channel_ref.direction.to_string(),
+        ))?
+        .unbind())
+}
+
+fn channel_object(py: Python<'_>, channel: iii_sdk::Channel) -> PyResult<Channel> {
+    let iii_sdk::Channel {
+        writer,
+        reader,
+        writer_ref,
+        reader_ref,
+    } = channel;
+    Ok(Channel {
+        writer: Py::new(py, ChannelWriter::from_core(writer, &writer_ref))?,
+        reader: Py::new(py, ChannelReader::from_core(reader, &reader_ref))?,
+        writer_ref: ref_object(py, &writer_ref)?,
+        reader_ref: ref_object(py, &reader_ref)?,
+    })
+}
+
+/// A request given as a dict (or a model with `model_dump()`): `function_id`, `payload`,
+/// optional `action` (`TriggerAction.Void()`) and `timeout_ms`.
+fn trigger_request(request: &Bound<'_, PyAny>) -> PyResult<TriggerRequest> {
+    let value = from_py(request)?;
+    let Value::Object(mut map) = value else {
+        return Err(PyValueError::new_err(
+            "trigger() takes a dict with a function_id",
+        ));
+    };
+    let function_id = match map.remove("function_id") {
+        Some(Value::String(id)) => id,
+        _ => {
+            return Err(PyValueError::new_err(
+                "trigger() needs a string function_id",
+            ));
+        }
+    };
+    let action = match map.remove("action") {
+        None | Some(Value::Null) => None,
+        Some(action) => Some(
+            serde_json::from_value::<TriggerAction>(action)
+                .map_err(|e| PyValueError::new_err(format!("invalid action: {e}")))?,
+        ),
+    };
+    let timeout_ms =
+        match map.remove("timeout_ms") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(ms)) => Some(ms.as_u64().ok_or_else(|| {
+                PyValueError::new_err("timeout_ms must be a non-negative integer")
+            })?),
+            Some(_) => return Err(PyValueError::new_err("timeout_ms must be an integer")),
+        };
+    Ok(TriggerRequest {
+        function_id,
+        payload: map.remove("payload").unwrap_or(Value::Null),
+        action,
+        timeout_ms,
+    })
+}
+
+/// A worker connected to an engine. Create it with `iii.register_worker(url)`.
+#[pyclass(module = "iii", name = "III", frozen, weakref)]
+pub(crate) struct Worker {
+    inner: iii_sdk::III,
+}
+
+#[pymethods]
+impl Worker {
+    /// Connects to the engine at `url` (in the background; calls wait for the connection).
+    #[new]
+    #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None))]
+    fn new(
+        url: &str,
+        worker_name: Option<String>,
+        invocation_timeout_ms: Option<u64>,
+    ) -> PyResult<Self> {
+        check_fork()?;
+        let mut options = InitOptions {
+            worker_name,
+            runtime: "python".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..InitOptions::default()
+        };
+        if let Some(ms) = invocation_timeout_ms {
+            options.invocation_timeout_ms = ms;
+        }
+        let _runtime = iii_sdk::runtime().enter();
+        Ok(Self {
+            inner: iii_sdk::register_worker_with(url, options),
+        })
+    }
+
+    /// The engine URL.
+    #[getter]
+    fn address(&self) -> String {
+        self.inner.address().to_string()
+    }
+
+    /// Waits until connected and the engine has everything registered so far.
+    fn ready(&self, py: Python<'_>) -> PyResult<()> {
+        let iii = self.inner.clone();
+        block_on(py, "ready", "ready_async", async move { iii.ready().await })?.py()
+    }
+
+    /// Awaitable `ready`.
+    fn ready_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let iii = self.inner.clone();
+        awaitable(py, async move { iii.ready().await.py() })
+    }
+
+    /// Creates a channel (`buffer_size` in 64 KiB frames, default 64).
+    #[pyo3(signature = (buffer_size = None))]
+    fn create_channel(&self, py: Python<'_>, buffer_size: Option<u32>) -> PyResult<Channel> {
+        let iii = self.inner.clone();
+        let channel = block_on(py, "create_channel", "create_channel_async", async move {
+            iii.create_channel(buffer_size).await
+        })?
+        .py()?;
+        channel_object(py, channel)
+    }
+
+    /// Awaitable `create_channel`.
+    #[pyo3(signature = (buffer_size = None))]
+    fn create_channel_async<'py>(
+        &self,
+        py: Python<'py>,
+        buffer_size: Option<u32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let iii = self.inner.clone();
+        awaitable(py, async move {
+            let channel = iii.create_channel(buffer_size).await.py()?;
+            Python::attach(|py| channel_object(py, channel))
+        })
+    }
+
+    /// Calls a function: `trigger({"function_id": …, "payload": …, "timeout_ms": …})`
+    /// returns its result; with `"action": TriggerAction.Void()` it returns `None` at once.
+    fn trigger(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let request = trigger_request(request)?;
+        let iii = self.inner.clone();
+        let result = block_on(py, "trigger", "trigger_async", async move {
+            iii.trigger(request).await
+        })?
+        .py()?;
+        Ok(to_py(py, &result, self.inner.address())?.unbind())
+    }
+
+    /// Awaitable `trigger`.
+    fn trigger_async<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = trigger_request(request)?;
+        let iii = self.inner.clone();
+        awaitable(py, async move {
+            let result = iii.trigger(request).await.py()?;
+            Python::attach(|py| to_py(py, &result, iii.address()).map(Bound::unbind))
+        })
+    }
+
+    /// Registers `handler` (a function or an `async def`) as `function_id`. Its input arrives
+    /// as plain Python values with channel refs made live; its return value is sent as JSON.
+    #[pyo3(signature = (function_id, handler, description = None, metadata = None))]
+    fn register_function(
+        &self,
+        py: Python<'_>,
+        function_id: String,
+        handler: Py<PyAny>,
+        description: Option<String>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        if !handler.bind(py).is_callable() {
+            return Err(PyValueError::new_err("the handler must be callable"));
+        }
+        let handler = crate::dispatch::handler(py, handler, self.inner.address())?;
+        let mut function = RegisterFunction::from_handler(function_id, handler);
+        function.description = description;
+        function.metadata = metadata.map(from_py).transpose()?;
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner.register_function(function);
+        Ok(())
+    }
+
+    /// Registers a trigger: `{"type": "http", "function_id": …, "config": {…}}`.
+    fn register_trigger(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
+        let value = from_py(trigger)?;
+        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
+        let (Some(trigger_type), Some(function_id)) = (
+            field("type").or_else(|| field("trigger_type")),
+            field("function_id"),
+        ) else {
+            return Err(PyValueError::new_err(
+                "register_trigger() needs a dict with 'type' and 'function_id'",
+            ));
+        };
+        let config = value.get("config").cloned().unwrap_or(Value::Null);
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner
+            .register_trigger(RegisterTrigger::new(trigger_type, function_id, config))
+            .map(drop)
+            .py()
+    }
+
+    /// Disconnects from the engine; pending calls fail with `ShutdownError`.
+    fn shutdown(&self) {
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner.shutdown();
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<III {}>", self.inner.address())
+    }
+}
+
+/// Keeps `IIIError` reachable for conversions elsewhere.
+#[allow(dead_code)]
+fn _uses(_: IIIError, _: &Bound<'_, PyDict>) {}
