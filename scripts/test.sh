@@ -15,6 +15,17 @@ if ! command -v curl >/dev/null; then
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq curl
 fi
 
+# The Python package's tests run in their own virtualenv (never the one of the published
+# client, which shares the import name `iii`). Every cargo call sees the same PYO3_* settings,
+# so pyo3 is built once, not once per caller.
+PY_VENV="${III_PY_VENV:-$PWD/target/python-venv}"
+if [[ ! -x "$PY_VENV/bin/python" ]]; then
+    step "python virtualenv for the package tests ($PY_VENV)"
+    python3 -m venv "$PY_VENV"
+fi
+"$PY_VENV/bin/pip" install -q --disable-pip-version-check "maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=0.23" "pytest-timeout>=2.3"
+export PYO3_PYTHON="$PY_VENV/bin/python" PYO3_BUILD_EXTENSION_MODULE=1
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -27,6 +38,10 @@ cargo build -p iii-sdk --examples
 
 step "cargo test"
 timeout 1500 cargo test --workspace
+
+step "python package: pip install ./bindings-python (debug build), pytest"
+MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings-python
+III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests
 
 step "interop with the published clients"
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh

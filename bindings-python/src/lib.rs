@@ -17,15 +17,12 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     wait::remember_pid();
-    if pyo3_async_runtimes::tokio::init_with_runtime(iii_sdk::tokio_runtime()).is_err() {
-        // A second import in the same process (a reload) finds it set already.
-        tracing::debug!("the asyncio bridge already uses the core's runtime");
-    }
     module.add_class::<worker::Worker>()?;
     module.add_class::<worker::Channel>()?;
     module.add_class::<channel::ChannelWriter>()?;
     module.add_class::<channel::ChannelReader>()?;
     module.add_class::<dispatch::Completion>()?;
+    module.add_class::<wait::CancelOnDone>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

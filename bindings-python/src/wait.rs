@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
@@ -87,12 +88,63 @@ where
     }
 }
 
+/// Cancels the core's side of an awaitable when its asyncio future is cancelled.
+#[pyclass(module = "iii._native", frozen)]
+pub(crate) struct CancelOnDone {
+    task: tokio::task::AbortHandle,
+}
+
+#[pymethods]
+impl CancelOnDone {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            self.task.abort();
+        }
+        Ok(())
+    }
+}
+
 /// `future` as an asyncio future of the running loop, driven by the core's runtime.
+///
+/// The work starts at once (so an operation is queued even if the awaitable is never
+/// awaited); cancelling the asyncio future cancels the work; a result that arrives after the
+/// loop has closed is dropped quietly.
 pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     check_fork()?;
-    pyo3_async_runtimes::tokio::future_into_py(py, future)
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let py_future = event_loop.call_method0("create_future")?;
+    let (target_loop, target) = (event_loop.unbind(), py_future.clone().unbind());
+    let task = iii_sdk::runtime().spawn(async move {
+        let outcome = future.await;
+        Python::attach(|py| {
+            let settled = (|| -> PyResult<()> {
+                let (error, value) = match outcome {
+                    Ok(value) => (py.None(), value.into_py_any(py)?),
+                    Err(error) => (error.into_value(py).into_any(), py.None()),
+                };
+                let settle = py.import("iii._runtime")?.getattr("settle")?;
+                target_loop.call_method1(
+                    py,
+                    "call_soon_threadsafe",
+                    (settle, target, error, value),
+                )?;
+                Ok(())
+            })();
+            if let Err(error) = settled {
+                // The loop closed before the result came: nobody can await it any more.
+                tracing::debug!(%error, "dropping the result of an abandoned awaitable");
+            }
+        });
+    });
+    py_future.call_method1(
+        "add_done_callback",
+        (CancelOnDone {
+            task: task.abort_handle(),
+        },),
+    )?;
+    Ok(py_future)
 }

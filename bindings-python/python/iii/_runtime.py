@@ -39,3 +39,13 @@ def submit(awaitable: Any, done: Callable[[Any], None], target: Optional[asyncio
     event_loop = target if target is not None and not target.is_closed() else loop()
     future = asyncio.run_coroutine_threadsafe(_await(awaitable), event_loop)
     future.add_done_callback(done)
+
+
+def settle(future: "asyncio.Future[Any]", error: Optional[BaseException], value: Any) -> None:
+    """Completes ``future`` (on its loop) unless it was cancelled meanwhile."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)

@@ -1,0 +1,113 @@
+"""Type stubs of the native core (``iii._native``), re-exported by :mod:`iii`."""
+
+from typing import Any, Awaitable, Callable, Dict, Iterator, AsyncIterator, Optional, Union
+
+from .types import StreamChannelRef
+
+__version__: str
+
+BytesLike = Union[bytes, bytearray, memoryview, str]
+#: In plain code the call blocks and returns ``None``; under a running asyncio loop it
+#: returns an awaitable. Either way the operation is queued in call order at once.
+MaybeAwaitable = Optional[Awaitable[None]]
+
+class ChannelWriter:
+    """The writing end of a channel."""
+
+    def write(self, data: BytesLike) -> MaybeAwaitable:
+        """Writes ``data`` (``str`` as UTF-8). Blocks until sent in plain code; awaitable in async code."""
+    def write_async(self, data: BytesLike) -> Awaitable[None]:
+        """Awaitable write."""
+    def send_message(self, message: str) -> MaybeAwaitable:
+        """Sends a text message beside the byte stream."""
+    def send_message_async(self, message: str) -> Awaitable[None]:
+        """Awaitable ``send_message``."""
+    def close(self) -> MaybeAwaitable:
+        """Ends the stream cleanly."""
+    def close_async(self) -> Awaitable[None]:
+        """Awaitable ``close``."""
+    def abort(self, reason: str = "") -> MaybeAwaitable:
+        """Ends the stream as failed; the reader gets ``ChannelAborted(reason)``."""
+    def abort_async(self, reason: str = "") -> Awaitable[None]:
+        """Awaitable ``abort``."""
+    def end(self, data: Optional[BytesLike] = None) -> MaybeAwaitable:
+        """Writes ``data`` if given, then closes."""
+    @property
+    def stream(self) -> "ChannelWriter":
+        """The writer as a stream (``write``, ``end``)."""
+    @property
+    def channel_ref(self) -> Dict[str, str]:
+        """This end's ref as a plain dict."""
+
+class ChannelReader:
+    """The reading end of a channel."""
+
+    def next_chunk(self) -> Union[Optional[bytes], Awaitable[Optional[bytes]]]:
+        """The next chunk, ``None`` at a clean end (blocking, or awaitable in async code)."""
+    def next_chunk_async(self) -> Awaitable[Optional[bytes]]:
+        """Awaitable ``next_chunk``."""
+    def read_all(self) -> Union[bytes, Awaitable[bytes]]:
+        """Everything to the end (blocking, or awaitable in async code)."""
+    def read_all_async(self) -> Awaitable[bytes]:
+        """Awaitable ``read_all``."""
+    def on_message(self, callback: Callable[[str], Any]) -> None:
+        """Calls ``callback(text)`` for each text message; registering starts receiving."""
+    def close(self) -> MaybeAwaitable:
+        """Stops reading; the writer's next write fails with ``ReaderClosed``."""
+    @property
+    def stream(self) -> "ChannelReader":
+        """The reader as a stream (it iterates)."""
+    @property
+    def channel_ref(self) -> Dict[str, str]:
+        """This end's ref as a plain dict."""
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
+    def __iter__(self) -> Iterator[bytes]: ...
+    def __next__(self) -> bytes: ...
+
+class Channel:
+    """Both ends of a new channel, and their refs."""
+
+    writer: ChannelWriter
+    reader: ChannelReader
+    writer_ref: StreamChannelRef
+    reader_ref: StreamChannelRef
+
+class III:
+    """A worker connected to an engine (create with :func:`iii.register_worker`)."""
+
+    def __init__(
+        self, url: str, worker_name: Optional[str] = None, invocation_timeout_ms: Optional[int] = None
+    ) -> None: ...
+    @property
+    def address(self) -> str:
+        """The engine URL."""
+    def ready(self) -> None:
+        """Waits until connected and everything registered so far is known to the engine."""
+    def ready_async(self) -> Awaitable[None]:
+        """Awaitable ``ready``."""
+    def create_channel(self, buffer_size: Optional[int] = None) -> Channel:
+        """Creates a channel (blocking; raises inside a running asyncio loop)."""
+    def create_channel_async(self, buffer_size: Optional[int] = None) -> Awaitable[Channel]:
+        """Awaitable ``create_channel``."""
+    def trigger(self, request: Dict[str, Any]) -> Any:
+        """Calls a function (``function_id``, ``payload``, optional ``action``, ``timeout_ms``)."""
+    def trigger_async(self, request: Dict[str, Any]) -> Awaitable[Any]:
+        """Awaitable ``trigger``."""
+    def register_function(
+        self,
+        function_id: str,
+        handler: Callable[[Any], Any],
+        description: Optional[str] = None,
+        metadata: Any = None,
+    ) -> None:
+        """Registers a sync or async handler."""
+    def register_trigger(self, trigger: Dict[str, Any]) -> None:
+        """Registers a trigger: ``{"type", "function_id", "config"}``."""
+    def shutdown(self) -> None:
+        """Disconnects from the engine."""
+
+class Completion:
+    """Internal: hands an asyncio result back to the core."""
+
+    def __call__(self, future: Any) -> None: ...
