@@ -1,0 +1,169 @@
+"""Functions behind the engine's HTTP triggers, written with `iii.utils.http`: the seed's
+download handler and the SSE example (examples/python, serving in a child process), and
+handlers of this process that stream a response in pieces, read the request, or fail."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from http.client import HTTPConnection, IncompleteRead
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import EXAMPLES, REPO, load_module, start_python, stop, wait_line
+from iii.utils import http
+
+# The SSE checks of the interop suite (six events in order, delivered as written).
+interop_http = load_module("iii_interop_http", REPO / "tests" / "interop" / "test_http.py")
+
+
+def serve_example(engine, request, name: str, env: dict):
+    proc = start_python(engine, request, EXAMPLES / name, env=env, stdin=subprocess.PIPE)
+    wait_line(proc, "READY")
+    return proc
+
+
+def route(worker, function_id: str, handler, method: str, path: str) -> None:
+    """Registers `handler` as `function_id` behind `method path`, and waits for the engine."""
+    worker.register_function(function_id, handler)
+    worker.register_trigger({
+        "type": "http",
+        "function_id": function_id,
+        "config": {"api_path": path, "http_method": method},
+    })
+    worker.ready()
+
+
+def connect(engine) -> HTTPConnection:
+    url = urlsplit(engine.http_url)
+    return HTTPConnection(url.hostname, url.port, timeout=20)
+
+
+@pytest.mark.timeout(30)
+def test_seed_download_through_the_http_port(engine, request, tmp_path):
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    (tmp_path / "quarterly-report.pdf").write_bytes(data)
+    proc = serve_example(engine, request, "http_download.py", {"III_FILES_DIR": str(tmp_path)})
+    try:
+        with urllib.request.urlopen(f"{engine.http_url}/files/quarterly-report.pdf", timeout=20) as resp:
+            status, content_type, body = resp.status, resp.headers.get("content-type"), resp.read()
+        # The handler raises FileNotFoundError before sending anything: the decorator aborts
+        # the response, which the engine answers with a server error.
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{engine.http_url}/files/no-such-report.pdf", timeout=20)
+    finally:
+        stop(proc)
+    assert status == 200
+    assert content_type == "application/pdf"
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest() and len(body) == len(data)
+    assert missing.value.code == 500
+
+
+@pytest.mark.timeout(30)
+def test_sse_example_streams_events_as_written(engine, request):
+    interval_ms = int(interop_http.SSE_INTERVAL_S * 1000)
+    proc = serve_example(engine, request, "http_sse.py", {"III_SSE_INTERVAL_MS": str(interval_ms)})
+    conn = connect(engine)
+    try:
+        started = time.monotonic()
+        conn.request("GET", "/events/stream", headers={"accept": "text/event-stream"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("content-type") == "text/event-stream"
+        assert resp.getheader("cache-control") == "no-cache"
+        events = interop_http.SseCollector()
+        while chunk := resp.read1(65536):
+            events.feed(chunk, time.monotonic())
+    finally:
+        conn.close()
+        stop(proc)
+    events.check(started)
+
+
+@pytest.mark.timeout(30)
+def test_response_written_in_pieces_arrives_in_pieces(engine, worker):
+    """A handler writes five pieces 200 ms apart through `response.stream`: each reaches the
+    client before the next is written, in order; the route's path and query arrive parsed."""
+    seen = {}
+
+    @http
+    async def ticker(req, response):
+        seen.update(path_params=req.path_params, query=req.query_params, method=req.method)
+        await response.status(201)
+        await response.headers({"content-type": "text/plain", "x-ticks": "5"})
+        for i in range(5):
+            await response.stream.write(f"tick {i}\n".encode())
+            await asyncio.sleep(0.2)
+        response.stream.end(b"done\n")
+
+    route(worker, "t::ticker", ticker, "GET", "/ticks/:name")
+    conn = connect(engine)
+    try:
+        conn.request("GET", "/ticks/clock?every=200&unit=ms")
+        resp = conn.getresponse()
+        arrivals, body = [], b""
+        while chunk := resp.read1(65536):
+            body += chunk
+            arrivals.append((time.monotonic(), body.count(b"\n")))
+    finally:
+        conn.close()
+    assert resp.status == 201
+    assert resp.getheader("x-ticks") == "5"
+    assert body == b"".join(f"tick {i}\n".encode() for i in range(5)) + b"done\n"
+    first_line = next(at for at, lines in arrivals if lines >= 1)
+    assert arrivals[-1][0] - first_line >= 0.5, f"the pieces arrived together: {arrivals}"
+    assert seen == {"path_params": {"name": "clock"}, "query": {"every": "200", "unit": "ms"}, "method": "GET"}
+
+
+@pytest.mark.timeout(30)
+def test_request_body_streams_to_the_handler(engine, worker):
+    """A POST body reaches the handler as `request_body`, a live reader."""
+    @http
+    async def upload(req, response):
+        digest, total = hashlib.sha256(), 0
+        async for chunk in req.request_body:
+            digest.update(chunk)
+            total += len(chunk)
+        await response.status(200)
+        await response.headers({"content-type": "application/json"})
+        await response.writer.write(json.dumps({"bytes": total, "sha256": digest.hexdigest()}).encode())
+
+    route(worker, "t::upload", upload, "POST", "/upload")
+    data = os.urandom(3 * 1024 * 1024)
+    post = urllib.request.Request(
+        f"{engine.http_url}/upload", data=data, method="POST", headers={"content-type": "application/octet-stream"}
+    )
+    with urllib.request.urlopen(post, timeout=20) as resp:
+        answer = json.loads(resp.read())
+    assert answer == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.timeout(30)
+def test_handler_failing_mid_body_cuts_the_response(engine, worker):
+    """Raising after part of the body was sent aborts it: the client sees a cut-off body,
+    never a short one that looks complete."""
+    @http
+    async def broken(_req, response):
+        await response.status(200)
+        await response.headers({"content-type": "application/octet-stream"})
+        await response.writer.write(b"x" * 100_000)
+        raise RuntimeError("disk read failed")
+
+    route(worker, "t::broken", broken, "GET", "/broken")
+    conn = connect(engine)
+    try:
+        conn.request("GET", "/broken")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        with pytest.raises(IncompleteRead) as cut:
+            resp.read()
+    finally:
+        conn.close()
+    assert cut.value.partial == b"x" * 100_000
