@@ -130,3 +130,27 @@ async def test_killed_writer_is_writer_lost_async(engine, request, worker):
         stop(child)
     assert received >= 256 * 1024
     check_cause(info.value)
+
+
+@pytest.mark.timeout(20)
+def test_write_after_the_reader_closed_is_reader_closed(worker):
+    channel = worker.create_channel()
+    channel.writer.write(b"first")
+    assert channel.reader.next_chunk() == b"first"
+    channel.reader.close()
+    with pytest.raises(iii.ReaderClosed) as info:
+        # The writer learns of the close asynchronously: it fails within a few writes.
+        for _ in range(1000):
+            channel.writer.write(b"x" * 65536)
+    check_cause(info.value)
+
+
+@pytest.mark.timeout(20)
+def test_write_after_close_is_channel_closed(worker):
+    channel = worker.create_channel()
+    channel.writer.write(b"all of it")
+    channel.writer.close()
+    with pytest.raises(iii.ChannelClosed) as info:
+        channel.writer.write(b"more")
+    check_cause(info.value)
+    assert channel.reader.read_all() == b"all of it"
