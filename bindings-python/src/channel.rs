@@ -301,7 +301,7 @@ impl ChannelReader {
         let reader = self.inner.clone();
         awaitable(py, async move {
             let chunk = reader.next_binary().await.py()?;
-            Ok(Python::attach(|py| to_bytes(py, chunk)))
+            crate::gil::attach_or_err(|py| Ok(to_bytes(py, chunk)))
         })
     }
 
@@ -324,9 +324,7 @@ impl ChannelReader {
         let reader = self.inner.clone();
         awaitable(py, async move {
             let data = reader.read_all().await.py()?;
-            Ok(Python::attach(|py| {
-                PyBytes::new(py, &data).into_any().unbind()
-            }))
+            crate::gil::attach_or_err(|py| Ok(PyBytes::new(py, &data).into_any().unbind()))
         })
     }
 
@@ -377,9 +375,9 @@ impl ChannelReader {
         let reader = self.inner.clone();
         awaitable(py, async move {
             match reader.next_binary().await {
-                Ok(Some(bytes)) => Ok(Python::attach(|py| {
-                    PyBytes::new(py, &bytes).into_any().unbind()
-                })),
+                Ok(Some(bytes)) => {
+                    crate::gil::attach_or_err(|py| Ok(PyBytes::new(py, &bytes).into_any().unbind()))
+                }
                 Ok(None) => Err(PyStopAsyncIteration::new_err(())),
                 Err(error) => Err(to_py_err(error)),
             }

@@ -59,7 +59,12 @@ fn is_awaitable(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// An exception as the error a caller receives: `invocation_failed`, its message, and the
 /// formatted traceback.
 fn failure(error: PyErr) -> IIIError {
-    Python::attach(|py| {
+    let exiting = || IIIError::Invocation {
+        code: "invocation_failed".into(),
+        message: "the Python interpreter is exiting".into(),
+        stacktrace: None,
+    };
+    crate::gil::attach(|py| {
         let message = error.value(py).to_string();
         let stacktrace = py
             .import("traceback")
@@ -87,6 +92,7 @@ fn failure(error: PyErr) -> IIIError {
             stacktrace,
         }
     })
+    .unwrap_or_else(exiting)
 }
 
 use pyo3::types::PyString;
@@ -117,10 +123,10 @@ impl PyHandler {
 
     async fn invoke(self: Arc<Self>, input: Value) -> Result<Value, IIIError> {
         let started = if self.is_async {
-            Python::attach(|py| self.start(py, &input))
+            crate::gil::attach_or_err(|py| self.start(py, &input))
         } else {
             let this = self.clone();
-            let run = move || Python::attach(|py| this.start(py, &input));
+            let run = move || crate::gil::attach_or_err(|py| this.start(py, &input));
             tokio::task::spawn_blocking(move || crate::wait::allow_blocking(run))
                 .await
                 .map_err(|error| {
@@ -130,7 +136,9 @@ impl PyHandler {
         match started.map_err(failure)? {
             Started::Done(value) => Ok(value),
             Started::Running(outcome) => match outcome.await {
-                Ok(Ok(result)) => Python::attach(|py| from_py(result.bind(py))).map_err(failure),
+                Ok(Ok(result)) => {
+                    crate::gil::attach_or_err(|py| from_py(result.bind(py))).map_err(failure)
+                }
                 Ok(Err(error)) => Err(failure(error)),
                 Err(_) => Err(IIIError::Handler(
                     "the handler's coroutine was dropped".into(),
@@ -179,7 +187,7 @@ impl CallbackTarget {
     /// Calls the callback with `text`; a returned coroutine is scheduled on its loop.
     /// Exceptions are reported (printed with their traceback), never raised into the core.
     pub(crate) fn call_with_text(&self, text: String) {
-        Python::attach(|py| {
+        crate::gil::attach(|py| {
             let called = self.callback.bind(py).call1((text,)).and_then(|result| {
                 if is_awaitable(py, &result)? {
                     submit(py, &result, self.event_loop.as_ref()).map(drop)

@@ -29,7 +29,8 @@ fn class_name(kind: ErrorKind) -> &'static str {
 /// (and `stacktrace`) attributes where the error has them and a `NativeError` holding the
 /// Rust error as its `__cause__`.
 pub(crate) fn to_py_err(error: IIIError) -> PyErr {
-    Python::attach(|py| build(py, &error).unwrap_or_else(|fallback| fallback))
+    crate::gil::attach(|py| build(py, &error).unwrap_or_else(|fallback| fallback))
+        .unwrap_or_else(crate::gil::exiting)
 }
 
 fn build(py: Python<'_>, error: &IIIError) -> Result<PyErr, PyErr> {

@@ -8,6 +8,7 @@ mod channel;
 mod convert;
 mod dispatch;
 mod errors;
+mod gil;
 mod wait;
 mod worker;
 
@@ -23,6 +24,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<channel::ChannelReader>()?;
     module.add_class::<dispatch::Completion>()?;
     module.add_class::<wait::CancelOnDone>()?;
+    module.add_function(wrap_pyfunction!(gil::quiesce, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -120,7 +120,7 @@ where
     let (target_loop, target) = (event_loop.unbind(), py_future.clone().unbind());
     let task = iii_sdk::runtime().spawn(async move {
         let outcome = future.await;
-        Python::attach(|py| {
+        crate::gil::attach(|py| {
             let settled = (|| -> PyResult<()> {
                 let (error, value) = match outcome {
                     Ok(value) => (py.None(), value.into_py_any(py)?),

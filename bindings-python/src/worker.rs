@@ -180,7 +180,7 @@ impl Worker {
         let iii = self.inner.clone();
         awaitable(py, async move {
             let channel = iii.create_channel(buffer_size).await.py()?;
-            Python::attach(|py| channel_object(py, channel))
+            crate::gil::attach_or_err(|py| channel_object(py, channel))
         })
     }
 
@@ -206,7 +206,7 @@ impl Worker {
         let iii = self.inner.clone();
         awaitable(py, async move {
             let result = iii.trigger(request).await.py()?;
-            Python::attach(|py| to_py(py, &result, iii.address()).map(Bound::unbind))
+            crate::gil::attach_or_err(|py| to_py(py, &result, iii.address()).map(Bound::unbind))
         })
     }
 

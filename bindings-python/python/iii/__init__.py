@@ -19,6 +19,7 @@ import os
 import weakref
 from typing import Any, Mapping, Optional
 
+from . import _native
 from ._native import III, Channel, ChannelReader, ChannelWriter, __version__
 from .errors import (
     ChannelAborted,
@@ -111,3 +112,6 @@ def _options_dict(options: Any) -> Mapping[str, Any]:
 def _shutdown_all() -> None:
     for worker in list(_workers):
         worker.shutdown()
+    # iii's threads may be settling a result in Python right now: let them finish, and keep
+    # them out from here on, before the interpreter starts tearing itself down.
+    _native.quiesce(2.0)
