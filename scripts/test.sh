@@ -39,6 +39,9 @@ cargo build -p iii-sdk --examples
 step "cargo test"
 timeout 1500 cargo test --workspace
 
+step "the published iii clients (npm, PyPI) for the interop and cross-language tests"
+bash tests/interop/setup.sh
+
 step "python package: pip install ./bindings-python (debug build), pytest"
 MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings-python
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests
