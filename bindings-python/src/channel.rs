@@ -3,11 +3,12 @@
 //! Methods the seeds call both ways (`writer.write(b)` in plain code, `await writer.write(b)`
 //! in async code) decide by the caller's thread: with an asyncio loop running they return an
 //! awaitable, otherwise they block with the GIL released. A writer's operations pass through
-//! one ordered queue, taken at call time, so writes keep their call order however they are
-//! awaited (or not), and a blocking write returns only once the core has sent the frame, so
-//! plain code can never queue without bound.
+//! one ordered queue with a byte window ([`crate::op_queue`]): writes keep their call order
+//! however they are awaited (or not), and a blocking write returns once its bytes are within
+//! the window, so plain code never queues more than the window.
 
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use iii_protocol::StreamChannelRef;
@@ -15,28 +16,16 @@ use iii_sdk::IIIError;
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::errors::{IntoPyResult, to_py_err};
-use crate::wait::{awaitable, block_on, in_running_loop};
-
-/// One operation on a writer, in call order.
-enum Op {
-    Write(Bytes),
-    Message(String),
-    Close,
-    Abort(String),
-}
-
-type Done = oneshot::Sender<Result<(), IIIError>>;
+use crate::op_queue::{Ack, Op, OpQueue};
+use crate::wait::{awaitable, block_on, in_running_loop, settled};
 
 /// The writing end of a channel. Refs to it arrive in handler input as live objects.
 #[pyclass(module = "iii.channels", frozen)]
 pub(crate) struct ChannelWriter {
-    inner: Arc<iii_sdk::ChannelWriter>,
     channel_ref: StreamChannelRef,
-    /// The ordered queue to the task that runs this writer's operations (started on first use).
-    queue: OnceLock<mpsc::UnboundedSender<(Op, Done)>>,
+    queue: OpQueue,
 }
 
 impl ChannelWriter {
@@ -54,9 +43,8 @@ impl ChannelWriter {
         channel_ref: &StreamChannelRef,
     ) -> Self {
         Self {
-            inner: Arc::new(writer),
             channel_ref: channel_ref.clone(),
-            queue: OnceLock::new(),
+            queue: OpQueue::new(Arc::new(writer)),
         }
     }
 
@@ -65,52 +53,33 @@ impl ChannelWriter {
         self.channel_ref.clone()
     }
 
-    /// Queues `op` now (fixing its place in the order); the receiver learns how it went.
-    fn enqueue(&self, op: Op) -> oneshot::Receiver<Result<(), IIIError>> {
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            iii_sdk::runtime().spawn(run_ops(self.inner.clone(), rx));
-            tx
-        });
-        let (done, outcome) = oneshot::channel();
-        if let Err(mpsc::error::SendError((_, done))) = queue.send((op, done)) {
-            let _ = done.send(Err(IIIError::Shutdown));
-        }
-        outcome
-    }
-
     /// Runs `op` the caller's way: awaitable under a running loop, else blocking.
     fn run<'py>(&self, py: Python<'py>, op: Op, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let outcome = self.enqueue(op);
-        let finished = async move { outcome.await.unwrap_or(Err(IIIError::Shutdown)) };
-        if in_running_loop(py)? {
-            return awaitable(py, async move { finished.await.py() });
+        let in_loop = in_running_loop(py)?;
+        match self.queue.push(op) {
+            Ack::Now(outcome) if in_loop => settled(py, outcome.py()),
+            Ack::Now(outcome) => {
+                outcome.py()?;
+                Ok(py.None().into_bound(py))
+            }
+            Ack::Later(reply) => {
+                let finished = async move { reply.await.unwrap_or(Err(IIIError::Shutdown)) };
+                if in_loop {
+                    return awaitable(py, async move { finished.await.py() });
+                }
+                block_on(py, name, &format!("{name}_async"), finished)?.py()?;
+                Ok(py.None().into_bound(py))
+            }
         }
-        block_on(py, name, &format!("{name}_async"), finished)?.py()?;
-        Ok(py.None().into_bound(py))
     }
 
     fn run_async<'py>(&self, py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
-        let outcome = self.enqueue(op);
-        awaitable(py, async move {
-            outcome.await.unwrap_or(Err(IIIError::Shutdown)).py()
-        })
-    }
-}
-
-/// Runs a writer's operations one after another.
-async fn run_ops(
-    writer: Arc<iii_sdk::ChannelWriter>,
-    mut ops: mpsc::UnboundedReceiver<(Op, Done)>,
-) {
-    while let Some((op, done)) = ops.recv().await {
-        let outcome = match op {
-            Op::Write(data) => writer.write_bytes(data).await,
-            Op::Message(text) => writer.send_message(&text).await,
-            Op::Close => writer.close().await,
-            Op::Abort(reason) => writer.abort(&reason).await,
-        };
-        let _ = done.send(outcome);
+        match self.queue.push(op) {
+            Ack::Now(outcome) => settled(py, outcome.py()),
+            Ack::Later(reply) => awaitable(py, async move {
+                reply.await.unwrap_or(Err(IIIError::Shutdown)).py()
+            }),
+        }
     }
 }
 
@@ -205,7 +174,7 @@ impl ChannelWriter {
     ) -> PyResult<Bound<'py, PyAny>> {
         if let Some(data) = data {
             // A failed write fails the close after it too, which reports it.
-            drop(self.enqueue(Op::Write(payload(data)?)));
+            drop(self.queue.push(Op::Write(payload(data)?)));
         }
         self.run(py, Op::Close, "end")
     }
@@ -273,6 +242,21 @@ impl ChannelReader {
     }
 }
 
+/// The next chunk of `reader` if it is there without waiting (the common case while data
+/// flows), so an `async for` step costs no trip through the runtime. A read left pending is
+/// dropped, which the core's reader allows without losing data.
+fn ready_chunk(reader: &iii_sdk::ChannelReader) -> Option<Result<Option<Bytes>, IIIError>> {
+    let _runtime = iii_sdk::runtime().enter();
+    let mut next = std::pin::pin!(reader.next_binary());
+    match next
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(chunk) => Some(chunk),
+        std::task::Poll::Pending => None,
+    }
+}
+
 fn to_bytes(py: Python<'_>, chunk: Option<Bytes>) -> Py<PyAny> {
     match chunk {
         Some(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
@@ -298,6 +282,9 @@ impl ChannelReader {
 
     /// Awaitable `next_chunk`.
     fn next_chunk_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(chunk) = ready_chunk(&self.inner) {
+            return settled(py, chunk.py().map(|chunk| to_bytes(py, chunk)));
+        }
         let reader = self.inner.clone();
         awaitable(py, async move {
             let chunk = reader.next_binary().await.py()?;
@@ -372,6 +359,14 @@ impl ChannelReader {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(chunk) = ready_chunk(&self.inner) {
+            let item = match chunk {
+                Ok(Some(bytes)) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
+                Ok(None) => Err(PyStopAsyncIteration::new_err(())),
+                Err(error) => Err(to_py_err(error)),
+            };
+            return settled(py, item);
+        }
         let reader = self.inner.clone();
         awaitable(py, async move {
             match reader.next_binary().await {

@@ -9,6 +9,7 @@ mod convert;
 mod dispatch;
 mod errors;
 mod gil;
+mod op_queue;
 mod wait;
 mod worker;
 

@@ -88,6 +88,22 @@ where
     }
 }
 
+/// An asyncio future of the running loop, already settled with `outcome`.
+pub(crate) fn settled<'py, T>(py: Python<'py>, outcome: PyResult<T>) -> PyResult<Bound<'py, PyAny>>
+where
+    T: IntoPyObject<'py>,
+{
+    let future = py
+        .import("asyncio")?
+        .call_method0("get_running_loop")?
+        .call_method0("create_future")?;
+    match outcome {
+        Ok(value) => future.call_method1("set_result", (value.into_bound_py_any(py)?,))?,
+        Err(error) => future.call_method1("set_exception", (error.into_value(py),))?,
+    };
+    Ok(future)
+}
+
 /// Cancels the core's side of an awaitable when its asyncio future is cancelled.
 #[pyclass(module = "iii._native", frozen)]
 pub(crate) struct CancelOnDone {
