@@ -15,6 +15,7 @@ use iii_protocol::StreamChannelRef;
 use iii_sdk::IIIError;
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::errors::{IntoPyResult, to_py_err};
@@ -54,7 +55,12 @@ impl ChannelWriter {
     }
 
     /// Runs `op` the caller's way: awaitable under a running loop, else blocking.
-    fn run<'py>(&self, py: Python<'py>, op: Op, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        op: Op,
+        (name, async_name): (&str, &str),
+    ) -> PyResult<Bound<'py, PyAny>> {
         let in_loop = in_running_loop(py)?;
         match self.queue.push(op) {
             Ack::Now(outcome) if in_loop => settled(py, outcome.py()),
@@ -67,7 +73,7 @@ impl ChannelWriter {
                 if in_loop {
                     return awaitable(py, async move { finished.await.py() });
                 }
-                block_on(py, name, &format!("{name}_async"), finished)?.py()?;
+                block_on(py, name, async_name, finished)?.py()?;
                 Ok(py.None().into_bound(py))
             }
         }
@@ -86,7 +92,8 @@ impl ChannelWriter {
 /// The bytes of `data`: `bytes`, `bytearray`, `memoryview` or any buffer; `str` as UTF-8.
 fn payload(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(bytes) = data.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+        // `bytes` are immutable: the frame borrows them (no copy) until it is sent.
+        return Ok(Bytes::from_owner(PyBackedBytes::from(bytes.clone())));
     }
     if let Ok(text) = data.cast::<PyString>() {
         return Ok(Bytes::copy_from_slice(text.to_cow()?.as_bytes()));
@@ -100,8 +107,8 @@ fn payload(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
             .getattr("bytes")?
             .call1((data,))
     }) {
-        Ok(bytes) => match bytes.cast::<PyBytes>() {
-            Ok(bytes) => Ok(Bytes::copy_from_slice(bytes.as_bytes())),
+        Ok(bytes) => match bytes.cast_into::<PyBytes>() {
+            Ok(bytes) => Ok(Bytes::from_owner(PyBackedBytes::from(bytes))),
             Err(_) => Err(PyTypeError::new_err("write() takes bytes-like data or str")),
         },
         Err(_) => Err(PyTypeError::new_err("write() takes bytes-like data or str")),
@@ -115,7 +122,7 @@ impl ChannelWriter {
     /// and a full channel makes the writer wait rather than queue.
     fn write<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let data = payload(data)?;
-        self.run(py, Op::Write(data), "write")
+        self.run(py, Op::Write(data), ("write", "write_async"))
     }
 
     /// Awaitable write.
@@ -130,7 +137,11 @@ impl ChannelWriter {
 
     /// Sends a text message (for progress or metadata), separate from the byte stream.
     fn send_message<'py>(&self, py: Python<'py>, message: String) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, Op::Message(message), "send_message")
+        self.run(
+            py,
+            Op::Message(message),
+            ("send_message", "send_message_async"),
+        )
     }
 
     /// Awaitable `send_message`.
@@ -145,7 +156,7 @@ impl ChannelWriter {
     /// Ends the stream cleanly; the reader sees a complete stream once it has read
     /// everything written before.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, Op::Close, "close")
+        self.run(py, Op::Close, ("close", "close_async"))
     }
 
     /// Awaitable `close`.
@@ -156,7 +167,7 @@ impl ChannelWriter {
     /// Ends the stream as failed: the reader gets `ChannelAborted(reason)`, never a clean end.
     #[pyo3(signature = (reason = ""))]
     fn abort<'py>(&self, py: Python<'py>, reason: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, Op::Abort(reason.to_string()), "abort")
+        self.run(py, Op::Abort(reason.to_string()), ("abort", "abort_async"))
     }
 
     /// Awaitable `abort`.
@@ -176,7 +187,7 @@ impl ChannelWriter {
             // A failed write fails the close after it too, which reports it.
             drop(self.queue.push(Op::Write(payload(data)?)));
         }
-        self.run(py, Op::Close, "end")
+        self.run(py, Op::Close, ("end", "close_async"))
     }
 
     /// The writer as a stream (`stream.write(data)`, `stream.end()`): the writer itself.
