@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod accept;
 mod builtins;
 mod channels;
 mod config;

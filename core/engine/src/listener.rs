@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use uuid::Uuid;
 
+use crate::accept::accept_loop;
 use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::engine::{Lifeline, Shared, Shutdown};
@@ -22,9 +23,6 @@ use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config
 
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Where an upgrade request goes.
 enum Route {
@@ -38,33 +36,20 @@ enum Route {
 pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "could not set TCP_NODELAY");
-                }
-                tokio::spawn(handle(
-                    stream,
-                    peer,
-                    shared.clone(),
-                    shutdown.clone(),
-                    lifeline.clone(),
-                ));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+    let stop = shutdown.clone();
+    accept_loop(listener, stop, move |stream, peer| {
+        handle(
+            stream,
+            peer,
+            shared.clone(),
+            shutdown.clone(),
+            lifeline.clone(),
+        )
+    })
+    .await;
 }
 
 async fn handle(

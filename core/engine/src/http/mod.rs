@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use crate::accept::accept_loop;
 use crate::channels::Claim;
 use crate::channels::registry::Created;
 use crate::engine::{Lifeline, Shared, Shutdown};
@@ -38,39 +39,18 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an open HTTP connection may take to finish once the engine stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
 /// Accepts HTTP connections until the engine stops.
 pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, _peer)) => {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "could not set TCP_NODELAY");
-                }
-                tokio::spawn(serve_connection(
-                    stream,
-                    shared.clone(),
-                    shutdown.clone(),
-                    lifeline.clone(),
-                ));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "http accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+    let stop = shutdown.clone();
+    accept_loop(listener, stop, move |stream, _peer| {
+        serve_connection(stream, shared.clone(), shutdown.clone(), lifeline.clone())
+    })
+    .await;
 }
 
 async fn serve_connection(
