@@ -19,7 +19,7 @@ import os
 import weakref
 from typing import Any, Mapping, Optional
 
-from . import _native
+from . import _native, errors
 from ._native import III, Channel, ChannelReader, ChannelWriter, __version__
 from .errors import (
     ChannelAborted,
@@ -52,24 +52,8 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "register_worker",
-    "IIIError",
-    "NativeError",
-    "HandlerError",
-    "InvocationError",
-    "TimeoutError",
-    "ConnectionError",
-    "NotConnected",
-    "ChannelError",
-    "ChannelAborted",
-    "WriterLost",
-    "ReaderClosed",
-    "ChannelExpired",
-    "ChannelClosed",
-    "ChannelNotFound",
-    "ProtocolError",
-    "SerializationError",
-    "ShutdownError",
     "__version__",
+    *errors.__all__,
 ]
 
 #: The engine a worker connects to when no address is given and ``III_URL`` is unset.
