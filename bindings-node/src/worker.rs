@@ -69,7 +69,14 @@ impl Completion {
 }
 
 /// A JS handler: `(inputJson, done)`, keeping the event loop alive while held.
-type JsHandler = ThreadsafeFunction<(String, Completion), (), (String, Completion), Status, false>;
+/// (`FnArgs` spreads the tuple into two arguments; a bare tuple arrives as one array.)
+type JsHandler = ThreadsafeFunction<
+    FnArgs<(String, Completion)>,
+    (),
+    FnArgs<(String, Completion)>,
+    Status,
+    false,
+>;
 
 /// Where a handler's threadsafe function lives; emptied to release it.
 type HandlerSlot = Arc<Mutex<Option<JsHandler>>>;
@@ -91,7 +98,7 @@ fn core_handler(slot: HandlerSlot) -> Handler {
                 let handler = slot.lock().unwrap_or_else(PoisonError::into_inner);
                 match handler.as_ref() {
                     Some(handler) => handler.call(
-                        (input.to_string(), completion),
+                        FnArgs::from((input.to_string(), completion)),
                         ThreadsafeFunctionCallMode::NonBlocking,
                     ),
                     None => return Err(IIIError::Shutdown),
@@ -285,7 +292,7 @@ impl NativeWorker {
     pub fn register_function(
         &self,
         id: String,
-        handler: Function<(String, Completion), ()>,
+        handler: Function<FnArgs<(String, Completion)>, ()>,
         description: Option<String>,
     ) -> Result<NativeFunctionRef> {
         let handler: JsHandler = handler

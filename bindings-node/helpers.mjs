@@ -1,0 +1,4 @@
+import cjs from './helpers.js'
+
+export const { createChannel } = cjs
+export default cjs

@@ -1,0 +1,54 @@
+'use strict'
+// Starts the engine binary on free ports for a test file and stops it afterwards.
+// III_ENGINE overrides the binary (default: target/debug/iii of the workspace).
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+
+const workspace = path.resolve(__dirname, '..', '..')
+const targetDir = process.env.CARGO_TARGET_DIR
+  ? path.resolve(workspace, process.env.CARGO_TARGET_DIR)
+  : path.join(workspace, 'target')
+
+function engineBinary() {
+  return process.env.III_ENGINE || path.join(targetDir, 'debug', 'iii')
+}
+
+/** Resolves with `{ url, httpUrl, stop() }` once the engine printed both URLs. */
+function startEngine() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(engineBinary(), ['--port', '0', '--http-port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'warn' },
+    })
+    let output = ''
+    let url = null
+    let httpUrl = null
+    const onData = (data) => {
+      output += data
+      url = url || (output.match(/iii engine listening on (ws:\/\/\S+)/) || [])[1]
+      httpUrl = httpUrl || (output.match(/iii http triggers on (http:\/\/\S+)/) || [])[1]
+      if (url && httpUrl) {
+        child.stdout.off('data', onData)
+        child.stderr.off('data', onData)
+        child.stdout.resume()
+        child.stderr.resume()
+        resolve({
+          url,
+          httpUrl,
+          stop: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null) return done()
+              child.once('exit', () => done())
+              child.kill('SIGTERM')
+            }),
+        })
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`the engine exited (${code}) before it was ready:\n${output}`)))
+  })
+}
+
+module.exports = { startEngine }
