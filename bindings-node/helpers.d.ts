@@ -1,0 +1,3 @@
+import type { Channel, III } from './index'
+
+export declare function createChannel(iii: III, bufferSize?: number): Promise<Channel>
