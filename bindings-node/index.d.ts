@@ -83,3 +83,49 @@ export declare class III {
 }
 
 export declare function registerWorker(url: string, options?: InitOptions): III
+
+/** The request of an HTTP-triggered function (see `http()`). */
+export interface HttpRequest<B = any> {
+  /** The HTTP method, e.g. `GET`. */
+  method: string
+  /** The registered route pattern, e.g. `/files/:filename`. */
+  path: string
+  /** The path as requested, when the engine sends it. */
+  raw_path?: string
+  /** `:name` segments of the route. */
+  path_params: Record<string, string>
+  /** Query parameters; a repeated key gives an array. */
+  query_params: Record<string, string | string[]>
+  /** Headers with lower-case names; a repeated header gives an array. */
+  headers: Record<string, string | string[]>
+  /** The parsed JSON body (for `application/json` requests), else null. */
+  body: B | null
+  /** The raw request body, read as it arrives (`.stream` is a Readable). */
+  request_body: ChannelReader
+  /** The trigger that matched. */
+  trigger?: { type: 'http'; path: string; method: string }
+}
+
+/** The response of an HTTP-triggered function: status and headers first, then the body. */
+export interface HttpResponse {
+  /** The response channel's writer. */
+  readonly writer: ChannelWriter
+  /** The body as a Writable: each chunk reaches the client as it is written. */
+  readonly stream: Writable
+  /** Sets the status code (effective before the first body byte). */
+  status(statusCode: number): Promise<void>
+  /** Sets headers (effective before the first body byte). */
+  headers(headers: Record<string, string | string[]>): Promise<void>
+  /** Ends the response; resolves once the engine holds the whole body. */
+  close(): Promise<void>
+}
+
+/**
+ * Makes `handler(req, res)` a function for an `http` trigger. When the handler resolves the
+ * response is ended (if still open) and its result returned (a non-null result sent before
+ * any body byte is the whole response: `{ status_code, headers, body }`); when it throws the
+ * response is aborted (the client sees a cut-off body, or a 500) and the error rethrown.
+ */
+export declare function http<R = unknown>(
+  handler: (req: HttpRequest, res: HttpResponse) => R | Promise<R>,
+): (input: any) => Promise<R>

@@ -2,5 +2,16 @@
 // iii-sdk for Node.js (CommonJS entry point).
 const { III, Channel, TriggerAction, registerWorker } = require('./lib/worker')
 const { ChannelReader, ChannelWriter } = require('./lib/channels')
+const { http, HttpRequest, HttpResponse } = require('./lib/http')
 
-module.exports = { registerWorker, TriggerAction, III, Channel, ChannelReader, ChannelWriter }
+module.exports = {
+  registerWorker,
+  http,
+  TriggerAction,
+  III,
+  Channel,
+  ChannelReader,
+  ChannelWriter,
+  HttpRequest,
+  HttpResponse,
+}

@@ -1,5 +1,6 @@
 // iii-sdk for Node.js (ES module entry point): the CommonJS build re-exported.
 import cjs from './index.js'
 
-export const { registerWorker, TriggerAction, III, Channel, ChannelReader, ChannelWriter } = cjs
+export const { registerWorker, http, TriggerAction, III, Channel, ChannelReader, ChannelWriter, HttpRequest, HttpResponse } =
+  cjs
 export default cjs
