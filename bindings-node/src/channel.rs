@@ -2,7 +2,7 @@
 //! wraps them in `ChannelWriter` / `ChannelReader` with a Node `Writable` / `Readable`.
 //!
 //! A writer's operations pass through one ordered queue with a byte window
-//! ([`crate::op_queue`]): a write's promise resolves once the core has accepted the chunk
+//! ([`iii_sdk::channel::WriteQueue`]): a write's promise resolves once the core has accepted the chunk
 //! within the window, so a `Writable` whose callback follows that promise has the channel's
 //! backpressure. A reader pulls one chunk per `read()`; nothing is read ahead.
 
@@ -16,8 +16,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::errors::invalid;
-use crate::op_queue::{Ack, Op, OpQueue};
 use crate::promise::settle;
+use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
 
 /// Parses a ref given as JSON text.
 pub(crate) fn parse_ref(json: &str) -> Result<StreamChannelRef> {
@@ -32,7 +32,7 @@ fn ref_json(channel_ref: &StreamChannelRef) -> String {
 #[napi]
 pub struct NativeWriter {
     channel_ref: StreamChannelRef,
-    queue: Arc<OpQueue>,
+    queue: Arc<WriteQueue>,
 }
 
 impl NativeWriter {
@@ -43,18 +43,18 @@ impl NativeWriter {
     ) -> Self {
         Self {
             channel_ref: channel_ref.clone(),
-            queue: Arc::new(OpQueue::new(Arc::new(writer))),
+            queue: Arc::new(WriteQueue::new(Arc::new(writer))),
         }
     }
 
-    fn push<'env>(&self, env: &'env Env, op: Op) -> Result<Object<'env>> {
+    fn push<'env>(&self, env: &'env Env, op: WriteOp) -> Result<Object<'env>> {
         let ack = self.queue.push(op);
         settle(
             env,
             async move {
                 match ack {
-                    Ack::Now(outcome) => outcome,
-                    Ack::Later(receiver) => receiver.await.unwrap_or(Err(IIIError::Shutdown)),
+                    WriteAck::Now(outcome) => outcome,
+                    WriteAck::Later(receiver) => receiver.await.unwrap_or(Err(IIIError::Shutdown)),
                 }
             },
             |_, ()| Ok(()),
@@ -83,25 +83,25 @@ impl NativeWriter {
     /// Queues `data`; resolves once the core accepted it (within the writer's window).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn write<'env>(&self, env: &'env Env, data: BufferSlice) -> Result<Object<'env>> {
-        self.push(env, Op::Write(Bytes::copy_from_slice(&data)))
+        self.push(env, WriteOp::Write(Bytes::copy_from_slice(&data)))
     }
 
     /// Queues a text message, in order with the writes.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn send_message<'env>(&self, env: &'env Env, message: String) -> Result<Object<'env>> {
-        self.push(env, Op::Message(message))
+        self.push(env, WriteOp::Message(message))
     }
 
     /// Ends the stream cleanly once everything queued before is sent.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        self.push(env, Op::Close)
+        self.push(env, WriteOp::Close)
     }
 
     /// Ends the stream as aborted: the reader fails with `channel_aborted` and `reason`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn abort<'env>(&self, env: &'env Env, reason: String) -> Result<Object<'env>> {
-        self.push(env, Op::Abort(reason))
+        self.push(env, WriteOp::Abort(reason))
     }
 }
 

@@ -8,6 +8,5 @@
 
 mod channel;
 mod errors;
-mod op_queue;
 mod promise;
 mod worker;

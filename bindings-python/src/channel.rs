@@ -3,7 +3,7 @@
 //! Methods the seeds call both ways (`writer.write(b)` in plain code, `await writer.write(b)`
 //! in async code) decide by the caller's thread: with an asyncio loop running they return an
 //! awaitable, otherwise they block with the GIL released. A writer's operations pass through
-//! one ordered queue with a byte window ([`crate::op_queue`]): writes keep their call order
+//! one ordered queue with a byte window ([`iii_sdk::channel::WriteQueue`]): writes keep their call order
 //! however they are awaited (or not), and a blocking write returns once its bytes are within
 //! the window, so plain code never queues more than the window.
 
@@ -19,14 +19,14 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::errors::{IntoPyResult, to_py_err};
-use crate::op_queue::{Ack, Op, OpQueue};
 use crate::wait::{awaitable, block_on, in_running_loop, settled};
+use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
 
 /// The writing end of a channel. Refs to it arrive in handler input as live objects.
 #[pyclass(module = "iii.channels", frozen)]
 pub(crate) struct ChannelWriter {
     channel_ref: StreamChannelRef,
-    queue: OpQueue,
+    queue: WriteQueue,
 }
 
 impl ChannelWriter {
@@ -45,7 +45,7 @@ impl ChannelWriter {
     ) -> Self {
         Self {
             channel_ref: channel_ref.clone(),
-            queue: OpQueue::new(Arc::new(writer)),
+            queue: WriteQueue::new(Arc::new(writer)),
         }
     }
 
@@ -58,17 +58,17 @@ impl ChannelWriter {
     fn run<'py>(
         &self,
         py: Python<'py>,
-        op: Op,
+        op: WriteOp,
         (name, async_name): (&str, &str),
     ) -> PyResult<Bound<'py, PyAny>> {
         let in_loop = in_running_loop(py)?;
         match self.queue.push(op) {
-            Ack::Now(outcome) if in_loop => settled(py, outcome.py()),
-            Ack::Now(outcome) => {
+            WriteAck::Now(outcome) if in_loop => settled(py, outcome.py()),
+            WriteAck::Now(outcome) => {
                 outcome.py()?;
                 Ok(py.None().into_bound(py))
             }
-            Ack::Later(reply) => {
+            WriteAck::Later(reply) => {
                 let finished = async move { reply.await.unwrap_or(Err(IIIError::Shutdown)) };
                 if in_loop {
                     return awaitable(py, async move { finished.await.py() });
@@ -79,10 +79,10 @@ impl ChannelWriter {
         }
     }
 
-    fn run_async<'py>(&self, py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
+    fn run_async<'py>(&self, py: Python<'py>, op: WriteOp) -> PyResult<Bound<'py, PyAny>> {
         match self.queue.push(op) {
-            Ack::Now(outcome) => settled(py, outcome.py()),
-            Ack::Later(reply) => awaitable(py, async move {
+            WriteAck::Now(outcome) => settled(py, outcome.py()),
+            WriteAck::Later(reply) => awaitable(py, async move {
                 reply.await.unwrap_or(Err(IIIError::Shutdown)).py()
             }),
         }
@@ -122,7 +122,7 @@ impl ChannelWriter {
     /// and a full channel makes the writer wait rather than queue.
     fn write<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let data = payload(data)?;
-        self.run(py, Op::Write(data), ("write", "write_async"))
+        self.run(py, WriteOp::Write(data), ("write", "write_async"))
     }
 
     /// Awaitable write.
@@ -132,14 +132,14 @@ impl ChannelWriter {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let data = payload(data)?;
-        self.run_async(py, Op::Write(data))
+        self.run_async(py, WriteOp::Write(data))
     }
 
     /// Sends a text message (for progress or metadata), separate from the byte stream.
     fn send_message<'py>(&self, py: Python<'py>, message: String) -> PyResult<Bound<'py, PyAny>> {
         self.run(
             py,
-            Op::Message(message),
+            WriteOp::Message(message),
             ("send_message", "send_message_async"),
         )
     }
@@ -150,30 +150,34 @@ impl ChannelWriter {
         py: Python<'py>,
         message: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run_async(py, Op::Message(message))
+        self.run_async(py, WriteOp::Message(message))
     }
 
     /// Ends the stream cleanly; the reader sees a complete stream once it has read
     /// everything written before.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, Op::Close, ("close", "close_async"))
+        self.run(py, WriteOp::Close, ("close", "close_async"))
     }
 
     /// Awaitable `close`.
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run_async(py, Op::Close)
+        self.run_async(py, WriteOp::Close)
     }
 
     /// Ends the stream as failed: the reader gets `ChannelAborted(reason)`, never a clean end.
     #[pyo3(signature = (reason = ""))]
     fn abort<'py>(&self, py: Python<'py>, reason: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, Op::Abort(reason.to_string()), ("abort", "abort_async"))
+        self.run(
+            py,
+            WriteOp::Abort(reason.to_string()),
+            ("abort", "abort_async"),
+        )
     }
 
     /// Awaitable `abort`.
     #[pyo3(signature = (reason = ""))]
     fn abort_async<'py>(&self, py: Python<'py>, reason: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.run_async(py, Op::Abort(reason.to_string()))
+        self.run_async(py, WriteOp::Abort(reason.to_string()))
     }
 
     /// Writes `data` if given, then closes (the stream-style ending).
@@ -185,9 +189,9 @@ impl ChannelWriter {
     ) -> PyResult<Bound<'py, PyAny>> {
         if let Some(data) = data {
             // A failed write fails the close after it too, which reports it.
-            drop(self.queue.push(Op::Write(payload(data)?)));
+            drop(self.queue.push(WriteOp::Write(payload(data)?)));
         }
-        self.run(py, Op::Close, ("end", "close_async"))
+        self.run(py, WriteOp::Close, ("end", "close_async"))
     }
 
     /// The writer as a stream (`stream.write(data)`, `stream.end()`): the writer itself.

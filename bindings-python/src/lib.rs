@@ -9,7 +9,6 @@ mod convert;
 mod dispatch;
 mod errors;
 mod gil;
-mod op_queue;
 mod wait;
 mod worker;
 

@@ -8,9 +8,11 @@
 
 mod pump;
 mod reader;
+pub mod write_queue;
 mod writer;
 
 pub use reader::ChannelReader;
+pub use write_queue::{WriteAck, WriteOp, WriteQueue};
 pub use writer::ChannelWriter;
 
 use std::future::Future;

@@ -281,24 +281,29 @@ impl ChannelReader {
 
     /// Closes this end: the socket closes (the engine then fails the writer's later writes
     /// with [`IIIError::ReaderClosed`]) and a pending or later read fails with
-    /// [`IIIError::ReaderClosed`].
+    /// [`IIIError::ReaderClosed`]. A reader that never connected connects to close, so the
+    /// writer learns at once instead of when the channel expires.
     pub async fn close(&self) {
         self.shared.closing.send_replace(true);
         let mut state = self.shared.socket.lock().await;
         let previous = std::mem::replace(&mut *state, Socket::Ended);
         let _ = self.shared.finish(Err(IIIError::ReaderClosed));
         drop(state);
-        if let Socket::Open(_) | Socket::Connecting(_) = previous {
+        if let Socket::Idle | Socket::Open(_) | Socket::Connecting(_) = previous {
+            let url = self.shared.url.clone();
             // The close handshake runs on the home runtime (it needs its timer).
             let closing = crate::runtime::home().spawn(async move {
-                let mut socket = match previous {
-                    Socket::Open(socket) => socket,
-                    Socket::Connecting(connecting) => match connecting.await {
-                        Ok(socket) => socket,
-                        Err(_) => return,
-                    },
-                    _ => return,
+                let connected = match previous {
+                    Socket::Open(socket) => Ok(socket),
+                    Socket::Connecting(connecting) => connecting.await,
+                    Socket::Idle => {
+                        tokio::time::timeout(CLOSE_ACK_TIMEOUT, Connecting::start(&url))
+                            .await
+                            .unwrap_or(Err(IIIError::ReaderClosed))
+                    }
+                    Socket::Ended => return,
                 };
+                let Ok(mut socket) = connected else { return };
                 let frame = WsMessage::Close(Some(close_frame(COMPLETE, "")));
                 let acknowledged = async {
                     socket.send(frame).await?;

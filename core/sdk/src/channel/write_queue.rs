@@ -1,6 +1,7 @@
-//! A writer's operations in call order, with a byte window (the same queue as the Python
-//! binding's; a candidate for moving into `core/sdk`).
-//!
+//! A writer's operations in call order, with a byte window: the queue the language bindings put
+//! in front of a [`ChannelWriter`], so that calls which return before their write is done (a
+//! Node `write()` callback, an un-awaited Python coroutine) still reach the socket in call order
+//! while the caller's memory stays bounded.
 //!
 //! Every operation takes its place in one queue when it is called, so writes keep their call
 //! order however the caller awaits them (or does not). A write or message is acknowledged as
@@ -13,15 +14,15 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::{ChannelWriter, IIIError};
 use bytes::Bytes;
-use iii_sdk::IIIError;
 use tokio::sync::{mpsc, oneshot};
 
 /// Bytes a writer may have queued beyond what the core has sent.
-pub(crate) const WINDOW_BYTES: u64 = 1 << 20;
+pub const WINDOW_BYTES: u64 = 1 << 20;
 
 /// One operation on a writer.
-pub(crate) enum Op {
+pub enum WriteOp {
     /// Payload bytes.
     Write(Bytes),
     /// A text message.
@@ -35,7 +36,7 @@ pub(crate) enum Op {
 type Reply = oneshot::Sender<Result<(), IIIError>>;
 
 /// How the caller learns an operation's fate.
-pub(crate) enum Ack {
+pub enum WriteAck {
     /// Already known.
     Now(Result<(), IIIError>),
     /// Known once the receiver fires.
@@ -57,15 +58,15 @@ struct Window {
 }
 
 struct Entry {
-    op: Op,
+    op: WriteOp,
     cost: u64,
     /// For operations acknowledged when done (close, abort).
     reply: Option<Reply>,
 }
 
 /// The queue in front of one core writer.
-pub(crate) struct OpQueue {
-    writer: Arc<iii_sdk::ChannelWriter>,
+pub struct WriteQueue {
+    writer: Arc<ChannelWriter>,
     window: Arc<Mutex<Window>>,
     /// To the task running the operations (started on first use).
     entries: OnceLock<mpsc::UnboundedSender<Entry>>,
@@ -75,9 +76,9 @@ fn lock(window: &Mutex<Window>) -> MutexGuard<'_, Window> {
     window.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl OpQueue {
+impl WriteQueue {
     /// A queue for `writer`.
-    pub(crate) fn new(writer: Arc<iii_sdk::ChannelWriter>) -> Self {
+    pub fn new(writer: Arc<ChannelWriter>) -> Self {
         Self {
             writer,
             window: Arc::default(),
@@ -85,24 +86,24 @@ impl OpQueue {
         }
     }
 
-    /// Queues `op` now; the [`Ack`] tells when the caller may go on.
-    pub(crate) fn push(&self, op: Op) -> Ack {
+    /// Queues `op` now; the [`WriteAck`] tells when the caller may go on.
+    pub fn push(&self, op: WriteOp) -> WriteAck {
         let entries = self.entries.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            iii_sdk::runtime().spawn(run(self.writer.clone(), self.window.clone(), rx));
+            crate::runtime().spawn(run(self.writer.clone(), self.window.clone(), rx));
             tx
         });
         let (cost, windowed) = match &op {
-            Op::Write(data) => (data.len().max(1) as u64, true),
-            Op::Message(text) => (text.len().max(1) as u64, true),
-            Op::Close | Op::Abort(_) => (0, false),
+            WriteOp::Write(data) => (data.len().max(1) as u64, true),
+            WriteOp::Message(text) => (text.len().max(1) as u64, true),
+            WriteOp::Close | WriteOp::Abort(_) => (0, false),
         };
         let mut window = lock(&self.window);
         if let Some(error) = &window.failed {
-            return Ack::Now(Err(error.clone()));
+            return WriteAck::Now(Err(error.clone()));
         }
         if windowed && window.ending {
-            return Ack::Now(Err(IIIError::ChannelClosed {
+            return WriteAck::Now(Err(IIIError::ChannelClosed {
                 code: iii_protocol::close::COMPLETE,
                 reason: "the writer is closed".into(),
             }));
@@ -111,21 +112,21 @@ impl OpQueue {
         window.queued += cost;
         let end = window.queued;
         let (ack, reply) = if windowed && end - window.handled <= WINDOW_BYTES {
-            (Ack::Now(Ok(())), None)
+            (WriteAck::Now(Ok(())), None)
         } else {
             let (reply, receiver) = oneshot::channel();
             if windowed {
                 window.waiting.push_back((end, reply));
-                (Ack::Later(receiver), None)
+                (WriteAck::Later(receiver), None)
             } else {
-                (Ack::Later(receiver), Some(reply))
+                (WriteAck::Later(receiver), Some(reply))
             }
         };
         if let Err(mpsc::error::SendError(entry)) = entries.send(Entry { op, cost, reply }) {
             if let Some(reply) = entry.reply {
                 let _ = reply.send(Err(IIIError::Shutdown));
             }
-            return Ack::Now(Err(IIIError::Shutdown));
+            return WriteAck::Now(Err(IIIError::Shutdown));
         }
         ack
     }
@@ -133,16 +134,16 @@ impl OpQueue {
 
 /// Runs a writer's operations one after another, opening the window as they complete.
 async fn run(
-    writer: Arc<iii_sdk::ChannelWriter>,
+    writer: Arc<ChannelWriter>,
     window: Arc<Mutex<Window>>,
     mut entries: mpsc::UnboundedReceiver<Entry>,
 ) {
     while let Some(Entry { op, cost, reply }) = entries.recv().await {
         let outcome = match op {
-            Op::Write(data) => writer.write_bytes(data).await,
-            Op::Message(text) => writer.send_message(&text).await,
-            Op::Close => writer.close().await,
-            Op::Abort(reason) => writer.abort(&reason).await,
+            WriteOp::Write(data) => writer.write_bytes(data).await,
+            WriteOp::Message(text) => writer.send_message(&text).await,
+            WriteOp::Close => writer.close().await,
+            WriteOp::Abort(reason) => writer.abort(&reason).await,
         };
         {
             let mut window = lock(&window);
