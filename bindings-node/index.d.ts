@@ -79,6 +79,11 @@ export declare class III {
     options?: { description?: string },
   ): RegisteredRef
   registerTrigger(trigger: { type: string; function_id: string; config?: unknown }): RegisteredRef
+  /**
+   * Resolves once the worker is connected and everything it sent before (registrations
+   * included) has reached the engine.
+   */
+  ready(): Promise<void>
   shutdown(): Promise<void>
 }
 

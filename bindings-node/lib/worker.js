@@ -70,14 +70,28 @@ class III {
     if (!request || typeof request.function_id !== 'string') {
       throw new TypeError('iii-sdk: trigger() needs { function_id, payload }')
     }
-    const action = request.action
-    if (action && action.type !== 'void') {
-      throw new TypeError(`iii-sdk: trigger action ${JSON.stringify(action.type)} is not supported yet`)
+    const action = request.action ?? undefined
+    if (action !== undefined && (typeof action !== 'object' || typeof action.type !== 'string')) {
+      throw new TypeError('iii-sdk: trigger() action must be TriggerAction.Void() or TriggerAction.Enqueue({ queue })')
     }
     const payload = JSON.stringify(request.payload === undefined ? null : request.payload)
     const timeoutMs = request.timeoutMs ?? request.timeout_ms
-    const result = await this._native.trigger(request.function_id, payload, Boolean(action), timeoutMs ?? undefined)
-    return action ? undefined : materialize(JSON.parse(result), this.address)
+    const result = await this._native.trigger(
+      request.function_id,
+      payload,
+      action === undefined ? undefined : JSON.stringify(action),
+      timeoutMs ?? undefined,
+    )
+    if (action !== undefined && action.type === 'void') return undefined
+    return materialize(JSON.parse(result), this.address)
+  }
+
+  /**
+   * Resolves once the worker is connected and everything it sent before (registrations
+   * included) has reached the engine; rejects when the worker stopped for good.
+   */
+  async ready() {
+    await this._native.ready()
   }
 
   /**

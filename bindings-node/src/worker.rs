@@ -258,20 +258,33 @@ impl NativeWorker {
     }
 
     /// Calls a function; resolves with its result as JSON text (`"null"` for a void call).
+    /// `actionJson` is a `TriggerAction` (`{"type":"void"}`, `{"type":"enqueue","queue":…}`).
     #[napi(ts_return_type = "Promise<string>")]
     pub fn trigger<'env>(
         &self,
         env: &'env Env,
         function_id: String,
         payload_json: String,
-        void: bool,
+        action_json: Option<String>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         let payload = parse_json("the payload", &payload_json)?;
+        let action = match action_json {
+            None => None,
+            Some(json) => match serde_json::from_str::<TriggerAction>(&json) {
+                Ok(TriggerAction::Unknown) | Err(_) => {
+                    return Err(Error::new(
+                        Status::InvalidArg,
+                        format!("iii-sdk: unknown trigger action {json}"),
+                    ));
+                }
+                Ok(action) => Some(action),
+            },
+        };
         let request = TriggerRequest {
             function_id,
             payload,
-            action: void.then_some(TriggerAction::Void),
+            action,
             timeout_ms: timeout_ms
                 .filter(|t| t.is_finite() && *t > 0.0)
                 .map(|t| t as u64),

@@ -22,18 +22,6 @@ let dir
 let fileContents
 const sseWritten = [] // when the SSE handler wrote each frame
 
-/** GETs `url` until the route answers something other than 404 (routes register async). */
-async function waitForRoute(url) {
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    const response = await fetch(url)
-    await response.arrayBuffer()
-    if (response.status !== 404) return
-    if (Date.now() > deadline) throw new Error(`route ${url} never became available`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
 before(async () => {
   engine = await startEngine()
   worker = registerWorker(engine.url)
@@ -170,7 +158,8 @@ before(async () => {
     config: { api_path: '/plain', http_method: 'GET' },
   })
 
-  await waitForRoute(`${engine.httpUrl}/plain`)
+  // Registrations have reached the engine once ready() resolves: no polling for routes.
+  await worker.ready()
 })
 
 after(async () => {

@@ -168,6 +168,37 @@ test('TriggerAction.Void() resolves without a result', async () => {
   assert.equal((await seen).n, 1)
 })
 
+test('TriggerAction.Enqueue reaches the engine, which has no queue provider: enqueue_error', async () => {
+  await assert.rejects(
+    worker.trigger({ function_id: 'void::target', payload: {}, action: TriggerAction.Enqueue({ queue: 'jobs' }) }),
+    (error) => {
+      assert.equal(error.code, 'enqueue_error')
+      assert.match(error.message, /queue/i)
+      return true
+    },
+  )
+  await assert.rejects(worker.trigger({ function_id: 'void::target', payload: {}, action: 'void' }), TypeError)
+  await assert.rejects(
+    worker.trigger({ function_id: 'void::target', payload: {}, action: { type: 'teleport' } }),
+    /unknown trigger action/,
+  )
+})
+
+test('ready() resolves once registrations have reached the engine', async () => {
+  const other = registerWorker(engine.url)
+  try {
+    other.registerFunction('ready::probe', async () => 'here')
+    await other.ready()
+    // Without ready() this call could arrive before the registration: it would fail fast.
+    assert.equal(await worker.trigger({ function_id: 'ready::probe', payload: {}, timeoutMs: 5000 }), 'here')
+  } finally {
+    await other.shutdown()
+  }
+  const stopped = registerWorker(engine.url)
+  await stopped.shutdown()
+  await assert.rejects(stopped.ready(), (error) => typeof error.code === 'string')
+})
+
 test('a worker with functions stays alive; shutdown() lets the process exit', async () => {
   const script = `
     const { registerWorker } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
