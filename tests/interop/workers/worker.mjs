@@ -1,6 +1,8 @@
 // Interop worker built on the *published* Node client (iii-sdk@0.22.1), which setup.sh
 // installs into $III_INTEROP_CACHE/node. Nothing here is copied from that client; it is
-// only imported.
+// only imported. With III_INTEROP_NODE_SDK=<dir of our bindings-node package> the same
+// program runs on our Node package instead (`iii-sdk`, `iii-sdk/helpers` and `http` from
+// there), and the functions report `runtime: 'iii-node'` instead of 'node'.
 //
 //   node worker.mjs serve pipeline transform files   register the reader-side functions
 //   node worker.mjs serve download sse                HTTP handlers (published `http` helper)
@@ -31,10 +33,15 @@ const URL_ = process.env.III_URL ?? 'ws://127.0.0.1:49134'
 const CACHE = process.env.III_INTEROP_CACHE ?? path.join(process.env.HOME ?? '/root', '.cache', 'iii-interop')
 const NODE_DIR = process.env.III_INTEROP_NODE_DIR ?? path.join(CACHE, 'node')
 
-// Load the ESM build of the published client through its package.json `exports`,
-// from the cache directory (ESM ignores NODE_PATH).
-async function importFromCache(pkg, subpath) {
-  const pkgJsonPath = path.join(NODE_DIR, 'node_modules', pkg, 'package.json')
+// Our package instead of the published client, when set.
+const OUR_SDK = process.env.III_INTEROP_NODE_SDK ? path.resolve(process.env.III_INTEROP_NODE_SDK) : null
+// What the serving functions report as `runtime`.
+const RUNTIME = OUR_SDK ? 'iii-node' : 'node'
+
+// Load the ESM build of a package through its package.json `exports`, from its directory
+// (ESM ignores NODE_PATH).
+async function importPackage(pkgDir, subpath) {
+  const pkgJsonPath = path.join(pkgDir, 'package.json')
   const pkgJson = JSON.parse(fs.readFileSync(pkgJsonPath, 'utf8'))
   // An export is a path or conditions ({ import, default }), possibly nested
   // (@iii-dev/helpers: { import: { types, default } }).
@@ -43,11 +50,16 @@ async function importFromCache(pkg, subpath) {
   return import(pathToFileURL(path.join(path.dirname(pkgJsonPath), file)).href)
 }
 
-const { registerWorker } = await importFromCache('iii-sdk', '.')
-const { createChannel } = await importFromCache('iii-sdk', './helpers')
-// The seeds import `http` from 'iii-sdk'; the published 0.22.1 packages ship it in
-// @iii-dev/helpers/http.
-const { http } = await importFromCache('@iii-dev/helpers', './http')
+const SDK_DIR = OUR_SDK ?? path.join(NODE_DIR, 'node_modules', 'iii-sdk')
+const { registerWorker } = await importPackage(SDK_DIR, '.')
+const { createChannel } = await importPackage(SDK_DIR, './helpers')
+// The seeds import `http` from 'iii-sdk', as our package has it; the published 0.22.1
+// packages ship it in @iii-dev/helpers/http.
+const { http } = OUR_SDK
+  ? await importPackage(OUR_SDK, '.')
+  : await importPackage(path.join(NODE_DIR, 'node_modules', '@iii-dev', 'helpers'), './http')
+const sdkVersion = JSON.parse(fs.readFileSync(path.join(SDK_DIR, 'package.json'), 'utf8')).version
+console.error(`worker.mjs: iii-sdk ${sdkVersion} from ${SDK_DIR} (runtime ${RUNTIME})`)
 
 // III_INTEROP_CLIENT_DEFAULTS=1: no options at all, as the docs' examples do (telemetry on).
 const iii = process.env.III_INTEROP_CLIENT_DEFAULTS === '1'
@@ -123,7 +135,7 @@ function registerPipelineConsumer() {
     for await (const chunk of input.reader.stream) chunks.push(toBuffer(chunk))
     const records = JSON.parse(Buffer.concat(chunks).toString('utf-8'))
     const total = records.reduce((sum, r) => sum + r.value, 0)
-    return { label: input.label, count: records.length, total, runtime: 'node' }
+    return { label: input.label, count: records.length, total, runtime: RUNTIME }
   })
 }
 
@@ -153,7 +165,7 @@ function registerTransformWorker() {
     }
     const result = Buffer.concat(chunks).toString('utf-8').toUpperCase()
     await endStream(input.writer.stream, Buffer.from(result))
-    return { status: 'done', chunks: count, runtime: 'node' }
+    return { status: 'done', chunks: count, runtime: RUNTIME }
   })
 }
 
@@ -203,7 +215,7 @@ function registerFilesProcess() {
       chunks++
       hash.update(buf)
     }
-    return { filename: input.filename, bytes, chunks, sha256: hash.digest('hex'), runtime: 'node' }
+    return { filename: input.filename, bytes, chunks, sha256: hash.digest('hex'), runtime: RUNTIME }
   })
 }
 
