@@ -67,9 +67,25 @@ class ChannelWriter {
   }
 }
 
+/**
+ * Keeps an 'error' that nobody listens for from crashing the process (an engine that refuses
+ * a socket, a reader that left): it is reported as a warning instead. Whoever listens — a
+ * write callback, pipeline(), `for await`, an 'error' handler — still gets the error.
+ */
+function reportUnhandledErrors(stream, what) {
+  stream.on('error', (error) => {
+    if (stream.listenerCount('error') > 1) return
+    // An HTTP client that leaves closes the response's reader: that is no failure to report.
+    if (stream._iiiClientMayLeave && error && error.code === 'reader_closed') return
+    const code = error && error.code ? ` (${error.code})` : ''
+    process.emitWarning(`iii-sdk: ${what} failed${code}: ${error && error.message ? error.message : error}`)
+  })
+  return stream
+}
+
 function writableOf(native) {
   let ended = false
-  return new Writable({
+  return reportUnhandledErrors(new Writable({
     write(chunk, _encoding, callback) {
       native.write(chunk).then(() => callback(), callback)
     },
@@ -83,7 +99,7 @@ function writableOf(native) {
       const reason = error ? error.message || String(error) : 'the writer was destroyed'
       native.abort(reason).then(() => callback(error), () => callback(error))
     },
-  })
+  }), 'a channel writer')
 }
 
 class ChannelReader {
@@ -150,7 +166,7 @@ function reportCallbackError(error) {
 
 function readableOf(native) {
   let ended = false
-  return new Readable({
+  return reportUnhandledErrors(new Readable({
     read() {
       native.read().then(
         (chunk) => {
@@ -168,7 +184,7 @@ function readableOf(native) {
       ended = true
       native.close().then(() => callback(error), () => callback(error))
     },
-  })
+  }), 'a channel reader')
 }
 
 function toBuffer(data) {

@@ -42,7 +42,9 @@ class HttpResponse {
 
   /** The response body as a Writable: each chunk reaches the client as it is written. */
   get stream() {
-    return this.writer.stream
+    const stream = this.writer.stream
+    stream._iiiClientMayLeave = true
+    return stream
   }
 
   /** Sets the status code (effective before the first body byte). */

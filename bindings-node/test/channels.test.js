@@ -211,3 +211,40 @@ test('a slow reader paces the Writable (write() false, then drain) and bounds th
       `RSS +${(rssGrowth / MiB).toFixed(1)} MiB (+${(lateGrowth / MiB).toFixed(1)} MiB in the second half), heap+external +${(externalGrowth / MiB).toFixed(1)} MiB, ${stats.elapsed} ms`,
   )
 })
+
+test('an error nobody listens for is a warning, not a crash: refused sockets, a reader that left', async () => {
+  const script = `
+    const { registerWorker } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+    const { materialize } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'worker'))})
+    const iii = registerWorker(process.argv[1])
+    ;(async () => {
+      // Refs with a wrong key: the engine refuses both sockets.
+      const channel = await iii.createChannel()
+      const forged = (ref) => materialize({ ...ref, access_key: 'not-the-key' }, iii.address)
+      const writer = forged(channel.writerRef)
+      writer.stream.write(Buffer.from('lost'))
+      const reader = forged(channel.readerRef)
+      reader.stream.on('data', () => {})
+      // A reader that leaves while the writer keeps writing.
+      const other = await iii.createChannel()
+      await other.reader.close()
+      for (let i = 0; i < 50; i++) other.writer.stream.write(Buffer.alloc(65536))
+      await new Promise((r) => setTimeout(r, 1500))
+      console.log('still alive')
+      await iii.shutdown()
+    })()
+  `
+  const child = spawn(process.execPath, ['-e', script, engine.url], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  const [code] = await once(child, 'exit')
+  clearTimeout(timer)
+  assert.equal(code, 0, err)
+  assert.match(out, /still alive/)
+  assert.match(err, /iii-sdk: a channel writer failed \(\w+\)/)
+  assert.match(err, /iii-sdk: a channel reader failed \(\w+\)/)
+  assert.match(err, /a channel writer failed \(reader_closed\)/)
+})
