@@ -46,11 +46,27 @@ fn main_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketCo
         .max_frame_size(limit)
 }
 
+/// Whether `address` parses as a `ws://` or `wss://` URL with a host.
+fn is_engine_url(address: &str) -> bool {
+    address
+        .parse::<tokio_tungstenite::tungstenite::http::Uri>()
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some())
+}
+
 pub(crate) async fn run(inner: Arc<Inner>, mut outbound: mpsc::Receiver<Outbound>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session::default();
     let mut failures: u32 = 0;
     let terminal = loop {
+        // An address that can never work (not a ws:// or wss:// URL) ends the worker at once:
+        // retrying would only make every call wait for its timeout.
+        if !is_engine_url(&inner.address) {
+            tracing::error!(address = %inner.address, "not an engine URL");
+            break IIIError::Connection(format!(
+                "{:?} is not an engine URL: expected ws://host:port or wss://host:port",
+                inner.address
+            ));
+        }
         let connected = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break IIIError::Shutdown,

@@ -1,5 +1,5 @@
 //! The main socket's life: calls in flight when the connection drops, a worker that gives up
-//! reconnecting, trigger registrations, and shutdown.
+//! reconnecting, an address that is no engine URL, trigger registrations, and shutdown.
 
 mod common;
 
@@ -123,4 +123,22 @@ async fn shutdown_sends_what_is_queued_and_refuses_more() {
     assert!(matches!(refused, Err(IIIError::Shutdown)));
     assert!(matches!(caller.ready().await, Err(IIIError::Shutdown)));
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_that_is_no_engine_url_fails_calls_at_once() {
+    for address in ["", "localhost:49134", "http://127.0.0.1:49134"] {
+        let iii = iii_sdk::register_worker(address);
+        let error = within(5, iii.trigger(TriggerRequest::new("any::fn", json!({}))))
+            .await
+            .expect_err("no engine");
+        assert_eq!(
+            error.kind(),
+            ErrorKind::Connection,
+            "{address:?}: {error:?}"
+        );
+        assert!(error.to_string().contains("not an engine URL"), "{error}");
+        let error = within(5, iii.ready()).await.expect_err("no engine");
+        assert_eq!(error.kind(), ErrorKind::Connection);
+    }
 }
