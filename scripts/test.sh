@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project, as CI does: formatting and lints, the Rust unit and
-# integration tests (engine in-process, real sockets), the runnable examples, and the interop
+# integration tests (engine in-process, real sockets), the runnable examples, the Python and
+# Node packages' tests (pytest, node --test), and the interop
 # suite in which the published iii clients (installed into ~/.cache/iii-interop) run the
 # documented channel flows against our engine.
 set -euo pipefail
@@ -45,6 +46,11 @@ bash tests/interop/setup.sh
 step "python package: pip install ./bindings-python (debug build), pytest"
 MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings-python
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests
+
+step "node package: npm install (builds the addon with cargo), examples/node, node --test"
+(cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
+(cd examples/node && npm install --no-audit --no-fund --loglevel=error)
+(cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 npm test)
 
 step "interop with the published clients"
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh
