@@ -232,100 +232,14 @@ fn register_files_process(iii: &III) {
 
 // ------------------------------------------------------------------ test bytes
 
-/// Round constants of Keccak-f[1600].
-const KECCAK_RC: [u64; 24] = [
-    0x0000000000000001,
-    0x0000000000008082,
-    0x800000000000808a,
-    0x8000000080008000,
-    0x000000000000808b,
-    0x0000000080000001,
-    0x8000000080008081,
-    0x8000000000008009,
-    0x000000000000008a,
-    0x0000000000000088,
-    0x0000000080008009,
-    0x000000008000000a,
-    0x000000008000808b,
-    0x800000000000008b,
-    0x8000000000008089,
-    0x8000000000008003,
-    0x8000000000008002,
-    0x8000000000000080,
-    0x000000000000800a,
-    0x800000008000000a,
-    0x8000000080008081,
-    0x8000000000008080,
-    0x0000000080000001,
-    0x8000000080008008,
-];
-/// Rotation of each lane along the rho-pi walk, and the lane the walk visits.
-const KECCAK_ROT: [u32; 24] = [
-    1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14, 27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44,
-];
-const KECCAK_PI: [usize; 24] = [
-    10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1,
-];
-
-fn keccak_f(state: &mut [u64; 25]) {
-    for rc in KECCAK_RC {
-        let mut column = [0u64; 5];
-        for (x, c) in column.iter_mut().enumerate() {
-            *c = state[x] ^ state[x + 5] ^ state[x + 10] ^ state[x + 15] ^ state[x + 20];
-        }
-        for x in 0..5 {
-            let t = column[(x + 4) % 5] ^ column[(x + 1) % 5].rotate_left(1);
-            for y in (0..25).step_by(5) {
-                state[y + x] ^= t;
-            }
-        }
-        let mut carried = state[1];
-        for (rot, lane) in KECCAK_ROT.iter().zip(KECCAK_PI) {
-            let next = state[lane];
-            state[lane] = carried.rotate_left(*rot);
-            carried = next;
-        }
-        for y in (0..25).step_by(5) {
-            let row = [
-                state[y],
-                state[y + 1],
-                state[y + 2],
-                state[y + 3],
-                state[y + 4],
-            ];
-            for x in 0..5 {
-                state[y + x] = row[x] ^ (!row[(x + 1) % 5] & row[(x + 2) % 5]);
-            }
-        }
-        state[0] ^= rc;
-    }
-}
-
-/// SHAKE-256 of a message shorter than its rate (136 bytes), `size` bytes of output.
-fn shake256(message: &[u8], size: usize) -> Vec<u8> {
-    const RATE: usize = 136;
-    assert!(message.len() < RATE, "shake256 here absorbs one block only");
-    let mut state = [0u64; 25];
-    fn xor_byte(state: &mut [u64; 25], i: usize, b: u8) {
-        state[i / 8] ^= u64::from(b) << (8 * (i % 8));
-    }
-    for (i, b) in message.iter().enumerate() {
-        xor_byte(&mut state, i, *b);
-    }
-    xor_byte(&mut state, message.len(), 0x1f);
-    xor_byte(&mut state, RATE - 1, 0x80);
-    let mut out = Vec::with_capacity(size);
-    while out.len() < size {
-        keccak_f(&mut state);
-        let take = RATE.min(size - out.len());
-        out.extend((0..take).map(|i| (state[i / 8] >> (8 * (i % 8))) as u8));
-    }
-    out
-}
-
 /// The interop suite's test bytes, as every worker makes them: SHAKE-256("iii-interop:<size>").
 fn test_bytes(size: usize) -> Vec<u8> {
-    shake256(format!("iii-interop:{size}").as_bytes(), size)
+    use shake::{ExtendableOutput, Update, XofReader};
+    let mut shake = shake::Shake256::default();
+    shake.update(format!("iii-interop:{size}").as_bytes());
+    let mut bytes = vec![0; size];
+    shake.finalize_xof().read(&mut bytes);
+    bytes
 }
 
 fn hex(bytes: &[u8]) -> String {
