@@ -2,13 +2,19 @@
 // ChannelWriter / ChannelReader: the native channel ends as Node streams.
 //
 // Writable: each write's callback fires when the core accepted the chunk (within the
-// writer's window), so the Writable's buffering follows the channel's backpressure; `end()`
-// closes the channel cleanly; `destroy(err)` before the end aborts it. Readable: `_read`
-// pulls exactly one chunk from the core per call, so nothing is read ahead of the consumer;
-// an aborted or lost writer destroys it with an error carrying `code`.
+// writer's window: then at once, without a trip through the core's runtime), so the
+// Writable's buffering follows the channel's backpressure; `end()` closes the channel
+// cleanly; `destroy(err)` before the end aborts it. Readable (and read(), readAll(), the
+// async iterator): the reader fetches a batch only when its consumer wants a chunk and none is
+// at hand; a batch is the next chunk plus those the socket already holds (up to 1 MiB), so a
+// busy reader crosses to the runtime once per batch and nothing more is read ahead of the
+// consumer; an aborted or lost writer destroys it with an error carrying `code`.
 const { Readable, Writable } = require('node:stream')
 
 const noop = () => {}
+// What write() and sendMessage() return when the native end accepted at once (it returns null
+// then instead of a promise: no trip through the core's runtime for a write within the window).
+const DONE = Promise.resolve()
 
 /** Marks `promise` handled (failures resurface on the next operation) and returns it. */
 function quiet(promise) {
@@ -39,12 +45,12 @@ class ChannelWriter {
 
   /** Writes a chunk; resolves once the core accepted it. */
   write(data) {
-    return this._native.write(toBuffer(data))
+    return this._native.write(toBuffer(data)) ?? DONE
   }
 
   /** Sends a text message, in order with the data. */
   sendMessage(message) {
-    return quiet(this._native.sendMessage(String(message)))
+    return quiet(this._native.sendMessage(String(message)) ?? DONE)
   }
 
   /** Ends the stream cleanly. */
@@ -87,7 +93,9 @@ function writableOf(native) {
   let ended = false
   return reportUnhandledErrors(new Writable({
     write(chunk, _encoding, callback) {
-      native.write(chunk).then(() => callback(), callback)
+      const pending = native.write(chunk)
+      if (pending === null) callback()
+      else pending.then(() => callback(), callback)
     },
     final(callback) {
       ended = true
@@ -106,6 +114,11 @@ class ChannelReader {
   constructor(native) {
     this._native = native
     this._stream = null
+    // Chunks the native end handed over in a batch and nobody read yet (see readChunks).
+    this._chunks = []
+    this._next = 0
+    this._filling = null
+    this._ended = false
   }
 
   /** The ref of this end (what JSON.stringify sends). */
@@ -119,18 +132,59 @@ class ChannelReader {
 
   /** A Readable over this end (created on first access). */
   get stream() {
-    if (!this._stream) this._stream = readableOf(this._native)
+    if (!this._stream) this._stream = readableOf(this)
     return this._stream
+  }
+
+  /** A chunk already handed over, or undefined (null at the clean end). */
+  _take() {
+    if (this._next < this._chunks.length) {
+      const chunk = this._chunks[this._next]
+      this._chunks[this._next++] = undefined
+      if (this._next === this._chunks.length) {
+        this._chunks = []
+        this._next = 0
+      }
+      return chunk
+    }
+    return this._ended ? null : undefined
+  }
+
+  /** Fetches the next batch (one native call at a time). */
+  _fill() {
+    if (!this._filling) {
+      this._filling = this._native.readChunks().then(
+        (chunks) => {
+          this._filling = null
+          if (chunks === null) this._ended = true
+          else this._chunks.push(...chunks)
+        },
+        (error) => {
+          this._filling = null
+          throw error
+        },
+      )
+    }
+    return this._filling
   }
 
   /** The next chunk, or null at the clean end. */
   read() {
-    return this._native.read()
+    const chunk = this._take()
+    if (chunk !== undefined) return Promise.resolve(chunk)
+    return this._fill().then(() => this.read())
   }
 
   /** The rest of the stream as one Buffer. */
-  readAll() {
-    return this._native.readAll()
+  async readAll() {
+    const chunks = []
+    for (;;) {
+      const chunk = this._take()
+      if (chunk === null) break
+      if (chunk === undefined) await this._fill()
+      else chunks.push(chunk)
+    }
+    return Buffer.concat(chunks)
   }
 
   /** Calls `callback(text)` for each text message; starts receiving on its own. */
@@ -147,13 +201,15 @@ class ChannelReader {
 
   /** Closes this end; a pending read fails with code `reader_closed`. */
   close() {
+    this._chunks = []
+    this._next = 0
     if (this._stream && !this._stream.destroyed) this._stream.destroy()
     return this._native.close()
   }
 
   async *[Symbol.asyncIterator]() {
     for (;;) {
-      const chunk = await this._native.read()
+      const chunk = await this.read()
       if (chunk === null) return
       yield chunk
     }
@@ -164,20 +220,25 @@ function reportCallbackError(error) {
   process.emitWarning(`iii-sdk: an onMessage callback failed: ${error && error.stack ? error.stack : error}`)
 }
 
-function readableOf(native) {
+function readableOf(reader) {
+  const native = reader._native
   let ended = false
   return reportUnhandledErrors(new Readable({
     read() {
-      native.read().then(
-        (chunk) => {
-          if (chunk === null) ended = true
-          this.push(chunk)
-        },
-        (error) => {
-          ended = true
-          this.destroy(error)
-        },
-      )
+      // A chunk at hand is pushed at once; otherwise the next batch is fetched.
+      const pull = () => {
+        const chunk = reader._take()
+        if (chunk === undefined) {
+          reader._fill().then(pull, (error) => {
+            ended = true
+            this.destroy(error)
+          })
+          return
+        }
+        if (chunk === null) ended = true
+        this.push(chunk)
+      }
+      pull()
     },
     destroy(error, callback) {
       if (ended) return callback(error)

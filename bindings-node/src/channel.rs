@@ -47,19 +47,34 @@ impl NativeWriter {
         }
     }
 
+    /// Queues `op` and returns a promise of its acknowledgement.
     fn push<'env>(&self, env: &'env Env, op: WriteOp) -> Result<Object<'env>> {
-        let ack = self.queue.push(op);
-        settle(
-            env,
-            async move {
-                match ack {
-                    WriteAck::Now(outcome) => outcome,
-                    WriteAck::Later(receiver) => receiver.await.unwrap_or(Err(IIIError::Shutdown)),
-                }
-            },
-            |_, ()| Ok(()),
-        )
+        promise_of(env, self.queue.push(op))
     }
+
+    /// Queues a write or message: `null` when the core accepted it at once (it lies within
+    /// the window: no promise, no trip through the runtime), else a promise of its
+    /// acknowledgement.
+    fn push_windowed<'env>(&self, env: &'env Env, op: WriteOp) -> Result<Option<Object<'env>>> {
+        match self.queue.push(op) {
+            WriteAck::Now(Ok(())) => Ok(None),
+            ack => promise_of(env, ack).map(Some),
+        }
+    }
+}
+
+/// A promise settled with `ack`'s outcome.
+fn promise_of<'env>(env: &'env Env, ack: WriteAck) -> Result<Object<'env>> {
+    settle(
+        env,
+        async move {
+            match ack {
+                WriteAck::Now(outcome) => outcome,
+                WriteAck::Later(receiver) => receiver.await.unwrap_or(Err(IIIError::Shutdown)),
+            }
+        },
+        |_, ()| Ok(()),
+    )
 }
 
 #[napi]
@@ -80,16 +95,21 @@ impl NativeWriter {
         ref_json(&self.channel_ref)
     }
 
-    /// Queues `data`; resolves once the core accepted it (within the writer's window).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn write<'env>(&self, env: &'env Env, data: BufferSlice) -> Result<Object<'env>> {
-        self.push(env, WriteOp::Write(Bytes::copy_from_slice(&data)))
+    /// Queues `data`: `null` if the core accepted it at once (within the writer's window),
+    /// else a promise resolved once it did.
+    #[napi(ts_return_type = "Promise<void> | null")]
+    pub fn write<'env>(&self, env: &'env Env, data: BufferSlice) -> Result<Option<Object<'env>>> {
+        self.push_windowed(env, WriteOp::Write(Bytes::copy_from_slice(&data)))
     }
 
-    /// Queues a text message, in order with the writes.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn send_message<'env>(&self, env: &'env Env, message: String) -> Result<Object<'env>> {
-        self.push(env, WriteOp::Message(message))
+    /// Queues a text message, in order with the writes: `null` or a promise, as `write`.
+    #[napi(ts_return_type = "Promise<void> | null")]
+    pub fn send_message<'env>(
+        &self,
+        env: &'env Env,
+        message: String,
+    ) -> Result<Option<Object<'env>>> {
+        self.push_windowed(env, WriteOp::Message(message))
     }
 
     /// Ends the stream cleanly once everything queued before is sent.
@@ -125,6 +145,24 @@ impl NativeReader {
     }
 }
 
+/// Bytes a `readChunks` batch takes at most, beyond its first chunk, from what the socket
+/// already holds.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The next chunk if it is at hand without waiting: `None` when the read would wait, else its
+/// outcome. A read dropped while waiting loses nothing (the socket keeps what it has not
+/// handed over; an end or error met is recorded and reported again by the next read).
+fn chunk_at_hand(
+    reader: &iii_sdk::ChannelReader,
+) -> Option<std::result::Result<Option<Bytes>, IIIError>> {
+    use std::task::{Context, Poll, Waker};
+    let read = std::pin::pin!(reader.next_binary());
+    match read.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(outcome) => Some(outcome),
+        Poll::Pending => None,
+    }
+}
+
 /// A message callback: called with each text message, never keeping the process alive.
 type MessageCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
 
@@ -155,6 +193,37 @@ impl NativeReader {
             env,
             async move { reader.next_binary().await },
             |_, chunk: Option<Bytes>| Ok(chunk.map(|chunk| Buffer::from(Vec::from(chunk)))),
+        )
+    }
+
+    /// The next chunks: waits for one, then takes the ones already at hand (up to 1 MiB in all),
+    /// so that a busy reader crosses to the runtime and back once per batch instead of once
+    /// per chunk. `null` at a clean end; an aborted or lost writer rejects with its `code`.
+    #[napi(ts_return_type = "Promise<Buffer[] | null>")]
+    pub fn read_chunks<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let reader = self.reader.clone();
+        settle(
+            env,
+            async move {
+                let Some(first) = reader.next_binary().await? else {
+                    return Ok(None);
+                };
+                let mut size = first.len();
+                // Copied into Vecs here, on the runtime (a Vec becomes a Buffer without a copy).
+                let mut chunks = vec![Vec::from(first)];
+                while size < BATCH_BYTES {
+                    // An end or an error stops the batch; the next call reports it.
+                    let Some(Ok(Some(chunk))) = chunk_at_hand(&reader) else {
+                        break;
+                    };
+                    size += chunk.len();
+                    chunks.push(Vec::from(chunk));
+                }
+                Ok(Some(chunks))
+            },
+            |_, chunks: Option<Vec<Vec<u8>>>| {
+                Ok(chunks.map(|chunks| chunks.into_iter().map(Buffer::from).collect::<Vec<_>>()))
+            },
         )
     }
 
