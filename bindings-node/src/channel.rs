@@ -163,6 +163,30 @@ fn chunk_at_hand(
     }
 }
 
+/// Chunks read from the socket, copied into an array of JS Buffers on the JavaScript thread
+/// (one copy, into memory V8 allocates and frees itself).
+struct Chunks(Vec<Bytes>);
+
+impl ToNapiValue for Chunks {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, chunks: Self) -> Result<sys::napi_value> {
+        let env = Env::from_raw(raw_env);
+        let mut array = std::ptr::null_mut();
+        check_status!(
+            unsafe { sys::napi_create_array_with_length(raw_env, chunks.0.len(), &mut array) },
+            "cannot create the array of chunks"
+        )?;
+        for (index, chunk) in chunks.0.iter().enumerate() {
+            let buffer = BufferSlice::copy_from(&env, chunk)?;
+            let value = unsafe { <&BufferSlice as ToNapiValue>::to_napi_value(raw_env, &buffer)? };
+            check_status!(
+                unsafe { sys::napi_set_element(raw_env, array, index as u32, value) },
+                "cannot fill the array of chunks"
+            )?;
+        }
+        Ok(array)
+    }
+}
+
 /// A message callback: called with each text message, never keeping the process alive.
 type MessageCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
 
@@ -209,21 +233,18 @@ impl NativeReader {
                     return Ok(None);
                 };
                 let mut size = first.len();
-                // Copied into Vecs here, on the runtime (a Vec becomes a Buffer without a copy).
-                let mut chunks = vec![Vec::from(first)];
+                let mut chunks = vec![first];
                 while size < BATCH_BYTES {
                     // An end or an error stops the batch; the next call reports it.
                     let Some(Ok(Some(chunk))) = chunk_at_hand(&reader) else {
                         break;
                     };
                     size += chunk.len();
-                    chunks.push(Vec::from(chunk));
+                    chunks.push(chunk);
                 }
-                Ok(Some(chunks))
+                Ok(Some(Chunks(chunks)))
             },
-            |_, chunks: Option<Vec<Vec<u8>>>| {
-                Ok(chunks.map(|chunks| chunks.into_iter().map(Buffer::from).collect::<Vec<_>>()))
-            },
+            |_, chunks: Option<Chunks>| Ok(chunks),
         )
     }
 
