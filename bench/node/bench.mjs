@@ -310,7 +310,7 @@ async function main() {
       `64 KiB writes, ${args.trips} round trips`,
   )
 
-  const keys = ['mb_s', 'engine', 'reader', 'writer', 'clients', 'msg_p50', 'msg_p99', 'trig_p50', 'trig_p99']
+  const keys = ['mb_s', 'engine', 'reader', 'writer', 'clients', 'reader_rss', 'writer_rss', 'msg_p50', 'msg_p99', 'trig_p50', 'trig_p99']
   const figures = Object.fromEntries(variants.map((v) => [v, Object.fromEntries(keys.map((k) => [k, []]))]))
   const ratios = []
   const rust = []
@@ -335,7 +335,7 @@ async function main() {
         log(
           `round ${round}: ${LABELS[variant]}: ${r.mb_s.toFixed(0)} MB/s (${r.bytes} of ${r.expected} bytes in ${r.secs.toFixed(2)} s` +
             `${complete ? '' : ', INCOMPLETE'}; CPU s per GiB: engine ${r.engine_per_gib.toFixed(2)}, reader ${r.reader_per_gib.toFixed(2)}, ` +
-            `writer ${r.writer_per_gib.toFixed(2)}; ${load(r)})`,
+            `writer ${r.writer_per_gib.toFixed(2)}; peak RSS reader ${r.rss.toFixed(0)} MiB, writer ${r.writer.rss.toFixed(0)} MiB; ${load(r)})`,
         )
         if (!complete) {
           failures.push(`round ${round} ${variant}: received ${r.bytes} of ${r.expected} bytes`)
@@ -348,6 +348,8 @@ async function main() {
         f.reader.push(r.reader_per_gib)
         f.writer.push(r.writer_per_gib)
         f.clients.push(r.reader_per_gib + r.writer_per_gib)
+        f.reader_rss.push(r.rss)
+        f.writer_rss.push(r.writer.rss)
       }
       if (withContext) {
         try {
@@ -407,7 +409,8 @@ async function main() {
     log(
       `  ${LABELS[variant]}: ${median(f.mb_s).toFixed(0)} MB/s [${range(f.mb_s)}] (${f.mb_s.length} complete rounds); ` +
         `CPU s per GiB: engine ${median(f.engine).toFixed(2)} [${range(f.engine, 2)}], reader ${median(f.reader).toFixed(2)} [${range(f.reader, 2)}], ` +
-        `writer ${median(f.writer).toFixed(2)} [${range(f.writer, 2)}]; message round trip p50 ${median(f.msg_p50).toFixed(0)} µs ` +
+        `writer ${median(f.writer).toFixed(2)} [${range(f.writer, 2)}]; peak RSS reader ${median(f.reader_rss).toFixed(0)} MiB, ` +
+        `writer ${median(f.writer_rss).toFixed(0)} MiB; message round trip p50 ${median(f.msg_p50).toFixed(0)} µs ` +
         `[${range(f.msg_p50)}], p99 ${median(f.msg_p99).toFixed(0)} µs; trigger round trip p50 ${median(f.trig_p50).toFixed(0)} µs ` +
         `[${range(f.trig_p50)}], p99 ${median(f.trig_p99).toFixed(0)} µs`,
     )

@@ -137,8 +137,9 @@ function serveReader() {
       }
       bytes += chunk.length
     }
-    if (first === null) return { bytes, secs: 0, cpu: 0 }
-    return { bytes, secs: (performance.now() - first) / 1e3, cpu: ownCpu() - cpu, ...since(machine) }
+    const rss = process.resourceUsage().maxRSS / 1024 // KiB → MiB, the process's peak
+    if (first === null) return { bytes, secs: 0, cpu: 0, rss }
+    return { bytes, secs: (performance.now() - first) / 1e3, cpu: ownCpu() - cpu, rss, ...since(machine) }
   })
 }
 
@@ -162,7 +163,7 @@ async function write(total) {
     if (!stream.write(piece)) await drained(stream)
   }
   await ended(stream)
-  const writer = { sent, secs: (performance.now() - started) / 1e3, cpu: ownCpu() - cpu }
+  const writer = { sent, secs: (performance.now() - started) / 1e3, cpu: ownCpu() - cpu, rss: process.resourceUsage().maxRSS / 1024 }
   const reader = await call
   return { ...reader, writer }
 }
