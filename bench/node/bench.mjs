@@ -78,6 +78,7 @@ function parseArgs(argv) {
     else if (name === '--timeout') args.timeout = Number(value())
     else if (name === '--only') args.only = value() // ours | published
     else if (name === '--build') args.build = value() // what run.sh built, for the header
+    else if (name === '--published-label') args.publishedLabel = value() // when --published is another build
     else if (name === '--quick') Object.assign(args, { rounds: 1, bytes: 32 * 2 ** 20, trips: 200 })
     else if (name === '--help' || name === '-h') {
       log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0].replace(/^#!.*\n/, ''))
@@ -106,7 +107,8 @@ class Proc {
       this.lines.push(line)
       this.wake()
     })
-    this.child.on('exit', (code, signal) => {
+    // 'close', not 'exit': 'exit' can come before the last stdout lines were read.
+    this.child.on('close', (code, signal) => {
       this.exited = { code, signal }
       this.wake()
     })
@@ -149,7 +151,7 @@ class Proc {
   /** Closes stdin and waits for the exit; kills after `timeoutSecs`. */
   async stop(timeoutSecs = 10, signal = null) {
     if (this.exited) return
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    const exited = new Promise((resolve) => this.child.once('close', resolve))
     if (signal) this.child.kill(signal)
     else this.child.stdin.end()
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutSecs * 1000)
@@ -298,7 +300,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2))
   const bench = new Bench(args)
   const LABELS = {
-    published: `published iii-sdk ${versionOf(args.published)}`,
+    published: args.publishedLabel ?? `published iii-sdk ${versionOf(args.published)}`,
     ours: 'ours (bindings-node)',
   }
   const variants = args.only ? [args.only] : ['published', 'ours']
