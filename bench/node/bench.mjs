@@ -337,7 +337,8 @@ async function main() {
         log(
           `round ${round}: ${LABELS[variant]}: ${r.mb_s.toFixed(0)} MB/s (${r.bytes} of ${r.expected} bytes in ${r.secs.toFixed(2)} s` +
             `${complete ? '' : ', INCOMPLETE'}; CPU s per GiB: engine ${r.engine_per_gib.toFixed(2)}, reader ${r.reader_per_gib.toFixed(2)}, ` +
-            `writer ${r.writer_per_gib.toFixed(2)}; peak RSS reader ${r.rss.toFixed(0)} MiB, writer ${r.writer.rss.toFixed(0)} MiB; ${load(r)})`,
+            `writer ${r.writer_per_gib.toFixed(2)}; context switches per MiB: reader ${(r.switches / (r.bytes / 2 ** 20)).toFixed(1)}, ` +
+            `writer ${(r.writer.switches / (r.bytes / 2 ** 20)).toFixed(1)}; peak RSS reader ${r.rss.toFixed(0)} MiB, writer ${r.writer.rss.toFixed(0)} MiB; ${load(r)})`,
         )
         if (!complete) {
           failures.push(`round ${round} ${variant}: received ${r.bytes} of ${r.expected} bytes`)

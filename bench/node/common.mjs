@@ -45,6 +45,12 @@ export function ownCpu() {
   return (user + system) / 1e6
 }
 
+/** Context switches of this process so far, every thread (voluntary and involuntary). */
+export function contextSwitches() {
+  const usage = process.resourceUsage()
+  return usage.voluntaryContextSwitches + usage.involuntaryContextSwitches
+}
+
 /** A 64 KiB chunk of pseudo-random bytes (not all zeros, so nothing can shortcut them). */
 export function chunkBytes() {
   const data = Buffer.alloc(CHUNK)

@@ -21,7 +21,18 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { CHUNK, WARMUP_TRIPS, chunkBytes, cpuSecondsOf, emit, machineCpu, ownCpu, percentiles, since } from './common.mjs'
+import {
+  CHUNK,
+  WARMUP_TRIPS,
+  chunkBytes,
+  contextSwitches,
+  cpuSecondsOf,
+  emit,
+  machineCpu,
+  ownCpu,
+  percentiles,
+  since,
+} from './common.mjs'
 
 // The published client logs with console.log/debug: keep stdout for protocol lines.
 const toStderr = (...args) => console.error(...args)
@@ -129,17 +140,26 @@ function serveReader() {
     let first = null
     let cpu = 0
     let machine = null
+    let switches = 0
     for await (const chunk of input.reader.stream) {
       if (first === null) {
         first = performance.now()
         cpu = ownCpu()
         machine = machineCpu()
+        switches = contextSwitches()
       }
       bytes += chunk.length
     }
     const rss = process.resourceUsage().maxRSS / 1024 // KiB → MiB, the process's peak
     if (first === null) return { bytes, secs: 0, cpu: 0, rss }
-    return { bytes, secs: (performance.now() - first) / 1e3, cpu: ownCpu() - cpu, rss, ...since(machine) }
+    return {
+      bytes,
+      secs: (performance.now() - first) / 1e3,
+      cpu: ownCpu() - cpu,
+      switches: contextSwitches() - switches,
+      rss,
+      ...since(machine),
+    }
   })
 }
 
@@ -155,6 +175,7 @@ async function write(total) {
   stream.on('error', (error) => (failed = failed ?? error))
   const started = performance.now()
   const cpu = ownCpu()
+  const switches = contextSwitches()
   let sent = 0
   while (sent < total) {
     if (failed) throw failed
@@ -163,7 +184,13 @@ async function write(total) {
     if (!stream.write(piece)) await drained(stream)
   }
   await ended(stream)
-  const writer = { sent, secs: (performance.now() - started) / 1e3, cpu: ownCpu() - cpu, rss: process.resourceUsage().maxRSS / 1024 }
+  const writer = {
+    sent,
+    secs: (performance.now() - started) / 1e3,
+    cpu: ownCpu() - cpu,
+    switches: contextSwitches() - switches,
+    rss: process.resourceUsage().maxRSS / 1024,
+  }
   const reader = await call
   return { ...reader, writer }
 }
