@@ -2,8 +2,8 @@
 // ChannelWriter / ChannelReader: the native channel ends as Node streams.
 //
 // Writable: each write's callback fires when the core accepted the chunk (within the
-// writer's window: then at once, without a trip through the core's runtime), so the
-// Writable's buffering follows the channel's backpressure; `end()` closes the channel
+// writer's window: then on the next tick, without a trip through the core's runtime), so the
+// Writable's buffering (up to 1 MiB, as the window) follows the channel's backpressure; `end()` closes the channel
 // cleanly; `destroy(err)` before the end aborts it. Readable (and read(), readAll(), the
 // async iterator): the reader fetches a batch only when its consumer wants a chunk and none is
 // at hand; a batch is the next chunk plus those the socket already holds (up to 1 MiB), so a
@@ -89,13 +89,33 @@ function reportUnhandledErrors(stream, what) {
   return stream
 }
 
+// The Writable's buffer: as large as the core's window, so that a producer writing in a loop
+// hands over up to 1 MiB per turn of the event loop (see writev below).
+const WRITABLE_HIGH_WATER_MARK = 1 << 20
+
 function writableOf(native) {
   let ended = false
+  // A write the core accepted at once calls back on the next tick, not synchronously: the
+  // writes made meanwhile gather in the Writable's buffer and reach the core together
+  // (writev), so the core's writer task wakes once per batch instead of once per chunk.
+  const done = (pending, callback) => {
+    if (pending === null) process.nextTick(callback)
+    else pending.then(() => callback(), callback)
+  }
   return reportUnhandledErrors(new Writable({
+    highWaterMark: WRITABLE_HIGH_WATER_MARK,
     write(chunk, _encoding, callback) {
-      const pending = native.write(chunk)
-      if (pending === null) callback()
-      else pending.then(() => callback(), callback)
+      done(native.write(chunk), callback)
+    },
+    writev(chunks, callback) {
+      // Queued in order; the callback waits for the last write the core did not accept at
+      // once (a failure of any of them is also reported by the next operation).
+      let last = null
+      for (const { chunk } of chunks) {
+        const pending = native.write(chunk)
+        if (pending !== null) last = quiet(pending)
+      }
+      done(last, callback)
     },
     final(callback) {
       ended = true
