@@ -432,7 +432,8 @@ async function main() {
   for (const failure of failures) log(`failure: ${failure}`)
 
   log('')
-  log('| client | 1 GiB throughput | vs published | engine / reader / writer CPU s per GiB | message round trip p50 / p99 | trigger round trip p50 / p99 |')
+  const size = args.bytes % GIB === 0 ? `${args.bytes / GIB} GiB` : `${(args.bytes / 2 ** 20).toFixed(0)} MiB`
+  log(`| client | ${size} throughput | vs published | engine / reader / writer CPU s per GiB | message round trip p50 / p99 | trigger round trip p50 / p99 |`)
   log('|---|---|---|---|---|---|')
   for (const variant of variants) {
     const f = figures[variant]
