@@ -97,6 +97,12 @@ class Proc {
     this.stderr = ''
     this.child = spawn(command, args.map(String), { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env })
     this.child.stdin.on('error', () => {})
+    // A binary that cannot start (missing, or being relinked by a build) fails its line() wait.
+    this.child.on('error', (error) => {
+      this.stderr += `\n${error.message}`
+      this.exited = this.exited ?? { error: error.code ?? error.message }
+      this.wake()
+    })
     this.child.stderr.on('data', (data) => {
       this.stderr = (this.stderr + data).slice(-4000)
     })
