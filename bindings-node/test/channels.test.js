@@ -248,3 +248,30 @@ test('an error nobody listens for is a warning, not a crash: refused sockets, a 
   assert.match(err, /iii-sdk: a channel reader failed \(\w+\)/)
   assert.match(err, /a channel writer failed \(reader_closed\)/)
 })
+
+test('onMessage sees every message sent before a chunk (or the end) before that chunk is read', async () => {
+  for (let round = 0; round < 20; round++) {
+    const channel = await worker.createChannel()
+    const messages = []
+    channel.reader.onMessage((text) => messages.push(Number(text)))
+    const writing = (async () => {
+      for (let i = 0; i < 40; i++) {
+        await channel.writer.write(Buffer.alloc(1024 + i, i))
+        await channel.writer.sendMessage(String(i))
+      }
+      await channel.writer.close()
+    })()
+    // Chunk i ends at ends[i]; message i went out after it, before chunk i + 1.
+    const ends = []
+    for (let i = 0, end = 0; i < 40; i++) ends.push((end += 1024 + i))
+    let received = 0
+    for await (const chunk of channel.reader.stream) {
+      received += chunk.length
+      const due = ends.filter((end) => end < received).length
+      assert.ok(messages.length >= due, `round ${round}: ${received} bytes read with ${messages.length} of ${due} messages seen`)
+    }
+    assert.equal(received, ends[39])
+    await writing
+    assert.deepEqual(messages, Array.from({ length: 40 }, (_, i) => i), `round ${round}: every message before the end`)
+  }
+})
