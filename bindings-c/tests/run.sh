@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# The C tests: builds the C examples (examples/c) and the C tests of this directory against
+# libiii twice — linked dynamically and statically — runs them against an engine of their own
+# and checks what they print, then runs them again under valgrind (leaks and memory errors).
+#
+#   cargo build -p iii-engine -p iii-c
+#   bash bindings-c/tests/run.sh
+#
+# The target directory is $CARGO_TARGET_DIR, else <repo>/target. Prints one line per check and
+# "c tests: N passed, M failed" at the end; exits non-zero if any check failed.
+# III_C_TESTS_NO_VALGRIND=1 skips the valgrind runs.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+T="${CARGO_TARGET_DIR:-$REPO/target}"
+[[ "$T" == /* ]] || T="$PWD/$T"
+LIB_DIR="$T/debug"
+INCLUDE="$REPO/bindings-c/include"
+ENGINE_BIN="$LIB_DIR/iii"
+
+for needed in "$INCLUDE/iii.h" "$LIB_DIR/libiii.so" "$LIB_DIR/libiii.a" "$ENGINE_BIN"; do
+    if [[ ! -e "$needed" ]]; then
+        echo "c tests: $needed is missing; build first: cargo build -p iii-engine -p iii-c" >&2
+        exit 1
+    fi
+done
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/iii-c-tests.XXXXXX")"
+ENGINE_PID=""
+cleanup() {
+    exec 7>&- 2>/dev/null || true
+    if [[ -n "$ENGINE_PID" ]]; then
+        kill "$ENGINE_PID" 2>/dev/null || true
+        wait "$ENGINE_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PASSED=0
+FAILED=0
+FAILURES=()
+
+# check NAME COMMAND...: runs COMMAND with its output in a log; prints ok or FAIL and the log.
+check() {
+    local name="$1"
+    shift
+    local log="$WORK/log"
+    if "$@" >"$log" 2>&1; then
+        PASSED=$((PASSED + 1))
+        echo "ok   $name"
+    else
+        FAILED=$((FAILED + 1))
+        FAILURES+=("$name")
+        echo "FAIL $name"
+        sed 's/^/     | /' "$log"
+    fi
+}
+
+# expect_output EXPECTED COMMAND...: COMMAND exits 0 and prints exactly EXPECTED.
+expect_output() {
+    local expected="$1"
+    shift
+    local out="$WORK/out"
+    if ! "$@" 7>&- >"$out" 2>"$WORK/err"; then
+        echo "exit status $? from: $*"
+        cat "$WORK/err" "$out"
+        return 1
+    fi
+    if [[ "$(cat "$out")" != "$expected" ]]; then
+        echo "expected: $expected"
+        echo "printed:  $(cat "$out")"
+        cat "$WORK/err"
+        return 1
+    fi
+    cat "$WORK/err"
+}
+
+# ---- the engine --------------------------------------------------------------------------
+start_engine() {
+    "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 >"$WORK/engine.out" 2>"$WORK/engine.err" &
+    ENGINE_PID=$!
+    URL=""
+    for _ in $(seq 200); do
+        URL="$(sed -n 's/^iii engine listening on \(ws:\/\/[^ ]*\)$/\1/p' "$WORK/engine.out")"
+        [[ -n "$URL" ]] && break
+        kill -0 "$ENGINE_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ -z "$URL" ]]; then
+        echo "c tests: the engine did not start" >&2
+        cat "$WORK/engine.out" "$WORK/engine.err" >&2
+        exit 1
+    fi
+    export III_URL="$URL"
+    echo "engine at $URL"
+}
+
+# ---- building ----------------------------------------------------------------------------
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I "$INCLUDE")
+SOURCES=("$REPO/examples/c/pipeline.c" "$REPO/examples/c/bidirectional.c" "$REPO/bindings-c/tests/killed_peer.c")
+[[ -f "$REPO/bindings-c/tests/smoke.c" ]] && SOURCES+=("$REPO/bindings-c/tests/smoke.c")
+mkdir -p "$WORK/dynamic" "$WORK/static"
+
+build_dynamic() {
+    gcc "${CFLAGS[@]}" "$1" -o "$WORK/dynamic/$(basename "$1" .c)" -L"$LIB_DIR" -liii -pthread
+}
+build_static() {
+    gcc "${CFLAGS[@]}" "$1" -o "$WORK/static/$(basename "$1" .c)" \
+        "$LIB_DIR/libiii.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+}
+statically_linked_lib() { ! ldd "$WORK/static/pipeline" | grep -q 'libiii'; }
+
+echo "==> building the C programs against $LIB_DIR (gcc ${CFLAGS[*]})"
+for source in "${SOURCES[@]}"; do
+    name="${source#"$REPO/"}"
+    check "compile $name (dynamic, -liii)" build_dynamic "$source"
+    check "compile $name (static, libiii.a)" build_static "$source"
+done
+check "the static build does not load libiii.so" statically_linked_lib
+
+# ---- the checks, for one kind of build ----------------------------------------------------
+# RUN is the command prefix every program runs under (timeout, and valgrind for that pass).
+
+# pipeline serve in the background, stdin from a FIFO we hold open on fd 7; waits for READY.
+start_serve() {
+    local bin="$1" wait_s="$2"
+    rm -f "$WORK/serve.in"
+    mkfifo "$WORK/serve.in"
+    "${RUN[@]}" "$bin/pipeline" serve <"$WORK/serve.in" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+    SERVE_PID=$!
+    exec 7>"$WORK/serve.in"
+    for _ in $(seq $((wait_s * 20))); do
+        grep -qx READY "$WORK/serve.out" 2>/dev/null && return 0
+        kill -0 "$SERVE_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "pipeline serve printed no READY"
+    cat "$WORK/serve.out" "$WORK/serve.err"
+    exec 7>&-
+    kill "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+    return 1
+}
+
+# Ends pipeline serve by closing its stdin ("eof") or by a signal; it must exit 0.
+stop_serve() {
+    local how="$1" status=0
+    if [[ "$how" == eof ]]; then
+        exec 7>&-
+        wait "$SERVE_PID" || status=$?
+    else
+        # stdin stays open until it has exited, so only the signal can have ended it
+        kill "-$how" "$SERVE_PID"
+        wait "$SERVE_PID" || status=$?
+        exec 7>&-
+    fi
+    if [[ $status -ne 0 ]]; then
+        echo "pipeline serve exited with $status after $how"
+        cat "$WORK/serve.err"
+        return 1
+    fi
+    cat "$WORK/serve.err"
+}
+
+pipeline_result() {
+    local n="$1"
+    printf '{"label":"batch-001","count":%d,"total":%d}' "$n" $((n * (n + 1) / 2))
+}
+
+# The serve process and producers against it, then the serve process's own exit.
+pipeline_flow() {
+    local bin="$1" wait_s="$2" stop="$3"
+    shift 3
+    start_serve "$bin" "$wait_s" || return 1
+    local n status=0
+    for n in "$@"; do
+        expect_output "$(pipeline_result "$n")" "${RUN[@]}" "$bin/pipeline" produce "$n" || status=1
+    done
+    stop_serve "$stop" || status=1
+    return $status
+}
+
+bidirectional_result() {
+    local text="" progress="" i
+    for i in $(seq 0 199); do
+        text+="THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG $i\\n"
+    done
+    for i in $(seq 1 8); do
+        progress+="${progress:+,}{\"type\":\"progress\",\"chunks\":$i}"
+    done
+    printf '{"result":"%s","progress":[%s],"worker":{"status":"done","chunks":8}}' "$text" "$progress"
+}
+
+# A producer with no consumer registered fails (exit 1) and says why on stderr.
+pipeline_without_consumer() {
+    local bin="$1" status=0
+    "${RUN[@]}" "$bin/pipeline" produce 10 >"$WORK/out" 2>"$WORK/err" || status=$?
+    cat "$WORK/err"
+    [[ $status -eq 1 ]] || { echo "expected exit 1, got $status"; return 1; }
+    [[ ! -s "$WORK/out" ]] || { echo "printed: $(cat "$WORK/out")"; return 1; }
+    grep -q 'iii_trigger pipeline::consumer' "$WORK/err"
+}
+
+# A bad address: the producer fails at once with III_CONNECTION.
+pipeline_bad_url() {
+    local bin="$1" status=0
+    III_URL="http://127.0.0.1:1" "${RUN[@]}" "$bin/pipeline" produce 10 >"$WORK/out" 2>"$WORK/err" || status=$?
+    cat "$WORK/err"
+    [[ $status -eq 1 ]] && grep -q 'III_CONNECTION' "$WORK/err"
+}
+
+run_checks() {
+    local label="$1" bin="$2" wait_s="$3" big="$4"
+    check "$label: pipeline serve + produce 5000 and $big (exact result lines); serve ends on stdin EOF" \
+        pipeline_flow "$bin" "$wait_s" eof 5000 "$big"
+    check "$label: pipeline produce 1 and 0; serve ends on SIGTERM" pipeline_flow "$bin" "$wait_s" TERM 1 0
+    check "$label: pipeline serve ends on SIGINT" pipeline_flow "$bin" "$wait_s" INT
+    check "$label: pipeline produce with no consumer registered fails" pipeline_without_consumer "$bin"
+    check "$label: pipeline with a non-ws:// III_URL fails with III_CONNECTION" pipeline_bad_url "$bin"
+    check "$label: bidirectional (exact result line)" expect_output "$(bidirectional_result)" "${RUN[@]}" "$bin/bidirectional"
+    check "$label: killed writer process -> III_WRITER_LOST" "${RUN[@]}" "$bin/killed_peer" writer
+    check "$label: killed reader process -> III_READER_CLOSED" "${RUN[@]}" "$bin/killed_peer" reader
+    if [[ -x "$bin/smoke" ]]; then
+        check "$label: smoke" "${RUN[@]}" "$bin/smoke"
+    fi
+}
+
+start_engine
+export LD_LIBRARY_PATH="$LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+echo "==> dynamic build"
+RUN=(timeout 60)
+run_checks dynamic "$WORK/dynamic" 20 200000
+echo "==> static build"
+run_checks static "$WORK/static" 20 200000
+
+if [[ "${III_C_TESTS_NO_VALGRIND:-}" != 1 ]]; then
+    if ! command -v valgrind >/dev/null; then
+        SUDO=$([[ $(id -u) -eq 0 ]] && echo "" || echo sudo)
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind
+    fi
+    echo "==> dynamic build under valgrind (memory errors and definite leaks fail the run)"
+    RUN=(timeout 300 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite)
+    run_checks valgrind "$WORK/dynamic" 120 20000
+fi
+
+echo
+if [[ $FAILED -gt 0 ]]; then
+    printf 'failed: %s\n' "${FAILURES[@]}"
+fi
+echo "c tests: $PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
