@@ -98,7 +98,8 @@ start_engine() {
 
 # ---- building ----------------------------------------------------------------------------
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I "$INCLUDE")
-SOURCES=("$REPO/examples/c/pipeline.c" "$REPO/examples/c/bidirectional.c" "$REPO/bindings-c/tests/killed_peer.c")
+SOURCES=("$REPO/examples/c/pipeline.c" "$REPO/examples/c/bidirectional.c"
+    "$REPO/bindings-c/tests/killed_peer.c" "$REPO/bindings-c/tests/contract.c")
 [[ -f "$REPO/bindings-c/tests/smoke.c" ]] && SOURCES+=("$REPO/bindings-c/tests/smoke.c")
 mkdir -p "$WORK/dynamic" "$WORK/static"
 
@@ -221,6 +222,8 @@ run_checks() {
     check "$label: bidirectional (exact result line)" expect_output "$(bidirectional_result)" "${RUN[@]}" "$bin/bidirectional"
     check "$label: killed writer process -> III_WRITER_LOST" "${RUN[@]}" "$bin/killed_peer" writer
     check "$label: killed reader process -> III_READER_CLOSED" "${RUN[@]}" "$bin/killed_peer" reader
+    check "$label: contract (NULL arguments, invalid JSON/UTF-8, wrong keys and directions, replies, timeouts, abort, close)" \
+        "${RUN[@]}" "$bin/contract"
     if [[ -x "$bin/smoke" ]]; then
         check "$label: smoke" "${RUN[@]}" "$bin/smoke"
     fi
