@@ -73,7 +73,7 @@ pub unsafe extern "C" fn iii_writer_open(
     key: *const c_char,
     writer_out: *mut *mut iii_writer,
 ) -> iii_result {
-    run("iii_writer_open", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         check_out(writer_out, "writer_out")?;
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn iii_writer_write(
     len: usize,
     timeout_ms: u32,
 ) -> iii_result {
-    run("iii_writer_write", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let writer = unsafe { handle(writer, "writer") }?;
         let data: &[u8] = if len == 0 {
@@ -120,7 +120,7 @@ pub unsafe extern "C" fn iii_writer_send_message(
     message: *const c_char,
     timeout_ms: u32,
 ) -> iii_result {
-    run("iii_writer_send_message", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let writer = unsafe { handle(writer, "writer") }?;
         // SAFETY: as above.
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn iii_writer_send_message(
 /// twice is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iii_writer_close(writer: *mut iii_writer, timeout_ms: u32) -> iii_result {
-    run("iii_writer_close", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let writer = unsafe { handle(writer, "writer") }?;
         block_on(timeout_ms, writer.core.close())??;
@@ -150,7 +150,7 @@ pub unsafe extern "C" fn iii_writer_abort(
     reason: *const c_char,
     timeout_ms: u32,
 ) -> iii_result {
-    run("iii_writer_abort", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let writer = unsafe { handle(writer, "writer") }?;
         // SAFETY: as above.

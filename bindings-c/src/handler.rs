@@ -49,7 +49,7 @@ pub unsafe extern "C" fn iii_reply_ok(
     reply: *mut iii_reply,
     result_json: *const c_char,
 ) -> iii_result {
-    run("iii_reply_ok", || {
+    run(|| {
         // SAFETY: the crate-level contract (`reply` is the handler's, during its call).
         let reply = unsafe { reply.as_mut() }.ok_or_else(|| Failure::null("reply"))?;
         // SAFETY: as above.
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn iii_reply_error(
     code: *const c_char,
     message: *const c_char,
 ) -> iii_result {
-    run("iii_reply_error", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let reply = unsafe { reply.as_mut() }.ok_or_else(|| Failure::null("reply"))?;
         // SAFETY: as above.
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn iii_register_function(
     handler: iii_handler,
     userdata: *mut c_void,
 ) -> iii_result {
-    run("iii_register_function", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         // SAFETY: as above.
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn iii_unregister_function(
     worker: *mut iii_worker,
     function_id: *const c_char,
 ) -> iii_result {
-    run("iii_unregister_function", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         // SAFETY: as above.

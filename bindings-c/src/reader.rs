@@ -246,7 +246,7 @@ pub unsafe extern "C" fn iii_reader_open(
     key: *const c_char,
     reader_out: *mut *mut iii_reader,
 ) -> iii_result {
-    run("iii_reader_open", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         check_out(reader_out, "reader_out")?;
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn iii_reader_read(
     len_out: *mut usize,
     timeout_ms: u32,
 ) -> iii_result {
-    run("iii_reader_read", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let reader = unsafe { handle(reader, "reader") }?;
         if buffer.is_null() {
@@ -305,7 +305,7 @@ pub unsafe extern "C" fn iii_reader_next_message(
     timeout_ms: u32,
     message_out: *mut *mut c_char,
 ) -> iii_result {
-    run("iii_reader_next_message", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let reader = unsafe { handle(reader, "reader") }?;
         check_out(message_out, "message_out")?;
@@ -322,7 +322,7 @@ pub unsafe extern "C" fn iii_reader_next_message(
 /// acknowledge.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iii_reader_close(reader: *mut iii_reader) -> iii_result {
-    run("iii_reader_close", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let reader = unsafe { handle(reader, "reader") }?;
         block_on(0, reader.core.close())?;

@@ -119,12 +119,17 @@ fn set_last_error(message: &str) {
     LAST_ERROR.with(|last| *last.borrow_mut() = text);
 }
 
-/// Runs the body of an entry point: clears the last error, catches panics, and turns the
-/// outcome into a code (recording the failure's text).
-pub(crate) fn run(function: &str, body: impl FnOnce() -> Result<(), Failure>) -> iii_result {
-    set_last_error("");
+/// Runs the body of an entry point: catches panics, turns the outcome into a code, and
+/// records the last error text ("" on success).
+///
+/// The previous text is replaced only after the body ran: a caller may pass
+/// `iii_last_error_message()` itself as an argument (e.g. to `iii_reply_error`).
+pub(crate) fn run(body: impl FnOnce() -> Result<(), Failure>) -> iii_result {
     let failure = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => return III_OK,
+        Ok(Ok(())) => {
+            set_last_error("");
+            return III_OK;
+        }
         Ok(Err(failure)) => failure,
         Err(panic) => {
             let what = panic
@@ -135,9 +140,12 @@ pub(crate) fn run(function: &str, body: impl FnOnce() -> Result<(), Failure>) ->
             Failure::new(III_PANIC, format!("bug in libiii: {what}"))
         }
     };
-    if failure.code != III_END {
-        set_last_error(&format!("{function}: {}", failure.message));
-    }
+    // The text alone: a remote failure must read exactly "<code>: <message>".
+    set_last_error(if failure.code == III_END {
+        ""
+    } else {
+        &failure.message
+    });
     failure.code
 }
 
@@ -209,12 +217,12 @@ mod tests {
 
     #[test]
     fn panics_become_codes_with_a_message() {
-        let code = run("f", || panic!("boom"));
+        let code = run(|| panic!("boom"));
         assert_eq!(code, III_PANIC);
         // SAFETY: the pointer is valid until the next call on this thread.
         let text = unsafe { CStr::from_ptr(iii_last_error_message()) };
         assert!(text.to_string_lossy().contains("boom"));
-        assert_eq!(run("f", || Ok(())), III_OK);
+        assert_eq!(run(|| Ok(())), III_OK);
         // SAFETY: as above.
         let text = unsafe { CStr::from_ptr(iii_last_error_message()) };
         assert!(text.to_bytes().is_empty());

@@ -35,7 +35,7 @@ pub unsafe extern "C" fn iii_worker_connect(
     url: *const c_char,
     worker_out: *mut *mut iii_worker,
 ) -> iii_result {
-    run("iii_worker_connect", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let url = unsafe { input_str(url, "url") }?;
         check_out(worker_out, "worker_out")?;
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn iii_worker_connect(
 /// before this call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iii_worker_ready(worker: *mut iii_worker, timeout_ms: u32) -> iii_result {
-    run("iii_worker_ready", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         block_on(timeout_ms, worker.iii.ready())??;
@@ -97,7 +97,7 @@ pub unsafe extern "C" fn iii_channel_create(
     writer_ref_json_out: *mut *mut c_char,
     reader_ref_json_out: *mut *mut c_char,
 ) -> iii_result {
-    run("iii_channel_create", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         check_out(writer_ref_json_out, "writer_ref_json_out")?;
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn iii_trigger(
     timeout_ms: u32,
     result_json_out: *mut *mut c_char,
 ) -> iii_result {
-    run("iii_trigger", || {
+    run(|| {
         // SAFETY: the crate-level contract.
         let worker = unsafe { handle(worker, "worker") }?;
         // SAFETY: as above.
