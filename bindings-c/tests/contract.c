@@ -251,7 +251,9 @@ static void functions(iii_worker *worker)
     EXPECT(iii_trigger(worker, NULL, "{}", T, &result), III_NULL_ARGUMENT);
     EXPECT(iii_trigger(worker, "contract::echo", "{}", T, NULL), III_NULL_ARGUMENT);
     EXPECT(iii_trigger(worker, "contract::error", "{}", T, &result), III_INVOCATION_FAILED);
-    TRUE(strcmp(iii_last_error_message(), "my_code: my message") == 0);
+    const char *error = iii_last_error_message();
+    printf("     last error message: %s\n", error);
+    TRUE(strcmp(error, "my_code: my message") == 0);
     EXPECT(iii_trigger(worker, "contract::silent", "{}", T, &result), III_INVOCATION_FAILED);
     TRUE(strstr(iii_last_error_message(), "the handler did not reply") != NULL);
     EXPECT(iii_trigger(worker, "contract::nobody", "{}", T, &result), III_INVOCATION_FAILED);
@@ -259,7 +261,9 @@ static void functions(iii_worker *worker)
 
     result = NULL;
     EXPECT(iii_trigger(worker, "contract::echo", "{\"a\":[1,2]}", T, &result), III_OK);
-    TRUE(result != NULL && strcmp(result, "{\"a\":[1,2]}") == 0);
+    printf("     echoed: %s\n", result ? result : "(null)");
+    /* The engine adds "_caller_worker_id" to an object payload (PROTOCOL.md section 3). */
+    TRUE(result != NULL && strstr(result, "\"a\":[1,2]") != NULL);
     TRUE(refused);
     iii_string_free(result);
     result = NULL;
