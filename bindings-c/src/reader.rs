@@ -86,6 +86,20 @@ impl Shared {
     }
 }
 
+/// The right to drive the core reader. Giving it up wakes the waiting callers, so that one of
+/// them takes over when the driver returns (say, on its timeout) while they still wait.
+struct Driving<'a> {
+    guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    shared: &'a Shared,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.shared.changed.notify_waiters();
+    }
+}
+
 /// What a caller waits for while it drives the socket.
 #[derive(Clone, Copy)]
 enum Want {
@@ -117,6 +131,15 @@ async fn wait_until<T>(shared: &Shared, mut check: impl FnMut() -> Option<T>) ->
 }
 
 impl iii_reader {
+    /// The right to drive the core reader, unless another caller has it.
+    fn try_drive(&self) -> Option<Driving<'_>> {
+        let guard = self.drive.try_lock().ok()?;
+        Some(Driving {
+            guard: Some(guard),
+            shared: &self.shared,
+        })
+    }
+
     /// The core's next frame; the first call registers the message callback after flagging
     /// the consumer, so that no pump task reads ahead.
     async fn next_frame(&self) -> Result<Option<Bytes>, IIIError> {
@@ -186,7 +209,7 @@ impl iii_reader {
                 }
             }
             if !self.shared.messages().full()
-                && let Ok(_driving) = self.drive.try_lock()
+                && let Some(_driving) = self.try_drive()
             {
                 self.pull(Want::Bytes).await;
                 continue;
@@ -219,7 +242,7 @@ impl iii_reader {
                 }
                 data.kept.len() >= MAX_KEPT_FRAMES
             };
-            if !kept_full && let Ok(_driving) = self.drive.try_lock() {
+            if !kept_full && let Some(_driving) = self.try_drive() {
                 self.pull(Want::Message).await;
                 continue;
             }
