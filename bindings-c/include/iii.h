@@ -89,7 +89,7 @@ enum iii_result
    */
   III_NOT_CONNECTED = 12,
   /**
-   * The remote function failed; the last error message is "<code>: <message>".
+   * The remote function failed; the last error message is `"<code>: <message>"`.
    */
   III_INVOCATION_FAILED = 13,
   /**
@@ -317,7 +317,7 @@ iii_result iii_channel_create(iii_worker *worker,
 /**
  * Calls `function_id` with `payload_json` and gives its result as JSON text (free it with
  * `iii_string_free`). `timeout_ms` 0 means the worker's default (30 s). A remote failure is
- * `III_INVOCATION_FAILED` with "<code>: <message>" as the last error message.
+ * `III_INVOCATION_FAILED` with `"<code>: <message>"` as the last error message.
  */
 iii_result iii_trigger(iii_worker *worker,
                        const char *function_id,

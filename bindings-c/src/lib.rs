@@ -3,8 +3,8 @@
 //! A thin layer over `iii-sdk`: opaque handles around the core's worker and channel ends,
 //! result codes instead of errors, JSON text instead of values. The contract (results and
 //! out-parameters, ownership, NULL, threads, timeouts) is written in `bindings-c/README.md`
-//! and enforced here: every entry point runs inside [`result::run`] (a panic boundary), checks
-//! its pointers, and blocks only through [`blocking::block_on`].
+//! and enforced here: every entry point runs inside `result::run` (a panic boundary), checks
+//! its pointers, and blocks only through `blocking::block_on`.
 //!
 //! # Safety
 //! Every `unsafe extern "C"` function has the same contract: each pointer argument is NULL

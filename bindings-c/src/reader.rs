@@ -5,9 +5,9 @@
 //! `on_message` callbacks while it reads. Here a caller's thread drives it (no background
 //! task), and what it reads lands in one of two bounded places:
 //! - bytes of a frame not yet taken (a frame larger than the caller's buffer, or frames read
-//!   while looking for a message): at most [`MAX_KEPT_FRAMES`] frames;
-//! - text messages not yet taken: at most [`MAX_MESSAGES`] messages or
-//!   [`MAX_MESSAGE_BYTES`] bytes.
+//!   while looking for a message): at most `MAX_KEPT_FRAMES` (16) frames;
+//! - text messages not yet taken: at most `MAX_MESSAGES` (1,024) messages or
+//!   `MAX_MESSAGE_BYTES` (4 MiB) bytes.
 //!
 //! A caller stops reading the socket while the other place is full (the writer then feels
 //! backpressure) and waits for another thread to take from it, or for its timeout. The

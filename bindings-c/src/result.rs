@@ -1,7 +1,7 @@
 //! Result codes, the thread-local last error message, and the panic boundary every entry point
 //! runs inside.
 //!
-//! A failure inside the crate is a [`Failure`]: the code returned to C and the text
+//! A failure inside the crate is a `Failure`: the code returned to C and the text
 //! `iii_last_error_message` gives. Core errors map kind by kind (no catch-all arm), so a new
 //! `ErrorKind` in the core is a compile error here.
 
@@ -45,7 +45,7 @@ pub enum iii_result {
     III_CONNECTION = 11,
     /// The worker is not connected and gave up reconnecting.
     III_NOT_CONNECTED = 12,
-    /// The remote function failed; the last error message is "<code>: <message>".
+    /// The remote function failed; the last error message is `"<code>: <message>"`.
     III_INVOCATION_FAILED = 13,
     /// A handler failed.
     III_HANDLER = 14,

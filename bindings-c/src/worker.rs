@@ -123,7 +123,7 @@ pub unsafe extern "C" fn iii_channel_create(
 
 /// Calls `function_id` with `payload_json` and gives its result as JSON text (free it with
 /// `iii_string_free`). `timeout_ms` 0 means the worker's default (30 s). A remote failure is
-/// `III_INVOCATION_FAILED` with "<code>: <message>" as the last error message.
+/// `III_INVOCATION_FAILED` with `"<code>: <message>"` as the last error message.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iii_trigger(
     worker: *mut iii_worker,
