@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "iii.h"
 
@@ -39,6 +40,17 @@ static int failures = 0;
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
+
+/* "contract<pid>::name": function ids of this process alone, so that several runs can share an
+   engine (a function id is routed to the worker that registered it last). */
+static const char *fn(const char *name)
+{
+    static char ids[8][64];
+    static int next = 0;
+    char *id = ids[next++ % 8];
+    snprintf(id, sizeof ids[0], "contract%ld::%s", (long)getpid(), name);
+    return id;
+}
 
 /* ---- handlers ---------------------------------------------------------------------------- */
 
@@ -237,41 +249,41 @@ static void abort_and_close(iii_worker *worker)
 static void functions(iii_worker *worker)
 {
     int refused = 0;
-    EXPECT(iii_register_function(NULL, "contract::x", replies_error, NULL), III_NULL_ARGUMENT);
+    EXPECT(iii_register_function(NULL, fn("x"), replies_error, NULL), III_NULL_ARGUMENT);
     EXPECT(iii_register_function(worker, NULL, replies_error, NULL), III_NULL_ARGUMENT);
-    EXPECT(iii_register_function(worker, "contract::x", NULL, NULL), III_NULL_ARGUMENT);
-    EXPECT(iii_register_function(worker, "contract::error", replies_error, NULL), III_OK);
-    EXPECT(iii_register_function(worker, "contract::silent", never_replies, NULL), III_OK);
-    EXPECT(iii_register_function(worker, "contract::echo", checks_replies, &refused), III_OK);
-    EXPECT(iii_register_function(worker, "contract::null", replies_null, NULL), III_OK);
+    EXPECT(iii_register_function(worker, fn("x"), NULL, NULL), III_NULL_ARGUMENT);
+    EXPECT(iii_register_function(worker, fn("error"), replies_error, NULL), III_OK);
+    EXPECT(iii_register_function(worker, fn("silent"), never_replies, NULL), III_OK);
+    EXPECT(iii_register_function(worker, fn("echo"), checks_replies, &refused), III_OK);
+    EXPECT(iii_register_function(worker, fn("null"), replies_null, NULL), III_OK);
     EXPECT(iii_worker_ready(worker, T), III_OK);
 
     char *result = (char *)&failures;
-    EXPECT(iii_trigger(worker, "contract::echo", "{not json", T, &result), III_INVALID_ARGUMENT);
+    EXPECT(iii_trigger(worker, fn("echo"), "{not json", T, &result), III_INVALID_ARGUMENT);
     EXPECT(iii_trigger(worker, NULL, "{}", T, &result), III_NULL_ARGUMENT);
-    EXPECT(iii_trigger(worker, "contract::echo", "{}", T, NULL), III_NULL_ARGUMENT);
-    EXPECT(iii_trigger(worker, "contract::error", "{}", T, &result), III_INVOCATION_FAILED);
+    EXPECT(iii_trigger(worker, fn("echo"), "{}", T, NULL), III_NULL_ARGUMENT);
+    EXPECT(iii_trigger(worker, fn("error"), "{}", T, &result), III_INVOCATION_FAILED);
     const char *error = iii_last_error_message();
     printf("     last error message: %s\n", error);
     TRUE(strcmp(error, "my_code: my message") == 0);
-    EXPECT(iii_trigger(worker, "contract::silent", "{}", T, &result), III_INVOCATION_FAILED);
+    EXPECT(iii_trigger(worker, fn("silent"), "{}", T, &result), III_INVOCATION_FAILED);
     TRUE(strstr(iii_last_error_message(), "the handler did not reply") != NULL);
-    EXPECT(iii_trigger(worker, "contract::nobody", "{}", T, &result), III_INVOCATION_FAILED);
+    EXPECT(iii_trigger(worker, fn("nobody"), "{}", T, &result), III_INVOCATION_FAILED);
     TRUE(result == (char *)&failures);
 
     result = NULL;
-    EXPECT(iii_trigger(worker, "contract::echo", "{\"a\":[1,2]}", T, &result), III_OK);
+    EXPECT(iii_trigger(worker, fn("echo"), "{\"a\":[1,2]}", T, &result), III_OK);
     printf("     echoed: %s\n", result ? result : "(null)");
     /* The engine adds "_caller_worker_id" to an object payload (PROTOCOL.md section 3). */
     TRUE(result != NULL && strstr(result, "\"a\":[1,2]") != NULL);
     TRUE(refused);
     iii_string_free(result);
     result = NULL;
-    EXPECT(iii_trigger(worker, "contract::null", "{}", T, &result), III_OK);
+    EXPECT(iii_trigger(worker, fn("null"), "{}", T, &result), III_OK);
     TRUE(result != NULL && strcmp(result, "null") == 0);
     iii_string_free(result);
 
-    EXPECT(iii_unregister_function(worker, "contract::echo"), III_OK);
+    EXPECT(iii_unregister_function(worker, fn("echo")), III_OK);
     EXPECT(iii_unregister_function(worker, NULL), III_NULL_ARGUMENT);
 }
 
