@@ -163,6 +163,11 @@ stop_serve() {
         return 1
     fi
     cat "$WORK/serve.err"
+    if [[ "$(cat "$WORK/serve.out")" != READY ]]; then
+        echo "pipeline serve printed more than READY:"
+        cat "$WORK/serve.out"
+        return 1
+    fi
 }
 
 # The lines are the JSON the library returns from iii_trigger: serde_json's, with the keys of
