@@ -79,7 +79,8 @@ expect_output() {
 
 # ---- the engine --------------------------------------------------------------------------
 start_engine() {
-    "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 >"$WORK/engine.out" 2>"$WORK/engine.err" &
+    # timeout ends the engine even if this script is killed before its trap runs
+    timeout 1800 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 >"$WORK/engine.out" 2>"$WORK/engine.err" &
     ENGINE_PID=$!
     URL=""
     for _ in $(seq 200); do
