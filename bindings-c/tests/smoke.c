@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "iii.h"
 
 #define T 10000 /* ms */
 
 static int failures = 0;
+static char count_id[64]; /* "smoke<pid>::count": runs sharing an engine do not answer each other */
 
 #define CHECK(call, want)                                                                          \
     do {                                                                                           \
@@ -43,7 +45,7 @@ static int failures = 0;
         }                                                                                          \
     } while (0)
 
-/* Handler of "smoke::count": opens the reader under "reader" in its input, counts the bytes
+/* Handler of "smoke<pid>::count": opens the reader under "reader" in its input, counts the bytes
    until the end, and answers {"bytes": n}. It blocks on iii calls, which handlers may do. */
 static void count_bytes(void *userdata, const char *input_json, iii_reply *reply)
 {
@@ -182,7 +184,7 @@ static void aborted(iii_worker *worker)
 /* A function that reads a channel, triggered with the channel's reader ref in its payload. */
 static void function(iii_worker *worker)
 {
-    CHECK(iii_register_function(worker, "smoke::count", count_bytes, worker), III_OK);
+    CHECK(iii_register_function(worker, count_id, count_bytes, worker), III_OK);
     CHECK(iii_worker_ready(worker, T), III_OK);
 
     char *writer_ref = NULL, *reader_ref = NULL;
@@ -200,7 +202,7 @@ static void function(iii_worker *worker)
         char *payload = malloc(size);
         snprintf(payload, size, "{\"reader\":%s}", reader_ref);
         char *result = NULL;
-        CHECK(iii_trigger(worker, "smoke::count", payload, T, &result), III_OK);
+        CHECK(iii_trigger(worker, count_id, payload, T, &result), III_OK);
         TRUE(result != NULL && strstr(result, "\"bytes\":200000") != NULL);
         iii_string_free(result);
         free(payload);
@@ -209,12 +211,12 @@ static void function(iii_worker *worker)
 
     /* The handler's own error, and a function nobody registered. */
     char *result = NULL;
-    CHECK(iii_trigger(worker, "smoke::count", "{\"no_reader\":1}", T, &result), III_INVOCATION_FAILED);
+    CHECK(iii_trigger(worker, count_id, "{\"no_reader\":1}", T, &result), III_INVOCATION_FAILED);
     TRUE(strncmp(iii_last_error_message(), "bad_input: ", 11) == 0);
     CHECK(iii_trigger(worker, "smoke::nobody", "{}", T, &result), III_INVOCATION_FAILED);
     TRUE(result == NULL);
-    CHECK(iii_unregister_function(worker, "smoke::count"), III_OK);
-    CHECK(iii_unregister_function(worker, "smoke::count"), III_INVALID_ARGUMENT);
+    CHECK(iii_unregister_function(worker, count_id), III_OK);
+    CHECK(iii_unregister_function(worker, count_id), III_INVALID_ARGUMENT);
     iii_string_free(writer_ref);
     iii_string_free(reader_ref);
 }
@@ -255,6 +257,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "smoke: give the engine URL as III_URL or the first argument\n");
         return 2;
     }
+    snprintf(count_id, sizeof count_id, "smoke%ld::count", (long)getpid());
     iii_worker *worker = NULL;
     CHECK(iii_worker_connect(url, &worker), III_OK);
     if (worker == NULL)
