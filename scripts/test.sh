@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project, as CI does: formatting and lints, the Rust unit and
 # integration tests (engine in-process, real sockets), the runnable examples, the Python and
-# Node packages' tests (pytest, node --test), and the interop
-# suite in which the published iii clients (installed into ~/.cache/iii-interop) run the
-# documented channel flows against our engine.
+# Node packages' tests (pytest, node --test), the C library's examples and tests (gcc,
+# valgrind), and the interop suite in which the published iii clients (installed into
+# ~/.cache/iii-interop) run the documented channel flows against our engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,10 @@ step "cargo build (engine binary, examples)"
 cargo build -p iii-engine --bin iii
 cargo build -p iii-sdk --examples
 
+step "C library: libiii (cargo build -p iii-c), the committed iii.h is what cbindgen generates"
+cargo build -p iii-c
+git diff --exit-code -- bindings-c/include/iii.h || { echo "bindings-c/include/iii.h is stale: commit the regenerated header" >&2; exit 1; }
+
 step "cargo test"
 timeout 1500 cargo test --workspace
 
@@ -51,6 +55,9 @@ step "node package: npm install (builds the addon with cargo), examples/node, no
 (cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
 (cd examples/node && npm install --no-audit --no-fund --loglevel=error)
 (cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 npm test)
+
+step "C examples and tests: gcc -Wall -Wextra -Werror, linked dynamically and statically, then under valgrind"
+timeout 900 bash bindings-c/tests/run.sh
 
 step "interop with the published clients"
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh
