@@ -150,12 +150,10 @@ fn decide(request: &Request, channels: &ChannelRegistry) -> Result<Route, Status
     let Ok(id) = Uuid::parse_str(channel_id) else {
         return Err(StatusCode::NOT_FOUND);
     };
-    match channels.lookup(&id) {
-        Lookup::Live(channel) if channel.key_matches(direction, &key) => {
-            Ok(Route::Channel(channel, direction))
-        }
+    match channels.lookup(&id, direction, &key) {
+        Lookup::Live(channel) => Ok(Route::Channel(channel, direction)),
         Lookup::Tombstone(status) => Ok(Route::Tombstone(status)),
-        Lookup::Live(_) | Lookup::Unknown => Err(StatusCode::NOT_FOUND),
+        Lookup::Unknown => Err(StatusCode::NOT_FOUND),
     }
 }
 

@@ -156,6 +156,11 @@ async fn finished_channels_are_tombstoned_and_late_connects_get_the_status() {
     );
     let mut late_reader = connect(&end_url(&engine, &reader)).await;
     assert_eq!(close_of(&mut late_reader).await.map(|c| c.0), Some(1000));
+    // How it ended is only for the holders of its refs: a wrong key is refused as before.
+    let wrong_key = json!({"channel_id": reader["channel_id"], "access_key": "0".repeat(64), "direction": "read"});
+    assert_eq!(refused_status(&end_url(&engine, &wrong_key)).await, 404);
+    let swapped = json!({"channel_id": writer["channel_id"], "access_key": reader["access_key"], "direction": "write"});
+    assert_eq!(refused_status(&end_url(&engine, &swapped)).await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -25,8 +25,16 @@ pub(crate) enum Lookup {
     Live(Arc<Channel>),
     /// A channel that ended recently, with its final status.
     Tombstone(EndStatus),
-    /// Nothing (never existed, or forgotten).
+    /// Nothing (never existed, or forgotten), or not for the key presented.
     Unknown,
+}
+
+/// What is kept of a finished channel: its final status, and its keys, so that only the
+/// holder of an end's ref learns how it ended.
+struct Tombstone {
+    status: EndStatus,
+    writer_key: AccessKey,
+    reader_key: AccessKey,
 }
 
 /// A new channel and the refs of its two ends.
@@ -46,7 +54,7 @@ const MAX_TOMBSTONES: usize = 1 << 17;
 #[derive(Default)]
 struct Inner {
     live: HashMap<Uuid, Arc<Channel>>,
-    tombstones: HashMap<Uuid, EndStatus>,
+    tombstones: HashMap<Uuid, Tombstone>,
     /// Tombstones in the order they expire (the TTL is the same for all).
     tombstone_order: VecDeque<(Instant, Uuid)>,
 }
@@ -110,15 +118,28 @@ impl ChannelRegistry {
         })
     }
 
-    /// What `id` refers to.
-    pub(crate) fn lookup(&self, id: &Uuid) -> Lookup {
+    /// What `id` refers to for the holder of `key` to its `direction` end: a wrong key finds
+    /// nothing, live or finished.
+    pub(crate) fn lookup(&self, id: &Uuid, direction: ChannelDirection, key: &str) -> Lookup {
         let inner = lock(&self.inner);
         if let Some(channel) = inner.live.get(id) {
-            return Lookup::Live(channel.clone());
+            return if channel.key_matches(direction, key) {
+                Lookup::Live(channel.clone())
+            } else {
+                Lookup::Unknown
+            };
         }
-        match inner.tombstones.get(id) {
-            Some(status) => Lookup::Tombstone(status.clone()),
-            None => Lookup::Unknown,
+        let Some(tombstone) = inner.tombstones.get(id) else {
+            return Lookup::Unknown;
+        };
+        let matches = match direction {
+            ChannelDirection::Write => tombstone.writer_key.matches(key),
+            ChannelDirection::Read => tombstone.reader_key.matches(key),
+        };
+        if matches {
+            Lookup::Tombstone(tombstone.status.clone())
+        } else {
+            Lookup::Unknown
         }
     }
 
@@ -131,7 +152,12 @@ impl ChannelRegistry {
                     inner.tombstones.remove(&oldest);
                 }
             }
-            inner.tombstones.insert(channel.id, status);
+            let tombstone = Tombstone {
+                status,
+                writer_key: channel.writer_key.clone(),
+                reader_key: channel.reader_key.clone(),
+            };
+            inner.tombstones.insert(channel.id, tombstone);
             let expires = deadline_after(self.tombstone_ttl);
             inner.tombstone_order.push_back((expires, channel.id));
         }
@@ -191,19 +217,31 @@ mod tests {
         assert_eq!(writer.channel_id, reader.channel_id);
         assert_ne!(writer.access_key, reader.access_key);
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
-        let Lookup::Live(channel) = registry.lookup(&id) else {
-            panic!("live")
-        };
-        assert!(channel.key_matches(ChannelDirection::Write, &writer.access_key));
-        assert!(!channel.key_matches(ChannelDirection::Read, &writer.access_key));
-        assert!(channel.key_matches(ChannelDirection::Read, &reader.access_key));
+        let (write, read) = (ChannelDirection::Write, ChannelDirection::Read);
+        assert!(matches!(
+            registry.lookup(&id, write, &writer.access_key),
+            Lookup::Live(_)
+        ));
+        assert!(matches!(
+            registry.lookup(&id, read, &reader.access_key),
+            Lookup::Live(_)
+        ));
+        assert!(matches!(
+            registry.lookup(&id, read, &writer.access_key),
+            Lookup::Unknown
+        ));
+        assert!(matches!(
+            registry.lookup(&id, write, &reader.access_key),
+            Lookup::Unknown
+        ));
     }
 
     #[tokio::test]
     async fn expiry_and_tombstones() {
         let registry = registry(Duration::ZERO, Duration::ZERO);
-        let (writer, _) = registry.create(8).expect("created");
+        let (writer, reader) = registry.create(8).expect("created");
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
+        let (write, read) = (ChannelDirection::Write, ChannelDirection::Read);
         let expired = registry.sweep(Instant::now());
         assert_eq!(expired.len(), 1);
         for channel in expired {
@@ -212,11 +250,27 @@ mod tests {
         }
         assert_eq!(registry.len(), 0);
         assert!(matches!(
-            registry.lookup(&id),
+            registry.lookup(&id, read, &reader.access_key),
             Lookup::Tombstone(EndStatus::Expired)
+        ));
+        assert!(matches!(
+            registry.lookup(&id, write, &writer.access_key),
+            Lookup::Tombstone(EndStatus::Expired)
+        ));
+        // How a channel ended is only for the holders of its refs.
+        assert!(matches!(
+            registry.lookup(&id, read, &writer.access_key),
+            Lookup::Unknown
+        ));
+        assert!(matches!(
+            registry.lookup(&id, write, &"0".repeat(64)),
+            Lookup::Unknown
         ));
         registry.sweep(Instant::now());
         assert_eq!(registry.tombstones(), 0);
-        assert!(matches!(registry.lookup(&id), Lookup::Unknown));
+        assert!(matches!(
+            registry.lookup(&id, read, &reader.access_key),
+            Lookup::Unknown
+        ));
     }
 }
