@@ -139,6 +139,9 @@ class ChannelReader {
     this._next = 0
     this._filling = null
     this._ended = false
+    // onMessage callbacks run so far, and reads waiting for a count of them.
+    this._messagesDelivered = 0
+    this._messageWaiters = []
   }
 
   /** The ref of this end (what JSON.stringify sends). */
@@ -174,10 +177,18 @@ class ChannelReader {
   _fill() {
     if (!this._filling) {
       this._filling = this._native.readChunks().then(
-        (chunks) => {
-          this._filling = null
-          if (chunks === null) this._ended = true
-          else this._chunks.push(...chunks)
+        (batch) => {
+          const take = () => {
+            this._filling = null
+            if (batch.end) this._ended = true
+            else this._chunks.push(...batch)
+          }
+          // Messages sent before these bytes are delivered first: they reach JS through
+          // another queue than this promise, so wait for any still on their way.
+          if (batch.messages > this._messagesDelivered) {
+            return new Promise((resolve) => this._messageWaiters.push({ count: batch.messages, resolve })).then(take)
+          }
+          take()
         },
         (error) => {
           this._filling = null
@@ -215,6 +226,16 @@ class ChannelReader {
         if (result && typeof result.then === 'function') result.then(noop, reportCallbackError)
       } catch (error) {
         reportCallbackError(error)
+      } finally {
+        this._messagesDelivered++
+        if (this._messageWaiters.length > 0) {
+          const delivered = this._messagesDelivered
+          this._messageWaiters = this._messageWaiters.filter((waiter) => {
+            if (waiter.count > delivered) return true
+            waiter.resolve()
+            return false
+          })
+        }
       }
     })
   }

@@ -7,6 +7,7 @@
 //! backpressure. A reader pulls one chunk per `read()`; nothing is read ahead.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use iii_protocol::StreamChannelRef;
@@ -130,6 +131,10 @@ impl NativeWriter {
 pub struct NativeReader {
     channel_ref: StreamChannelRef,
     reader: Arc<iii_sdk::ChannelReader>,
+    /// Text messages handed to the JS callback so far. Each batch of chunks carries the count
+    /// reached when it was read, so the JS side can deliver those messages first (callbacks
+    /// and promises reach JS through different queues).
+    messages_sent_to_js: Arc<AtomicU64>,
 }
 
 impl NativeReader {
@@ -141,6 +146,7 @@ impl NativeReader {
         Self {
             channel_ref: channel_ref.clone(),
             reader: Arc::new(reader),
+            messages_sent_to_js: Arc::default(),
         }
     }
 }
@@ -164,18 +170,27 @@ fn chunk_at_hand(
 }
 
 /// Chunks read from the socket, copied into an array of JS Buffers on the JavaScript thread
-/// (one copy, into memory V8 allocates and frees itself).
-struct Chunks(Vec<Bytes>);
+/// (one copy, into memory V8 allocates and frees itself). The array also carries `messages`:
+/// how many text messages had been handed to JS when the batch was read (an empty array with
+/// `end: true` is the clean end).
+struct Chunks {
+    chunks: Vec<Bytes>,
+    end: bool,
+    messages: u64,
+}
 
 impl ToNapiValue for Chunks {
-    unsafe fn to_napi_value(raw_env: sys::napi_env, chunks: Self) -> Result<sys::napi_value> {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
         let mut array = std::ptr::null_mut();
         check_status!(
-            unsafe { sys::napi_create_array_with_length(raw_env, chunks.0.len(), &mut array) },
+            unsafe { sys::napi_create_array_with_length(raw_env, batch.chunks.len(), &mut array) },
             "cannot create the array of chunks"
         )?;
-        for (index, chunk) in chunks.0.iter().enumerate() {
+        let mut object = Object::from_raw(raw_env, array);
+        object.set_named_property("messages", batch.messages as f64)?;
+        object.set_named_property("end", batch.end)?;
+        for (index, chunk) in batch.chunks.iter().enumerate() {
             let buffer = BufferSlice::copy_from(&env, chunk)?;
             let value = unsafe { <&BufferSlice as ToNapiValue>::to_napi_value(raw_env, &buffer)? };
             check_status!(
@@ -222,15 +237,24 @@ impl NativeReader {
 
     /// The next chunks: waits for one, then takes the ones already at hand (up to 1 MiB in all),
     /// so that a busy reader crosses to the runtime and back once per batch instead of once
-    /// per chunk. `null` at a clean end; an aborted or lost writer rejects with its `code`.
-    #[napi(ts_return_type = "Promise<Buffer[] | null>")]
+    /// per chunk. An empty array with `end` set at a clean end; `messages` counts the text
+    /// messages handed to JS before these bytes. An aborted or lost writer rejects with its `code`.
+    #[napi(ts_return_type = "Promise<Buffer[] & { messages: number, end: boolean }>")]
     pub fn read_chunks<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
         let reader = self.reader.clone();
+        let messages = self.messages_sent_to_js.clone();
         settle(
             env,
             async move {
+                // Messages met while reading are handed to JS before `next_binary` returns,
+                // so the count read after it covers every message sent before these bytes.
                 let Some(first) = reader.next_binary().await? else {
-                    return Ok(None);
+                    let messages = messages.load(Ordering::Acquire);
+                    return Ok(Chunks {
+                        chunks: Vec::new(),
+                        end: true,
+                        messages,
+                    });
                 };
                 let mut size = first.len();
                 let mut chunks = vec![first];
@@ -242,9 +266,14 @@ impl NativeReader {
                     size += chunk.len();
                     chunks.push(chunk);
                 }
-                Ok(Some(Chunks(chunks)))
+                let messages = messages.load(Ordering::Acquire);
+                Ok(Chunks {
+                    chunks,
+                    end: false,
+                    messages,
+                })
             },
-            |_, chunks: Option<Chunks>| Ok(chunks),
+            |_, chunks: Chunks| Ok(chunks),
         )
     }
 
@@ -268,10 +297,14 @@ impl NativeReader {
             .weak::<true>()
             .build()?;
         let reader = self.reader.clone();
+        let sent = self.messages_sent_to_js.clone();
         iii_sdk::runtime().spawn(async move {
             reader
                 .on_message(move |message| {
-                    callback.call(message, ThreadsafeFunctionCallMode::NonBlocking);
+                    if callback.call(message, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+                    {
+                        sent.fetch_add(1, Ordering::Release);
+                    }
                 })
                 .await;
         });
