@@ -223,18 +223,6 @@ impl NativeReader {
         ref_json(&self.channel_ref)
     }
 
-    /// The next chunk (at most 64 KiB), or `null` at a clean end. An aborted or lost
-    /// writer rejects with its `code`.
-    #[napi(ts_return_type = "Promise<Buffer | null>")]
-    pub fn read<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let reader = self.reader.clone();
-        settle(
-            env,
-            async move { reader.next_binary().await },
-            |_, chunk: Option<Bytes>| Ok(chunk.map(|chunk| Buffer::from(Vec::from(chunk)))),
-        )
-    }
-
     /// The next chunks: waits for one, then takes the ones already at hand (up to 1 MiB in all),
     /// so that a busy reader crosses to the runtime and back once per batch instead of once
     /// per chunk. An empty array with `end` set at a clean end; `messages` counts the text
@@ -274,17 +262,6 @@ impl NativeReader {
                 })
             },
             |_, chunks: Chunks| Ok(chunks),
-        )
-    }
-
-    /// The whole rest of the stream.
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn read_all<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let reader = self.reader.clone();
-        settle(
-            env,
-            async move { reader.read_all().await },
-            |_, all: Vec<u8>| Ok(Buffer::from(all)),
         )
     }
 
