@@ -1,25 +1,11 @@
-//! Blocking the caller's thread on the core: `block_on` with the core's runtime, a timeout,
-//! and a refusal (instead of tokio's panic) on the runtime's own threads.
+//! Blocking the caller's thread on the core: `block_on` with the core's runtime and a
+//! timeout, refused (instead of tokio's panic) where the core says blocking is not allowed
+//! ([`iii_sdk::binding::blocking_allowed`]).
 
-use std::cell::Cell;
 use std::future::Future;
 use std::time::Duration;
 
 use crate::result::{Failure, iii_result};
-
-thread_local! {
-    /// Set on the blocking-pool threads that run C handlers, where blocking is allowed
-    /// (unlike on the runtime's async worker threads, where it would stall every socket).
-    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with blocking calls allowed on this (blocking-pool) thread.
-pub(crate) fn allow_blocking<T>(f: impl FnOnce() -> T) -> T {
-    let before = MAY_BLOCK.with(|flag| flag.replace(true));
-    let output = f();
-    MAY_BLOCK.with(|flag| flag.set(before));
-    output
-}
 
 /// The timeout of a blocking call: `None` for 0 (no limit).
 pub(crate) fn limit(timeout_ms: u32) -> Option<Duration> {
@@ -29,7 +15,7 @@ pub(crate) fn limit(timeout_ms: u32) -> Option<Duration> {
 /// Runs `future` on the caller's thread with the core's runtime, for at most `timeout_ms`
 /// (0 = no limit): a timeout is `III_TIMEOUT` and drops (cancels) the future.
 pub(crate) fn block_on<F: Future>(timeout_ms: u32, future: F) -> Result<F::Output, Failure> {
-    if tokio::runtime::Handle::try_current().is_ok() && !MAY_BLOCK.with(Cell::get) {
+    if !iii_sdk::binding::blocking_allowed() {
         return Err(Failure::invalid(
             "this call blocks, and this thread belongs to iii's runtime: call iii functions \
              from your own threads or from inside an iii_handler",

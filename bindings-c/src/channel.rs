@@ -5,8 +5,8 @@
 
 use std::ffi::c_char;
 
+use iii_sdk::binding::ref_at;
 use iii_sdk::{ChannelDirection, ChannelWriter, StreamChannelRef};
-use serde_json::Value;
 
 use crate::blocking::block_on;
 use crate::result::{Failure, iii_result, run, run_void};
@@ -29,32 +29,7 @@ pub(crate) unsafe fn parse_ref(
     // SAFETY: as above.
     let key = unsafe { optional_str(key, "key") }?;
     let value = parse_json(text, "json")?;
-    let value = match key {
-        None => value,
-        Some(key) => match value {
-            Value::Object(mut object) => object
-                .remove(key)
-                .ok_or_else(|| Failure::invalid(format!("the JSON object has no key {key:?}")))?,
-            _ => {
-                return Err(Failure::invalid(
-                    "`json` is not a JSON object, so `key` cannot name a ref in it",
-                ));
-            }
-        },
-    };
-    let channel_ref = StreamChannelRef::from_value(&value).ok_or_else(|| {
-        Failure::invalid(
-            "not a channel ref: expected {\"channel_id\": string, \"access_key\": string, \
-             \"direction\": \"read\" | \"write\"}",
-        )
-    })?;
-    if channel_ref.direction != wanted {
-        return Err(Failure::invalid(format!(
-            "this ref opens the {} end of the channel, not the {wanted} end",
-            channel_ref.direction
-        )));
-    }
-    Ok(channel_ref)
+    ref_at(&value, key, wanted).map_err(|error| Failure::invalid(format!("`json`: {error}")))
 }
 
 /// The writing end of a channel (opaque). Made by `iii_writer_open`, freed with

@@ -8,11 +8,11 @@ use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use iii_sdk::binding::on_blocking_thread;
 use iii_sdk::function::Handler;
 use iii_sdk::{IIIError, RegisterFunction};
 use serde_json::Value;
 
-use crate::blocking::allow_blocking;
 use crate::result::{Failure, iii_result, run};
 use crate::strings::{handle, input_str, optional_str, parse_json};
 use crate::worker::iii_worker;
@@ -107,10 +107,8 @@ impl Target {
             .map_err(|_| IIIError::Handler("the input JSON contains a NUL character".into()))?;
         let mut reply = iii_reply { outcome: None };
         let called = catch_unwind(AssertUnwindSafe(|| {
-            allow_blocking(|| {
-                // SAFETY: the C handler's contract; `input` and `reply` outlive the call.
-                unsafe { (self.function)(self.userdata, input.as_ptr(), &mut reply) }
-            })
+            // SAFETY: the C handler's contract; `input` and `reply` outlive the call.
+            unsafe { (self.function)(self.userdata, input.as_ptr(), &mut reply) }
         }));
         if called.is_err() {
             return Err(IIIError::Handler("the handler panicked".into()));
@@ -122,14 +120,7 @@ impl Target {
 
     fn handler(self) -> Handler {
         Arc::new(move |input| {
-            Box::pin(async move {
-                iii_sdk::runtime()
-                    .spawn_blocking(move || self.call(input))
-                    .await
-                    .map_err(|error| {
-                        IIIError::Handler(format!("the handler's thread failed: {error}"))
-                    })?
-            })
+            Box::pin(async move { on_blocking_thread(move || self.call(input)).await? })
         })
     }
 }

@@ -1,29 +1,22 @@
 //! The reading end of a channel for C: bytes into the caller's buffer, text messages one at
 //! a time, both with bounded memory.
 //!
-//! The core's `ChannelReader` gives whole frames (`next_binary`) and hands text messages to
-//! `on_message` callbacks while it reads. Here a caller's thread drives it (no background
-//! task), and what it reads lands in one of two bounded places:
-//! - bytes of a frame not yet taken (a frame larger than the caller's buffer, or frames read
-//!   while looking for a message): at most `MAX_KEPT_FRAMES` (16) frames;
-//! - text messages not yet taken: at most `MAX_MESSAGES` (1,024) messages or
-//!   `MAX_MESSAGE_BYTES` (4 MiB) bytes.
-//!
-//! A caller stops reading the socket while the other place is full (the writer then feels
-//! backpressure) and waits for another thread to take from it, or for its timeout. The
-//! callback is registered only after the first read has flagged this end as driven by its
-//! consumer, so the core starts no pump task that would read ahead on its own.
+//! The core gives one ordered stream of events ([`ChannelReader::next_event`]); C asks for
+//! its two kinds separately (`iii_reader_read`, `iii_reader_next_message`). So the events one
+//! kind of caller meets while looking for the other wait here, in wire order, bounded as the
+//! core bounds kept messages ([`MAX_KEPT_MESSAGES`], [`MAX_KEPT_MESSAGE_BYTES`]) and to
+//! [`MAX_KEPT_FRAMES`] frames of bytes. A caller stops pulling while the kind it would add
+//! is full (the writer then feels backpressure) and waits for another thread to take some,
+//! or for its timeout. One caller pulls at a time; the others wait for what it pulls.
 
 use std::collections::VecDeque;
 use std::ffi::c_char;
-use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::sync::{Mutex, MutexGuard};
 
-use bytes::{Buf, Bytes};
-use iii_sdk::{ChannelDirection, ChannelReader, IIIError};
+use bytes::Buf;
+use iii_sdk::channel::{MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES};
+use iii_sdk::{ChannelDirection, ChannelEvent, ChannelReader, IIIError};
 use tokio::sync::Notify;
 
 use crate::blocking::block_on;
@@ -32,75 +25,72 @@ use crate::result::{Failure, iii_result, run, run_void};
 use crate::strings::{check_out, handle, output_string};
 use crate::worker::iii_worker;
 
-/// Text messages queued for `iii_reader_next_message`, at most (before reading stops).
-pub(crate) const MAX_MESSAGES: usize = 1024;
-/// Bytes of queued text messages, at most (before reading stops).
-pub(crate) const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Frames of bytes kept for `iii_reader_read`, at most (before looking for messages stops).
 pub(crate) const MAX_KEPT_FRAMES: usize = 16;
 
+/// Events pulled from the core and not yet taken, in wire order.
 #[derive(Default)]
-struct Messages {
-    queue: VecDeque<String>,
-    bytes: usize,
-}
-
-impl Messages {
-    fn full(&self) -> bool {
-        self.queue.len() >= MAX_MESSAGES || self.bytes >= MAX_MESSAGE_BYTES
-    }
-}
-
-#[derive(Default)]
-struct Data {
-    /// Frames read and not yet (fully) taken; the front may be partly taken.
-    kept: VecDeque<Bytes>,
+struct Pending {
+    events: VecDeque<ChannelEvent>,
+    messages: usize,
+    message_bytes: usize,
+    frames: usize,
     /// How the stream ended, once the core said so (`Ok` = clean end).
     end: Option<Result<(), IIIError>>,
 }
 
-/// What the reader's callers share with the message callback.
-#[derive(Default)]
-struct Shared {
-    messages: Mutex<Messages>,
-    data: Mutex<Data>,
-    /// Woken whenever a message or bytes arrive or are taken, or the stream ends.
-    changed: Notify,
-}
-
-impl Shared {
-    fn messages(&self) -> MutexGuard<'_, Messages> {
-        self.messages.lock().unwrap_or_else(|p| p.into_inner())
+impl Pending {
+    fn messages_full(&self) -> bool {
+        self.messages >= MAX_KEPT_MESSAGES || self.message_bytes >= MAX_KEPT_MESSAGE_BYTES
     }
 
-    fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    fn push(&mut self, event: ChannelEvent) {
+        match &event {
+            ChannelEvent::Data(chunk) if chunk.is_empty() => return,
+            ChannelEvent::Data(_) => self.frames += 1,
+            ChannelEvent::Message(text) => {
+                self.messages += 1;
+                self.message_bytes += text.len();
+            }
+        }
+        self.events.push_back(event);
     }
 
-    fn push_message(&self, message: String) {
-        let mut messages = self.messages();
-        messages.bytes += message.len();
-        messages.queue.push_back(message);
-        drop(messages);
-        self.changed.notify_waiters();
+    /// Copies bytes of the first data event into `buffer` (dropping the event once empty).
+    fn take_bytes(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        let index = self
+            .events
+            .iter()
+            .position(|event| matches!(event, ChannelEvent::Data(_)))?;
+        let Some(ChannelEvent::Data(chunk)) = self.events.get_mut(index) else {
+            return None;
+        };
+        let n = chunk.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&chunk[..n]);
+        chunk.advance(n);
+        if chunk.is_empty() {
+            self.events.remove(index);
+            self.frames -= 1;
+        }
+        Some(n)
+    }
+
+    /// The first text message, if one waits.
+    fn take_message(&mut self) -> Option<String> {
+        let index = self
+            .events
+            .iter()
+            .position(|event| matches!(event, ChannelEvent::Message(_)))?;
+        let Some(ChannelEvent::Message(text)) = self.events.remove(index) else {
+            return None;
+        };
+        self.messages -= 1;
+        self.message_bytes -= text.len();
+        Some(text)
     }
 }
 
-/// The right to drive the core reader. Giving it up wakes the waiting callers, so that one of
-/// them takes over when the driver returns (say, on its timeout) while they still wait.
-struct Driving<'a> {
-    guard: Option<tokio::sync::MutexGuard<'a, ()>>,
-    shared: &'a Shared,
-}
-
-impl Drop for Driving<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        self.shared.changed.notify_waiters();
-    }
-}
-
-/// What a caller waits for while it drives the socket.
+/// What a caller takes.
 #[derive(Clone, Copy)]
 enum Want {
     Bytes,
@@ -111,144 +101,76 @@ enum Want {
 /// `iii_reader_free`.
 pub struct iii_reader {
     core: ChannelReader,
-    shared: Arc<Shared>,
-    /// Held by the one caller that polls the core reader; others wait for `changed`.
-    drive: tokio::sync::Mutex<()>,
-    /// Set once the message callback is (being) registered.
-    listening: AtomicBool,
-}
-
-/// Runs `check` each time `shared.changed` fires until it returns `Some`.
-async fn wait_until<T>(shared: &Shared, mut check: impl FnMut() -> Option<T>) -> T {
-    loop {
-        let mut notified = pin!(shared.changed.notified());
-        notified.as_mut().enable();
-        if let Some(value) = check() {
-            return value;
-        }
-        notified.await;
-    }
+    pending: Mutex<Pending>,
+    /// Woken whenever an event arrives or is taken, or the stream ends.
+    changed: Notify,
+    /// Held by the one caller that pulls from the core; others wait for `changed`.
+    pulling: tokio::sync::Mutex<()>,
 }
 
 impl iii_reader {
-    /// The right to drive the core reader, unless another caller has it.
-    fn try_drive(&self) -> Option<Driving<'_>> {
-        let guard = self.drive.try_lock().ok()?;
-        Some(Driving {
-            guard: Some(guard),
-            shared: &self.shared,
-        })
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The core's next frame; the first call registers the message callback after flagging
-    /// the consumer, so that no pump task reads ahead.
-    async fn next_frame(&self) -> Result<Option<Bytes>, IIIError> {
-        let mut read = pin!(self.core.next_binary());
-        if !self.listening.swap(true, Ordering::AcqRel) {
-            let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-            let shared = self.shared.clone();
-            self.core.on_message(move |m| shared.push_message(m)).await;
-            if let Poll::Ready(outcome) = first {
-                return outcome;
-            }
-        }
-        read.await
-    }
-
-    /// Drives the core reader until it gives a frame or the end, or until `want` is served
-    /// (a message arrived) or blocked (the message queue filled up).
-    async fn pull(&self, want: Want) {
-        let outcome = {
-            let read = self.next_frame();
-            let stop = wait_until(&self.shared, || {
-                let messages = self.shared.messages();
-                let stop = match want {
-                    Want::Message => !messages.queue.is_empty(),
-                    Want::Bytes => messages.full(),
+    /// The next event of the kind `want` (bytes into `buffer`), or the end.
+    async fn take(&self, want: Want, buffer: &mut [u8]) -> Result<Taken, Failure> {
+        loop {
+            let mut notified = pin!(self.changed.notified());
+            notified.as_mut().enable();
+            let may_pull = {
+                let mut pending = self.pending();
+                let taken = match want {
+                    Want::Bytes => pending.take_bytes(buffer).map(Taken::Bytes),
+                    Want::Message => pending.take_message().map(Taken::Message),
                 };
-                stop.then_some(())
-            });
-            tokio::select! {
-                biased;
-                outcome = read => Some(outcome),
-                () = stop => None,
-            }
-        };
-        let Some(outcome) = outcome else { return };
-        let mut data = self.shared.data();
-        match outcome {
-            Ok(Some(chunk)) if chunk.is_empty() => {}
-            Ok(Some(chunk)) => data.kept.push_back(chunk),
-            Ok(None) => data.end = Some(Ok(())),
-            Err(error) => data.end = Some(Err(error)),
-        }
-        drop(data);
-        self.shared.changed.notify_waiters();
-    }
-
-    /// Up to `buffer.len()` bytes, or the end (`III_END` or the stream's error).
-    async fn read(&self, buffer: &mut [u8]) -> Result<usize, Failure> {
-        loop {
-            let mut notified = pin!(self.shared.changed.notified());
-            notified.as_mut().enable();
-            {
-                let mut data = self.shared.data();
-                if let Some(front) = data.kept.front_mut() {
-                    let n = front.len().min(buffer.len());
-                    buffer[..n].copy_from_slice(&front[..n]);
-                    front.advance(n);
-                    if front.is_empty() {
-                        data.kept.pop_front();
-                        drop(data);
-                        self.shared.changed.notify_waiters();
-                    }
-                    return Ok(n);
+                if let Some(taken) = taken {
+                    drop(pending);
+                    self.changed.notify_waiters();
+                    return Ok(taken);
                 }
-                if let Some(end) = &data.end {
+                if let Some(end) = &pending.end {
                     return Err(end_failure(end));
                 }
-            }
-            if !self.shared.messages().full()
-                && let Some(_driving) = self.try_drive()
-            {
-                self.pull(Want::Bytes).await;
+                match want {
+                    Want::Bytes => !pending.messages_full(),
+                    Want::Message => pending.frames < MAX_KEPT_FRAMES,
+                }
+            };
+            if may_pull && let Ok(pulling) = self.pulling.try_lock() {
+                // A caller that stops pulling (say, on its timeout) wakes the others, so one
+                // of them takes over.
+                let _wake = WakeOnDrop(&self.changed, Some(pulling));
+                let event = self.core.next_event().await;
+                let mut pending = self.pending();
+                match event {
+                    Ok(Some(event)) => pending.push(event),
+                    Ok(None) => pending.end = Some(Ok(())),
+                    Err(error) => pending.end = Some(Err(error)),
+                }
+                drop(pending);
+                self.changed.notify_waiters();
                 continue;
             }
             notified.await;
         }
     }
+}
 
-    /// The next text message, or the end (`III_END` or the stream's error).
-    async fn next_message(&self) -> Result<String, Failure> {
-        loop {
-            let mut notified = pin!(self.shared.changed.notified());
-            notified.as_mut().enable();
-            let taken = {
-                let mut messages = self.shared.messages();
-                let taken = messages.queue.pop_front();
-                if let Some(message) = &taken {
-                    messages.bytes -= message.len();
-                }
-                taken
-            };
-            if let Some(message) = taken {
-                self.shared.changed.notify_waiters();
-                return Ok(message);
-            }
-            let kept_full = {
-                let data = self.shared.data();
-                if let Some(end) = &data.end {
-                    return Err(end_failure(end));
-                }
-                data.kept.len() >= MAX_KEPT_FRAMES
-            };
-            if !kept_full && let Some(_driving) = self.try_drive() {
-                self.pull(Want::Message).await;
-                continue;
-            }
-            notified.await;
-        }
+/// The right to pull: releases it, then wakes every waiting caller, when dropped.
+struct WakeOnDrop<'a>(&'a Notify, Option<tokio::sync::MutexGuard<'a, ()>>);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        drop(self.1.take());
+        self.0.notify_waiters();
     }
+}
+
+/// What [`iii_reader::take`] took.
+enum Taken {
+    Bytes(usize),
+    Message(String),
 }
 
 /// The failure a read reports at the end of the stream.
@@ -277,9 +199,9 @@ pub unsafe extern "C" fn iii_reader_open(
         let channel_ref = unsafe { parse_ref(json, key, ChannelDirection::Read) }?;
         let reader = Box::new(iii_reader {
             core: ChannelReader::new(worker.iii.address(), &channel_ref),
-            shared: Arc::default(),
-            drive: tokio::sync::Mutex::new(()),
-            listening: AtomicBool::new(false),
+            pending: Mutex::default(),
+            changed: Notify::new(),
+            pulling: tokio::sync::Mutex::new(()),
         });
         // SAFETY: checked non-NULL above.
         unsafe { *reader_out = Box::into_raw(reader) };
@@ -311,7 +233,9 @@ pub unsafe extern "C" fn iii_reader_read(
         }
         // SAFETY: `buffer` points to `capacity` writable bytes by the contract.
         let buffer = unsafe { std::slice::from_raw_parts_mut(buffer, capacity) };
-        let n = block_on(timeout_ms, reader.read(buffer))??;
+        let Taken::Bytes(n) = block_on(timeout_ms, reader.take(Want::Bytes, buffer))?? else {
+            return Err(Failure::invalid("a read took a message"));
+        };
         // SAFETY: checked non-NULL above.
         unsafe { *len_out = n };
         Ok(())
@@ -332,7 +256,10 @@ pub unsafe extern "C" fn iii_reader_next_message(
         // SAFETY: the crate-level contract.
         let reader = unsafe { handle(reader, "reader") }?;
         check_out(message_out, "message_out")?;
-        let message = block_on(timeout_ms, reader.next_message())??;
+        let Taken::Message(message) = block_on(timeout_ms, reader.take(Want::Message, &mut []))??
+        else {
+            return Err(Failure::invalid("a message read took bytes"));
+        };
         let text = output_string(message, "the message")?;
         // SAFETY: checked non-NULL above.
         unsafe { *message_out = text };
@@ -349,13 +276,11 @@ pub unsafe extern "C" fn iii_reader_close(reader: *mut iii_reader) -> iii_result
         // SAFETY: the crate-level contract.
         let reader = unsafe { handle(reader, "reader") }?;
         block_on(0, reader.core.close())?;
-        {
-            let mut data = reader.shared.data();
-            data.kept.clear();
-            data.end = Some(Err(IIIError::ReaderClosed));
-        }
-        *reader.shared.messages() = Messages::default();
-        reader.shared.changed.notify_waiters();
+        *reader.pending() = Pending {
+            end: Some(Err(IIIError::ReaderClosed)),
+            ..Pending::default()
+        };
+        reader.changed.notify_waiters();
         Ok(())
     })
 }

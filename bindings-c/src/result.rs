@@ -100,6 +100,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> iii_result {
         ErrorKind::Protocol => III_PROTOCOL,
         ErrorKind::Serde => III_INVALID_ARGUMENT,
         ErrorKind::Shutdown => III_SHUTDOWN,
+        ErrorKind::InvalidArgument => III_INVALID_ARGUMENT,
     }
 }
 

@@ -6,9 +6,10 @@
 // Writable's buffering (up to 1 MiB, as the window) follows the channel's backpressure; `end()` closes the channel
 // cleanly; `destroy(err)` before the end aborts it. Readable (and read(), readAll(), the
 // async iterator): the reader fetches a batch only when its consumer wants a chunk and none is
-// at hand; a batch is the next chunk plus those the socket already holds (up to 1 MiB), so a
-// busy reader crosses to the runtime once per batch and nothing more is read ahead of the
-// consumer; an aborted or lost writer destroys it with an error carrying `code`.
+// at hand; a batch is the core's next events in wire order plus those the socket already holds
+// (up to 1 MiB), so a busy reader crosses to the runtime once per batch, nothing more is read
+// ahead of the consumer, and onMessage sees each message before the bytes sent after it; an
+// aborted or lost writer destroys it with an error carrying `code`.
 const { Readable, Writable } = require('node:stream')
 
 const noop = () => {}
@@ -130,18 +131,24 @@ function writableOf(native) {
   }), 'a channel writer')
 }
 
+// Data chunks a reader with onMessage callbacks keeps while nothing reads its bytes, before
+// it stops receiving until something does (as the core's own reader does).
+const LISTEN_AHEAD_CHUNKS = 8
+// Text messages kept for the first onMessage callback, at most.
+const MAX_KEPT_MESSAGES = 1024
+
 class ChannelReader {
   constructor(native) {
     this._native = native
     this._stream = null
-    // Chunks the native end handed over in a batch and nobody read yet (see readChunks).
+    // Chunks the native end handed over in a batch and nobody read yet (see readEvents).
     this._chunks = []
     this._next = 0
     this._filling = null
     this._ended = false
-    // onMessage callbacks run so far, and reads waiting for a count of them.
-    this._messagesDelivered = 0
-    this._messageWaiters = []
+    this._reading = false
+    this._callbacks = []
+    this._pendingMessages = []
   }
 
   /** The ref of this end (what JSON.stringify sends). */
@@ -161,6 +168,7 @@ class ChannelReader {
 
   /** A chunk already handed over, or undefined (null at the clean end). */
   _take() {
+    this._reading = true
     if (this._next < this._chunks.length) {
       const chunk = this._chunks[this._next]
       this._chunks[this._next++] = undefined
@@ -173,22 +181,20 @@ class ChannelReader {
     return this._ended ? null : undefined
   }
 
-  /** Fetches the next batch (one native call at a time). */
+  /**
+   * Fetches the next batch of events (one native call at a time): text messages go to the
+   * onMessage callbacks and bytes to the chunks, in the order they were sent.
+   */
   _fill() {
     if (!this._filling) {
-      this._filling = this._native.readChunks().then(
+      this._filling = this._native.readEvents().then(
         (batch) => {
-          const take = () => {
-            this._filling = null
-            if (batch.end) this._ended = true
-            else this._chunks.push(...batch)
+          this._filling = null
+          for (const event of batch) {
+            if (typeof event === 'string') this._message(event)
+            else this._chunks.push(event)
           }
-          // Messages sent before these bytes are delivered first: they reach JS through
-          // another queue than this promise, so wait for any still on their way.
-          if (batch.messages > this._messagesDelivered) {
-            return new Promise((resolve) => this._messageWaiters.push({ count: batch.messages, resolve })).then(take)
-          }
-          take()
+          if (batch.end) this._ended = true
         },
         (error) => {
           this._filling = null
@@ -197,6 +203,16 @@ class ChannelReader {
       )
     }
     return this._filling
+  }
+
+  _message(text) {
+    if (this._callbacks.length === 0) {
+      // Kept for the first onMessage callback, bounded as the core bounds them.
+      if (this._pendingMessages.length < MAX_KEPT_MESSAGES) this._pendingMessages.push(text)
+      else process.emitWarning('iii-sdk: a channel reader without onMessage dropped a text message')
+      return
+    }
+    for (const callback of this._callbacks) deliver(callback, text)
   }
 
   /** The next chunk, or null at the clean end. */
@@ -220,24 +236,20 @@ class ChannelReader {
 
   /** Calls `callback(text)` for each text message; starts receiving on its own. */
   onMessage(callback) {
-    this._native.onMessage((message) => {
-      try {
-        const result = callback(message)
-        if (result && typeof result.then === 'function') result.then(noop, reportCallbackError)
-      } catch (error) {
-        reportCallbackError(error)
-      } finally {
-        this._messagesDelivered++
-        if (this._messageWaiters.length > 0) {
-          const delivered = this._messagesDelivered
-          this._messageWaiters = this._messageWaiters.filter((waiter) => {
-            if (waiter.count > delivered) return true
-            waiter.resolve()
-            return false
-          })
-        }
-      }
-    })
+    this._callbacks.push(callback)
+    const kept = this._pendingMessages
+    this._pendingMessages = []
+    for (const text of kept) deliver(callback, text)
+    if (this._callbacks.length === 1) this._listen()
+  }
+
+  /** Receives messages while nothing reads the bytes (keeping a few chunks for the reader). */
+  _listen() {
+    if (this._reading || this._ended || this._chunks.length - this._next >= LISTEN_AHEAD_CHUNKS) return
+    this._fill().then(
+      () => this._listen(),
+      () => {},
+    )
   }
 
   /** Closes this end; a pending read fails with code `reader_closed`. */
@@ -254,6 +266,15 @@ class ChannelReader {
       if (chunk === null) return
       yield chunk
     }
+  }
+}
+
+function deliver(callback, text) {
+  try {
+    const result = callback(text)
+    if (result && typeof result.then === 'function') result.then(noop, reportCallbackError)
+  } catch (error) {
+    reportCallbackError(error)
   }
 }
 

@@ -1,43 +1,34 @@
 'use strict'
-// `http(async (req, res) => …)`: a function for an `http` trigger (PROTOCOL.md §6).
+// `http(async (req, res) => …)`: a function for an `http` trigger (docs/PROTOCOL.md §6).
 //
-// The engine invokes the function with the request (method, path, params, headers, parsed
-// JSON body) plus two channel ends: `request_body` (the raw body, read as it arrives) and
-// `response` (written by the handler). `res.status()` / `res.headers()` send control
-// messages on the response channel, in order with the body's writes, so they take effect as
-// long as they come before the first body byte. When the handler resolves, the response is
-// ended if the handler left it open; when it throws, the response is aborted (the client
-// sees a cut-off body, or a 500 when nothing was sent yet) and the error is rethrown.
+// The core does the work (iii_sdk::http): it parses the request, opens the body's reader and
+// the response's writer, sends `res.status()` / `res.headers()` as control messages in order
+// with the body's writes, and ends the response after the handler — closed when it resolves
+// (with nothing or undefined), aborted when it throws (the client sees a cut-off body, or a
+// 500 when nothing was sent yet). This layer gives those objects their Node names and
+// streams, and flushes a Writable the handler used before the core ends the response.
 const { finished } = require('node:stream/promises')
 const { ChannelReader, ChannelWriter } = require('./channels')
 
+/** Marks a function made by `http()`: registerFunction hands it the core's request and response. */
+const HTTP_FUNCTION = Symbol.for('iii-sdk.http')
+
 class HttpRequest {
-  constructor(data) {
-    /** The HTTP method, e.g. `GET`. */
-    this.method = data.method || 'GET'
-    /** The registered route pattern, e.g. `/files/:filename`. */
-    this.path = data.path || ''
-    /** The path as requested, when the engine sends it. */
-    if (data.raw_path !== undefined) this.raw_path = data.raw_path
-    /** `:name` segments of the route. */
-    this.path_params = { ...(data.path_params || {}) }
-    /** Query parameters (a repeated key gives an array). */
-    this.query_params = { ...(data.query_params || {}) }
-    /** Headers with lower-case names (a repeated header gives an array). */
-    this.headers = { ...(data.headers || {}) }
-    /** The parsed JSON body (for `application/json` requests), else null. */
-    this.body = data.body === undefined ? null : data.body
+  /** The request as the core parsed it (method, path, raw_path, path_params, query_params,
+   *  headers, body, trigger) and `request_body`, its body as it arrives. */
+  constructor(fields, requestBody) {
+    Object.assign(this, fields)
+    if (this.body === undefined) this.body = null
     /** The raw request body as it arrives (`.stream` is a Readable). */
-    this.request_body = data.request_body
-    /** The trigger that matched (`{ type, path, method }`). */
-    if (data.trigger !== undefined) this.trigger = data.trigger
+    this.request_body = requestBody
   }
 }
 
 class HttpResponse {
-  constructor(writer) {
+  constructor(native) {
+    this._native = native
     /** The response channel's writer. */
-    this.writer = writer
+    this.writer = new ChannelWriter(native.writer())
   }
 
   /** The response body as a Writable: each chunk reaches the client as it is written. */
@@ -49,68 +40,55 @@ class HttpResponse {
 
   /** Sets the status code (effective before the first body byte). */
   status(statusCode) {
-    return this.writer.sendMessage(JSON.stringify({ type: 'set_status', status_code: statusCode }))
+    return this._native.status(statusCode)
   }
 
   /** Sets response headers `{ name: value | [values] }` (effective before the first body byte). */
   headers(headers) {
-    return this.writer.sendMessage(JSON.stringify({ type: 'set_headers', headers: { ...headers } }))
+    return this._native.headers(JSON.stringify(headers ?? {}))
   }
 
   /** Ends the response; resolves once the engine holds the whole body. */
   close() {
-    return endResponse(this.writer)
+    return flush(this.writer).then(() => this._native.close())
   }
 }
 
-/** Ends `writer` (its Writable if one was made) unless already ended; waits for the end. */
-async function endResponse(writer) {
+/** Ends the Writable the handler wrote through, if any, and waits until it handed everything over. */
+async function flush(writer) {
   const stream = writer._stream
-  if (!stream) return writer._native.close()
-  if (stream.destroyed) {
-    if (stream.errored) throw stream.errored
-    return undefined
-  }
+  if (!stream || stream.destroyed) return
   if (!stream.writableEnded) stream.end()
   await finished(stream)
-  return undefined
-}
-
-function errorText(error) {
-  if (error && error.message !== undefined) {
-    return error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : String(error.message)
-  }
-  return String(error)
 }
 
 /** Makes `handler(req, res)` (sync or async) a function for an `http` trigger. */
 function http(handler) {
   if (typeof handler !== 'function') throw new TypeError('iii-sdk: http() needs a handler function')
-  return async function httpFunction(data) {
-    if (!data || !(data.response instanceof ChannelWriter)) {
+  const httpFunction = async function httpFunction(invocation) {
+    if (!invocation || invocation.http !== true) {
       throw new TypeError('iii-sdk: an http() function must be bound to an http trigger (no response channel)')
     }
-    if (!(data.request_body instanceof ChannelReader)) data = { ...data, request_body: null }
-    const req = new HttpRequest(data)
-    const res = new HttpResponse(data.response)
+    const req = new HttpRequest(JSON.parse(invocation.json), new ChannelReader(invocation.body))
+    const res = new HttpResponse(invocation.response)
     let result
     try {
       result = await handler(req, res)
     } catch (error) {
-      try {
-        await res.writer.abort(errorText(error))
-      } catch {
-        // The client left or the response already ended: nothing left to cut off.
-      }
+      // The core aborts the response; a Writable in use stops taking writes.
+      const stream = res.writer._stream
+      if (stream && !stream.destroyed) stream.destroy()
       throw error
     }
     try {
-      await endResponse(res.writer)
+      await flush(res.writer)
     } catch {
       // The client left (reader_closed) or the handler aborted the response itself.
     }
     return result
   }
+  httpFunction[HTTP_FUNCTION] = true
+  return httpFunction
 }
 
-module.exports = { http, HttpRequest, HttpResponse }
+module.exports = { http, HttpRequest, HttpResponse, HTTP_FUNCTION }

@@ -1,39 +1,39 @@
 'use strict'
 // The worker: registerWorker(url) and the III class, over the native worker. Payloads cross
-// the boundary as JSON text; channel refs in handler input (and in results) become live
-// ChannelReader / ChannelWriter objects, and live ends are sent as their refs.
+// the boundary as JSON text; the core finds the channel refs in handler input (and in results)
+// and hands them over as live ends with their paths, which become ChannelReader /
+// ChannelWriter objects here; live ends are sent as their refs (toJSON).
 const native = require('./native')
 const { ChannelReader, ChannelWriter } = require('./channels')
+const { HTTP_FUNCTION } = require('./http')
 
-const MAX_DEPTH = 256
-
-function isChannelRef(value) {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof value.channel_id === 'string' &&
-    typeof value.access_key === 'string' &&
-    (value.direction === 'read' || value.direction === 'write')
-  )
+/** A native `{ json, ends }` as a value: the JSON parsed, each live end put at its path. */
+function withEnds({ json, ends }) {
+  let value = JSON.parse(json)
+  for (const { path, end } of ends) {
+    const live = end instanceof native.NativeReader ? new ChannelReader(end) : new ChannelWriter(end)
+    if (path.length === 0) {
+      value = live
+      continue
+    }
+    let holder = value
+    for (let i = 0; i < path.length - 1; i++) holder = holder[path[i]]
+    holder[path[path.length - 1]] = live
+  }
+  return value
 }
 
-/** `value` with every channel ref turned into a live end on `address`. */
-function materialize(value, address, depth = 0) {
-  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value
-  if (isChannelRef(value)) {
-    const json = JSON.stringify({
-      channel_id: value.channel_id,
-      access_key: value.access_key,
-      direction: value.direction,
-    })
-    return value.direction === 'read'
-      ? new ChannelReader(native.NativeReader.fromRef(address, json))
-      : new ChannelWriter(native.NativeWriter.fromRef(address, json))
+/** `value` with every channel ref in it turned into a live end on `address`. */
+function materialize(value, address) {
+  return withEnds(native.materialize(address, JSON.stringify(value === undefined ? null : value)))
+}
+
+/** Native argument errors as the TypeErrors JavaScript callers expect. */
+function asTypeError(error) {
+  if (error && (error.code === 'InvalidArg' || error.code === 'invalid_argument')) {
+    throw new TypeError(`iii-sdk: ${error.message}`)
   }
-  if (Array.isArray(value)) return value.map((item) => materialize(item, address, depth + 1))
-  const out = {}
-  for (const key of Object.keys(value)) out[key] = materialize(value[key], address, depth + 1)
-  return out
+  throw error
 }
 
 const TriggerAction = Object.freeze({
@@ -67,23 +67,14 @@ class III {
 
   /** Calls a function through the engine; resolves with its result. */
   async trigger(request) {
-    if (!request || typeof request.function_id !== 'string') {
-      throw new TypeError('iii-sdk: trigger() needs { function_id, payload }')
+    let pending
+    try {
+      pending = this._native.trigger(JSON.stringify(request ?? null))
+    } catch (error) {
+      asTypeError(error)
     }
-    const action = request.action ?? undefined
-    if (action !== undefined && (typeof action !== 'object' || typeof action.type !== 'string')) {
-      throw new TypeError('iii-sdk: trigger() action must be TriggerAction.Void() or TriggerAction.Enqueue({ queue })')
-    }
-    const payload = JSON.stringify(request.payload === undefined ? null : request.payload)
-    const timeoutMs = request.timeoutMs ?? request.timeout_ms
-    const result = await this._native.trigger(
-      request.function_id,
-      payload,
-      action === undefined ? undefined : JSON.stringify(action),
-      timeoutMs ?? undefined,
-    )
-    if (action !== undefined && action.type === 'void') return undefined
-    return materialize(JSON.parse(result), this.address)
+    const result = withEnds(await pending)
+    return request.action != null && request.action.type === 'void' ? undefined : result
   }
 
   /**
@@ -102,13 +93,13 @@ class III {
     const spec = typeof idOrOptions === 'string' ? { id: idOrOptions, ...(options || {}) } : idOrOptions
     if (!spec || typeof spec.id !== 'string') throw new TypeError('iii-sdk: registerFunction() needs an id')
     if (typeof handler !== 'function') throw new TypeError('iii-sdk: registerFunction() needs a handler function')
-    const address = this.address
+    const isHttp = handler[HTTP_FUNCTION] === true
     const ref = this._native.registerFunction(
       spec.id,
-      (inputJson, done) => {
+      (invocation, done) => {
         let input
         try {
-          input = materialize(JSON.parse(inputJson), address)
+          input = isHttp ? invocation : withEnds(invocation)
         } catch (error) {
           done.reject('invocation_failed', `bad input: ${error.message}`, error.stack)
           return
@@ -132,6 +123,7 @@ class III {
         )
       },
       spec.description ?? undefined,
+      isHttp,
     )
     return { id: ref.id, unregister: () => ref.unregister() }
   }

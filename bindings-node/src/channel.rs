@@ -4,16 +4,15 @@
 //! A writer's operations pass through one ordered queue with a byte window
 //! ([`iii_sdk::channel::WriteQueue`]): a write's promise resolves once the core has accepted the chunk
 //! within the window, so a `Writable` whose callback follows that promise has the channel's
-//! backpressure. A reader pulls one chunk per `read()`; nothing is read ahead.
+//! backpressure. A reader pulls a batch of events (bytes and text messages, in wire order)
+//! per `readEvents()`, made of what the socket already holds; nothing more is read ahead.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use iii_protocol::StreamChannelRef;
-use iii_sdk::IIIError;
+use iii_sdk::ChannelEvent;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::errors::invalid;
@@ -42,9 +41,14 @@ impl NativeWriter {
         writer: iii_sdk::ChannelWriter,
         channel_ref: &StreamChannelRef,
     ) -> Self {
+        Self::from_queue(Arc::new(WriteQueue::new(Arc::new(writer))), channel_ref)
+    }
+
+    /// Wraps the ordered queue of a core writer (an HTTP response's, say).
+    pub(crate) fn from_queue(queue: Arc<WriteQueue>, channel_ref: &StreamChannelRef) -> Self {
         Self {
             channel_ref: channel_ref.clone(),
-            queue: Arc::new(WriteQueue::new(Arc::new(writer))),
+            queue,
         }
     }
 
@@ -66,16 +70,7 @@ impl NativeWriter {
 
 /// A promise settled with `ack`'s outcome.
 fn promise_of<'env>(env: &'env Env, ack: WriteAck) -> Result<Object<'env>> {
-    settle(
-        env,
-        async move {
-            match ack {
-                WriteAck::Now(outcome) => outcome,
-                WriteAck::Later(receiver) => receiver.await.unwrap_or(Err(IIIError::Shutdown)),
-            }
-        },
-        |_, ()| Ok(()),
-    )
+    settle(env, ack.wait(), |_, ()| Ok(()))
 }
 
 #[napi]
@@ -131,10 +126,6 @@ impl NativeWriter {
 pub struct NativeReader {
     channel_ref: StreamChannelRef,
     reader: Arc<iii_sdk::ChannelReader>,
-    /// Text messages handed to the JS callback so far. Each batch of chunks carries the count
-    /// reached when it was read, so the JS side can deliver those messages first (callbacks
-    /// and promises reach JS through different queues).
-    messages_sent_to_js: Arc<AtomicU64>,
 }
 
 impl NativeReader {
@@ -146,64 +137,48 @@ impl NativeReader {
         Self {
             channel_ref: channel_ref.clone(),
             reader: Arc::new(reader),
-            messages_sent_to_js: Arc::default(),
         }
     }
 }
 
-/// Bytes a `readChunks` batch takes at most, beyond its first chunk, from what the socket
+/// Bytes a `readEvents` batch takes at most, beyond its first event, from what the socket
 /// already holds.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// The next chunk if it is at hand without waiting: `None` when the read would wait, else its
-/// outcome. A read dropped while waiting loses nothing (the socket keeps what it has not
-/// handed over; an end or error met is recorded and reported again by the next read).
-fn chunk_at_hand(
-    reader: &iii_sdk::ChannelReader,
-) -> Option<std::result::Result<Option<Bytes>, IIIError>> {
-    use std::task::{Context, Poll, Waker};
-    let read = std::pin::pin!(reader.next_binary());
-    match read.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(outcome) => Some(outcome),
-        Poll::Pending => None,
-    }
-}
-
-/// Chunks read from the socket, copied into an array of JS Buffers on the JavaScript thread
-/// (one copy, into memory V8 allocates and frees itself). The array also carries `messages`:
-/// how many text messages had been handed to JS when the batch was read (an empty array with
-/// `end: true` is the clean end).
-struct Chunks {
-    chunks: Vec<Bytes>,
+/// Events read from the socket, in wire order, as a JS array of Buffers (bytes, copied once
+/// into memory V8 allocates and frees itself) and strings (text messages), with `end: true`
+/// once the stream ended cleanly (the array then holds what came before the end).
+struct Events {
+    events: Vec<ChannelEvent>,
     end: bool,
-    messages: u64,
 }
 
-impl ToNapiValue for Chunks {
+impl ToNapiValue for Events {
     unsafe fn to_napi_value(raw_env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
         let mut array = std::ptr::null_mut();
         check_status!(
-            unsafe { sys::napi_create_array_with_length(raw_env, batch.chunks.len(), &mut array) },
-            "cannot create the array of chunks"
+            unsafe { sys::napi_create_array_with_length(raw_env, batch.events.len(), &mut array) },
+            "cannot create the array of events"
         )?;
         let mut object = Object::from_raw(raw_env, array);
-        object.set_named_property("messages", batch.messages as f64)?;
         object.set_named_property("end", batch.end)?;
-        for (index, chunk) in batch.chunks.iter().enumerate() {
-            let buffer = BufferSlice::copy_from(&env, chunk)?;
-            let value = unsafe { <&BufferSlice as ToNapiValue>::to_napi_value(raw_env, &buffer)? };
+        for (index, event) in batch.events.into_iter().enumerate() {
+            let value = match event {
+                ChannelEvent::Data(chunk) => {
+                    let buffer = BufferSlice::copy_from(&env, &chunk)?;
+                    unsafe { <&BufferSlice as ToNapiValue>::to_napi_value(raw_env, &buffer)? }
+                }
+                ChannelEvent::Message(text) => unsafe { String::to_napi_value(raw_env, text)? },
+            };
             check_status!(
                 unsafe { sys::napi_set_element(raw_env, array, index as u32, value) },
-                "cannot fill the array of chunks"
+                "cannot fill the array of events"
             )?;
         }
         Ok(array)
     }
 }
-
-/// A message callback: called with each text message, never keeping the process alive.
-type MessageCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
 
 #[napi]
 impl NativeReader {
@@ -223,69 +198,43 @@ impl NativeReader {
         ref_json(&self.channel_ref)
     }
 
-    /// The next chunks: waits for one, then takes the ones already at hand (up to 1 MiB in all),
-    /// so that a busy reader crosses to the runtime and back once per batch instead of once
-    /// per chunk. An empty array with `end` set at a clean end; `messages` counts the text
-    /// messages handed to JS before these bytes. An aborted or lost writer rejects with its `code`.
-    #[napi(ts_return_type = "Promise<Buffer[] & { messages: number, end: boolean }>")]
-    pub fn read_chunks<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+    /// The next events in wire order: waits for one, then takes the ones already at hand (up
+    /// to 1 MiB of bytes in all), so that a busy reader crosses to the runtime and back once
+    /// per batch instead of once per frame. `end` is set at the clean end; an aborted or lost
+    /// writer rejects with its `code` (after the events before it were handed over).
+    #[napi(ts_return_type = "Promise<Array<Buffer | string> & { end: boolean }>")]
+    pub fn read_events<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
         let reader = self.reader.clone();
-        let messages = self.messages_sent_to_js.clone();
         settle(
             env,
             async move {
-                // Messages met while reading are handed to JS before `next_binary` returns,
-                // so the count read after it covers every message sent before these bytes.
-                let Some(first) = reader.next_binary().await? else {
-                    let messages = messages.load(Ordering::Acquire);
-                    return Ok(Chunks {
-                        chunks: Vec::new(),
+                let Some(first) = reader.next_event().await? else {
+                    return Ok(Events {
+                        events: Vec::new(),
                         end: true,
-                        messages,
                     });
                 };
-                let mut size = first.len();
-                let mut chunks = vec![first];
+                let mut size = event_size(&first);
+                let mut events = vec![first];
+                let mut end = false;
                 while size < BATCH_BYTES {
-                    // An end or an error stops the batch; the next call reports it.
-                    let Some(Ok(Some(chunk))) = chunk_at_hand(&reader) else {
-                        break;
-                    };
-                    size += chunk.len();
-                    chunks.push(chunk);
-                }
-                let messages = messages.load(Ordering::Acquire);
-                Ok(Chunks {
-                    chunks,
-                    end: false,
-                    messages,
-                })
-            },
-            |_, chunks: Chunks| Ok(chunks),
-        )
-    }
-
-    /// Calls `callback` with each text message; starts receiving if nothing reads yet.
-    #[napi(ts_args_type = "callback: (message: string) => void")]
-    pub fn on_message(&self, callback: Function<String, ()>) -> Result<()> {
-        let callback: MessageCallback = callback
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build()?;
-        let reader = self.reader.clone();
-        let sent = self.messages_sent_to_js.clone();
-        iii_sdk::runtime().spawn(async move {
-            reader
-                .on_message(move |message| {
-                    if callback.call(message, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
-                    {
-                        sent.fetch_add(1, Ordering::Release);
+                    // An error stops the batch; the next call reports it.
+                    match reader.try_next_event() {
+                        Some(Ok(Some(event))) => {
+                            size += event_size(&event);
+                            events.push(event);
+                        }
+                        Some(Ok(None)) => {
+                            end = true;
+                            break;
+                        }
+                        Some(Err(_)) | None => break,
                     }
-                })
-                .await;
-        });
-        Ok(())
+                }
+                Ok(Events { events, end })
+            },
+            |_, events: Events| Ok(events),
+        )
     }
 
     /// Closes this end; a pending read rejects with `reader_closed`.
@@ -300,5 +249,12 @@ impl NativeReader {
             },
             |_, ()| Ok(()),
         )
+    }
+}
+
+fn event_size(event: &ChannelEvent) -> usize {
+    match event {
+        ChannelEvent::Data(chunk) => chunk.len(),
+        ChannelEvent::Message(text) => text.len(),
     }
 }

@@ -3,10 +3,12 @@
 //! streams over readers and writers, JSON conversion with live channel ends, `http()`.
 //!
 //! Every async method returns a promise settled from the core's own runtime
-//! ([`iii_sdk::runtime`]); napi's `tokio_rt` feature stays off (see `TOOLCHAIN.md`).
+//! ([`iii_sdk::runtime`]); napi's `tokio_rt` feature stays off (see docs/ARCHITECTURE.md, "Runtimes").
 #![deny(missing_docs)]
 
 mod channel;
+mod ends;
 mod errors;
+mod http;
 mod promise;
 mod worker;

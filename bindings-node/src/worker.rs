@@ -1,15 +1,17 @@
 //! `NativeWorker`: a core worker as a napi class, and function handlers that call into
 //! JavaScript.
 //!
-//! A handler is a JS function `(inputJson, done) => void` held as a threadsafe function that
-//! keeps the event loop alive (a worker with functions stays up); `done` is a
-//! [`Completion`] the JS layer settles with the result's JSON or a failure. `shutdown` (and
-//! `unregister`) release the threadsafe functions, so the process can exit.
+//! A handler is a JS function `(invocation, done) => void` held as a threadsafe function that
+//! keeps the event loop alive (a worker with functions stays up). `invocation` is the input
+//! with its refs made live (`{ json, ends }`), or for an `http()` function the core's parsed
+//! request and response (`{ http: true, json, body, response }`); `done` is a [`Completion`]
+//! the JS layer settles with the result's JSON or a failure. `shutdown` (and `unregister`)
+//! release the threadsafe functions, so the process can exit.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use iii_protocol::TriggerAction;
 use iii_sdk::function::Handler;
+use iii_sdk::http::serve_returning;
 use iii_sdk::{IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -18,7 +20,9 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::channel::{NativeReader, NativeWriter};
+use crate::ends::WithEnds;
 use crate::errors::invalid;
+use crate::http::{HttpInvocation, NativeHttpResponse};
 use crate::promise::settle;
 
 type Outcome = std::result::Result<Value, IIIError>;
@@ -68,12 +72,33 @@ impl Completion {
     }
 }
 
-/// A JS handler: `(inputJson, done)`, keeping the event loop alive while held.
+/// What a JS handler is called with.
+pub enum Invocation {
+    /// A plain function's input, refs made live.
+    Plain(WithEnds),
+    /// An `http()` function's request and response.
+    Http(HttpInvocation),
+}
+
+impl ToNapiValue for Invocation {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let env = Env::from_raw(raw_env);
+        let mut object = Object::new(&env)?;
+        match value {
+            Invocation::Plain(input) => input.fill(&env, &mut object)?,
+            Invocation::Http(http) => http.fill(&mut object)?,
+        }
+        // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
+        unsafe { Object::to_napi_value(raw_env, object) }
+    }
+}
+
+/// A JS handler: `(invocation, done)`, keeping the event loop alive while held.
 /// (`FnArgs` spreads the tuple into two arguments; a bare tuple arrives as one array.)
 type JsHandler = ThreadsafeFunction<
-    FnArgs<(String, Completion)>,
+    FnArgs<(Invocation, Completion)>,
     (),
-    FnArgs<(String, Completion)>,
+    FnArgs<(Invocation, Completion)>,
     Status,
     false,
 >;
@@ -86,34 +111,53 @@ fn release(slot: &HandlerSlot) {
     drop(handler);
 }
 
-fn core_handler(slot: HandlerSlot) -> Handler {
+/// Calls the JS handler in `slot` with `invocation` and waits for it to settle.
+async fn call_js(slot: &HandlerSlot, invocation: Invocation) -> Outcome {
+    let (sender, receiver) = oneshot::channel();
+    let completion = Completion {
+        settled: Mutex::new(Some(sender)),
+    };
+    let status = {
+        let handler = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        match handler.as_ref() {
+            Some(handler) => handler.call(
+                FnArgs::from((invocation, completion)),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            ),
+            None => return Err(IIIError::Shutdown),
+        }
+    };
+    if status != Status::Ok {
+        return Err(IIIError::Handler(format!(
+            "could not call the JavaScript handler: {status}"
+        )));
+    }
+    receiver.await.unwrap_or_else(|_| {
+        Err(IIIError::Handler(
+            "the JavaScript handler never settled its invocation".into(),
+        ))
+    })
+}
+
+/// The core handler calling the JS handler in `slot`: with the input's refs made live on
+/// `address`, or, for an `http()` function, through the core's HTTP adapter.
+fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
     Arc::new(move |input: Value| {
-        let slot = slot.clone();
+        let (slot, address) = (slot.clone(), address.clone());
         Box::pin(async move {
-            let (sender, receiver) = oneshot::channel();
-            let completion = Completion {
-                settled: Mutex::new(Some(sender)),
-            };
-            let status = {
-                let handler = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                match handler.as_ref() {
-                    Some(handler) => handler.call(
-                        FnArgs::from((input.to_string(), completion)),
-                        ThreadsafeFunctionCallMode::NonBlocking,
-                    ),
-                    None => return Err(IIIError::Shutdown),
-                }
-            };
-            if status != Status::Ok {
-                return Err(IIIError::Handler(format!(
-                    "could not call the JavaScript handler: {status}"
-                )));
+            if !http {
+                return call_js(&slot, Invocation::Plain(WithEnds::new(&address, &input))).await;
             }
-            receiver.await.unwrap_or_else(|_| {
-                Err(IIIError::Handler(
-                    "the JavaScript handler never settled its invocation".into(),
-                ))
+            serve_returning(&address, input, |request, response| async move {
+                let (request_json, body, body_ref) = request.into_plain();
+                let invocation = HttpInvocation {
+                    request_json: request_json.to_string(),
+                    body: NativeReader::from_core(body, &body_ref),
+                    response: NativeHttpResponse::new(response),
+                };
+                call_js(&slot, Invocation::Http(invocation)).await
             })
+            .await
         })
     })
 }
@@ -257,63 +301,47 @@ impl NativeWorker {
         )
     }
 
-    /// Calls a function; resolves with its result as JSON text (`"null"` for a void call).
-    /// `actionJson` is a `TriggerAction` (`{"type":"void"}`, `{"type":"enqueue","queue":…}`).
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn trigger<'env>(
-        &self,
-        env: &'env Env,
-        function_id: String,
-        payload_json: String,
-        action_json: Option<String>,
-        timeout_ms: Option<f64>,
-    ) -> Result<Object<'env>> {
-        let payload = parse_json("the payload", &payload_json)?;
-        let action = match action_json {
-            None => None,
-            Some(json) => match serde_json::from_str::<TriggerAction>(&json) {
-                Ok(TriggerAction::Unknown) | Err(_) => {
-                    return Err(Error::new(
-                        Status::InvalidArg,
-                        format!("iii-sdk: unknown trigger action {json}"),
-                    ));
-                }
-                Ok(action) => Some(action),
-            },
-        };
-        let request = TriggerRequest {
-            function_id,
-            payload,
-            action,
-            timeout_ms: timeout_ms
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .map(|t| t as u64),
-        };
+    /// Calls a function: `requestJson` is `{ function_id, payload, action?, timeoutMs? }`.
+    /// Resolves with the result as `{ json, ends }` (refs in it made live).
+    #[napi(
+        ts_return_type = "Promise<{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }>"
+    )]
+    pub fn trigger<'env>(&self, env: &'env Env, request_json: String) -> Result<Object<'env>> {
+        let request = serde_json::from_str(&request_json)
+            .map_err(IIIError::from)
+            .and_then(TriggerRequest::from_value)
+            .map_err(|error| invalid(error.to_string()))?;
         let iii = self.iii.clone();
+        let address = iii.address().to_string();
         settle(
             env,
             async move { iii.trigger(request).await },
-            |_, value: Value| Ok(value.to_string()),
+            move |_, value: Value| Ok(WithEnds::new(&address, &value)),
         )
     }
 
     /// Registers `handler` as function `id`; `handler(inputJson, done)` must settle `done`.
+    /// With `http`, the handler gets the core's parsed request and response instead of the
+    /// input, and the core ends the response after it.
     #[napi(
-        ts_args_type = "id: string, handler: (input: string, done: Completion) => void, \
-                          description?: string | undefined | null"
+        ts_args_type = "id: string, handler: (invocation: any, done: Completion) => void, \
+                          description?: string | undefined | null, http?: boolean | undefined | null"
     )]
     pub fn register_function(
         &self,
         id: String,
-        handler: Function<FnArgs<(String, Completion)>, ()>,
+        handler: Function<FnArgs<(Invocation, Completion)>, ()>,
         description: Option<String>,
+        http: Option<bool>,
     ) -> Result<NativeFunctionRef> {
         let handler: JsHandler = handler
             .build_threadsafe_function()
             .callee_handled::<false>()
             .build()?;
         let slot: HandlerSlot = Arc::new(Mutex::new(Some(handler)));
-        let mut function = RegisterFunction::from_handler(id, core_handler(slot.clone()));
+        let address = self.iii.address().to_string();
+        let handler = core_handler(slot.clone(), address, http.unwrap_or(false));
+        let mut function = RegisterFunction::from_handler(id, handler);
         if let Some(description) = description {
             function = function.with_description(description);
         }

@@ -7,45 +7,40 @@
 //! however they are awaited (or not), and a blocking write returns once its bytes are within
 //! the window, so plain code never queues more than the window.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use iii_protocol::StreamChannelRef;
-use iii_sdk::IIIError;
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::errors::{IntoPyResult, to_py_err};
-use crate::wait::{awaitable, block_on, in_running_loop, settled};
+use crate::wait::{acknowledged, awaitable, block_on, in_running_loop, settled};
 use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
 
 /// The writing end of a channel. Refs to it arrive in handler input as live objects.
 #[pyclass(module = "iii.channels", frozen)]
 pub(crate) struct ChannelWriter {
     channel_ref: StreamChannelRef,
-    queue: WriteQueue,
+    queue: Arc<WriteQueue>,
 }
 
 impl ChannelWriter {
-    /// A writer for `channel_ref` on the engine at `address` (nothing connects until used).
-    pub(crate) fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
-        Self::from_core(
-            iii_sdk::ChannelWriter::new(address, channel_ref),
-            channel_ref,
-        )
-    }
-
     /// Wraps a core writer.
     pub(crate) fn from_core(
         writer: iii_sdk::ChannelWriter,
         channel_ref: &StreamChannelRef,
     ) -> Self {
+        Self::from_queue(Arc::new(WriteQueue::new(Arc::new(writer))), channel_ref)
+    }
+
+    /// Wraps the ordered queue of a core writer (an HTTP response's, say).
+    pub(crate) fn from_queue(queue: Arc<WriteQueue>, channel_ref: &StreamChannelRef) -> Self {
         Self {
             channel_ref: channel_ref.clone(),
-            queue: WriteQueue::new(Arc::new(writer)),
+            queue,
         }
     }
 
@@ -68,8 +63,8 @@ impl ChannelWriter {
                 outcome.py()?;
                 Ok(py.None().into_bound(py))
             }
-            WriteAck::Later(reply) => {
-                let finished = async move { reply.await.unwrap_or(Err(IIIError::Shutdown)) };
+            later => {
+                let finished = later.wait();
                 if in_loop {
                     return awaitable(py, async move { finished.await.py() });
                 }
@@ -80,12 +75,7 @@ impl ChannelWriter {
     }
 
     fn run_async<'py>(&self, py: Python<'py>, op: WriteOp) -> PyResult<Bound<'py, PyAny>> {
-        match self.queue.push(op) {
-            WriteAck::Now(outcome) => settled(py, outcome.py()),
-            WriteAck::Later(reply) => awaitable(py, async move {
-                reply.await.unwrap_or(Err(IIIError::Shutdown)).py()
-            }),
-        }
+        acknowledged(py, self.queue.push(op))
     }
 }
 
@@ -232,14 +222,6 @@ pub(crate) struct ChannelReader {
 }
 
 impl ChannelReader {
-    /// A reader for `channel_ref` on the engine at `address` (nothing connects until used).
-    pub(crate) fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
-        Self::from_core(
-            iii_sdk::ChannelReader::new(address, channel_ref),
-            channel_ref,
-        )
-    }
-
     /// Wraps a core reader.
     pub(crate) fn from_core(
         reader: iii_sdk::ChannelReader,
@@ -254,21 +236,6 @@ impl ChannelReader {
     /// The ref of this end.
     pub(crate) fn channel_ref(&self) -> StreamChannelRef {
         self.channel_ref.clone()
-    }
-}
-
-/// The next chunk of `reader` if it is there without waiting (the common case while data
-/// flows), so an `async for` step costs no trip through the runtime. A read left pending is
-/// dropped, which the core's reader allows without losing data.
-fn ready_chunk(reader: &iii_sdk::ChannelReader) -> Option<Result<Option<Bytes>, IIIError>> {
-    let _runtime = iii_sdk::runtime().enter();
-    let mut next = std::pin::pin!(reader.next_binary());
-    match next
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        std::task::Poll::Ready(chunk) => Some(chunk),
-        std::task::Poll::Pending => None,
     }
 }
 
@@ -297,7 +264,7 @@ impl ChannelReader {
 
     /// Awaitable `next_chunk`.
     fn next_chunk_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(chunk) = ready_chunk(&self.inner) {
+        if let Some(chunk) = self.inner.try_next_binary() {
             return settled(py, chunk.py().map(|chunk| to_bytes(py, chunk)));
         }
         let reader = self.inner.clone();
@@ -374,7 +341,7 @@ impl ChannelReader {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(chunk) = ready_chunk(&self.inner) {
+        if let Some(chunk) = self.inner.try_next_binary() {
             let item = match chunk {
                 Ok(Some(bytes)) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
                 Ok(None) => Err(PyStopAsyncIteration::new_err(())),

@@ -1,9 +1,11 @@
 //! Converting between Python values and JSON, the one shape the wire carries. Channel refs
-//! found anywhere in a handler's input become live `ChannelReader` / `ChannelWriter` objects;
+//! found anywhere in a handler's input (found by the core) become live `ChannelReader` /
+//! `ChannelWriter` objects;
 //! on the way out, objects with `model_dump()` (pydantic-style models, refs) are dumped, and
 //! live channel ends are sent as their refs.
 
-use iii_protocol::{ChannelDirection, StreamChannelRef, is_channel_ref};
+use iii_sdk::PathStep;
+use iii_sdk::binding::{LiveEnd, live_ends};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -14,12 +16,46 @@ use crate::channel::{ChannelReader, ChannelWriter};
 /// How deep a value may nest before conversion refuses it (a cycle, most likely).
 const MAX_DEPTH: usize = 256;
 
-/// `value` as a Python object; refs become live channel ends connecting to `address`.
+/// `value` as a Python object; refs become live channel ends connecting to `address` (the
+/// core finds them, with their paths: [`live_ends`]).
 pub(crate) fn to_py<'py>(
     py: Python<'py>,
     value: &Value,
     address: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let mut object = plain_to_py(py, value)?;
+    for found in live_ends(address, value) {
+        let end = match found.end {
+            LiveEnd::Reader(reader) => {
+                Bound::new(py, ChannelReader::from_core(reader, &found.channel_ref))?.into_any()
+            }
+            LiveEnd::Writer(writer) => {
+                Bound::new(py, ChannelWriter::from_core(writer, &found.channel_ref))?.into_any()
+            }
+        };
+        let Some((last, parents)) = found.path.split_last() else {
+            object = end;
+            continue;
+        };
+        let mut holder = object.clone();
+        for step in parents {
+            holder = holder.get_item(step_key(py, step)?)?;
+        }
+        holder.set_item(step_key(py, last)?, end)?;
+    }
+    Ok(object)
+}
+
+/// A path step as the Python key or index it is.
+fn step_key<'py>(py: Python<'py>, step: &PathStep) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match step {
+        PathStep::Key(key) => PyString::new(py, key).into_any(),
+        PathStep::Index(index) => index.into_pyobject(py)?.into_any(),
+    })
+}
+
+/// `value` as plain Python values (dicts, lists, str, int, float, bool, None).
+fn plain_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
         Value::Null => py.None().into_bound(py),
         Value::Bool(flag) => PyBool::new(py, *flag).to_owned().into_any(),
@@ -28,37 +64,16 @@ pub(crate) fn to_py<'py>(
         Value::Array(items) => {
             let list = PyList::empty(py);
             for item in items {
-                list.append(to_py(py, item, address)?)?;
+                list.append(plain_to_py(py, item)?)?;
             }
             list.into_any()
         }
         Value::Object(map) => {
-            if is_channel_ref(value)
-                && let Ok(channel_ref) = serde_json::from_value::<StreamChannelRef>(value.clone())
-            {
-                return live_end(py, address, &channel_ref);
-            }
             let dict = PyDict::new(py);
             for (key, item) in map {
-                dict.set_item(key, to_py(py, item, address)?)?;
+                dict.set_item(key, plain_to_py(py, item)?)?;
             }
             dict.into_any()
-        }
-    })
-}
-
-/// The live end a ref stands for.
-fn live_end<'py>(
-    py: Python<'py>,
-    address: &str,
-    channel_ref: &StreamChannelRef,
-) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match channel_ref.direction {
-        ChannelDirection::Read => {
-            Bound::new(py, ChannelReader::new(address, channel_ref))?.into_any()
-        }
-        ChannelDirection::Write => {
-            Bound::new(py, ChannelWriter::new(address, channel_ref))?.into_any()
         }
     })
 }

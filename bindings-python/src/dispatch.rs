@@ -8,10 +8,13 @@
 use std::sync::{Arc, Mutex};
 
 use iii_sdk::IIIError;
+use iii_sdk::binding::on_blocking_thread;
 use iii_sdk::function::Handler;
 use pyo3::prelude::*;
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+use iii_protocol::codes::INVOCATION_FAILED;
 
 use crate::convert::{from_py, to_py};
 
@@ -35,7 +38,7 @@ impl Completion {
 }
 
 /// Runs `awaitable` on `target_loop` (or iii's loop); the receiver gets its result.
-fn submit(
+pub(crate) fn submit(
     py: Python<'_>,
     awaitable: &Bound<'_, PyAny>,
     target_loop: Option<&Py<PyAny>>,
@@ -58,9 +61,9 @@ fn is_awaitable(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 /// An exception as the error a caller receives: `invocation_failed`, its message, and the
 /// formatted traceback.
-fn failure(error: PyErr) -> IIIError {
+pub(crate) fn failure(error: PyErr) -> IIIError {
     let exiting = || IIIError::Invocation {
-        code: "invocation_failed".into(),
+        code: INVOCATION_FAILED.into(),
         message: "the Python interpreter is exiting".into(),
         stacktrace: None,
     };
@@ -83,7 +86,7 @@ fn failure(error: PyErr) -> IIIError {
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "Exception".into());
         IIIError::Invocation {
-            code: "invocation_failed".into(),
+            code: INVOCATION_FAILED.into(),
             message: if message.is_empty() {
                 name
             } else {
@@ -126,12 +129,8 @@ impl PyHandler {
             crate::gil::attach_or_err(|py| self.start(py, &input))
         } else {
             let this = self.clone();
-            let run = move || crate::gil::attach_or_err(|py| this.start(py, &input));
-            tokio::task::spawn_blocking(move || crate::wait::allow_blocking(run))
-                .await
-                .map_err(|error| {
-                    IIIError::Handler(format!("the handler's thread failed: {error}"))
-                })?
+            on_blocking_thread(move || crate::gil::attach_or_err(|py| this.start(py, &input)))
+                .await?
         };
         match started.map_err(failure)? {
             Started::Done(value) => Ok(value),

@@ -9,6 +9,7 @@ mod convert;
 mod dispatch;
 mod errors;
 mod gil;
+mod http;
 mod wait;
 mod worker;
 
@@ -22,6 +23,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<worker::Channel>()?;
     module.add_class::<channel::ChannelWriter>()?;
     module.add_class::<channel::ChannelReader>()?;
+    module.add_class::<http::HttpResponse>()?;
     module.add_class::<dispatch::Completion>()?;
     module.add_class::<wait::CancelOnDone>()?;
     module.add_function(wrap_pyfunction!(gil::quiesce, module)?)?;

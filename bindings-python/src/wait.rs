@@ -16,20 +16,6 @@ const SIGNAL_SLICE: Duration = Duration::from_millis(100);
 
 static LOADED_IN: OnceLock<u32> = OnceLock::new();
 
-thread_local! {
-    /// Set on the runtime's blocking threads while they run a sync handler, where blocking
-    /// is allowed (unlike on the runtime's async worker threads).
-    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` with blocking calls allowed on this (blocking-pool) thread.
-pub(crate) fn allow_blocking<T>(f: impl FnOnce() -> T) -> T {
-    MAY_BLOCK.with(|flag| flag.set(true));
-    let output = f();
-    MAY_BLOCK.with(|flag| flag.set(false));
-    output
-}
-
 /// Records the process the module was loaded in.
 pub(crate) fn remember_pid() {
     LOADED_IN.get_or_init(std::process::id);
@@ -69,7 +55,7 @@ where
             "{name}() blocks, and this thread runs an asyncio event loop: use `await {async_name}()`"
         )));
     }
-    if tokio::runtime::Handle::try_current().is_ok() && !MAY_BLOCK.with(std::cell::Cell::get) {
+    if !iii_sdk::binding::blocking_allowed() {
         return Err(PyRuntimeError::new_err(format!(
             "{name}() blocks, and this is one of iii's runtime threads (a message callback?): \
              use `{async_name}()` from async code, or call it from another thread"
@@ -102,6 +88,19 @@ where
         Err(error) => future.call_method1("set_exception", (error.into_value(py),))?,
     };
     Ok(future)
+}
+
+/// The asyncio future of a queued write's acknowledgement: settled at once when it is known
+/// already, else settled from the core's runtime.
+pub(crate) fn acknowledged<'py>(
+    py: Python<'py>,
+    ack: iii_sdk::channel::WriteAck,
+) -> PyResult<Bound<'py, PyAny>> {
+    use crate::errors::IntoPyResult;
+    match ack {
+        iii_sdk::channel::WriteAck::Now(outcome) => settled(py, outcome.py()),
+        later => awaitable(py, async move { later.wait().await.py() }),
+    }
 }
 
 /// Cancels the core's side of an awaitable when its asyncio future is cancelled.

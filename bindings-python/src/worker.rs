@@ -2,11 +2,10 @@
 //! Blocking methods have `_async` twins for async code; both only convert values and errors
 //! around the core's `III`.
 
-use iii_protocol::{StreamChannelRef, TriggerAction};
-use iii_sdk::{IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
+use iii_protocol::StreamChannelRef;
+use iii_sdk::{InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::channel::{ChannelReader, ChannelWriter};
@@ -69,44 +68,10 @@ fn channel_object(py: Python<'_>, channel: iii_sdk::Channel) -> PyResult<Channel
     })
 }
 
-/// A request given as a dict (or a model with `model_dump()`): `function_id`, `payload`,
-/// optional `action` (`TriggerAction.Void()`) and `timeout_ms`.
+/// A request given as a dict (or a model with `model_dump()`), read by the core:
+/// `function_id`, `payload`, optional `action` (`TriggerAction.Void()`) and `timeout_ms`.
 fn trigger_request(request: &Bound<'_, PyAny>) -> PyResult<TriggerRequest> {
-    let value = from_py(request)?;
-    let Value::Object(mut map) = value else {
-        return Err(PyValueError::new_err(
-            "trigger() takes a dict with a function_id",
-        ));
-    };
-    let function_id = match map.remove("function_id") {
-        Some(Value::String(id)) => id,
-        _ => {
-            return Err(PyValueError::new_err(
-                "trigger() needs a string function_id",
-            ));
-        }
-    };
-    let action = match map.remove("action") {
-        None | Some(Value::Null) => None,
-        Some(action) => Some(
-            serde_json::from_value::<TriggerAction>(action)
-                .map_err(|e| PyValueError::new_err(format!("invalid action: {e}")))?,
-        ),
-    };
-    let timeout_ms =
-        match map.remove("timeout_ms") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(ms)) => Some(ms.as_u64().ok_or_else(|| {
-                PyValueError::new_err("timeout_ms must be a non-negative integer")
-            })?),
-            Some(_) => return Err(PyValueError::new_err("timeout_ms must be an integer")),
-        };
-    Ok(TriggerRequest {
-        function_id,
-        payload: map.remove("payload").unwrap_or(Value::Null),
-        action,
-        timeout_ms,
-    })
+    TriggerRequest::from_value(from_py(request)?).py()
 }
 
 /// A worker connected to an engine. Create it with `iii.register_worker(url)`.
@@ -224,7 +189,11 @@ impl Worker {
         if !handler.bind(py).is_callable() {
             return Err(PyValueError::new_err("the handler must be callable"));
         }
-        let handler = crate::dispatch::handler(py, handler, self.inner.address())?;
+        let handler = if handler.bind(py).hasattr("__iii_http__")? {
+            crate::http::handler(handler, self.inner.address())
+        } else {
+            crate::dispatch::handler(py, handler, self.inner.address())?
+        };
         let mut function = RegisterFunction::from_handler(function_id, handler);
         function.description = description;
         function.metadata = metadata.map(from_py).transpose()?;
@@ -263,7 +232,3 @@ impl Worker {
         format!("<III {}>", self.inner.address())
     }
 }
-
-/// Keeps `IIIError` reachable for conversions elsewhere.
-#[allow(dead_code)]
-fn _uses(_: IIIError, _: &Bound<'_, PyDict>) {}

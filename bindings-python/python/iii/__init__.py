@@ -29,6 +29,7 @@ from .errors import (
     ChannelNotFound,
     ConnectionError,
     HandlerError,
+    InvalidArgument,
     IIIError,
     InvocationError,
     NativeError,

@@ -29,6 +29,7 @@ __all__ = [
     "ProtocolError",
     "SerializationError",
     "ShutdownError",
+    "InvalidArgument",
 ]
 
 
@@ -106,3 +107,7 @@ class SerializationError(IIIError, builtins.ValueError):
 
 class ShutdownError(IIIError):
     """The worker was shut down."""
+
+
+class InvalidArgument(IIIError, builtins.ValueError):
+    """An argument iii cannot use (a malformed call request, say)."""

@@ -3,7 +3,6 @@ response of an HTTP-triggered function."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from ._native import ChannelReader, ChannelWriter
@@ -68,25 +67,26 @@ Values = Dict[str, Union[str, List[str]]]
 
 
 class HttpRequest:
-    """The request of an HTTP-triggered function (see :func:`iii.utils.http`)."""
+    """The request of an HTTP-triggered function (see :func:`iii.utils.http`), as the core
+    parsed it."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
+    def __init__(self, fields: Mapping[str, Any], request_body: ChannelReader) -> None:
         #: The HTTP method, e.g. ``GET``.
-        self.method: str = data.get("method") or "GET"
+        self.method: str = fields.get("method") or "GET"
         #: The registered route pattern, e.g. ``/files/:filename``.
-        self.path: str = data.get("path") or ""
+        self.path: str = fields.get("path") or ""
         #: The path as requested (percent-encoded).
-        self.raw_path: Optional[str] = data.get("raw_path")
+        self.raw_path: Optional[str] = fields.get("raw_path")
         #: ``:name`` segments of the route, percent-decoded.
-        self.path_params: Dict[str, str] = dict(data.get("path_params") or {})
+        self.path_params: Dict[str, str] = dict(fields.get("path_params") or {})
         #: Query parameters; a repeated key gives a list.
-        self.query_params: Values = dict(data.get("query_params") or {})
+        self.query_params: Values = dict(fields.get("query_params") or {})
         #: Headers with lower-case names; a repeated header gives a list.
-        self.headers: Values = dict(data.get("headers") or {})
+        self.headers: Values = dict(fields.get("headers") or {})
         #: The parsed JSON body (for ``application/json`` requests), else ``None``.
-        self.body: Any = data.get("body")
+        self.body: Any = fields.get("body")
         #: The raw request body, streamed as it arrives.
-        self.request_body: ChannelReader = data["request_body"]
+        self.request_body: ChannelReader = request_body
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method} {self.raw_path or self.path})"
@@ -94,29 +94,30 @@ class HttpRequest:
 
 class HttpResponse:
     """The response of an HTTP-triggered function: status and headers first, then the body
-    through :attr:`writer` (each write reaches the client as it is written)."""
+    through :attr:`writer` (each write reaches the client as it is written). Status, headers,
+    writes and the end keep the order they were called in."""
 
-    def __init__(self, writer: ChannelWriter) -> None:
-        self._writer = writer
+    def __init__(self, native: Any) -> None:
+        self._native = native
 
     async def status(self, status_code: int) -> None:
         """Sets the status code (before the first body byte)."""
-        await self._writer.send_message_async(json.dumps({"type": "set_status", "status_code": status_code}))
+        await self._native.status(status_code)
 
     async def headers(self, headers: Mapping[str, Union[str, List[str]]]) -> None:
         """Sets response headers (before the first body byte)."""
-        await self._writer.send_message_async(json.dumps({"type": "set_headers", "headers": dict(headers)}))
+        await self._native.headers(dict(headers))
 
     @property
     def writer(self) -> ChannelWriter:
         """The body's writer."""
-        return self._writer
+        return self._native.writer
 
     @property
     def stream(self) -> ChannelWriter:
         """The body as a stream (``stream.write``, ``stream.end``)."""
-        return self._writer
+        return self._native.writer
 
     async def close(self) -> None:
         """Ends the response."""
-        await self._writer.close_async()
+        await self._native.close()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::engine::Shutdown;
+use crate::lifecycle::Shutdown;
 
 /// Pause after a failed accept before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

@@ -1,29 +1,33 @@
 //! The functions the engine serves itself: `engine::channels::create` and
-//! `engine::workers::register` (PROTOCOL.md §3.1).
+//! `engine::workers::register` (docs/PROTOCOL.md §3.3).
 
 use iii_protocol::ErrorBody;
+use iii_protocol::builtins::{
+    CHANNELS_CREATE_BUFFER_SIZE, CHANNELS_CREATE_READER, CHANNELS_CREATE_WRITER,
+};
+use iii_protocol::codes::{DESERIALIZATION_ERROR, INTERNAL_ERROR};
 use iii_protocol::limits::{DEFAULT_BUFFER_FRAMES, MAX_BUFFER_FRAMES};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::engine::Shared;
+use crate::state::EngineState;
 use crate::worker::Conn;
-
-/// Error code: a built-in got input it cannot use.
-pub(crate) const DESERIALIZATION_ERROR: &str = "deserialization_error";
 
 /// `engine::channels::create`: a new channel; the result is exactly
 /// `{"writer": <ref>, "reader": <ref>}`.
-pub(crate) fn create_channel(shared: &Shared, data: &Value) -> Result<Value, ErrorBody> {
+pub(crate) fn create_channel(shared: &EngineState, data: &Value) -> Result<Value, ErrorBody> {
     let frames = buffer_size(data)?;
     let (writer, reader) = shared.channels.create(frames).map_err(|error| {
         tracing::error!(%error, "no randomness for channel keys");
-        ErrorBody::new("internal_error", "could not create channel keys")
+        ErrorBody::new(INTERNAL_ERROR, "could not create channel keys")
     })?;
-    Ok(json!({"writer": Value::from(writer), "reader": Value::from(reader)}))
+    let mut refs = serde_json::Map::new();
+    refs.insert(CHANNELS_CREATE_WRITER.into(), Value::from(writer));
+    refs.insert(CHANNELS_CREATE_READER.into(), Value::from(reader));
+    Ok(Value::Object(refs))
 }
 
 /// `engine::workers::register`: records what the worker says about itself. Never fails.
-pub(crate) fn register_worker(shared: &Shared, conn: &Conn, data: &Value) {
+pub(crate) fn register_worker(shared: &EngineState, conn: &Conn, data: &Value) {
     shared.connections.describe(conn.id, data);
 }
 
@@ -33,7 +37,7 @@ fn buffer_size(data: &Value) -> Result<usize, ErrorBody> {
     let invalid = |why: &str| ErrorBody::new(DESERIALIZATION_ERROR, format!("buffer_size: {why}"));
     let raw = match data {
         Value::Null => None,
-        Value::Object(map) => map.get("buffer_size"),
+        Value::Object(map) => map.get(CHANNELS_CREATE_BUFFER_SIZE),
         _ => {
             return Err(ErrorBody::new(
                 DESERIALIZATION_ERROR,
@@ -61,6 +65,7 @@ fn buffer_size(data: &Value) -> Result<usize, ErrorBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn code(result: Result<usize, ErrorBody>) -> Result<usize, String> {
         result.map_err(|error| error.code)

@@ -1,5 +1,6 @@
-//! The running engine: the state every connection shares, the handle returned by [`start`],
-//! and the one periodic task that expires channels and forgets old tombstones.
+//! Starting and stopping the engine: [`start`] binds the listeners and spawns their tasks over
+//! one [`EngineState`], the [`Engine`] handle stops them, and one periodic task expires channels
+//! and forgets old tombstones.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,74 +9,21 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::channels::registry::ChannelRegistry;
 use crate::config::EngineConfig;
-use crate::functions::FunctionRegistry;
-use crate::http::routes::RouteTable;
-use crate::invocations::Invocations;
-use crate::stats::{ByteCounters, EngineStats};
-use crate::triggers::TriggerRegistry;
-use crate::worker::registry::{ConnectionRegistry, WorkerInfo};
+use crate::lifecycle::{Lifeline, Shutdown};
+use crate::state::EngineState;
+use crate::stats::EngineStats;
+use crate::worker::registry::WorkerInfo;
 
 /// How long [`Engine::shutdown`] waits for its tasks to finish closing their sockets.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Everything connections share.
-pub(crate) struct Shared {
-    pub(crate) config: EngineConfig,
-    pub(crate) connections: ConnectionRegistry,
-    pub(crate) functions: FunctionRegistry,
-    pub(crate) triggers: TriggerRegistry,
-    pub(crate) routes: RouteTable,
-    pub(crate) invocations: Invocations,
-    pub(crate) channels: ChannelRegistry,
-    pub(crate) bytes: Arc<ByteCounters>,
-}
-
-impl Shared {
-    fn new(config: EngineConfig) -> Self {
-        let bytes = Arc::new(ByteCounters::default());
-        Self {
-            connections: ConnectionRegistry::default(),
-            functions: FunctionRegistry::default(),
-            triggers: TriggerRegistry::default(),
-            routes: RouteTable::default(),
-            invocations: Invocations::new(config.invocation_timeout),
-            channels: ChannelRegistry::new(&config, bytes.clone()),
-            bytes,
-            config,
-        }
-    }
-}
-
-/// A receiver of the engine-wide stop signal.
-#[derive(Clone)]
-pub(crate) struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// Resolves once the engine is stopping (or its handle was dropped).
-    pub(crate) async fn wait(&mut self) {
-        // An error means the sender is gone: the engine was dropped, which also stops it.
-        let _ = self.0.wait_for(|stopping| *stopping).await;
-    }
-
-    /// True once the engine is stopping.
-    pub(crate) fn is_stopping(&self) -> bool {
-        *self.0.borrow() || self.0.has_changed().is_err()
-    }
-}
-
-/// Held by every task the engine spawns for a socket; [`Engine::shutdown`] waits until all
-/// of them are dropped.
-#[derive(Clone)]
-pub(crate) struct Lifeline(#[allow(dead_code)] mpsc::Sender<()>);
 
 /// A running engine. Dropping it stops it too; [`Engine::shutdown`] also waits until every
 /// socket is closed.
 pub struct Engine {
     local_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     stop: watch::Sender<bool>,
     lifeline: Option<Lifeline>,
     finished: Option<mpsc::Receiver<()>>,
@@ -98,7 +46,7 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     let (stop, stop_rx) = watch::channel(false);
     let (lifeline_tx, finished) = mpsc::channel(1);
     let lifeline = Lifeline(lifeline_tx);
-    let shared = Arc::new(Shared::new(config));
+    let shared = Arc::new(EngineState::new(config));
     let shutdown = Shutdown(stop_rx);
     tokio::spawn(crate::listener::run(
         listener,
@@ -212,7 +160,7 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
 }
 
 /// Expires channels past their TTL and forgets old tombstones, on one timer for all.
-async fn sweep(shared: Arc<Shared>, mut shutdown: Shutdown, _lifeline: Lifeline) {
+async fn sweep(shared: Arc<EngineState>, mut shutdown: Shutdown, _lifeline: Lifeline) {
     let mut ticks = tokio::time::interval(shared.config.sweep_interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

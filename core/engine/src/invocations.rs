@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use iii_protocol::codes::{INVOCATION_STOPPED, TIMEOUT};
 use iii_protocol::{ErrorBody, Message};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -17,11 +18,6 @@ use uuid::Uuid;
 use crate::util::{lock, shrink_map};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
-
-/// Error code: the owner disconnected while the call was pending.
-pub(crate) const INVOCATION_STOPPED: &str = "invocation_stopped";
-/// Error code: the engine-side deadline passed.
-pub(crate) const TIMEOUT: &str = "timeout";
 
 /// Who waits for a call's answer.
 pub(crate) struct Caller {

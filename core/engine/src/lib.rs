@@ -1,9 +1,9 @@
 //! The iii engine: workers connect over WebSocket, register functions and call each other
-//! through it, and stream bytes to each other through channels (`shared/PROTOCOL.md`).
+//! through it, and stream bytes to each other through channels (docs/PROTOCOL.md).
 //!
 //! Start one in-process with [`start`]; the `iii` binary is a thin CLI over the same call.
 //!
-//! What a channel client can rely on (beyond PROTOCOL.md §4):
+//! What a channel client can rely on (beyond docs/PROTOCOL.md §4):
 //! - Every frame a writer sent before its Close is in the channel buffer when the engine
 //!   echoes that Close (same code and reason), so a writer that waits for the echo knows the
 //!   engine has its data. A writer closed by the engine instead gets 4003 `reader_closed`
@@ -30,8 +30,10 @@ mod engine;
 mod functions;
 mod http;
 mod invocations;
+mod lifecycle;
 mod listener;
 mod runtime;
+mod state;
 mod stats;
 mod triggers;
 mod util;

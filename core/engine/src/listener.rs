@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::accept::accept_loop;
 use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
-use crate::engine::{Lifeline, Shared, Shutdown};
+use crate::lifecycle::{Lifeline, Shutdown};
+use crate::state::EngineState;
 use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
@@ -35,7 +36,7 @@ enum Route {
 /// Accepts connections until the engine stops.
 pub(crate) async fn run(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -55,7 +56,7 @@ pub(crate) async fn run(
 async fn handle(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -93,7 +94,14 @@ async fn handle(
         Some(Route::Main) => crate::worker::serve(shared, ws, shutdown, lifeline).await,
         Some(Route::Otel) => discard(ws, shutdown).await,
         Some(Route::Channel(channel, direction)) => {
-            crate::channels::relay::serve_end(shared, ws, channel, direction, shutdown).await;
+            crate::channels::relay::serve_end(
+                shared.channels.clone(),
+                ws,
+                channel,
+                direction,
+                shutdown,
+            )
+            .await;
         }
         Some(Route::Tombstone(status)) => {
             close_and_drain(&mut ws, Some(status_frame(&status))).await;

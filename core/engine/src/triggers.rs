@@ -1,7 +1,7 @@
 //! Trigger registrations, keyed by trigger id with the connection that made them.
 //!
 //! Types the engine does not serve are accepted silently; `http` triggers go to the HTTP
-//! server's route table instead (PROTOCOL.md §6).
+//! server's route table instead (docs/PROTOCOL.md §6).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,9 +10,6 @@ use serde_json::Value;
 
 use crate::util::{lock, shrink_map};
 use crate::worker::registry::ConnId;
-
-/// The trigger type served by the HTTP trigger server.
-pub(crate) const HTTP_TRIGGER_TYPE: &str = "http";
 
 /// One registered trigger.
 #[derive(Debug, Clone)]

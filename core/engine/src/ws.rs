@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use iii_protocol::EndStatus;
 use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
+use iii_protocol::{EndStatus, close};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -112,7 +112,7 @@ pub(crate) fn status_frame(status: &EndStatus) -> CloseFrame {
 
 /// The close frame sent to every socket when the engine stops.
 pub(crate) fn going_away() -> CloseFrame {
-    close_frame(1001, "engine_shutdown")
+    close_frame(close::GOING_AWAY, close::REASON_ENGINE_SHUTDOWN)
 }
 
 /// Sends `frame` (or completes a close the peer started) and reads until the peer answers,
@@ -135,7 +135,7 @@ pub(crate) async fn close_and_drain(ws: &mut WsStream, frame: Option<CloseFrame>
 /// Closes with 1009 after an oversized frame, then discards the rest of that frame from the
 /// TCP stream until the peer goes quiet, so the peer reads our close frame instead of a reset.
 pub(crate) async fn close_too_big(ws: &mut WsStream) {
-    let frame = close_frame(iii_protocol::close::MESSAGE_TOO_BIG, "message_too_big");
+    let frame = close_frame(close::MESSAGE_TOO_BIG, close::REASON_MESSAGE_TOO_BIG);
     let _ = tokio::time::timeout(CLOSE_GRACE, ws.send(WsMessage::Close(Some(frame)))).await;
     linger(ws.get_mut()).await;
 }

@@ -113,33 +113,73 @@ pub fn is_channel_ref(value: &Value) -> bool {
     StreamChannelRef::from_value(value).is_some()
 }
 
-/// Finds every channel ref in `value`, at any depth, with the key it was found under (the
-/// object key that holds it; for refs inside an array, the key that holds the array; `""` at
-/// the top level).
-pub fn extract_channel_refs(value: &Value) -> Vec<(String, StreamChannelRef)> {
+/// One step into a JSON value: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// A key of an object.
+    Key(String),
+    /// An index of an array.
+    Index(usize),
+}
+
+/// How deep [`find_channel_refs`] looks (deeper values are not searched).
+pub const MAX_REF_DEPTH: usize = 256;
+
+/// Finds every channel ref in `value`, at any depth (up to [`MAX_REF_DEPTH`]), with the path
+/// that leads to it (empty when `value` itself is a ref). This is the one walk every SDK uses
+/// to turn the refs in a payload into live channel ends.
+pub fn find_channel_refs(value: &Value) -> Vec<(Vec<PathStep>, StreamChannelRef)> {
     let mut found = Vec::new();
-    collect_refs(value, "", &mut found);
+    let mut path = Vec::new();
+    walk(value, &mut path, &mut found);
     found
 }
 
-fn collect_refs(value: &Value, key: &str, found: &mut Vec<(String, StreamChannelRef)>) {
+fn walk(
+    value: &Value,
+    path: &mut Vec<PathStep>,
+    found: &mut Vec<(Vec<PathStep>, StreamChannelRef)>,
+) {
+    if path.len() > MAX_REF_DEPTH {
+        return;
+    }
     if let Some(channel_ref) = StreamChannelRef::from_value(value) {
-        found.push((key.to_string(), channel_ref));
+        found.push((path.clone(), channel_ref));
         return;
     }
     match value {
         Value::Object(map) => {
-            for (child_key, child) in map {
-                collect_refs(child, child_key, found);
+            for (key, child) in map {
+                path.push(PathStep::Key(key.clone()));
+                walk(child, path, found);
+                path.pop();
             }
         }
         Value::Array(items) => {
-            for item in items {
-                collect_refs(item, key, found);
+            for (index, item) in items.iter().enumerate() {
+                path.push(PathStep::Index(index));
+                walk(item, path, found);
+                path.pop();
             }
         }
         _ => {}
     }
+}
+
+/// Finds every channel ref in `value`, at any depth, with the key it was found under (the
+/// object key that holds it; for refs inside an array, the key that holds the array; `""` at
+/// the top level).
+pub fn extract_channel_refs(value: &Value) -> Vec<(String, StreamChannelRef)> {
+    find_channel_refs(value)
+        .into_iter()
+        .map(|(path, channel_ref)| {
+            let key = path.iter().rev().find_map(|step| match step {
+                PathStep::Key(key) => Some(key.clone()),
+                PathStep::Index(_) => None,
+            });
+            (key.unwrap_or_default(), channel_ref)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -179,6 +219,21 @@ mod tests {
         assert_eq!(refs[0].1.direction, ChannelDirection::Write);
         assert_eq!(refs[1].0, "reader");
         assert_eq!(refs[1].1.direction, ChannelDirection::Read);
+    }
+
+    #[test]
+    fn finds_refs_with_their_paths() {
+        let payload = json!({"a": [1, {"r": sample("read")}], "w": sample("write")});
+        let found = find_channel_refs(&payload);
+        let paths: Vec<_> = found.iter().map(|(path, _)| path.clone()).collect();
+        assert!(paths.contains(&vec![
+            PathStep::Key("a".into()),
+            PathStep::Index(1),
+            PathStep::Key("r".into())
+        ]));
+        assert!(paths.contains(&vec![PathStep::Key("w".into())]));
+        assert_eq!(find_channel_refs(&sample("read"))[0].0, Vec::new());
+        assert!(find_channel_refs(&json!({"x": [1, "y"]})).is_empty());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Close codes of channel sockets and the end status they carry.
 //!
 //! The published engine ends every reader the same way, so a crashed writer looks like a
-//! complete stream; these codes keep the difference (PROTOCOL.md §4.4).
+//! complete stream; these codes keep the difference (docs/PROTOCOL.md §4.4).
 
 /// A clean, complete end of the stream.
 pub const COMPLETE: u16 = 1000;
+/// The engine is going away (shutting down).
+pub const GOING_AWAY: u16 = 1001;
 /// A frame larger than the engine accepts.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// The writer aborted the stream; the reason follows `aborted: `.
@@ -28,6 +30,10 @@ pub const REASON_WRITER_LOST: &str = "writer_lost";
 pub const REASON_READER_CLOSED: &str = "reader_closed";
 /// Close reason sent with [`EXPIRED`].
 pub const REASON_EXPIRED: &str = "expired";
+/// Close reason sent with [`GOING_AWAY`] when the engine stops.
+pub const REASON_ENGINE_SHUTDOWN: &str = "engine_shutdown";
+/// Close reason sent with [`MESSAGE_TOO_BIG`].
+pub const REASON_MESSAGE_TOO_BIG: &str = "message_too_big";
 /// Close reason sent with [`END_ALREADY_CONNECTED`].
 pub const REASON_END_ALREADY_CONNECTED: &str = "end_already_connected";
 

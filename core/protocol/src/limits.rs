@@ -20,9 +20,3 @@ pub const MAX_BUFFER_FRAMES: u64 = 1024;
 
 /// Default client-side timeout of a call with a result, in milliseconds.
 pub const DEFAULT_TRIGGER_TIMEOUT_MS: u64 = 30_000;
-
-/// The built-in function that creates a channel.
-pub const FN_CHANNELS_CREATE: &str = "engine::channels::create";
-
-/// The built-in function workers call (void) to describe themselves.
-pub const FN_WORKERS_REGISTER: &str = "engine::workers::register";

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use iii_protocol::limits::FN_WORKERS_REGISTER;
+use iii_protocol::builtins::FN_WORKERS_REGISTER;
 use iii_protocol::{Message, TriggerAction};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use iii_protocol::{EndStatus, ErrorBody};
+use iii_protocol::{EndStatus, ErrorBody, codes};
 
 /// Everything that can go wrong in the SDK.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +67,9 @@ pub enum IIIError {
     /// The worker was shut down.
     #[error("the worker was shut down")]
     Shutdown,
+    /// A caller passed an argument the SDK cannot use (a malformed call request, say).
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 /// The kind of an [`IIIError`], without its data: what bindings switch on.
@@ -100,26 +103,29 @@ pub enum ErrorKind {
     Serde,
     /// [`IIIError::Shutdown`]
     Shutdown,
+    /// [`IIIError::InvalidArgument`]
+    InvalidArgument,
 }
 
 impl ErrorKind {
     /// A stable snake_case name, e.g. `channel_aborted`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Handler => "handler",
-            Self::Invocation => "invocation",
-            Self::Timeout => "timeout",
-            Self::NotConnected => "not_connected",
-            Self::Connection => "connection",
-            Self::ChannelAborted => "channel_aborted",
-            Self::WriterLost => "writer_lost",
-            Self::ReaderClosed => "reader_closed",
-            Self::ChannelExpired => "channel_expired",
-            Self::ChannelClosed => "channel_closed",
-            Self::ChannelConnect => "channel_connect",
-            Self::Protocol => "protocol",
-            Self::Serde => "serde",
-            Self::Shutdown => "shutdown",
+            Self::Handler => codes::HANDLER,
+            Self::Invocation => codes::INVOCATION,
+            Self::Timeout => codes::TIMEOUT,
+            Self::NotConnected => codes::NOT_CONNECTED,
+            Self::Connection => codes::CONNECTION,
+            Self::ChannelAborted => codes::CHANNEL_ABORTED,
+            Self::WriterLost => codes::WRITER_LOST,
+            Self::ReaderClosed => codes::READER_CLOSED,
+            Self::ChannelExpired => codes::CHANNEL_EXPIRED,
+            Self::ChannelClosed => codes::CHANNEL_CLOSED,
+            Self::ChannelConnect => codes::CHANNEL_CONNECT,
+            Self::Protocol => codes::PROTOCOL,
+            Self::Serde => codes::SERDE,
+            Self::Shutdown => codes::SHUTDOWN,
+            Self::InvalidArgument => codes::INVALID_ARGUMENT,
         }
     }
 }
@@ -142,6 +148,7 @@ impl IIIError {
             Self::Protocol(_) => ErrorKind::Protocol,
             Self::Serde(_) => ErrorKind::Serde,
             Self::Shutdown => ErrorKind::Shutdown,
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
         }
     }
 
@@ -166,8 +173,8 @@ impl IIIError {
                 message: message.clone(),
                 stacktrace: stacktrace.clone(),
             },
-            Self::Handler(message) => ErrorBody::new("invocation_failed", message.clone()),
-            other => ErrorBody::new("invocation_failed", other.to_string()),
+            Self::Handler(message) => ErrorBody::new(codes::INVOCATION_FAILED, message.clone()),
+            other => ErrorBody::new(codes::INVOCATION_FAILED, other.to_string()),
         }
     }
 

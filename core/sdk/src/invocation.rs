@@ -73,7 +73,7 @@ pub(crate) fn dispatch<R, F>(
         tracing::warn!(%function_id, "invocation of a function this worker does not have");
         if let (true, Some(id)) = (wants_result, invocation_id) {
             let error = ErrorBody::new(
-                "function_not_found",
+                iii_protocol::codes::FUNCTION_NOT_FOUND,
                 format!("Function {function_id} not found"),
             );
             let _ = urgent.send(Message::error(id, Some(function_id), error).to_json());

@@ -30,6 +30,7 @@
 //! bindings wrap.
 #![deny(missing_docs)]
 
+pub mod binding;
 pub mod channel;
 mod connection;
 pub mod error;
@@ -42,7 +43,7 @@ mod runtime;
 pub mod trigger;
 mod worker;
 
-pub use channel::{Channel, ChannelReader, ChannelWriter};
+pub use channel::{Channel, ChannelEvent, ChannelReader, ChannelWriter};
 pub use error::{ErrorKind, IIIError};
 pub use function::RegisterFunction;
 pub use http::{HttpRequest, HttpResponse, http};
@@ -53,7 +54,7 @@ pub use trigger::{RegisterTrigger, TriggerRequest};
 pub use worker::{FunctionRef, III, TriggerRef, register_worker, register_worker_with};
 
 pub use iii_protocol::{
-    ChannelDirection, EndStatus, ErrorBody, Message, StreamChannelRef, TriggerAction,
+    ChannelDirection, EndStatus, ErrorBody, Message, PathStep, StreamChannelRef, TriggerAction,
     extract_channel_refs,
 };
 
@@ -88,6 +89,7 @@ mod tests {
         send(&writer.close());
         send(&writer.abort("why"));
         send(&reader.next_binary());
+        send(&reader.next_event());
         send(&reader.read_all());
         send(&reader.on_message(|_| {}));
         send(&reader.close());

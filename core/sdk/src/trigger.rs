@@ -1,8 +1,10 @@
 //! The request types of the public API: calls (`TriggerRequest`) and trigger bindings
 //! (`RegisterTrigger`), named as the seed docs name them.
 
-use iii_protocol::{Message, TriggerAction};
-use serde_json::{Value, json};
+use iii_protocol::{Message, TriggerAction, http};
+
+use crate::IIIError;
+use serde_json::Value;
 
 /// A call of a function through the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,56 @@ impl TriggerRequest {
         self
     }
 
+    /// Reads a request given as JSON, the way every binding takes it: `{"function_id",
+    /// "payload"?, "action"?, "timeout_ms"? | "timeoutMs"?}`. The action must be a
+    /// [`TriggerAction`] object of a known type; a timeout must be a non-negative number of
+    /// milliseconds (fractions are dropped; `null` or absent means the default).
+    pub fn from_value(request: Value) -> Result<Self, IIIError> {
+        let invalid = |why: &str| IIIError::InvalidArgument(format!("trigger(): {why}"));
+        let Value::Object(mut fields) = request else {
+            return Err(invalid("the request must be an object with a function_id"));
+        };
+        let function_id = match fields.remove("function_id") {
+            Some(Value::String(id)) if !id.is_empty() => id,
+            _ => return Err(invalid("the request needs a function_id string")),
+        };
+        let action = match fields.remove("action") {
+            None | Some(Value::Null) => None,
+            Some(action @ Value::Object(_)) if action.get("type").is_some_and(Value::is_string) => {
+                match serde_json::from_value::<TriggerAction>(action.clone()) {
+                    Ok(TriggerAction::Unknown) | Err(_) => {
+                        return Err(invalid(&format!("unknown trigger action {action}")));
+                    }
+                    Ok(known) => Some(known),
+                }
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "action must be TriggerAction.Void() or TriggerAction.Enqueue({ queue })",
+                ));
+            }
+        };
+        let timeout = fields
+            .remove("timeout_ms")
+            .filter(|value| !value.is_null())
+            .or_else(|| fields.remove("timeoutMs"));
+        let timeout_ms = match timeout {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(ms)) => match (ms.as_u64(), ms.as_f64()) {
+                (Some(ms), _) => Some(ms),
+                (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => Some(ms as u64),
+                _ => return Err(invalid("timeout_ms must be a non-negative number")),
+            },
+            Some(_) => return Err(invalid("timeout_ms must be a number")),
+        };
+        Ok(Self {
+            function_id,
+            payload: fields.remove("payload").unwrap_or(Value::Null),
+            action,
+            timeout_ms,
+        })
+    }
+
     /// True when no result is expected.
     pub(crate) fn is_void(&self) -> bool {
         matches!(self.action, Some(TriggerAction::Void))
@@ -76,11 +128,10 @@ impl RegisterTrigger {
 
     /// An HTTP route: `RegisterTrigger::http("files::download", "/files/:filename", "GET")`.
     pub fn http(function_id: impl Into<String>, api_path: &str, http_method: &str) -> Self {
-        Self::new(
-            "http",
-            function_id,
-            json!({"api_path": api_path, "http_method": http_method}),
-        )
+        let mut config = serde_json::Map::new();
+        config.insert(http::CONFIG_API_PATH.into(), api_path.into());
+        config.insert(http::CONFIG_HTTP_METHOD.into(), http_method.into());
+        Self::new(http::TRIGGER_TYPE, function_id, Value::Object(config))
     }
 
     /// The `registertrigger` message for this binding under `id`.
@@ -98,6 +149,7 @@ impl RegisterTrigger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn constructors_fill_the_defaults() {
@@ -105,6 +157,30 @@ mod tests {
         assert!(!call.is_void() && call.timeout_ms.is_none());
         assert!(TriggerRequest::void("a::b", Value::Null).is_void());
         assert_eq!(call.with_timeout_ms(5).timeout_ms, Some(5));
+    }
+
+    #[test]
+    fn requests_read_from_json() {
+        let request = TriggerRequest::from_value(json!({
+            "function_id": "a::b", "payload": {"x": 1}, "action": {"type": "void"}, "timeoutMs": 5.5
+        }))
+        .expect("a request");
+        assert_eq!(request.payload, json!({"x": 1}));
+        assert!(request.is_void());
+        assert_eq!(request.timeout_ms, Some(5));
+        let plain = TriggerRequest::from_value(json!({"function_id": "a::b", "timeout_ms": 7}));
+        assert_eq!(plain.expect("a request").timeout_ms, Some(7));
+        for bad in [
+            json!("a::b"),
+            json!({"payload": 1}),
+            json!({"function_id": "a::b", "action": "void"}),
+            json!({"function_id": "a::b", "action": {"type": "teleport"}}),
+            json!({"function_id": "a::b", "timeout_ms": -1}),
+            json!({"function_id": "a::b", "timeout_ms": "1"}),
+        ] {
+            let error = TriggerRequest::from_value(bad.clone()).expect_err("refused");
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidArgument, "{bad}");
+        }
     }
 
     #[test]

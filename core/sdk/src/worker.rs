@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use iii_protocol::limits::FN_CHANNELS_CREATE;
+use iii_protocol::builtins::{
+    CHANNELS_CREATE_BUFFER_SIZE, CHANNELS_CREATE_READER, CHANNELS_CREATE_WRITER, FN_CHANNELS_CREATE,
+};
 use iii_protocol::{Message, StreamChannelRef};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -131,7 +133,7 @@ impl III {
         let refs = self
             .trigger(TriggerRequest::new(
                 FN_CHANNELS_CREATE,
-                json!({ "buffer_size": buffer_size }),
+                json!({ CHANNELS_CREATE_BUFFER_SIZE: buffer_size }),
             ))
             .await?;
         let parse = |key: &str| {
@@ -141,7 +143,8 @@ impl III {
                 ))
             })
         };
-        let (writer_ref, reader_ref) = (parse("writer")?, parse("reader")?);
+        let writer_ref = parse(CHANNELS_CREATE_WRITER)?;
+        let reader_ref = parse(CHANNELS_CREATE_READER)?;
         Ok(Channel::from_refs(self.address(), writer_ref, reader_ref))
     }
 

@@ -1,5 +1,5 @@
 //! Channel access keys: one random key per end, so holding the reader's ref never lets
-//! anyone write (PROTOCOL.md §4.1), compared in constant time.
+//! anyone write (docs/PROTOCOL.md §4.1), compared in constant time.
 
 use std::fmt;
 

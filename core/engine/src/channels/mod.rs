@@ -1,5 +1,5 @@
 //! Channels: a writer socket and a reader socket joined by a bounded buffer, so workers can
-//! stream bytes to each other through the engine (PROTOCOL.md §4).
+//! stream bytes to each other through the engine (docs/PROTOCOL.md §4).
 //!
 //! This module holds one channel's state machine: which end is connected, which has
 //! finished, and the end status each side must learn. The sockets are driven by

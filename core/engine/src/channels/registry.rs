@@ -1,5 +1,5 @@
 //! Finding channels by id: the live ones, and tombstones of finished ones so a late connect
-//! learns how the channel ended instead of getting a 404 (PROTOCOL.md §4.2, §4.7).
+//! learns how the channel ended instead of getting a 404 (docs/PROTOCOL.md §4.2, §4.7).
 //!
 //! One periodic sweep expires channels past their TTL and forgets old tombstones; maps are
 //! shrunk when they empty out so memory really returns after a burst of channels.

@@ -2,7 +2,7 @@
 //! (splitting binary frames into ≤ 64 KiB pieces, zero copy) and simply stops reading when the
 //! buffer is full, so TCP backpressure reaches the writer. The reader end writes every ready
 //! frame and flushes once per batch, while still reading its own socket for pings and close.
-//! Each end finishes with the close code of PROTOCOL.md §4.4.
+//! Each end finishes with the close code of docs/PROTOCOL.md §4.4.
 
 use std::sync::Arc;
 
@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use super::buffer::{BufferClosed, BufferRx, BufferTx, Frame, split_binary};
+use super::registry::ChannelRegistry;
 use super::{Channel, Claim};
-use crate::engine::{Shared, Shutdown};
+use crate::lifecycle::Shutdown;
 use crate::ws::{WsStream, close_and_drain, close_too_big, going_away, status_frame};
 
 /// Most frames written to a reader between two flushes.
@@ -25,7 +26,7 @@ const MAX_BATCH: usize = 256;
 
 /// Serves a socket that connected to one end of `channel`.
 pub(crate) async fn serve_end(
-    shared: Arc<Shared>,
+    channels: Arc<ChannelRegistry>,
     mut ws: WsStream,
     channel: Arc<Channel>,
     direction: ChannelDirection,
@@ -37,9 +38,9 @@ pub(crate) async fn serve_end(
     }
     match channel.claim(direction) {
         Claim::Writer { buffer, stop } => {
-            serve_writer(&shared, &channel, ws, buffer, stop, shutdown).await;
+            serve_writer(&channels, &channel, ws, buffer, stop, shutdown).await;
         }
-        Claim::Reader(buffer) => serve_reader(&shared, &channel, ws, buffer, shutdown).await,
+        Claim::Reader(buffer) => serve_reader(&channels, &channel, ws, buffer, shutdown).await,
         Claim::AlreadyConnected => {
             tracing::debug!(channel_id = %channel.id, %direction, "end already connected");
             let frame = status_frame(&EndStatus::EndAlreadyConnected);
@@ -62,7 +63,7 @@ enum WriterEnd {
 }
 
 async fn serve_writer(
-    shared: &Shared,
+    channels: &ChannelRegistry,
     channel: &Channel,
     mut ws: WsStream,
     buffer: BufferTx,
@@ -81,7 +82,7 @@ async fn serve_writer(
     tracing::debug!(channel_id = %channel.id, ?status, "writer finished");
     // Record the status before the buffer's sender goes, so the reader finds it once drained.
     if let Some(final_status) = channel.writer_finished(status) {
-        shared.channels.retire(channel, final_status);
+        channels.retire(channel, final_status);
     }
     drop(buffer);
     match end {
@@ -177,7 +178,7 @@ enum ReaderEnd {
 }
 
 async fn serve_reader(
-    shared: &Shared,
+    channels: &ChannelRegistry,
     channel: &Channel,
     ws: WsStream,
     mut buffer: BufferRx,
@@ -193,7 +194,7 @@ async fn serve_reader(
     };
     // Stops a connected writer before the buffer closes under it, so it learns why.
     if let Some(final_status) = channel.reader_finished() {
-        shared.channels.retire(channel, final_status);
+        channels.retire(channel, final_status);
     }
     drop(buffer);
     let Ok(mut ws) = stream.reunite(sink) else {

@@ -1,4 +1,4 @@
-//! HTTP triggers (PROTOCOL.md §6): an HTTP/1.1 server (hyper) whose routes come from
+//! HTTP triggers (docs/PROTOCOL.md §6): an HTTP/1.1 server (hyper) whose routes come from
 //! workers' `http` triggers. Each request becomes an invocation of the route's function with
 //! two channels: the request body streams into one as it arrives, and the function's
 //! response streams out of the other, so downloads, uploads and server-sent events never sit
@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
-use iii_protocol::{ChannelDirection, ErrorBody, Message};
+use iii_protocol::{ChannelDirection, ErrorBody, Message, codes};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -27,8 +27,9 @@ use tokio::sync::oneshot;
 use crate::accept::accept_loop;
 use crate::channels::Claim;
 use crate::channels::registry::Created;
-use crate::engine::{Lifeline, Shared, Shutdown};
 use crate::invocations::{Outcome, Waiter, stopped_error};
+use crate::lifecycle::{Lifeline, Shutdown};
+use crate::state::EngineState;
 use body::HttpBody;
 use request::{BodyRefs, BodySource, BodyWriter, JsonBodyError};
 use response::{Exchange, error_response};
@@ -42,7 +43,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Accepts HTTP connections until the engine stops.
 pub(crate) async fn run(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -55,7 +56,7 @@ pub(crate) async fn run(
 
 async fn serve_connection(
     stream: TcpStream,
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     mut shutdown: Shutdown,
     _lifeline: Lifeline,
 ) {
@@ -84,10 +85,10 @@ async fn serve_connection(
 }
 
 /// Serves one request.
-async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<HttpBody> {
+async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Response<HttpBody> {
     let (parts, incoming) = request.into_parts();
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
-        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "Not Found");
+        return error_response(StatusCode::NOT_FOUND, codes::ROUTE_NOT_FOUND, "Not Found");
     };
     let (source, body) = if request::is_json(&parts.headers) {
         let cap = shared.config.max_json_body_bytes;
@@ -97,17 +98,17 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Htt
                 let message = format!("JSON bodies are limited to {cap} bytes");
                 return error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    codes::PAYLOAD_TOO_LARGE,
                     &message,
                 );
             }
             Err(JsonBodyError::Invalid(error)) => {
                 let message = format!("invalid JSON body: {error}");
-                return error_response(StatusCode::BAD_REQUEST, "invalid_json", &message);
+                return error_response(StatusCode::BAD_REQUEST, codes::INVALID_JSON, &message);
             }
             Err(JsonBodyError::Failed(error)) => {
                 let message = format!("request body failed: {error}");
-                return error_response(StatusCode::BAD_REQUEST, "bad_request", &message);
+                return error_response(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, &message);
             }
         }
     } else {
@@ -116,7 +117,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Htt
     let Some((request_channel, response_channel)) = create_channels(&shared) else {
         return error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            codes::INTERNAL_ERROR,
             "could not create channels",
         );
     };
@@ -127,12 +128,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Htt
         // Fresh channels: both ends are free. Unreachable, but never a panic.
         return error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            codes::INTERNAL_ERROR,
             "could not open channels",
         );
     };
     let mut exchange = Exchange {
-        shared: shared.clone(),
+        channels: shared.channels.clone(),
         response: response_channel.channel.clone(),
         request: request_channel.channel.clone(),
         outcome: None,
@@ -142,7 +143,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Htt
         buffer,
         stop,
     };
-    tokio::spawn(request::pump_body(shared.clone(), source, writer));
+    tokio::spawn(request::pump_body(shared.channels.clone(), source, writer));
     let refs = BodyRefs {
         request_body: request_channel.reader,
         response: response_channel.writer,
@@ -159,7 +160,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Htt
     response::respond(rx, exchange, shared.config.http_timeout).await
 }
 
-fn create_channels(shared: &Shared) -> Option<(Created, Created)> {
+fn create_channels(shared: &EngineState) -> Option<(Created, Created)> {
     let create = || {
         shared
             .channels
@@ -172,13 +173,13 @@ fn create_channels(shared: &Shared) -> Option<(Created, Created)> {
 
 /// Calls `function_id` with `data` on behalf of the engine; the receiver gets its answer.
 async fn invoke(
-    shared: &Shared,
+    shared: &EngineState,
     function_id: &str,
     data: Value,
 ) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
     let Some(owner) = shared.functions.lookup(function_id) else {
         return Err(ErrorBody::new(
-            crate::worker::dispatch::FUNCTION_NOT_FOUND,
+            codes::FUNCTION_NOT_FOUND,
             format!("Function {function_id} not found"),
         ));
     };

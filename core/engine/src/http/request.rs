@@ -1,5 +1,5 @@
 //! The request side of an HTTP trigger: the invocation payload a function receives
-//! (PROTOCOL.md §6) and the request body streamed into its `request_body` channel as it
+//! (docs/PROTOCOL.md §6) and the request body streamed into its `request_body` channel as it
 //! arrives, so an upload is never held whole in the engine.
 
 use std::sync::Arc;
@@ -16,7 +16,11 @@ use tokio::sync::oneshot;
 use super::routes::RouteMatch;
 use crate::channels::Channel;
 use crate::channels::buffer::{BufferClosed, BufferTx, Frame, split_binary};
-use crate::engine::Shared;
+use crate::channels::registry::ChannelRegistry;
+use iii_protocol::http::{
+    FIELD_BODY, FIELD_HEADERS, FIELD_METHOD, FIELD_PATH, FIELD_PATH_PARAMS, FIELD_QUERY_PARAMS,
+    FIELD_RAW_PATH, FIELD_REQUEST_BODY, FIELD_RESPONSE, FIELD_TRIGGER, TRIGGER_TYPE,
+};
 
 /// The refs a function gets for one request.
 pub(crate) struct BodyRefs {
@@ -33,18 +37,25 @@ pub(crate) fn payload(route: &RouteMatch, parts: &Parts, body: Value, refs: Body
         .iter()
         .map(|(name, value)| (name.clone(), Value::String(value.clone())))
         .collect();
-    json!({
-        "method": parts.method.as_str(),
-        "path": route.pattern,
-        "raw_path": parts.uri.path(),
-        "path_params": path_params,
-        "query_params": query_params(parts.uri.query()),
-        "headers": headers(&parts.headers),
-        "body": body,
-        "request_body": Value::from(refs.request_body),
-        "response": Value::from(refs.response),
-        "trigger": {"type": "http", "path": route.pattern, "method": route.method.as_str()},
-    })
+    let mut data = Map::new();
+    let mut put = |key: &str, value: Value| data.insert(key.to_string(), value);
+    put(FIELD_METHOD, parts.method.as_str().into());
+    put(FIELD_PATH, route.pattern.clone().into());
+    put(FIELD_RAW_PATH, parts.uri.path().into());
+    put(FIELD_PATH_PARAMS, Value::Object(path_params));
+    put(
+        FIELD_QUERY_PARAMS,
+        Value::Object(query_params(parts.uri.query())),
+    );
+    put(FIELD_HEADERS, Value::Object(headers(&parts.headers)));
+    put(FIELD_BODY, body);
+    put(FIELD_REQUEST_BODY, Value::from(refs.request_body));
+    put(FIELD_RESPONSE, Value::from(refs.response));
+    put(
+        FIELD_TRIGGER,
+        json!({"type": TRIGGER_TYPE, "path": route.pattern, "method": route.method.as_str()}),
+    );
+    Value::Object(data)
 }
 
 /// Adds `value` under `key`: a string the first time, a list once the key repeats.
@@ -162,7 +173,11 @@ pub(crate) struct BodyWriter {
 /// Feeds the request body into its channel in ≤ 64 KiB frames, waiting while the buffer is
 /// full (so TCP backpressure reaches the uploading client), then ends the channel: complete,
 /// or writer-lost when the client's upload broke off.
-pub(crate) async fn pump_body(shared: Arc<Shared>, source: BodySource, writer: BodyWriter) {
+pub(crate) async fn pump_body(
+    channels: Arc<ChannelRegistry>,
+    source: BodySource,
+    writer: BodyWriter,
+) {
     let BodyWriter {
         channel,
         buffer,
@@ -175,7 +190,7 @@ pub(crate) async fn pump_body(shared: Arc<Shared>, source: BodySource, writer: B
     };
     tracing::debug!(channel_id = %channel.id, ?status, "request body finished");
     if let Some(final_status) = channel.writer_finished(status) {
-        shared.channels.retire(&channel, final_status);
+        channels.retire(&channel, final_status);
     }
 }
 

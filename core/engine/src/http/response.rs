@@ -1,4 +1,4 @@
-//! The response side of an HTTP trigger (PROTOCOL.md §6): control messages on the response
+//! The response side of an HTTP trigger (docs/PROTOCOL.md §6): control messages on the response
 //! channel set the status and headers, the first body byte (or the channel's end) sends
 //! them, and every later binary frame goes out as a chunk of the body. A function may instead
 //! return a plain result, which becomes the whole response.
@@ -16,17 +16,21 @@ use tokio::sync::oneshot;
 use super::body::{HttpBody, StreamBody};
 use crate::channels::Channel;
 use crate::channels::buffer::{BufferRx, Frame};
-use crate::engine::Shared;
-use crate::invocations::{INVOCATION_STOPPED, Outcome, TIMEOUT};
-
-/// Error code: the function's response was unusable.
-const INVALID_RESPONSE: &str = "invalid_response";
+use crate::channels::registry::ChannelRegistry;
+use crate::invocations::Outcome;
+use iii_protocol::codes::{
+    EXPIRED, INVALID_RESPONSE, INVOCATION_STOPPED, RESPONSE_ABORTED, TIMEOUT, WRITER_LOST,
+};
+use iii_protocol::http::{
+    RESULT_BODY, RESULT_HEADERS, RESULT_STATUS_CODE, RESULT_STATUS_CODE_CAMEL, ResponseControl,
+};
 
 /// One request's channels and call, cleaned up when the request is done, however it ends:
 /// the response channel is finished (a writer still writing gets `reader_closed`), and the
 /// request-body channel is given up on once the function has returned, if nobody read it.
 pub(crate) struct Exchange {
-    pub(crate) shared: Arc<Shared>,
+    /// The channel registry, which retires both channels.
+    pub(crate) channels: Arc<ChannelRegistry>,
     /// The response channel; the engine holds its reader end.
     pub(crate) response: Arc<Channel>,
     /// The request-body channel; the engine holds its writer end.
@@ -55,12 +59,12 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         if let Some(status) = self.response.reader_finished() {
-            self.shared.channels.retire(&self.response, status);
+            self.channels.retire(&self.response, status);
         }
-        let (shared, request) = (self.shared.clone(), self.request.clone());
+        let (channels, request) = (self.channels.clone(), self.request.clone());
         let abandon = move || {
             if let Some(status) = request.abandon_reader() {
-                shared.channels.retire(&request, status);
+                channels.retire(&request, status);
             }
         };
         match (self.outcome.take(), tokio::runtime::Handle::try_current()) {
@@ -86,28 +90,20 @@ struct Head {
 impl Head {
     /// Applies one text message from the response channel.
     fn apply(&mut self, text: &str) {
-        let Ok(message) = serde_json::from_str::<Value>(text) else {
-            tracing::debug!("ignoring a response message that is not JSON");
-            return;
-        };
-        match message.get("type").and_then(Value::as_str) {
-            Some("set_status") => {
-                match message
-                    .get("status_code")
-                    .and_then(Value::as_u64)
-                    .and_then(|code| u16::try_from(code).ok())
-                    .and_then(|code| StatusCode::from_u16(code).ok())
-                {
-                    Some(status) => self.status = Some(status),
-                    None => tracing::debug!(%message, "ignoring an invalid status"),
+        match ResponseControl::parse(text) {
+            Some(ResponseControl::SetStatus { status_code }) => {
+                match StatusCode::from_u16(status_code) {
+                    Ok(status) => self.status = Some(status),
+                    Err(_) => tracing::debug!(status_code, "ignoring an invalid status"),
                 }
             }
-            Some("set_headers") => {
-                if let Some(headers) = message.get("headers") {
-                    add_headers(&mut self.headers, headers);
-                }
+            Some(ResponseControl::SetHeaders { headers }) => {
+                add_headers(&mut self.headers, &headers)
             }
-            _ => tracing::debug!(%message, "ignoring an unknown response message"),
+            None => tracing::debug!(
+                text,
+                "ignoring a response message that is not a control message"
+            ),
         }
     }
 
@@ -204,14 +200,14 @@ fn failed(error: &ErrorBody) -> Response<HttpBody> {
 /// other value is sent as a 200 JSON body.
 fn plain(value: Value) -> Response<HttpBody> {
     let has_status = |object: &serde_json::Map<String, Value>| {
-        object.contains_key("status_code") || object.contains_key("statusCode")
+        object.contains_key(RESULT_STATUS_CODE) || object.contains_key(RESULT_STATUS_CODE_CAMEL)
     };
     let (status, headers, body) = match value {
         Value::Object(mut object) if has_status(&object) => {
             let code = object
-                .get("status_code")
+                .get(RESULT_STATUS_CODE)
                 .filter(|code| !code.is_null())
-                .or_else(|| object.get("statusCode"))
+                .or_else(|| object.get(RESULT_STATUS_CODE_CAMEL))
                 .and_then(Value::as_u64)
                 .and_then(|code| u16::try_from(code).ok())
                 .and_then(|code| StatusCode::from_u16(code).ok());
@@ -223,11 +219,11 @@ fn plain(value: Value) -> Response<HttpBody> {
                     message,
                 );
             };
-            let headers = object.remove("headers").unwrap_or(Value::Null);
+            let headers = object.remove(RESULT_HEADERS).unwrap_or(Value::Null);
             (
                 status,
                 headers,
-                object.remove("body").unwrap_or(Value::Null),
+                object.remove(RESULT_BODY).unwrap_or(Value::Null),
             )
         }
         other => (StatusCode::OK, Value::Null, other),
@@ -254,12 +250,12 @@ fn plain(value: Value) -> Response<HttpBody> {
 fn unfinished(status: &EndStatus) -> (&'static str, String) {
     match status {
         EndStatus::Aborted(reason) => (
-            "response_aborted",
+            RESPONSE_ABORTED,
             format!("the function aborted its response: {reason}"),
         ),
-        EndStatus::Expired => ("expired", "the response channel expired".to_string()),
+        EndStatus::Expired => (EXPIRED, "the response channel expired".to_string()),
         _ => (
-            "writer_lost",
+            WRITER_LOST,
             "the function's response writer was lost".to_string(),
         ),
     }

@@ -1,5 +1,5 @@
 //! The HTTP routes workers register with `registertrigger` (`trigger_type: "http"`), and
-//! matching a request's method and path against them (PROTOCOL.md §6).
+//! matching a request's method and path against them (docs/PROTOCOL.md §6).
 //!
 //! Patterns are split into segments once, at registration; a `:name` segment matches any one
 //! non-empty segment and is handed to the function, percent-decoded, as a path parameter.

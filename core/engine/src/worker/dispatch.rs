@@ -1,33 +1,24 @@
 //! What the engine does with each message a worker sends on its main socket, including the
-//! routing of invocations (PROTOCOL.md §2.2, §3). Bad input is answered, never fatal.
+//! routing of invocations (docs/PROTOCOL.md §2, §3). Bad input is answered, never fatal.
 
-use iii_protocol::limits::{FN_CHANNELS_CREATE, FN_WORKERS_REGISTER};
-use iii_protocol::{ErrorBody, Message, TriggerAction};
+use iii_protocol::builtins::{CALLER_WORKER_ID, FN_CHANNELS_CREATE, FN_WORKERS_REGISTER};
+use iii_protocol::codes::{
+    ENQUEUE_ERROR, FUNCTION_NOT_FOUND, INVALID_MESSAGE, TRIGGER_REGISTRATION_FAILED,
+};
+use iii_protocol::{ErrorBody, Message, TriggerAction, http};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Conn;
 use crate::builtins;
-use crate::engine::Shared;
 use crate::functions::Owner;
 use crate::http::routes::InvalidRoute;
 use crate::invocations::{Caller, stopped_error};
-use crate::triggers::{HTTP_TRIGGER_TYPE, Trigger};
-
-/// Error code: an invocation the engine cannot read.
-pub(crate) const INVALID_MESSAGE: &str = "invalid_message";
-/// Error code: unknown function.
-pub(crate) const FUNCTION_NOT_FOUND: &str = "function_not_found";
-/// Error code: a trigger the engine cannot register.
-pub(crate) const TRIGGER_REGISTRATION_FAILED: &str = "trigger_registration_failed";
-/// Error code: enqueue without a queue provider.
-pub(crate) const ENQUEUE_ERROR: &str = "enqueue_error";
-
-/// The payload key naming the calling worker, added when absent.
-const CALLER_WORKER_KEY: &str = "_caller_worker_id";
+use crate::state::EngineState;
+use crate::triggers::Trigger;
 
 /// Handles one text frame from `conn`.
-pub(crate) async fn handle(shared: &Shared, conn: &Conn, text: &str) {
+pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
     let message = match serde_json::from_str::<Message>(text) {
         Ok(message) => message,
         Err(error) => return reply_unreadable(conn, text, &error).await,
@@ -47,7 +38,7 @@ pub(crate) async fn handle(shared: &Shared, conn: &Conn, text: &str) {
             function_id,
             config,
             ..
-        } if trigger_type == HTTP_TRIGGER_TYPE => {
+        } if trigger_type == http::TRIGGER_TYPE => {
             let registered =
                 shared
                     .routes
@@ -161,8 +152,8 @@ struct Invoke {
     baggage: Option<String>,
 }
 
-/// Routes a call: built-ins here, others to their owner (PROTOCOL.md §3).
-async fn route(shared: &Shared, conn: &Conn, invoke: Invoke) {
+/// Routes a call: built-ins here, others to their owner (docs/PROTOCOL.md §3).
+async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
     let Invoke {
         invocation_id,
         function_id,
@@ -228,10 +219,10 @@ async fn route(shared: &Shared, conn: &Conn, invoke: Invoke) {
         return answer_error(caller, function_id, error).await;
     };
     if let Value::Object(map) = &mut data
-        && !map.contains_key(CALLER_WORKER_KEY)
+        && !map.contains_key(CALLER_WORKER_ID)
     {
         map.insert(
-            CALLER_WORKER_KEY.to_string(),
+            CALLER_WORKER_ID.to_string(),
             Value::String(conn.worker_id.to_string()),
         );
     }

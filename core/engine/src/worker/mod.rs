@@ -11,13 +11,14 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use iii_protocol::Message;
-use iii_protocol::close::MESSAGE_TOO_BIG;
+use iii_protocol::close::{MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use uuid::Uuid;
 
-use crate::engine::{Lifeline, Shared, Shutdown};
 use crate::invocations::stopped_error;
+use crate::lifecycle::{Lifeline, Shutdown};
+use crate::state::EngineState;
 use crate::ws::{WsStream, close_frame, going_away, linger};
 use outbound::{OUTBOX_CAPACITY, Outbox, run_writer};
 use registry::ConnId;
@@ -44,7 +45,7 @@ enum End {
 
 /// Serves one worker's main socket until it closes.
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     ws: WsStream,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
@@ -76,7 +77,7 @@ pub(crate) async fn serve(
     };
     let close = match end {
         End::PeerGone => None,
-        End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, "message_too_big")),
+        End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG)),
         End::Shutdown => Some(going_away()),
     };
     let _ = stop_writer.send(close);
@@ -92,7 +93,7 @@ pub(crate) async fn serve(
     tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
 }
 
-async fn read_loop(shared: &Shared, conn: &Conn, stream: &mut SplitStream<WsStream>) -> End {
+async fn read_loop(shared: &EngineState, conn: &Conn, stream: &mut SplitStream<WsStream>) -> End {
     let limit = shared.config.max_main_message_bytes;
     while let Some(message) = stream.next().await {
         match message {
@@ -120,7 +121,7 @@ async fn read_loop(shared: &Shared, conn: &Conn, stream: &mut SplitStream<WsStre
 }
 
 /// Removes everything the connection registered and answers the calls it owed.
-async fn forget(shared: &Shared, conn: &Conn, stopping: bool) {
+async fn forget(shared: &EngineState, conn: &Conn, stopping: bool) {
     shared.connections.remove(conn.id);
     shared.functions.remove_connection(conn.id);
     shared.triggers.remove_connection(conn.id);

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 
-use crate::engine::Lifeline;
+use crate::lifecycle::Lifeline;
 use crate::ws::{CLOSE_GRACE, WsStream};
 
 /// Messages a connection's queue holds before senders wait.

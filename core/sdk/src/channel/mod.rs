@@ -1,7 +1,7 @@
 //! Streaming channels: the [`Channel`] a worker creates, and what both ends share — how a
 //! channel socket is opened and how its close frames turn into end statuses.
 //!
-//! Each end is one WebSocket to `/ws/channels/{id}` (PROTOCOL.md §4), opened lazily on the home
+//! Each end is one WebSocket to `/ws/channels/{id}` (docs/PROTOCOL.md §4), opened lazily on the home
 //! runtime ([`crate::runtime`]), whose reactor then drives it. The data path has no task hop: a write feeds
 //! the socket from the caller's future and a read takes the next frame straight from it, which
 //! works from any executor because tokio sockets are woken by the reactor they belong to.
@@ -11,7 +11,7 @@ mod reader;
 pub mod write_queue;
 mod writer;
 
-pub use reader::ChannelReader;
+pub use reader::{ChannelEvent, ChannelReader, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES};
 pub use write_queue::{WriteAck, WriteOp, WriteQueue};
 pub use writer::ChannelWriter;
 

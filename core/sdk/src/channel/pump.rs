@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 
-use super::reader::Shared;
+use super::reader::{ChannelEvent, Shared, Texts};
 
 /// Binary frames the pump keeps for the consumer before it stops reading.
 const STASH_FRAMES: usize = 8;
@@ -39,10 +39,11 @@ pub(super) async fn run(shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>)
             _ = &mut stopped => return,
             _ = closing.wait_for(|closing| *closing) => return,
             _ = shared.consumer_arrived.notified() => return,
-            read = shared.read_frame(&mut state) => read,
+            read = shared.read_event(&mut state, Texts::Deliver) => read,
         };
         match read {
-            Ok(Some(chunk)) => shared.stash().push_back(chunk),
+            Ok(Some(ChannelEvent::Data(chunk))) => shared.stash().push_back(chunk),
+            Ok(Some(ChannelEvent::Message(_))) => {}
             // The end is recorded for the consumer.
             Ok(None) | Err(_) => return,
         }

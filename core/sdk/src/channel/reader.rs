@@ -1,16 +1,22 @@
 //! The reading end of a channel.
 //!
-//! The socket is opened on the home runtime (see [`crate::runtime`]) and read directly by the consumer's
-//! `next_binary` (no task hop per frame; a consumer that stops reading stops the socket, and TCP
-//! carries the backpressure to the engine). Text frames met on the way go to the `on_message`
-//! callbacks. While nobody reads yet, a pump task on the runtime delivers text messages for the
-//! callbacks (see [`pump`](super::pump)). Only the engine's `1000` is a clean end; every other
-//! close, or a socket that just drops, is an error.
+//! One ordered pull API underlies every way of reading: [`ChannelReader::next_event`] gives the
+//! next frame in wire order, bytes or a text message, and [`ChannelReader::try_next_event`]
+//! gives it only if it is already at hand. [`next_binary`](ChannelReader::next_binary),
+//! [`read_all`](ChannelReader::read_all) and the `on_message` callbacks are built on it, and so
+//! is every binding's reader: a message is always seen before the bytes written after it.
+//!
+//! The socket is opened on the home runtime (see [`crate::runtime`]) and read directly by the
+//! consumer's future (no task hop per frame; a consumer that stops reading stops the socket,
+//! and TCP carries the backpressure to the engine). While nobody reads yet, a pump task on the
+//! runtime delivers text messages to the callbacks (see [`pump`](super::pump)). Only the
+//! engine's `1000` is a clean end; every other close, or a socket that just drops, is an error.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,12 +29,31 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use super::{ChannelSocket, Connecting, close_frame, end_status, pump, socket_lost};
 use crate::IIIError;
 
-/// Text messages kept for the first `on_message` callback, at most.
-const PENDING_MESSAGES: usize = 1024;
-/// Bytes of text kept for the first `on_message` callback, at most.
-const PENDING_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Text messages a reader keeps for a consumer that has not taken them yet, at most: those
+/// waiting for the first `on_message` callback here, and those a binding's pull API holds.
+pub const MAX_KEPT_MESSAGES: usize = 1024;
+/// Bytes of text a reader keeps for a consumer that has not taken them yet, at most.
+pub const MAX_KEPT_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// How long a closing reader waits for the engine to acknowledge its Close.
 const CLOSE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One frame of a channel, in the order the writer sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// Bytes of the stream (at most 64 KiB).
+    Data(Bytes),
+    /// A text message sent alongside the bytes.
+    Message(String),
+}
+
+/// What a read does with a text message it meets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Texts {
+    /// Returns it, as an event.
+    Return,
+    /// Hands it to the `on_message` callbacks and reads on.
+    Deliver,
+}
 
 /// A text-message callback.
 type MessageCallback = Arc<dyn Fn(String) + Send + Sync + 'static>;
@@ -87,8 +112,8 @@ impl Shared {
     pub(super) fn deliver(&self, message: String) {
         let mut messages = self.messages();
         if messages.callbacks.is_empty() {
-            if messages.pending.len() < PENDING_MESSAGES
-                && messages.pending_bytes + message.len() <= PENDING_MESSAGE_BYTES
+            if messages.pending.len() < MAX_KEPT_MESSAGES
+                && messages.pending_bytes + message.len() <= MAX_KEPT_MESSAGE_BYTES
             {
                 messages.pending_bytes += message.len();
                 messages.pending.push_back(message);
@@ -114,16 +139,27 @@ impl Shared {
         *self.closing.borrow()
     }
 
-    /// Reads the next frame of `socket` that matters to a reader: binary data (returned), text
-    /// (delivered), or the end (recorded, socket state set to ended).
-    pub(super) async fn read_frame(&self, state: &mut Socket) -> Result<Option<Bytes>, IIIError> {
+    /// Reads the next frame of `socket` that matters to a reader: binary data or text (a text
+    /// is returned or delivered, as `texts` says), or the end (recorded, socket state set to
+    /// ended). Cancelling it loses nothing: a frame is either returned or still in the socket.
+    pub(super) async fn read_event(
+        &self,
+        state: &mut Socket,
+        texts: Texts,
+    ) -> Result<Option<ChannelEvent>, IIIError> {
         let Socket::Open(socket) = state else {
             return self.finish(Err(socket_lost(None))).map(|()| None);
         };
         loop {
             match socket.next().await {
-                Some(Ok(WsMessage::Binary(chunk))) => return Ok(Some(chunk)),
-                Some(Ok(WsMessage::Text(text))) => self.deliver(text.as_str().to_owned()),
+                Some(Ok(WsMessage::Binary(chunk))) => return Ok(Some(ChannelEvent::Data(chunk))),
+                Some(Ok(WsMessage::Text(text))) => {
+                    let text = text.as_str().to_owned();
+                    match texts {
+                        Texts::Return => return Ok(Some(ChannelEvent::Message(text))),
+                        Texts::Deliver => self.deliver(text),
+                    }
+                }
                 Some(Ok(WsMessage::Close(frame))) => {
                     let end = match IIIError::from_end_status(end_status(frame.as_ref())) {
                         None => Ok(()),
@@ -169,6 +205,27 @@ impl Shared {
     }
 }
 
+impl ChannelEvent {
+    /// The bytes of a data event.
+    fn into_data(self) -> Option<Bytes> {
+        match self {
+            Self::Data(chunk) => Some(chunk),
+            // Unreachable for reads that deliver messages; never a clean end either.
+            Self::Message(_) => Some(Bytes::new()),
+        }
+    }
+}
+
+/// Polls `read` once, inside the home runtime: its outcome if ready, `None` if it would wait.
+fn poll_once<T>(read: impl std::future::Future<Output = T>) -> Option<T> {
+    let _home = crate::runtime::enter_home();
+    let read = std::pin::pin!(read);
+    match read.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(outcome) => Some(outcome),
+        Poll::Pending => None,
+    }
+}
+
 fn call(callback: &MessageCallback, message: String) {
     if catch_unwind(AssertUnwindSafe(|| callback(message))).is_err() {
         tracing::error!("channel reader: an on_message callback panicked");
@@ -208,11 +265,44 @@ impl ChannelReader {
         }
     }
 
+    /// The next frame in wire order — bytes or a text message — or `Ok(None)` once the writer
+    /// has closed the stream cleanly and everything was read. An aborted, lost or expired
+    /// stream is an error, never a clean end. Closing the reader makes a pending call fail
+    /// with [`IIIError::ReaderClosed`].
+    ///
+    /// Messages returned here do not go to `on_message` callbacks (a message the pump already
+    /// delivered to them, before the first read, is not returned again).
+    pub async fn next_event(&self) -> Result<Option<ChannelEvent>, IIIError> {
+        self.read(Texts::Return).await
+    }
+
+    /// The next event if it is at hand without waiting: `None` when the read would wait,
+    /// else its outcome as [`next_event`](Self::next_event) gives it. Nothing is lost when
+    /// it would wait (the socket keeps what it has not handed over), so a binding can take
+    /// what is ready in one go and wait only when nothing is.
+    pub fn try_next_event(&self) -> Option<Result<Option<ChannelEvent>, IIIError>> {
+        poll_once(self.read(Texts::Return))
+    }
+
     /// The next binary chunk (at most 64 KiB), or `Ok(None)` once the writer has closed the
-    /// stream cleanly and every chunk was read. An aborted, lost or expired stream is an error,
-    /// never a clean end. Closing the reader makes a pending call fail with
-    /// [`IIIError::ReaderClosed`].
+    /// stream cleanly and every chunk was read. Text messages met on the way go to the
+    /// `on_message` callbacks first. Errors as [`next_event`](Self::next_event).
     pub async fn next_binary(&self) -> Result<Option<Bytes>, IIIError> {
+        Ok(self
+            .read(Texts::Deliver)
+            .await?
+            .and_then(ChannelEvent::into_data))
+    }
+
+    /// The next binary chunk if it is at hand without waiting (see
+    /// [`try_next_event`](Self::try_next_event)); messages met on the way are delivered.
+    pub fn try_next_binary(&self) -> Option<Result<Option<Bytes>, IIIError>> {
+        poll_once(self.read(Texts::Deliver))
+            .map(|outcome| outcome.map(|event| event.and_then(ChannelEvent::into_data)))
+    }
+
+    /// Takes over the socket from the pump, then reads the next event.
+    async fn read(&self, texts: Texts) -> Result<Option<ChannelEvent>, IIIError> {
         if !self.shared.consumer.swap(true, Ordering::AcqRel) {
             self.shared.consumer_arrived.notify_one();
         }
@@ -220,13 +310,13 @@ impl ChannelReader {
         let reading = async {
             let mut state = self.shared.socket.lock().await;
             if let Some(chunk) = self.shared.stash().pop_front() {
-                return Ok(Some(chunk));
+                return Ok(Some(ChannelEvent::Data(chunk)));
             }
             if let Some(end) = self.shared.end.get() {
                 return end.clone().map(|()| None);
             }
             self.shared.open(&mut state).await?;
-            self.shared.read_frame(&mut state).await
+            self.shared.read_event(&mut state, texts).await
         };
         tokio::select! {
             biased;

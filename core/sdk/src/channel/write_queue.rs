@@ -43,6 +43,17 @@ pub enum WriteAck {
     Later(oneshot::Receiver<Result<(), IIIError>>),
 }
 
+impl WriteAck {
+    /// Waits for the operation's fate (a queue whose task is gone reports
+    /// [`IIIError::Shutdown`]).
+    pub async fn wait(self) -> Result<(), IIIError> {
+        match self {
+            Self::Now(outcome) => outcome,
+            Self::Later(receiver) => receiver.await.unwrap_or(Err(IIIError::Shutdown)),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Window {
     /// Bytes queued so far (all time).
@@ -72,6 +83,14 @@ pub struct WriteQueue {
     entries: OnceLock<mpsc::UnboundedSender<Entry>>,
 }
 
+impl std::fmt::Debug for WriteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteQueue")
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
 fn lock(window: &Mutex<Window>) -> MutexGuard<'_, Window> {
     window.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -84,6 +103,17 @@ impl WriteQueue {
             window: Arc::default(),
             entries: OnceLock::new(),
         }
+    }
+
+    /// The writer behind this queue.
+    pub fn writer(&self) -> &Arc<ChannelWriter> {
+        &self.writer
+    }
+
+    /// True while nothing was pushed and the writer itself was not used either.
+    pub fn is_untouched(&self) -> bool {
+        let window = lock(&self.window);
+        window.queued == 0 && !window.ending && self.writer.is_untouched()
     }
 
     /// Queues `op` now; the [`WriteAck`] tells when the caller may go on.

@@ -3,7 +3,7 @@
 //!
 //! The engine serves HTTP itself and invokes the bound function with the request in the
 //! invocation's `data` and two channel refs: one streaming the request body in, one carrying
-//! the response out (PROTOCOL.md §6). Written by hand, a handler would dig those refs out of
+//! the response out (docs/PROTOCOL.md §6). Written by hand, a handler would dig those refs out of
 //! the JSON, open the channel ends, speak the response channel's control messages and end the
 //! response on every path, errors included. This module does that once, so a handler reads
 //! like an ordinary HTTP handler and can stream a body of any size, or server-sent events,
@@ -38,7 +38,7 @@ mod request;
 mod response;
 
 pub use request::{HttpRequest, MultiMap};
-pub use response::HttpResponse;
+pub use response::{HttpResponse, header_pairs};
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -46,6 +46,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use iii_protocol::ChannelDirection;
+use iii_protocol::http::FIELD_RESPONSE;
 use serde_json::Value;
 
 use crate::IIIError;
@@ -89,12 +90,32 @@ where
 /// response whose channel ends connect to the engine at `address`, runs `handler`, then ends
 /// the response as [`http`] does. Returns the invocation's result (`null`).
 ///
-/// [`http`] is this with the address of the running worker; bindings call it directly with
-/// handlers from their own language.
+/// [`http`] is this with the address of the running worker.
 pub async fn serve<F, Fut>(address: &str, data: Value, handler: F) -> Result<Value, IIIError>
 where
     F: FnOnce(HttpRequest, HttpResponse) -> Fut,
     Fut: Future<Output = Result<(), IIIError>>,
+{
+    serve_returning(address, data, move |request, response| {
+        let handled = handler(request, response);
+        async move { handled.await.map(|()| Value::Null) }
+    })
+    .await
+}
+
+/// [`serve`] for handlers that may return a plain result, as the Python and Node helpers
+/// allow: `null` ends the response (closing it unless the handler did); any other value is the
+/// invocation's result, with the response channel left alone, so a handler that wrote nothing
+/// can answer `{"status_code", "headers", "body"}` and the engine sends that. Bindings call it
+/// with handlers from their own language.
+pub async fn serve_returning<F, Fut>(
+    address: &str,
+    data: Value,
+    handler: F,
+) -> Result<Value, IIIError>
+where
+    F: FnOnce(HttpRequest, HttpResponse) -> Fut,
+    Fut: Future<Output = Result<Value, IIIError>>,
 {
     let (request, response) = split(address, data)?;
     let completion = response.completion();
@@ -105,17 +126,20 @@ where
     if let Err(error) = &outcome {
         tracing::debug!(%error, "an HTTP handler failed");
     }
-    completion.finish(outcome).await.map(|()| Value::Null)
+    completion.finish(outcome).await
 }
 
 /// The request and the response of an HTTP invocation's `data`.
 fn split(address: &str, data: Value) -> Result<(HttpRequest, HttpResponse), IIIError> {
-    let Value::Object(mut fields) = data else {
+    if !data.is_object() {
         return Err(IIIError::Protocol(
             "an HTTP invocation's data must be a JSON object".into(),
         ));
+    }
+    let response_ref = request::channel_ref(&data, FIELD_RESPONSE, ChannelDirection::Write)?;
+    let Value::Object(mut fields) = data else {
+        return Err(IIIError::Protocol("unreachable: checked above".into()));
     };
-    let response_ref = request::channel_ref(&fields, "response", ChannelDirection::Write)?;
     let request = HttpRequest::from_fields(address, &mut fields)?;
     Ok((request, HttpResponse::new(address, &response_ref)))
 }

@@ -1,5 +1,5 @@
 //! The request half of an HTTP invocation: the `data` the engine's HTTP server sends
-//! (PROTOCOL.md §6), parsed leniently into an [`HttpRequest`].
+//! (docs/PROTOCOL.md §6), parsed leniently into an [`HttpRequest`].
 //!
 //! Only the channel refs are required; every other field defaults when it is missing or has an
 //! unexpected shape, so an engine that adds or omits optional fields does not break handlers.
@@ -11,6 +11,12 @@ use iii_protocol::{ChannelDirection, StreamChannelRef};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use iii_protocol::http::{
+    FIELD_BODY, FIELD_HEADERS, FIELD_METHOD, FIELD_PATH, FIELD_PATH_PARAMS, FIELD_QUERY_PARAMS,
+    FIELD_RAW_PATH, FIELD_REQUEST_BODY, FIELD_TRIGGER,
+};
+
+use crate::binding::{RefLookupError, ref_at};
 use crate::{ChannelReader, IIIError};
 
 /// Names with one or more values each, in the order they came: query parameters and headers.
@@ -39,9 +45,14 @@ pub struct HttpRequest {
     pub headers: MultiMap,
     /// The body parsed as JSON when the request was `application/json`, else `Value::Null`.
     pub body: Value,
+    /// The trigger that matched, as the engine describes it (`{"type", "path", "method"}`),
+    /// or `Value::Null`.
+    pub trigger: Value,
     /// The raw request body as a stream (the engine writes it in chunks of at most 64 KiB,
     /// then ends the stream).
     pub request_body: ChannelReader,
+    /// The ref [`request_body`](Self::request_body) was opened from.
+    request_body_ref: StreamChannelRef,
 }
 
 impl HttpRequest {
@@ -51,27 +62,33 @@ impl HttpRequest {
         address: &str,
         fields: &mut Map<String, Value>,
     ) -> Result<Self, IIIError> {
-        let body_ref = channel_ref(fields, "request_body", ChannelDirection::Read)?;
-        let trigger = fields.get("trigger");
-        let from_trigger = |key: &str| trigger.and_then(|t| t.get(key)).and_then(Value::as_str);
-        let method = text(fields, "method")
-            .or_else(|| from_trigger("method"))
+        let body_ref = ref_at_field(fields, FIELD_REQUEST_BODY)?;
+        let trigger = fields.remove(FIELD_TRIGGER).unwrap_or(Value::Null);
+        let from_trigger = |key: &str| trigger.get(key).and_then(Value::as_str);
+        let method = text(fields, FIELD_METHOD)
+            .or_else(|| from_trigger(FIELD_METHOD))
             .unwrap_or("GET")
             .to_ascii_uppercase();
-        let path = text(fields, "path")
-            .or_else(|| from_trigger("path"))
+        let path = text(fields, FIELD_PATH)
+            .or_else(|| from_trigger(FIELD_PATH))
             .unwrap_or_default()
             .to_string();
-        let raw_path = text(fields, "raw_path").map(str::to_string);
+        let raw_path = text(fields, FIELD_RAW_PATH).map(str::to_string);
         Ok(Self {
             method,
             path,
             raw_path,
-            path_params: single_values(fields.remove("path_params"), "path_params"),
-            query_params: multi_values(fields.remove("query_params"), "query_params", false),
-            headers: multi_values(fields.remove("headers"), "headers", true),
-            body: fields.remove("body").unwrap_or(Value::Null),
+            path_params: single_values(fields.remove(FIELD_PATH_PARAMS), FIELD_PATH_PARAMS),
+            query_params: multi_values(
+                fields.remove(FIELD_QUERY_PARAMS),
+                FIELD_QUERY_PARAMS,
+                false,
+            ),
+            headers: multi_values(fields.remove(FIELD_HEADERS), FIELD_HEADERS, true),
+            body: fields.remove(FIELD_BODY).unwrap_or(Value::Null),
+            trigger,
             request_body: ChannelReader::new(address, &body_ref),
+            request_body_ref: body_ref,
         })
     }
 
@@ -105,37 +122,77 @@ impl HttpRequest {
         self.headers.get(name.as_ref()).map_or(&[], Vec::as_slice)
     }
 
+    /// The request as the plain JSON object a scripting language's handler sees (`method`,
+    /// `path`, `raw_path`, `path_params`, `query_params` and `headers` with a single value as a
+    /// string and repeated ones as a list, `body`, `trigger`), and its body stream: how the
+    /// Python and Node helpers build their request objects. The body stream comes with the
+    /// ref it was opened from.
+    pub fn into_plain(self) -> (Value, ChannelReader, StreamChannelRef) {
+        let values = |map: MultiMap| -> Value {
+            map.into_iter()
+                .map(|(name, mut values)| {
+                    let value = match values.len() {
+                        1 => Value::String(values.remove(0)),
+                        _ => Value::from(values),
+                    };
+                    (name, value)
+                })
+                .collect::<Map<String, Value>>()
+                .into()
+        };
+        let mut plain = Map::new();
+        plain.insert(FIELD_METHOD.into(), self.method.into());
+        plain.insert(FIELD_PATH.into(), self.path.into());
+        if let Some(raw_path) = self.raw_path {
+            plain.insert(FIELD_RAW_PATH.into(), raw_path.into());
+        }
+        let params: Map<String, Value> = self
+            .path_params
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        plain.insert(FIELD_PATH_PARAMS.into(), params.into());
+        plain.insert(FIELD_QUERY_PARAMS.into(), values(self.query_params));
+        plain.insert(FIELD_HEADERS.into(), values(self.headers));
+        plain.insert(FIELD_BODY.into(), self.body);
+        if !self.trigger.is_null() {
+            plain.insert(FIELD_TRIGGER.into(), self.trigger);
+        }
+        (
+            Value::Object(plain),
+            self.request_body,
+            self.request_body_ref,
+        )
+    }
+
     /// The JSON body deserialized into `T` (a missing or non-JSON body is `null`).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, IIIError> {
         Ok(T::deserialize(&self.body)?)
     }
 }
 
-/// The channel ref under `key`, which must exist and point at the `direction` end.
+/// The channel ref under `key` of an HTTP invocation's `data`, which must exist and point at
+/// the `direction` end.
 pub(super) fn channel_ref(
-    fields: &Map<String, Value>,
+    data: &Value,
     key: &str,
     direction: ChannelDirection,
 ) -> Result<StreamChannelRef, IIIError> {
-    let value = fields.get(key).filter(|value| !value.is_null());
-    let Some(value) = value else {
-        return Err(IIIError::Protocol(format!(
+    ref_at(data, Some(key), direction).map_err(|error| match error {
+        RefLookupError::MissingKey(_) | RefLookupError::NotAnObject => IIIError::Protocol(format!(
             "the HTTP invocation has no `{key}` channel ref (is the function bound to an http \
              trigger?)"
-        )));
-    };
-    let Some(channel_ref) = StreamChannelRef::from_value(value) else {
-        return Err(IIIError::Protocol(format!(
-            "`{key}` of the HTTP invocation is not a channel ref: {value}"
-        )));
-    };
-    if channel_ref.direction != direction {
-        return Err(IIIError::Protocol(format!(
-            "`{key}` of the HTTP invocation is a {} ref; expected {direction}",
-            channel_ref.direction
-        )));
-    }
-    Ok(channel_ref)
+        )),
+        other => IIIError::Protocol(format!("`{key}` of the HTTP invocation: {other}")),
+    })
+}
+
+/// The ref under `key` of the invocation's fields, opening the read end.
+fn ref_at_field(fields: &Map<String, Value>, key: &str) -> Result<StreamChannelRef, IIIError> {
+    let value = fields.get(key).cloned().unwrap_or(Value::Null);
+    let mut holder = Map::new();
+    holder.insert(key.to_string(), value);
+    channel_ref(&Value::Object(holder), key, ChannelDirection::Read)
 }
 
 fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

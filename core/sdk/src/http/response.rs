@@ -1,14 +1,19 @@
 //! The response half of an HTTP invocation: [`HttpResponse`] writes the engine's response
 //! channel — control messages first (status, headers), then the body as binary frames — and
 //! [`Completion`] ends that channel once the handler is done.
+//!
+//! A binding whose writes pass through an ordered [`WriteQueue`] (so un-awaited writes keep
+//! their order) takes the response's queue with [`HttpResponse::queue`]; from then on status,
+//! headers and the final close or abort go through that queue too, after every write before.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use iii_protocol::StreamChannelRef;
-use serde_json::{Map, Value, json};
+use iii_protocol::http::ResponseControl;
 
+use crate::channel::{WriteAck, WriteOp, WriteQueue};
 use crate::{ChannelWriter, IIIError};
 
 /// The response to an HTTP request, streamed to the client through the engine.
@@ -28,8 +33,12 @@ pub struct HttpResponse {
     /// The response body stream. Shared with the [`http`](super::http) adapter, which ends it
     /// after the handler returns; writing here directly is the same as [`write`](Self::write).
     pub writer: Arc<ChannelWriter>,
+    /// The ref of the response channel's writing end.
+    channel_ref: StreamChannelRef,
     /// Set once the handler closed or aborted the response through this handle.
     finished: Arc<AtomicBool>,
+    /// The ordered queue a binding writes through, once it asked for it.
+    queue: Arc<OnceLock<Arc<WriteQueue>>>,
 }
 
 impl HttpResponse {
@@ -37,15 +46,64 @@ impl HttpResponse {
     pub(super) fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
         Self {
             writer: Arc::new(ChannelWriter::new(address, channel_ref)),
+            channel_ref: channel_ref.clone(),
             finished: Arc::new(AtomicBool::new(false)),
+            queue: Arc::default(),
         }
+    }
+
+    /// The ref of the response channel's writing end.
+    pub fn channel_ref(&self) -> &StreamChannelRef {
+        &self.channel_ref
+    }
+
+    /// The ordered write queue over this response's writer, for a binding whose writes must
+    /// keep their call order however they are awaited. Once taken, every operation of this
+    /// response (status, headers, close, abort, and the end after the handler) goes through it.
+    pub fn queue(&self) -> Arc<WriteQueue> {
+        self.queue
+            .get_or_init(|| Arc::new(WriteQueue::new(self.writer.clone())))
+            .clone()
+    }
+
+    /// Queues `set_status` on the response's ordered queue now (see [`queue`](Self::queue)),
+    /// so it keeps its place before writes made after this call even if nobody awaits it.
+    pub fn queue_status(&self, status_code: u16) -> WriteAck {
+        let message = ResponseControl::status(status_code).to_json();
+        self.queue().push(WriteOp::Message(message))
+    }
+
+    /// Queues `set_headers` on the response's ordered queue now, as
+    /// [`queue_status`](Self::queue_status) does.
+    pub fn queue_headers<I, K, V>(&self, headers: I) -> WriteAck
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        match ResponseControl::headers(headers) {
+            Some(message) => self.queue().push(WriteOp::Message(message.to_json())),
+            None => WriteAck::Now(Ok(())),
+        }
+    }
+
+    /// Queues the clean end of the response now, after everything queued before.
+    pub fn queue_close(&self) -> WriteAck {
+        self.finished.store(true, Ordering::Release);
+        self.queue().push(WriteOp::Close)
+    }
+
+    /// Sends `op` through the queue if a binding took it, else straight to the writer.
+    async fn send(&self, op: WriteOp) -> Result<(), IIIError> {
+        send_op(&self.writer, self.queue.get(), op).await
     }
 
     /// Sets the status code (default 200). Only effective before the first body byte.
     pub async fn status(&self, status_code: u16) -> Result<(), IIIError> {
-        self.writer
-            .send_message(&set_status_message(status_code))
-            .await
+        self.send(WriteOp::Message(
+            ResponseControl::status(status_code).to_json(),
+        ))
+        .await
     }
 
     /// Sets response headers, e.g. `res.headers([("content-type", "text/plain")])` or from a
@@ -58,8 +116,8 @@ impl HttpResponse {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        match set_headers_message(headers) {
-            Some(message) => self.writer.send_message(&message).await,
+        match ResponseControl::headers(headers) {
+            Some(message) => self.send(WriteOp::Message(message.to_json())).await,
             None => Ok(()),
         }
     }
@@ -67,18 +125,24 @@ impl HttpResponse {
     /// Writes part of the body (sent in frames of at most 64 KiB; waits while the client is
     /// slower than the handler).
     pub async fn write(&self, data: &[u8]) -> Result<(), IIIError> {
-        self.writer.write(data).await
+        match self.queue.get() {
+            Some(_) => {
+                self.send(WriteOp::Write(Bytes::copy_from_slice(data)))
+                    .await
+            }
+            None => self.writer.write(data).await,
+        }
     }
 
     /// Writes part of the body without copying it.
     pub async fn write_bytes(&self, data: Bytes) -> Result<(), IIIError> {
-        self.writer.write_bytes(data).await
+        self.send(WriteOp::Write(data)).await
     }
 
     /// Ends the response cleanly; returns once the engine holds the whole body. Closing again
     /// is a no-op.
     pub async fn close(&self) -> Result<(), IIIError> {
-        let closed = self.writer.close().await;
+        let closed = self.send(WriteOp::Close).await;
         self.finished.store(true, Ordering::Release);
         closed
     }
@@ -86,7 +150,7 @@ impl HttpResponse {
     /// Ends the response as failed: the client's connection is cut without the body's proper
     /// end, so it sees a truncated response rather than a complete one. `reason` is for logs.
     pub async fn abort(&self, reason: &str) -> Result<(), IIIError> {
-        let aborted = self.writer.abort(reason).await;
+        let aborted = self.send(WriteOp::Abort(reason.to_string())).await;
         self.finished.store(true, Ordering::Release);
         aborted
     }
@@ -96,7 +160,26 @@ impl HttpResponse {
         Completion {
             writer: self.writer.clone(),
             finished: self.finished.clone(),
+            queue: self.queue.clone(),
         }
+    }
+}
+
+/// Sends `op` through `queue` when there is one (after everything queued before), else
+/// straight to `writer`.
+async fn send_op(
+    writer: &ChannelWriter,
+    queue: Option<&Arc<WriteQueue>>,
+    op: WriteOp,
+) -> Result<(), IIIError> {
+    if let Some(queue) = queue {
+        return queue.push(op).wait().await;
+    }
+    match op {
+        WriteOp::Write(data) => writer.write_bytes(data).await,
+        WriteOp::Message(text) => writer.send_message(&text).await,
+        WriteOp::Close => writer.close().await,
+        WriteOp::Abort(reason) => writer.abort(&reason).await,
     }
 }
 
@@ -104,21 +187,35 @@ impl HttpResponse {
 pub(super) struct Completion {
     writer: Arc<ChannelWriter>,
     finished: Arc<AtomicBool>,
+    queue: Arc<OnceLock<Arc<WriteQueue>>>,
 }
 
 impl Completion {
-    /// After `Ok`: closes the response unless the handler did. After `Err`: aborts it with the
-    /// error's text if anything was sent (so the client sees a truncated response), else leaves
-    /// the channel unused so the engine answers with an error status; returns the error.
-    pub(super) async fn finish(self, outcome: Result<(), IIIError>) -> Result<(), IIIError> {
+    /// After `Ok(null)`: closes the response unless the handler did. After `Ok` with another
+    /// value (a plain result, which the engine answers with when the channel is unused): leaves
+    /// the channel alone. After `Err`: aborts it with the error's text if anything was sent (so
+    /// the client sees a truncated response), else leaves the channel unused so the engine
+    /// answers with an error status; returns the error.
+    pub(super) async fn finish(
+        self,
+        outcome: Result<serde_json::Value, IIIError>,
+    ) -> Result<serde_json::Value, IIIError> {
         let finished = self.finished.load(Ordering::Acquire);
+        let queue = self.queue.get();
         match outcome {
-            Ok(()) if finished => Ok(()),
-            Ok(()) => self.writer.close().await,
+            Ok(result) if finished || !result.is_null() => Ok(result),
+            Ok(result) => send_op(&self.writer, queue, WriteOp::Close)
+                .await
+                .map(|()| result),
             Err(error) => {
+                let untouched = match queue {
+                    Some(queue) => queue.is_untouched(),
+                    None => self.writer.is_untouched(),
+                };
                 if !finished
-                    && !self.writer.is_untouched()
-                    && let Err(abort_error) = self.writer.abort(&error.to_string()).await
+                    && !untouched
+                    && let Err(abort_error) =
+                        send_op(&self.writer, queue, WriteOp::Abort(error.to_string())).await
                 {
                     tracing::debug!(%abort_error, "could not abort an HTTP response");
                 }
@@ -128,33 +225,27 @@ impl Completion {
     }
 }
 
-/// `{"type":"set_status","status_code":…}`.
-pub(super) fn set_status_message(status_code: u16) -> String {
-    json!({"type": "set_status", "status_code": status_code}).to_string()
-}
-
-/// `{"type":"set_headers","headers":{…}}` with lower-case names (a repeated name's values as
-/// a list), or `None` for no headers.
-pub(super) fn set_headers_message<I, K, V>(headers: I) -> Option<String>
-where
-    I: IntoIterator<Item = (K, V)>,
-    K: AsRef<str>,
-    V: AsRef<str>,
-{
-    let mut names = Map::new();
+/// Header pairs from a JSON object `{"name": value | [values]}` as a scripting language's
+/// handler gives them (numbers and booleans as text, `null` left out); `None` when `headers` is
+/// not an object.
+pub fn header_pairs(headers: &serde_json::Value) -> Option<Vec<(String, String)>> {
+    use serde_json::Value;
+    let Value::Object(headers) = headers else {
+        return None;
+    };
+    let text = |value: &Value| match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let mut pairs = Vec::new();
     for (name, value) in headers {
-        let name = name.as_ref().to_ascii_lowercase();
-        let value = Value::String(value.as_ref().to_string());
-        match names.get_mut(&name) {
-            None => {
-                names.insert(name, value);
+        match value {
+            Value::Array(values) => {
+                pairs.extend(values.iter().filter_map(text).map(|v| (name.clone(), v)));
             }
-            Some(Value::Array(values)) => values.push(value),
-            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            single => pairs.extend(text(single).map(|v| (name.clone(), v))),
         }
     }
-    if names.is_empty() {
-        return None;
-    }
-    Some(json!({"type": "set_headers", "headers": names}).to_string())
+    Some(pairs)
 }

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::response::{set_headers_message, set_status_message};
 use super::*;
 use crate::ErrorKind;
+use iii_protocol::http::ResponseControl;
 
 const ADDRESS: &str = "ws://127.0.0.1:1";
 
@@ -150,16 +150,18 @@ fn missing_or_bad_refs_are_errors() {
 
 #[test]
 fn control_messages_have_the_wire_shape() {
-    let status: Value = serde_json::from_str(&set_status_message(404)).expect("json");
+    let status: Value =
+        serde_json::from_str(&ResponseControl::status(404).to_json()).expect("json");
     assert_eq!(status, json!({"type": "set_status", "status_code": 404}));
 
-    let headers = set_headers_message([
+    let headers = ResponseControl::headers([
         ("Content-Type", "text/plain"),
         ("set-cookie", "a=1"),
         ("Set-Cookie", "b=2"),
         ("set-cookie", "c=3"),
     ])
-    .expect("a message");
+    .expect("a message")
+    .to_json();
     let headers: Value = serde_json::from_str(&headers).expect("json");
     assert_eq!(
         headers,
@@ -168,10 +170,14 @@ fn control_messages_have_the_wire_shape() {
     );
 
     let owned: HashMap<String, String> = [("x-a".to_string(), "1".to_string())].into();
-    let from_map: Value =
-        serde_json::from_str(&set_headers_message(&owned).expect("a message")).expect("json");
+    let from_map: Value = serde_json::from_str(
+        &ResponseControl::headers(&owned)
+            .expect("a message")
+            .to_json(),
+    )
+    .expect("json");
     assert_eq!(from_map["headers"], json!({"x-a": "1"}));
-    assert_eq!(set_headers_message(Vec::<(&str, &str)>::new()), None);
+    assert_eq!(ResponseControl::headers(Vec::<(&str, &str)>::new()), None);
 }
 
 #[tokio::test]

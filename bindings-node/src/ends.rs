@@ -1,0 +1,80 @@
+//! Values with live channel ends, handed to JavaScript: the JSON text of a payload plus every
+//! ref in it made live by the core ([`iii_sdk::binding::live_ends`]), each with its path, so
+//! the JavaScript layer parses the text and puts the ends in place without walking it.
+
+use iii_sdk::PathStep;
+use iii_sdk::binding::{FoundEnd, LiveEnd, live_ends};
+use napi::bindgen_prelude::*;
+use serde_json::Value;
+
+use crate::channel::{NativeReader, NativeWriter};
+
+/// A payload as `{ json, ends: [{ path, end }] }` for JavaScript.
+pub struct WithEnds {
+    json: String,
+    ends: Vec<FoundEnd>,
+}
+
+impl WithEnds {
+    /// `value` with its refs made live on the engine at `address`.
+    pub(crate) fn new(address: &str, value: &Value) -> Self {
+        Self {
+            json: value.to_string(),
+            ends: live_ends(address, value),
+        }
+    }
+
+    /// Sets `json` and `ends` on `object`.
+    pub(crate) fn fill(self, env: &Env, object: &mut Object<'_>) -> Result<()> {
+        object.set_named_property("json", self.json)?;
+        let mut ends = Vec::with_capacity(self.ends.len());
+        for found in self.ends {
+            let mut entry = Object::new(env)?;
+            let path: Vec<Either<String, u32>> = found
+                .path
+                .into_iter()
+                .map(|step| match step {
+                    PathStep::Key(key) => Either::A(key),
+                    PathStep::Index(index) => Either::B(index as u32),
+                })
+                .collect();
+            entry.set_named_property("path", path)?;
+            match found.end {
+                LiveEnd::Reader(reader) => entry.set_named_property(
+                    "end",
+                    NativeReader::from_core(reader, &found.channel_ref),
+                )?,
+                LiveEnd::Writer(writer) => entry.set_named_property(
+                    "end",
+                    NativeWriter::from_core(writer, &found.channel_ref),
+                )?,
+            }
+            ends.push(entry);
+        }
+        object.set_named_property("ends", ends)?;
+        Ok(())
+    }
+}
+
+impl ToNapiValue for WithEnds {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let env = Env::from_raw(raw_env);
+        let mut object = Object::new(&env)?;
+        value.fill(&env, &mut object)?;
+        // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
+        unsafe { Object::to_napi_value(raw_env, object) }
+    }
+}
+
+/// `json` (a payload as JSON text) with its refs made live on the engine at `address`:
+/// `{ json, ends }`.
+#[napi_derive::napi(
+    ts_return_type = "{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }"
+)]
+// Called from JavaScript only: the test build (which has no napi registration) sees no caller.
+#[cfg_attr(test, allow(dead_code))]
+pub fn materialize(address: String, json: String) -> Result<WithEnds> {
+    let value: Value = serde_json::from_str(&json)
+        .map_err(|error| crate::errors::invalid(format!("not JSON: {error}")))?;
+    Ok(WithEnds::new(&address, &value))
+}

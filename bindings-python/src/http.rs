@@ -1,0 +1,97 @@
+//! HTTP functions for Python: `iii.utils.http` marks its wrapper, and such a function runs
+//! through the core's HTTP adapter ([`iii_sdk::http::serve_returning`]), which parses the
+//! request, speaks the response channel's control messages and ends the response after the
+//! handler. Python gets the request as a dict plus its body reader, and the response as
+//! [`HttpResponse`]; `iii.types` gives them their Python names.
+
+use std::sync::Arc;
+
+use iii_sdk::function::Handler;
+use iii_sdk::http::{header_pairs, serve_returning};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::channel::{ChannelReader, ChannelWriter};
+use crate::convert::{from_py, to_py};
+use crate::dispatch::{failure, submit};
+use crate::wait::acknowledged;
+
+/// The response of an HTTP invocation (wrapped by `iii.types.HttpResponse`).
+#[pyclass(module = "iii._native", frozen)]
+pub(crate) struct HttpResponse {
+    inner: iii_sdk::HttpResponse,
+    writer: Py<ChannelWriter>,
+}
+
+#[pymethods]
+impl HttpResponse {
+    /// Queues the status code (effective before the first body byte); an awaitable.
+    fn status<'py>(&self, py: Python<'py>, status_code: u16) -> PyResult<Bound<'py, PyAny>> {
+        acknowledged(py, self.inner.queue_status(status_code))
+    }
+
+    /// Queues headers `{name: value | [values]}` (effective before the first body byte); an
+    /// awaitable.
+    fn headers<'py>(
+        &self,
+        py: Python<'py>,
+        headers: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pairs = header_pairs(&from_py(headers)?)
+            .ok_or_else(|| PyTypeError::new_err("headers() takes a mapping of names to values"))?;
+        acknowledged(py, self.inner.queue_headers(pairs))
+    }
+
+    /// The body's writer (its operations in order with status, headers and the end).
+    #[getter]
+    fn writer(&self, py: Python<'_>) -> Py<ChannelWriter> {
+        self.writer.clone_ref(py)
+    }
+
+    /// Ends the response after everything written before; an awaitable.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        acknowledged(py, self.inner.queue_close())
+    }
+}
+
+/// The core handler of an `http`-wrapped callable: `callable(request_fields, request_body,
+/// response)` returns a coroutine, run on iii's asyncio loop.
+pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
+    let callable = Arc::new(callable);
+    let address = address.to_string();
+    Arc::new(move |input| {
+        let (callable, address) = (callable.clone(), address.clone());
+        Box::pin(async move {
+            let home = address.clone();
+            serve_returning(&home, input, |request, response| async move {
+                let (fields, body, body_ref) = request.into_plain();
+                let running = crate::gil::attach_or_err(|py| {
+                    let writer =
+                        ChannelWriter::from_queue(response.queue(), response.channel_ref());
+                    let response = HttpResponse {
+                        writer: Py::new(py, writer)?,
+                        inner: response,
+                    };
+                    let args = (
+                        to_py(py, &fields, &address)?,
+                        Py::new(py, ChannelReader::from_core(body, &body_ref))?,
+                        Py::new(py, response)?,
+                    );
+                    let coroutine = callable.bind(py).call1(args)?;
+                    submit(py, &coroutine, None)
+                })
+                .map_err(failure)?;
+                match running.await {
+                    Ok(Ok(result)) => {
+                        crate::gil::attach_or_err(|py| from_py(result.bind(py))).map_err(failure)
+                    }
+                    Ok(Err(error)) => Err(failure(error)),
+                    Err(_) => Err(iii_sdk::IIIError::Handler(
+                        "the handler's coroutine was dropped".into(),
+                    )),
+                }
+            })
+            .await
+        })
+    })
+}

@@ -1,0 +1,44 @@
+//! The engine's shared state: one value, built at start-up from the configuration, that every
+//! connection handler reads. It lives apart from the start-up code ([`crate::engine`]) so that
+//! handlers depend on the state they use, not on the module that starts them.
+
+use std::sync::Arc;
+
+use crate::channels::registry::ChannelRegistry;
+use crate::config::EngineConfig;
+use crate::functions::FunctionRegistry;
+use crate::http::routes::RouteTable;
+use crate::invocations::Invocations;
+use crate::stats::ByteCounters;
+use crate::triggers::TriggerRegistry;
+use crate::worker::registry::ConnectionRegistry;
+
+/// Everything connections share: the registries, the pending invocations, the channels and
+/// the configuration. Handlers take the part they use (the channel relay and the HTTP body
+/// paths take only the channel registry).
+pub(crate) struct EngineState {
+    pub(crate) config: EngineConfig,
+    pub(crate) connections: ConnectionRegistry,
+    pub(crate) functions: FunctionRegistry,
+    pub(crate) triggers: TriggerRegistry,
+    pub(crate) routes: RouteTable,
+    pub(crate) invocations: Invocations,
+    pub(crate) channels: Arc<ChannelRegistry>,
+    pub(crate) bytes: Arc<ByteCounters>,
+}
+
+impl EngineState {
+    pub(crate) fn new(config: EngineConfig) -> Self {
+        let bytes = Arc::new(ByteCounters::default());
+        Self {
+            connections: ConnectionRegistry::default(),
+            functions: FunctionRegistry::default(),
+            triggers: TriggerRegistry::default(),
+            routes: RouteTable::default(),
+            invocations: Invocations::new(config.invocation_timeout),
+            channels: Arc::new(ChannelRegistry::new(&config, bytes.clone())),
+            bytes,
+            config,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Error codes: the stable, machine-readable `code` of an error body on the wire, of an HTTP
+//! error body, and of an SDK error as every binding exposes it (a JS error's `code`, a Python
+//! exception's `.code`). One list, so the engine, the SDK and the bindings spell them alike
+//! (docs/PROTOCOL.md §3.2).
+
+/// A main-socket message that is not valid JSON or lacks a required field.
+pub const INVALID_MESSAGE: &str = "invalid_message";
+/// No connected worker has registered the function.
+pub const FUNCTION_NOT_FOUND: &str = "function_not_found";
+/// A trigger the engine cannot bind (an unknown type, a bad HTTP route).
+pub const TRIGGER_REGISTRATION_FAILED: &str = "trigger_registration_failed";
+/// An `enqueue` action: this engine has no queue provider.
+pub const ENQUEUE_ERROR: &str = "enqueue_error";
+/// A built-in function's input could not be read.
+pub const DESERIALIZATION_ERROR: &str = "deserialization_error";
+/// The engine failed on its side (e.g. could not make channel keys).
+pub const INTERNAL_ERROR: &str = "internal_error";
+/// The worker running the invocation disconnected, or the engine is stopping.
+pub const INVOCATION_STOPPED: &str = "invocation_stopped";
+/// A handler failed (raised, threw, panicked or returned an error).
+pub const INVOCATION_FAILED: &str = "invocation_failed";
+/// No answer came within the time allowed.
+pub const TIMEOUT: &str = "timeout";
+
+/// HTTP: a JSON request body larger than the engine parses (413).
+pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+/// HTTP: a request body declared as JSON that is not JSON (400).
+pub const INVALID_JSON: &str = "invalid_json";
+/// HTTP: a request the engine cannot read (400).
+pub const BAD_REQUEST: &str = "bad_request";
+/// HTTP: no route matches the request (404), spelled as the published engine spells it.
+pub const ROUTE_NOT_FOUND: &str = "NOT_FOUND";
+/// HTTP: the function's result or response messages are not a valid response (500).
+pub const INVALID_RESPONSE: &str = "invalid_response";
+/// HTTP: the function aborted its response before sending its head (500).
+pub const RESPONSE_ABORTED: &str = "response_aborted";
+/// HTTP: the response channel expired before the function wrote to it (500).
+pub const EXPIRED: &str = "expired";
+
+/// SDK: a handler of this process failed (before it became an invocation error).
+pub const HANDLER: &str = "handler";
+/// SDK: the remote function failed; the remote code is the error's own code.
+pub const INVOCATION: &str = "invocation";
+/// SDK: no connection to the engine.
+pub const NOT_CONNECTED: &str = "not_connected";
+/// SDK: a value could not be converted to or from JSON.
+pub const SERDE: &str = "serde";
+/// SDK: the worker has stopped (`shutdown`, or reconnecting gave up).
+pub const SHUTDOWN: &str = "shutdown";
+/// SDK: the main socket failed or is not connected.
+pub const CONNECTION: &str = "connection";
+/// SDK: the engine sent something this client cannot read.
+pub const PROTOCOL: &str = "protocol";
+/// SDK: the writer aborted the channel (the reader's error).
+pub const CHANNEL_ABORTED: &str = "channel_aborted";
+/// SDK: the writer went away without closing (the reader's error).
+pub const WRITER_LOST: &str = "writer_lost";
+/// SDK: the reader closed its end (the writer's error, and a closed reader's own).
+pub const READER_CLOSED: &str = "reader_closed";
+/// SDK: the channel expired before both ends connected.
+pub const CHANNEL_EXPIRED: &str = "channel_expired";
+/// SDK: the channel ended with another close code.
+pub const CHANNEL_CLOSED: &str = "channel_closed";
+/// SDK: the engine refused or could not take the channel socket.
+pub const CHANNEL_CONNECT: &str = "channel_connect";
+/// SDK: a caller passed an argument the SDK cannot use.
+pub const INVALID_ARGUMENT: &str = "invalid_argument";

@@ -1,0 +1,10 @@
+//! What every language binding needs from the core beyond the Rust API, written once here so
+//! that a binding only converts types: where blocking is allowed and how sync handlers run
+//! ([`blocking`]), turning the refs in a payload into live channel ends ([`ends`]), and reading
+//! a call request given as JSON ([`TriggerRequest::from_value`](crate::TriggerRequest::from_value)).
+
+pub mod blocking;
+pub mod ends;
+
+pub use blocking::{allow_blocking, blocking_allowed, on_blocking_thread};
+pub use ends::{FoundEnd, LiveEnd, RefLookupError, live_ends, ref_at};
