@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the engine, runs the seed channel examples against it (a producer streaming records
+# Starts the engine, runs the channel guide's examples against it (a producer streaming records
 # to a consumer; a coordinator and a worker exchanging data with progress messages), then the
 # HTTP examples (a file download and a server-sent events stream, fetched with curl), prints
 # what they produce, and stops everything.

@@ -274,7 +274,7 @@ static void functions(iii_worker *worker)
     result = NULL;
     EXPECT(iii_trigger(worker, fn("echo"), "{\"a\":[1,2]}", T, &result), III_OK);
     printf("     echoed: %s\n", result ? result : "(null)");
-    /* The engine adds "_caller_worker_id" to an object payload (PROTOCOL.md section 3). */
+    /* The engine adds "_caller_worker_id" to an object payload (docs/PROTOCOL.md section 3). */
     TRUE(result != NULL && strstr(result, "\"a\":[1,2]") != NULL);
     TRUE(refused);
     iii_string_free(result);

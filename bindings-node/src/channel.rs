@@ -15,14 +15,8 @@ use iii_sdk::ChannelEvent;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::invalid;
 use crate::promise::settle;
 use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
-
-/// Parses a ref given as JSON text.
-pub(crate) fn parse_ref(json: &str) -> Result<StreamChannelRef> {
-    serde_json::from_str(json).map_err(|error| invalid(format!("not a channel ref: {error}")))
-}
 
 fn ref_json(channel_ref: &StreamChannelRef) -> String {
     serde_json::to_string(channel_ref).unwrap_or_default()
@@ -75,16 +69,6 @@ fn promise_of<'env>(env: &'env Env, ack: WriteAck) -> Result<Object<'env>> {
 
 #[napi]
 impl NativeWriter {
-    /// A writer for the ref (JSON text) on the engine at `address` (connects on first use).
-    #[napi(factory)]
-    pub fn from_ref(address: String, ref_json: String) -> Result<Self> {
-        let channel_ref = parse_ref(&ref_json)?;
-        Ok(Self::from_core(
-            iii_sdk::ChannelWriter::new(&address, &channel_ref),
-            &channel_ref,
-        ))
-    }
-
     /// This end's ref as JSON text.
     #[napi(getter)]
     pub fn ref_json(&self) -> String {
@@ -182,16 +166,6 @@ impl ToNapiValue for Events {
 
 #[napi]
 impl NativeReader {
-    /// A reader for the ref (JSON text) on the engine at `address` (connects on first use).
-    #[napi(factory)]
-    pub fn from_ref(address: String, ref_json: String) -> Result<Self> {
-        let channel_ref = parse_ref(&ref_json)?;
-        Ok(Self::from_core(
-            iii_sdk::ChannelReader::new(&address, &channel_ref),
-            &channel_ref,
-        ))
-    }
-
     /// This end's ref as JSON text.
     #[napi(getter)]
     pub fn ref_json(&self) -> String {

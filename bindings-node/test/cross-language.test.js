@@ -1,8 +1,8 @@
 'use strict'
 // Our Node package with the other SDKs, through our engine, in both directions: our Python
-// package (bindings-python/tests/peer.py), our Rust SDK (the `interop_worker` example,
-// tests/interop/rust_worker.rs) and the published Node client iii-sdk@0.22.1
-// (tests/interop/workers/worker.mjs). Our side is the same worker.mjs run on this package
+// package (tests/interop/peers/peer.py), our Rust SDK (the `interop_worker` example,
+// tests/interop/peers/rust_worker.rs) and the published Node client iii-sdk@0.22.1
+// (tests/interop/peers/worker.mjs). Our side is the same worker.mjs run on this package
 // (III_INTEROP_NODE_SDK), so both Node sides run one program.
 //
 // Every peer speaks the interop command line: `serve pipeline transform files` registers the
@@ -34,8 +34,8 @@ const WORKSPACE = path.resolve(PACKAGE, '..')
 const TARGET = process.env.CARGO_TARGET_DIR
   ? path.resolve(WORKSPACE, process.env.CARGO_TARGET_DIR)
   : path.join(WORKSPACE, 'target')
-const WORKER_MJS = path.join(WORKSPACE, 'tests', 'interop', 'workers', 'worker.mjs')
-const PEER_PY = path.join(WORKSPACE, 'bindings-python', 'tests', 'peer.py')
+const WORKER_MJS = path.join(WORKSPACE, 'tests', 'interop', 'peers', 'worker.mjs')
+const PEER_PY = path.join(WORKSPACE, 'tests', 'interop', 'peers', 'peer.py')
 const PYTHON = process.env.III_PYTHON || path.join(TARGET, 'python-venv', 'bin', 'python')
 const RUST_WORKER = process.env.III_INTEROP_RUST_WORKER || path.join(TARGET, 'debug', 'examples', 'interop_worker')
 const CACHE = process.env.III_INTEROP_CACHE || path.join(os.homedir(), '.cache', 'iii-interop')
@@ -68,7 +68,7 @@ const PEERS = {
     label: 'our Python',
     command: () => [PYTHON, PEER_PY],
     env: {},
-    // The pipeline and transform functions of examples/python return the seed's fields
+    // The pipeline and transform functions of examples/python return the guide's fields
     // only; files::process names its runtime.
     runtime: undefined,
     filesRuntime: 'python',

@@ -1,6 +1,6 @@
 'use strict'
-// Every program in examples/node (the channel guide's Node/TypeScript examples, as written)
-// type-checks against index.d.ts and runs against the engine, printing what its seed
+// Every program in examples/node (the channel guide's Node/TypeScript examples as written; see
+// docs/ARCHITECTURE.md) type-checks against index.d.ts and runs against the engine, printing what its guide example
 // describes. The examples are their own npm project: `npm install` in examples/node links
 // this package and brings tsx and typescript.
 const { test, before, after } = require('node:test')
@@ -108,7 +108,7 @@ test('bidirectional: upper-cased text back, progress messages on the side', asyn
   result.progress.forEach((message, i) => assert.deepEqual(message, { type: 'progress', chunks: i + 1 }))
 })
 
-test('http download: the file, byte-exact, with the seed headers', async () => {
+test('http download: the file, byte-exact, with the guide headers', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-example-'))
   try {
     const contents = crypto.randomBytes(3 * 1024 * 1024 + 4321)
@@ -149,7 +149,7 @@ test('serving: READY, a client that leaves mid-stream crashes nothing, SIGINT ex
     await new Promise((r) => setTimeout(r, 20))
   }
   // HEAD gets the head and leaves: the handler's next writes meet a closed reader, which the
-  // seed code does not listen for. That must not take the worker down.
+  // guide code does not listen for. That must not take the worker down.
   const head = await fetch(`${engine.httpUrl}/events/stream`, { method: 'HEAD' })
   assert.equal(head.status, 200, 'the route is served once READY is printed')
   assert.equal(head.headers.get('content-type'), 'text/event-stream')

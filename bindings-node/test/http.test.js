@@ -1,5 +1,5 @@
 'use strict'
-// http(): the seed's file download and SSE handlers served through the engine's HTTP port,
+// http(): the guide's file download and SSE handlers served through the engine's HTTP port,
 // request bodies read as streams, and handlers that fail before or during the body.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -29,7 +29,7 @@ before(async () => {
   fileContents = crypto.randomBytes(FILE_SIZE)
   fs.writeFileSync(path.join(dir, 'report.bin'), fileContents)
 
-  // Seed 001, example 1 (the file's directory is the temp dir).
+  // Guide 001, example 1 (the file's directory is the temp dir).
   worker.registerFunction(
     'files::download',
     http(async (req, res) => {
@@ -50,7 +50,7 @@ before(async () => {
     config: { api_path: '/files/:filename', http_method: 'GET' },
   })
 
-  // Seed 001, example 2, with a short interval (and a record of when each frame was written).
+  // Guide 001, example 2, with a short interval (and a record of when each frame was written).
   worker.registerFunction(
     'events::stream',
     http(async (_req, res) => {
@@ -190,7 +190,7 @@ function rawGet(url) {
   })
 }
 
-test('seed download handler serves a 5 MiB file byte-exact (fetch)', async () => {
+test('guide download handler serves a 5 MiB file byte-exact (fetch)', async () => {
   const response = await fetch(`${engine.httpUrl}/files/report.bin`)
   assert.equal(response.status, 200)
   assert.equal(response.headers.get('content-type'), 'application/octet-stream')
@@ -200,7 +200,7 @@ test('seed download handler serves a 5 MiB file byte-exact (fetch)', async () =>
   assert.ok(body.equals(fileContents), 'the downloaded bytes differ from the file')
 })
 
-test('seed download handler through node:http: complete response, same digest', async () => {
+test('guide download handler through node:http: complete response, same digest', async () => {
   const result = await rawGet(`${engine.httpUrl}/files/report.bin`)
   assert.equal(result.status, 200)
   assert.equal(result.complete, true)
@@ -210,7 +210,7 @@ test('seed download handler through node:http: complete response, same digest', 
   )
 })
 
-test('seed SSE handler: events arrive incrementally and in order', async () => {
+test('guide SSE handler: events arrive incrementally and in order', async () => {
   sseWritten.length = 0
   const response = await fetch(`${engine.httpUrl}/events/stream`)
   assert.equal(response.status, 200)

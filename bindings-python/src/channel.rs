@@ -1,6 +1,6 @@
 //! `ChannelWriter` and `ChannelReader` for Python, over the core's channel ends.
 //!
-//! Methods the seeds call both ways (`writer.write(b)` in plain code, `await writer.write(b)`
+//! Methods the channel guide calls both ways (`writer.write(b)` in plain code, `await writer.write(b)`
 //! in async code) decide by the caller's thread: with an asyncio loop running they return an
 //! awaitable, otherwise they block with the GIL released. A writer's operations pass through
 //! one ordered queue with a byte window ([`iii_sdk::channel::WriteQueue`]): writes keep their call order

@@ -3,7 +3,7 @@ fixture of tests/interop/conftest.py, which starts `target/debug/iii` on free po
 its log when a test fails) and an in-process worker connected to it (`worker`).
 
 Cross-language tests reuse the interop workers through that harness's `serve` / `drive`
-fixtures; ``"ours"`` names tests/peer.py (this package) next to ``"node"`` (the published
+fixtures; ``"ours"`` names tests/interop/peers/peer.py (this package) next to ``"node"`` (the published
 Node client) and ``"rust"`` (our Rust SDK's interop worker).
 
 Environment: III_ENGINE_BIN, III_INTEROP_CACHE, III_INTEROP_RUST_WORKER as in tests/interop.

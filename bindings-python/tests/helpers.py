@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EXAMPLES = REPO / "examples" / "python"
 PROGRAMS = HERE / "programs"
+PEERS = REPO / "tests" / "interop" / "peers"
 
 
 def load_module(name: str, path: Path):
@@ -37,7 +38,7 @@ _published_command = harness.worker_command
 
 def _worker_command(lang: str) -> list[str]:
     if lang == "ours":
-        return [sys.executable, str(HERE / "peer.py")]
+        return [sys.executable, str(PEERS / "peer.py")]
     return _published_command(lang)
 
 

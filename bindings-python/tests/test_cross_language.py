@@ -1,6 +1,6 @@
 """Our Python package with the other SDKs, through our engine, in both directions: Python ↔
-our Rust SDK (tests/interop/rust_worker.rs) and Python ↔ the published Node client
-(tests/interop/workers/worker.mjs). The Python side is tests/peer.py, which runs the
+our Rust SDK (tests/interop/peers/rust_worker.rs) and Python ↔ the published Node client
+(tests/interop/peers/worker.mjs). The Python side is tests/interop/peers/peer.py, which runs the
 handlers of examples/python.
 
 Ids read ``<driver>-to-<server>``: the driver creates the channels and triggers the server's
@@ -38,7 +38,7 @@ def peers(request):
 
 def check_runtime(result: dict, server: str) -> None:
     """The result came from `server`: the Rust and Node functions name their runtime; the
-    Python examples' functions return exactly the seed's fields."""
+    Python examples' functions return exactly the guide's fields."""
     if server == "ours":
         assert "runtime" not in result, result
     else:
@@ -48,7 +48,7 @@ def check_runtime(result: dict, server: str) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("pair", BOTH_WAYS, ids=pair_id)
 def test_pipeline(peers, serve, drive, pair):
-    """Seed example 3: the producer streams JSON records, the consumer returns count and sum."""
+    """Guide example 3: the producer streams JSON records, the consumer returns count and sum."""
     driver, server = pair
     peers(driver, server)
     serve(server, "pipeline")
@@ -62,7 +62,7 @@ def test_pipeline(peers, serve, drive, pair):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("pair", BOTH_WAYS, ids=pair_id)
 def test_bidirectional(peers, serve, drive, pair):
-    """Seed example 4 over two channels: the upper-cased text comes back as bytes, with one
+    """Guide example 4 over two channels: the upper-cased text comes back as bytes, with one
     progress message per chunk the worker read."""
     driver, server = pair
     peers(driver, server)

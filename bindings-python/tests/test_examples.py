@@ -1,5 +1,5 @@
 """Every program in examples/python runs as a script against the test's engine and prints the
-result its seed describes."""
+result its guide example describes."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_channel_async(engine, request):
 
 @pytest.mark.timeout(30)
 def test_pipeline(engine, request):
-    """The seed's sync producer/consumer: 5000 records (several 64 KiB frames)."""
+    """The guide's sync producer/consumer: 5000 records (several 64 KiB frames)."""
     result = run_python(engine, request, EXAMPLES / "pipeline.py")
     assert result == {"label": "batch-001", "count": 5000, "total": 5000 * 5001 // 2}
 
@@ -64,7 +64,7 @@ def test_bidirectional(engine, request):
 
 @pytest.mark.timeout(30)
 def test_http_download(engine, request, tmp_path):
-    """The seed's `http`-decorated download handler, fetched by the example itself."""
+    """The guide's `http`-decorated download handler, fetched by the example itself."""
     data = os.urandom(3 * 1024 * 1024 + 17)
     (tmp_path / "quarterly-report.pdf").write_bytes(data)
     result = run_python(

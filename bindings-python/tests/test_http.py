@@ -1,4 +1,4 @@
-"""Functions behind the engine's HTTP triggers, written with `iii.utils.http`: the seed's
+"""Functions behind the engine's HTTP triggers, written with `iii.utils.http`: the guide's
 download handler and the SSE example (examples/python, serving in a child process), and
 handlers of this process that stream a response in pieces, read the request, or fail."""
 

@@ -64,7 +64,7 @@ def test_asyncio_run_with_awaitable_forms(worker):
 
 @pytest.mark.timeout(20)
 async def test_stream_views_under_a_loop(worker):
-    """`writer.stream.write` / `end` and `async for chunk in reader.stream`, as the seed's
+    """`writer.stream.write` / `end` and `async for chunk in reader.stream`, as the guide's
     table shows them."""
     channel = await worker.create_channel_async()
     await channel.writer.stream.write(b"one ")

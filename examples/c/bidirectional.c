@@ -1,5 +1,5 @@
 /*
- * The channels guide's "Bidirectional Streaming with Progress" example in C:
+ * The channel guide's (docs/ARCHITECTURE.md, Examples) "Bidirectional Streaming with Progress" example in C:
  * `transform::coordinator` streams text to `transform::worker` through one channel; the worker
  * reports its progress as text messages and streams the upper-cased text back through a second
  * channel.

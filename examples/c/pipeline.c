@@ -1,5 +1,5 @@
 /*
- * The channels guide's "Streaming Data Between Functions" example in C, across two processes:
+ * The channel guide's (docs/ARCHITECTURE.md, Examples) "Streaming Data Between Functions" example in C, across two processes:
  * a producer streams JSON records through a channel to `pipeline::consumer`, which counts them
  * and sums their values.
  *

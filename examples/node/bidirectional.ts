@@ -1,4 +1,4 @@
-// The channels guide's "Bidirectional Streaming with Progress" example (Node / TypeScript
+// The channel guide's (docs/ARCHITECTURE.md, Examples) "Bidirectional Streaming with Progress" example (Node / TypeScript
 // tab), as written: `transform::coordinator` streams text to `transform::worker` through one
 // channel and reads the upper-cased result back through another, collecting the worker's
 // progress messages on the side.

@@ -1,4 +1,4 @@
-// The channels guide's steps and the channel reference (Node / TypeScript tabs), as written:
+// The channel guide's (docs/ARCHITECTURE.md, Examples) steps and the channel reference (Node / TypeScript tabs), as written:
 // create a channel, write to its stream, hand the reader ref to `files::process` through
 // trigger() and read the stream there; then hand a writer ref to `files::generate` and read
 // what it wrote from the local reader.

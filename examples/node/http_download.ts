@@ -1,4 +1,4 @@
-// The channels guide's "File Download via HTTP Endpoint" example (Node / TypeScript tab):
+// The channel guide's (docs/ARCHITECTURE.md, Examples) "File Download via HTTP Endpoint" example (Node / TypeScript tab):
 // `files::download` answers `GET /files/:filename` through the engine's HTTP port, setting the
 // status and headers first and piping the file into the response stream. As written, except
 // that the directory comes from III_FILES_DIR (default /data/reports, the guide's).

@@ -1,4 +1,4 @@
-// The channels guide's "Server-Sent Events (SSE) Streaming" example (Node / TypeScript tab),
+// The channel guide's (docs/ARCHITECTURE.md, Examples) "Server-Sent Events (SSE) Streaming" example (Node / TypeScript tab),
 // as written: `events::stream` answers `GET /events/stream` with five progress events a second
 // apart and a final `done` event, each written to the response stream as it happens.
 //

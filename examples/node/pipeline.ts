@@ -1,4 +1,4 @@
-// The channels guide's "Streaming Data Between Functions" example (Node / TypeScript tab), as
+// The channel guide's (docs/ARCHITECTURE.md, Examples) "Streaming Data Between Functions" example (Node / TypeScript tab), as
 // written: `pipeline::producer` streams JSON records through a channel to
 // `pipeline::consumer`, which returns their count and sum.
 //

@@ -1,4 +1,4 @@
-"""The channels guide's "Bidirectional Streaming with Progress" example (shown there in Node),
+"""The channel guide's (docs/ARCHITECTURE.md, Examples) "Bidirectional Streaming with Progress" example (shown there in Node),
 in Python: `transform::coordinator` streams text to `transform::worker` over one channel; the
 worker reports progress as text messages and streams the upper-cased text back over a second
 channel. Both handlers are ``async def`` and use the awaitable API.

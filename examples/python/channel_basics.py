@@ -1,4 +1,4 @@
-"""The channels guide's steps (Python tabs), as written: create a channel, write to it with
+"""The channel guide's (docs/ARCHITECTURE.md, Examples) steps (Python tabs), as written: create a channel, write to it with
 the blocking API, hand its reader ref to `files::process` through ``trigger()``, and read the
 stream there with ``async for``.
 

@@ -1,4 +1,4 @@
-"""The channels guide's "File Download via HTTP Endpoint" example (Python tab), as written:
+"""The channel guide's (docs/ARCHITECTURE.md, Examples) "File Download via HTTP Endpoint" example (Python tab), as written:
 `files::download` answers ``GET /files/:filename`` through the engine's HTTP port, with the
 status and headers set first and the file streamed through the response's writer.
 

@@ -1,4 +1,4 @@
-"""The channels guide's "Server-Sent Events (SSE) Streaming" example (shown there in Node), in
+"""The channel guide's (docs/ARCHITECTURE.md, Examples) "Server-Sent Events (SSE) Streaming" example (shown there in Node), in
 Python: `events::stream` answers ``GET /events/stream`` with five ``progress`` events, one per
 interval, then a ``done`` event, each written to the response as it happens.
 

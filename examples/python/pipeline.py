@@ -1,4 +1,4 @@
-"""The channels guide's "Streaming Data Between Functions" example (Python tab), as written:
+"""The channel guide's (docs/ARCHITECTURE.md, Examples) "Streaming Data Between Functions" example (Python tab), as written:
 `pipeline::producer` streams JSON records through a channel to `pipeline::consumer`, which
 returns their count and sum. Both handlers are plain (sync) functions using the blocking API.
 

@@ -1,4 +1,4 @@
-//! The channels guide's bidirectional example (shown there in Node) done in Rust:
+//! The channel guide's (docs/ARCHITECTURE.md, Examples) bidirectional example (shown there in Node) done in Rust:
 //! `transform::coordinator` streams text to `transform::worker` on one channel; the worker
 //! reports progress as text messages and streams the upper-cased result back on a second one.
 //!

@@ -1,4 +1,4 @@
-//! The channels guide's file-download example in Rust: `files::download` answers
+//! The channel guide's (docs/ARCHITECTURE.md, Examples) file-download example in Rust: `files::download` answers
 //! `GET /files/:filename` by streaming the file from a directory to the HTTP client in 64 KiB
 //! pieces, never holding the whole file in memory.
 //!

@@ -1,4 +1,4 @@
-//! The channels guide's pipeline example in Rust: `pipeline::producer` streams JSON records
+//! The channel guide's (docs/ARCHITECTURE.md, Examples) pipeline example in Rust: `pipeline::producer` streams JSON records
 //! through a channel to `pipeline::consumer`, which counts and sums them.
 //!
 //! Run it against a running engine (default `ws://127.0.0.1:49134`; set `III_URL` otherwise):

@@ -1,4 +1,4 @@
-//! The channels guide's server-sent events example in Rust: `events::stream` answers
+//! The channel guide's (docs/ARCHITECTURE.md, Examples) server-sent events example in Rust: `events::stream` answers
 //! `GET /events/stream` with five `progress` events, one per interval, then a `done` event,
 //! each reaching the client as soon as it is written.
 //!

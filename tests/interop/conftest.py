@@ -33,7 +33,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-WORKERS = HERE / "workers"
+WORKERS = HERE / "peers"
 CACHE = Path(os.environ.get("III_INTEROP_CACHE") or Path.home() / ".cache" / "iii-interop")
 # Absolute: the engine runs in each test's tmp_path.
 ENGINE_BIN = Path(os.environ.get("III_ENGINE_BIN") or REPO / "target" / "debug" / "iii").absolute()
@@ -335,11 +335,11 @@ def rust_sdk_example_wired() -> bool:
 
 @pytest.fixture(scope="session")
 def rust_worker():
-    """The Rust interop worker (tests/interop/rust_worker.rs, built as the `interop_worker`
+    """The Rust interop worker (tests/interop/peers/rust_worker.rs, built as the `interop_worker`
     example of core/sdk)."""
     if "III_INTEROP_RUST_WORKER" not in os.environ:
         if not rust_sdk_example_wired():
-            pytest.skip("core/sdk/Cargo.toml has no [[example]] interop_worker (tests/interop/rust_worker.rs) yet")
+            pytest.skip("core/sdk/Cargo.toml has no [[example]] interop_worker (tests/interop/peers/rust_worker.rs) yet")
         # A no-op when it is up to date (run.sh and CI build it beforehand).
         build = subprocess.run(
             ["cargo", "build", "-p", "iii-sdk", "--example", "interop_worker"],

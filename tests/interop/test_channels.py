@@ -65,7 +65,7 @@ def check_transform(result: dict, server: str) -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_pipeline(serve, drive, driver, server):
-    """Seed example 3: pipeline::producer streams JSON records to pipeline::consumer."""
+    """Guide example 3: pipeline::producer streams JSON records to pipeline::consumer."""
     serve(server, "pipeline")
     check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS)), server)
 
@@ -102,7 +102,7 @@ def test_parallel_pipelines(serve, drive, driver, server):
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("driver,server", PUBLISHED_PAIRS, ids=map(pair_id, PUBLISHED_PAIRS))
 def test_bidirectional_with_progress(serve, drive, driver, server):
-    """Seed example 4: transform::coordinator / transform::worker over two channels, with
+    """Guide example 4: transform::coordinator / transform::worker over two channels, with
     text progress messages beside the binary result."""
     serve(server, "transform")
     result = drive(driver, "transform", "--text-lines", str(TEXT_LINES), "--pieces", str(PIECES))

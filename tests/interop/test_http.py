@@ -1,8 +1,8 @@
-"""HTTP triggers (PROTOCOL.md §6) served through our engine by handlers written with the
+"""HTTP triggers (docs/PROTOCOL.md §6) served through our engine by handlers written with the
 *published* `http` helpers: Node `http` from @iii-dev/helpers/http (0.22.1) with iii-sdk's
 registerWorker, Python `http` from iii_helpers.http (0.25.0) with the `iii` client.
 
-The handlers are the seed's "Example 1: File Download via HTTP Endpoint" (`files::download`
+The handlers are the guide's "Example 1: File Download via HTTP Endpoint" (`files::download`
 on GET /files/:filename) and "Example 2: Server-Sent Events (SSE) Streaming"
 (`events::stream` on GET /events/stream: five `progress` events, then `done`), registered by
 `worker.{mjs,py} serve download sse`. The HTTP clients here are the standard library and
@@ -27,11 +27,11 @@ import pytest
 LANGS = ["node", "python"]
 
 DOWNLOAD_SIZE = 5 * 1024 * 1024
-# What each seed handler sets: the Node tab an octet stream with a content-disposition, the
+# What each guide handler sets: the Node tab an octet stream with a content-disposition, the
 # Python tab application/pdf.
 DOWNLOAD_CONTENT_TYPE = {"node": "application/octet-stream", "python": "application/pdf"}
 
-# The handlers wait this long between events (the seed waits 1 s): 5 intervals per stream.
+# The handlers wait this long between events (the guide waits 1 s): 5 intervals per stream.
 SSE_INTERVAL_S = 0.25
 # The first and the last event are written >= 5 intervals (1.25 s) apart. A stream that is
 # delivered as it is written shows most of that gap; a buffered one shows none. Requiring
@@ -98,7 +98,7 @@ class SseCollector:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("lang", LANGS)
 def test_download(engine, serve, tmp_path, lang):
-    """Seed example 1: a 5 MiB random file through the engine's HTTP port, byte-exact."""
+    """Guide example 1: a 5 MiB random file through the engine's HTTP port, byte-exact."""
     files = tmp_path / "files"
     files.mkdir()
     data = os.urandom(DOWNLOAD_SIZE)
@@ -123,7 +123,7 @@ def test_download(engine, serve, tmp_path, lang):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("lang", LANGS)
 def test_sse(engine, serve, lang):
-    """Seed example 2, read incrementally with http.client: six events in order, each
+    """Guide example 2, read incrementally with http.client: six events in order, each
     delivered when written."""
     serve_http(serve, lang, "sse")
     url = urlsplit(engine.http_url)
@@ -146,7 +146,7 @@ def test_sse(engine, serve, lang):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("lang", LANGS)
 def test_sse_with_curl(engine, serve, tmp_path, lang):
-    """Seed example 2 as the docs read it: `curl -N` prints the events as they arrive."""
+    """Guide example 2 as the docs read it: `curl -N` prints the events as they arrive."""
     curl = shutil.which("curl")
     assert curl, "curl is not installed (scripts/test.sh installs it)"
     serve_http(serve, lang, "sse")

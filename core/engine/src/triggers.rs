@@ -6,23 +6,17 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::Value;
-
 use crate::util::{lock, shrink_map};
 use crate::worker::registry::ConnId;
 
-/// One registered trigger.
+/// One registered trigger of a type the engine does not serve: kept so that it counts in the
+/// engine's stats and goes when its connection does.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // Kept for listings; no trigger type beyond http is served yet.
 pub(crate) struct Trigger {
     /// The connection that registered it; the trigger dies with it.
     pub(crate) owner: ConnId,
-    /// E.g. `http`.
+    /// E.g. `cron`.
     pub(crate) trigger_type: String,
-    /// The function it invokes.
-    pub(crate) function_id: String,
-    /// Type-specific configuration (for `http`: `api_path`, `http_method`).
-    pub(crate) config: Value,
 }
 
 /// The trigger registry.
@@ -67,8 +61,6 @@ mod tests {
         Trigger {
             owner: ConnId(owner),
             trigger_type: trigger_type.into(),
-            function_id: "f".into(),
-            config: Value::Null,
         }
     }
 

@@ -1,4 +1,4 @@
-//! How channel ends finish (PROTOCOL.md §4.2, §4.4, §4.7): close codes, tombstones, expiry.
+//! How channel ends finish (docs/PROTOCOL.md §4.2, §4.4, §4.7): close codes, tombstones, expiry.
 
 mod common;
 

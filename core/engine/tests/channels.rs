@@ -1,4 +1,4 @@
-//! Channels (PROTOCOL.md §4) against a real engine over real sockets.
+//! Channels (docs/PROTOCOL.md §4) against a real engine over real sockets.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The main socket (PROTOCOL.md §2, §3) against a real engine over real sockets.
+//! The main socket (docs/PROTOCOL.md §2, §3) against a real engine over real sockets.
 
 mod common;
 

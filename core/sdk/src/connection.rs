@@ -22,7 +22,7 @@ use crate::channel::close_frame;
 use crate::invocation::{Invocation, dispatch};
 use crate::link::{Outbound, Pings, Sink, Socket};
 use crate::options::jitter_sample;
-use crate::worker::{Inner, lock};
+use crate::state::{WorkerState, lock};
 
 type Stream = futures_util::stream::SplitStream<Socket>;
 
@@ -53,7 +53,7 @@ fn is_engine_url(address: &str) -> bool {
         .is_ok_and(|uri| matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some())
 }
 
-pub(crate) async fn run(inner: Arc<Inner>, mut outbound: mpsc::Receiver<Outbound>) {
+pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Outbound>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session::default();
     let mut failures: u32 = 0;
@@ -116,7 +116,12 @@ type Io<'a> = (
 );
 
 /// Serves one connection. Returns true when it ended because the worker shuts down.
-async fn serve(inner: &Arc<Inner>, socket: Socket, io: Io<'_>, session: &mut Session) -> bool {
+async fn serve(
+    inner: &Arc<WorkerState>,
+    socket: Socket,
+    io: Io<'_>,
+    session: &mut Session,
+) -> bool {
     let (outbound, shutdown) = io;
     let link = &inner.link;
     let (mut sink, mut stream) = socket.split();
@@ -167,7 +172,7 @@ async fn greet(
 
 /// The first messages of a connection: `reattach`, every registration, then the worker's
 /// description. Registration changes queued so far are covered by the replay.
-fn greeting(inner: &Inner, session: &Session) -> Vec<String> {
+fn greeting(inner: &WorkerState, session: &Session) -> Vec<String> {
     inner.link.clear_registrations();
     let mut texts = Vec::new();
     if let (Some(id), Some(token)) = (&session.worker_id, &session.reattach_token) {
@@ -192,7 +197,7 @@ fn greeting(inner: &Inner, session: &Session) -> Vec<String> {
 }
 
 /// The void `engine::workers::register` call describing this worker.
-fn worker_description(inner: &Inner) -> String {
+fn worker_description(inner: &WorkerState) -> String {
     let options = &inner.options;
     let name = options.worker_name.clone().unwrap_or_else(|| {
         std::env::current_exe()
@@ -221,7 +226,7 @@ fn worker_description(inner: &Inner) -> String {
 
 /// Reads the engine's messages until the socket ends. Returns why it ended.
 async fn read_loop(
-    inner: &Arc<Inner>,
+    inner: &Arc<WorkerState>,
     stream: &mut Stream,
     pings: &Pings,
     urgent: &mpsc::UnboundedSender<String>,

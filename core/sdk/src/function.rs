@@ -2,7 +2,7 @@
 //!
 //! Rust handlers receive the invocation's raw JSON (refs stay refs; build a
 //! [`ChannelReader`](crate::ChannelReader) / [`ChannelWriter`](crate::ChannelWriter) from them
-//! with [`extract_channel_refs`](crate::extract_channel_refs)), as the seed docs show.
+//! with [`extract_channel_refs`](crate::extract_channel_refs)), as the channel guide shows (docs/ARCHITECTURE.md, Examples).
 
 use std::future::Future;
 use std::pin::Pin;

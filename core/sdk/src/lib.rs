@@ -40,6 +40,7 @@ mod invocation;
 mod link;
 pub mod options;
 mod runtime;
+mod state;
 pub mod trigger;
 mod worker;
 

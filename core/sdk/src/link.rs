@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::IIIError;
-use crate::worker::lock;
+use crate::state::lock;
 
 /// The main socket.
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

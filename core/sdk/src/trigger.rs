@@ -1,5 +1,5 @@
 //! The request types of the public API: calls (`TriggerRequest`) and trigger bindings
-//! (`RegisterTrigger`), named as the seed docs name them.
+//! (`RegisterTrigger`), named as the channel guide names them.
 
 use iii_protocol::{Message, TriggerAction, http};
 

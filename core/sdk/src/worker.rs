@@ -1,13 +1,12 @@
 //! The worker handle [`III`]: what user code (and every binding) calls.
 //!
-//! `III` holds the registrations (replayed on every reconnect), the main socket's shared sending
-//! side ([`Link`]) and the queue to the main socket task in [`connection`](crate::connection).
-//! Its async methods write on the socket or queue for the task, and wait on oneshot replies and
-//! SDK-runtime timers, so they work when awaited from any executor.
+//! `III` is a handle on the worker's shared state ([`crate::state`]), which the main socket task
+//! in [`connection`](crate::connection) serves. Its async methods write on the socket or queue
+//! for the task, and wait on oneshot replies and SDK-runtime timers, so they work when awaited
+//! from any executor.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use iii_protocol::builtins::{
@@ -15,10 +14,11 @@ use iii_protocol::builtins::{
 };
 use iii_protocol::{Message, StreamChannelRef};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::connection;
-use crate::link::{Link, Outbound};
+use crate::link::Outbound;
+use crate::state::{WorkerState, lock};
 use crate::{Channel, IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 
 /// Connects a worker to the engine at `url` (e.g. `ws://127.0.0.1:49134`) with default
@@ -30,71 +30,15 @@ pub fn register_worker(url: &str) -> III {
 /// Like [`register_worker`], with options.
 pub fn register_worker_with(url: &str, options: InitOptions) -> III {
     let (outbound, outbound_queue) = mpsc::channel(options.max_queued_messages.max(1));
-    let inner = Arc::new(Inner {
-        address: url.to_string(),
-        options,
-        functions: Mutex::new(HashMap::new()),
-        triggers: Mutex::new(HashMap::new()),
-        generation: AtomicU64::new(0),
-        link: Link::default(),
-        outbound,
-        shutdown: watch::Sender::new(false),
-        terminal: OnceLock::new(),
-    });
+    let inner = Arc::new(WorkerState::new(url, options, outbound));
     crate::runtime::home().spawn(connection::run(inner.clone(), outbound_queue));
     III { inner }
-}
-
-/// State shared by the worker handles and the main socket task.
-pub(crate) struct Inner {
-    pub(crate) address: String,
-    pub(crate) options: InitOptions,
-    /// Registered functions by id, with the generation of their registration.
-    pub(crate) functions: Mutex<HashMap<String, (u64, RegisterFunction)>>,
-    /// Registered triggers by trigger id.
-    pub(crate) triggers: Mutex<HashMap<String, RegisterTrigger>>,
-    generation: AtomicU64,
-    /// The main socket's sending side, shared with callers.
-    pub(crate) link: Link,
-    /// What waits for a connection (calls, results, pings), in order; bounded.
-    pub(crate) outbound: mpsc::Sender<Outbound>,
-    pub(crate) shutdown: watch::Sender<bool>,
-    /// Why the worker stopped for good (shutdown, or reconnecting gave up).
-    pub(crate) terminal: OnceLock<IIIError>,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Inner {
-    fn check_open(&self) -> Result<(), IIIError> {
-        match self.terminal.get() {
-            Some(error) => Err(error.clone()),
-            None => Ok(()),
-        }
-    }
-
-    fn stopped(&self) -> IIIError {
-        self.terminal.get().cloned().unwrap_or(IIIError::Shutdown)
-    }
-
-    /// Sends `item` now if connected (from the caller's future), else queues it for the next
-    /// connection.
-    pub(crate) async fn send(&self, item: Outbound) -> Result<(), IIIError> {
-        match self.link.send_now(item).await {
-            Ok(written) => written,
-            Err(item) => self.outbound.send(item).await.map_err(|_| self.stopped()),
-        }
-    }
 }
 
 /// A worker connected to the engine. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
 pub struct III {
-    inner: Arc<Inner>,
+    inner: Arc<WorkerState>,
 }
 
 impl III {
@@ -256,7 +200,7 @@ impl std::fmt::Debug for III {
 
 /// A registered function; [`unregister`](Self::unregister) withdraws it.
 pub struct FunctionRef {
-    inner: Arc<Inner>,
+    inner: Arc<WorkerState>,
     id: String,
     generation: u64,
 }
@@ -294,7 +238,7 @@ impl std::fmt::Debug for FunctionRef {
 
 /// A registered trigger; [`unregister`](Self::unregister) withdraws it.
 pub struct TriggerRef {
-    inner: Arc<Inner>,
+    inner: Arc<WorkerState>,
     id: String,
     trigger_type: String,
 }

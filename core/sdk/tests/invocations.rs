@@ -31,7 +31,7 @@ async fn calls_return_results_across_workers() {
     )
     .await
     .expect("result");
-    // The engine may add `_caller_worker_id` to object payloads (PROTOCOL.md §3).
+    // The engine may add `_caller_worker_id` to object payloads (docs/PROTOCOL.md §3).
     assert_eq!(result["a"], json!([1, 2]));
     engine.shutdown().await;
 }

@@ -1,4 +1,4 @@
-//! The seed docs' flows, end to end against an in-process engine: the Rust snippets of the
+//! The channel guide's flows (docs/ARCHITECTURE.md, Examples), end to end against an in-process engine: the Rust snippets of the
 //! channel guides as written there, the pipeline with producer and consumer on two different
 //! workers, the bidirectional flow with progress messages, and both examples' `run`.
 

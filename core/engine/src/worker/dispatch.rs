@@ -55,17 +55,11 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             }
         }
         Message::RegisterTrigger {
-            id,
-            trigger_type,
-            function_id,
-            config,
-            ..
+            id, trigger_type, ..
         } => {
             let trigger = Trigger {
                 owner: conn.id,
                 trigger_type,
-                function_id,
-                config,
             };
             shared.triggers.register(id, trigger);
         }

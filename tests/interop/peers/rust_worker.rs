@@ -1,5 +1,5 @@
-//! Interop worker on our Rust SDK, the counterpart of `workers/worker.mjs` and
-//! `workers/worker.py` (same roles, same functions, same stdout lines), built as the
+//! Interop worker on our Rust SDK, the counterpart of `worker.mjs` and
+//! `worker.py` beside it (same roles, same functions, same stdout lines), built as the
 //! `interop_worker` example of core/sdk:
 //!
 //! ```sh
@@ -60,9 +60,9 @@ async fn trigger_retry(iii: &III, request: TriggerRequest) -> Result<Value, IIIE
     }
 }
 
-// ------------------------------------------------------------------ functions (seed code)
+// ------------------------------------------------------------------ functions (guide code)
 
-/// Seed "pipeline" example, consumer side.
+/// Guide "pipeline" example, consumer side.
 fn register_pipeline_consumer(iii: &III) {
     let iii2 = iii.clone();
     iii.register_function(RegisterFunction::new_async(
@@ -84,7 +84,7 @@ fn register_pipeline_consumer(iii: &III) {
     ));
 }
 
-/// Seed "pipeline" example, producer side.
+/// Guide "pipeline" example, producer side.
 fn register_pipeline_producer(iii: &III) {
     let iii2 = iii.clone();
     iii.register_function(RegisterFunction::new_async(
@@ -109,7 +109,7 @@ fn register_pipeline_producer(iii: &III) {
     ));
 }
 
-/// Seed "bidirectional with progress" example, worker side.
+/// Guide "bidirectional with progress" example, worker side.
 fn register_transform_worker(iii: &III) {
     let iii2 = iii.clone();
     iii.register_function(RegisterFunction::new_async(
@@ -138,7 +138,7 @@ fn register_transform_worker(iii: &III) {
     ));
 }
 
-/// Seed "bidirectional with progress" example, coordinator side (input written in `pieces`).
+/// Guide "bidirectional with progress" example, coordinator side (input written in `pieces`).
 fn register_transform_coordinator(iii: &III) {
     let iii2 = iii.clone();
     iii.register_function(RegisterFunction::new_async(
@@ -203,7 +203,7 @@ fn register_transform_coordinator(iii: &III) {
     ));
 }
 
-/// Seed "files::process" reader, extended to hash what it read.
+/// Guide "files::process" reader, extended to hash what it read.
 fn register_files_process(iii: &III) {
     let iii2 = iii.clone();
     iii.register_function(RegisterFunction::new_async(

@@ -14,7 +14,7 @@
 // engine) and `RESULT <json>` / `ERROR <json>` (drive). Everything else goes to stderr.
 // The engine URL comes from III_URL. `serve download` serves files from
 // III_INTEROP_FILES_DIR; `serve sse` waits III_INTEROP_SSE_INTERVAL_MS (default 1000, as the
-// seed) between its events.
+// guide) between its events.
 
 import { createHash } from 'node:crypto'
 import * as path from 'node:path'
@@ -53,7 +53,7 @@ async function importPackage(pkgDir, subpath) {
 const SDK_DIR = OUR_SDK ?? path.join(NODE_DIR, 'node_modules', 'iii-sdk')
 const { registerWorker } = await importPackage(SDK_DIR, '.')
 const { createChannel } = await importPackage(SDK_DIR, './helpers')
-// The seeds import `http` from 'iii-sdk', as our package has it; the published 0.22.1
+// The guide import `http` from 'iii-sdk', as our package has it; the published 0.22.1
 // packages ship it in @iii-dev/helpers/http.
 const { http } = OUR_SDK
   ? await importPackage(OUR_SDK, '.')
@@ -126,9 +126,9 @@ function endStream(stream, data) {
   })
 }
 
-// ---------------------------------------------------------------- functions (seed code)
+// ---------------------------------------------------------------- functions (guide code)
 
-// Seed "pipeline" example, consumer side.
+// Guide "pipeline" example, consumer side.
 function registerPipelineConsumer() {
   iii.registerFunction('pipeline::consumer', async (input) => {
     const chunks = []
@@ -139,7 +139,7 @@ function registerPipelineConsumer() {
   })
 }
 
-// Seed "pipeline" example, producer side.
+// Guide "pipeline" example, producer side.
 function registerPipelineProducer() {
   iii.registerFunction('pipeline::producer', async (input) => {
     const channel = await createChannel(iii)
@@ -153,7 +153,7 @@ function registerPipelineProducer() {
   })
 }
 
-// Seed "bidirectional with progress" example, worker side.
+// Guide "bidirectional with progress" example, worker side.
 function registerTransformWorker() {
   iii.registerFunction('transform::worker', async (input) => {
     const chunks = []
@@ -169,7 +169,7 @@ function registerTransformWorker() {
   })
 }
 
-// Seed "bidirectional with progress" example, coordinator side. The input is written in
+// Guide "bidirectional with progress" example, coordinator side. The input is written in
 // `pieces` writes instead of one so that the worker reports several progress messages.
 function registerTransformCoordinator() {
   iii.registerFunction('transform::coordinator', async (input) => {
@@ -203,7 +203,7 @@ function registerTransformCoordinator() {
   })
 }
 
-// Seed "files::process" reader, extended to hash what it read.
+// Guide "files::process" reader, extended to hash what it read.
 function registerFilesProcess() {
   iii.registerFunction('files::process', async (input) => {
     const hash = createHash('sha256')
@@ -219,7 +219,7 @@ function registerFilesProcess() {
   })
 }
 
-// Seed "Example 1: File Download via HTTP Endpoint" (Node tab), serving from
+// Guide "Example 1: File Download via HTTP Endpoint" (Node tab), serving from
 // III_INTEROP_FILES_DIR instead of /data/reports.
 function registerFilesDownload() {
   const dir = process.env.III_INTEROP_FILES_DIR ?? '/data/reports'
@@ -245,8 +245,8 @@ function registerFilesDownload() {
   })
 }
 
-// Seed "Example 2: Server-Sent Events (SSE) Streaming" (Node tab), with the interval between
-// events from III_INTEROP_SSE_INTERVAL_MS (the seed waits 1000 ms).
+// Guide "Example 2: Server-Sent Events (SSE) Streaming" (Node tab), with the interval between
+// events from III_INTEROP_SSE_INTERVAL_MS (the guide waits 1000 ms).
 function registerEventsStream() {
   const intervalMs = Number(process.env.III_INTEROP_SSE_INTERVAL_MS ?? '1000')
   iii.registerFunction(

@@ -1,5 +1,5 @@
 'use strict'
-// The seed flow (a producer passes readerRef to `files::process`, which reads the stream)
+// The guide flow (a producer passes readerRef to `files::process`, which reads the stream)
 // and the stream contract of ChannelWriter.stream / ChannelReader.stream.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -21,7 +21,7 @@ before(async () => {
   engine = await startEngine()
   worker = registerWorker(engine.url)
 
-  // Seed 004, as written.
+  // Guide 004, as written.
   worker.registerFunction('files::process', async (input) => {
     let bytes = 0
 
@@ -54,7 +54,7 @@ after(async () => {
   if (engine) await engine.stop()
 })
 
-test('seed: write, end, then trigger with readerRef', async () => {
+test('guide: write, end, then trigger with readerRef', async () => {
   const channel = await worker.createChannel()
   channel.writer.stream.write(Buffer.from('first chunk'))
   channel.writer.stream.write(Buffer.from('second chunk'))

@@ -12,7 +12,7 @@ and ``RESULT <json>`` / ``ERROR <json>`` (drive). Logs go to stderr. III_URL nam
 engine. ``serve download`` serves files from III_INTEROP_FILES_DIR; ``serve sse`` waits
 III_INTEROP_SSE_INTERVAL_MS (default 1000) between its events.
 
-The handlers follow the seed examples; where the seed's Python code uses calls that
+The handlers follow the guide's examples; where the guide's Python code uses calls that
 0.25 made asynchronous (``reader.read_all()``, ``writer.write()``), the awaited forms are
 used, as the newer channel docs show.
 """
@@ -98,7 +98,7 @@ class Worker:
         if not (isinstance(r, dict) and r.get("ok")):
             raise RuntimeError(f"ready probe returned {r!r}")
 
-    # ------------------------------------------------------------ functions (seed code)
+    # ------------------------------------------------------------ functions (guide code)
 
     def register_pipeline_consumer(self) -> None:
         async def consumer_handler(input_data):
@@ -211,9 +211,9 @@ class Worker:
         self.iii.register_function("files::process", process_file)
 
     def register_files_download(self) -> None:
-        """Seed "Example 1: File Download via HTTP Endpoint" (Python tab), serving from
+        """Guide "Example 1: File Download via HTTP Endpoint" (Python tab), serving from
         III_INTEROP_FILES_DIR instead of /data/reports."""
-        # The seeds import `http` from `iii.utils`; the published 0.25 packages ship it in
+        # The channel guide imports `http` from `iii.utils`; the published 0.25 packages ship it in
         # iii-helpers (imported here so that the other roles do not need that package).
         from iii_helpers.http import http
 
@@ -241,7 +241,7 @@ class Worker:
         )
 
     def register_events_stream(self) -> None:
-        """The seed's SSE example (Example 2 has a Node tab only) with the Python helper:
+        """The guide's SSE example (Example 2 has a Node tab only) with the Python helper:
         five progress events III_INTEROP_SSE_INTERVAL_MS apart, then a done event."""
         from iii_helpers.http import http
 

@@ -21,7 +21,7 @@ import sys
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples" / "python"))
 
 import bidirectional  # noqa: E402  (examples/python)
 import pipeline  # noqa: E402

@@ -1,0 +1,75 @@
+//! What a worker's handles and its main socket task share: the registrations (replayed on
+//! every reconnect), the socket's sending side, the queue for when it is down, and why the
+//! worker stopped. It lives apart from the handle ([`crate::worker`]) and the socket task
+//! ([`crate::connection`]) so that each depends on the state, not on the other.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::link::{Link, Outbound};
+use crate::{IIIError, InitOptions, RegisterFunction, RegisterTrigger};
+
+/// State shared by the worker handles and the main socket task.
+pub(crate) struct WorkerState {
+    pub(crate) address: String,
+    pub(crate) options: InitOptions,
+    /// Registered functions by id, with the generation of their registration.
+    pub(crate) functions: Mutex<HashMap<String, (u64, RegisterFunction)>>,
+    /// Registered triggers by trigger id.
+    pub(crate) triggers: Mutex<HashMap<String, RegisterTrigger>>,
+    /// Counts registrations, so an unregister withdraws only its own.
+    pub(crate) generation: AtomicU64,
+    /// The main socket's sending side, shared with callers.
+    pub(crate) link: Link,
+    /// What waits for a connection (calls, results, pings), in order; bounded.
+    pub(crate) outbound: mpsc::Sender<Outbound>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Why the worker stopped for good (shutdown, or reconnecting gave up).
+    pub(crate) terminal: OnceLock<IIIError>,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl WorkerState {
+    /// The state of a new worker for `url`, whose queued messages go to `outbound`.
+    pub(crate) fn new(url: &str, options: InitOptions, outbound: mpsc::Sender<Outbound>) -> Self {
+        Self {
+            address: url.to_string(),
+            options,
+            functions: Mutex::new(HashMap::new()),
+            triggers: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            link: Link::default(),
+            outbound,
+            shutdown: watch::Sender::new(false),
+            terminal: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), IIIError> {
+        match self.terminal.get() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn stopped(&self) -> IIIError {
+        self.terminal.get().cloned().unwrap_or(IIIError::Shutdown)
+    }
+
+    /// Sends `item` now if connected (from the caller's future), else queues it for the next
+    /// connection.
+    pub(crate) async fn send(&self, item: Outbound) -> Result<(), IIIError> {
+        match self.link.send_now(item).await {
+            Ok(written) => written,
+            Err(item) => self.outbound.send(item).await.map_err(|_| self.stopped()),
+        }
+    }
+}
