@@ -8,7 +8,7 @@ use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use iii_sdk::binding::on_blocking_thread;
+use iii_sdk::binding::{Reply, on_blocking_thread, reply};
 use iii_sdk::function::Handler;
 use iii_sdk::{IIIError, RegisterFunction};
 use serde_json::Value;
@@ -29,17 +29,14 @@ pub type iii_handler = Option<
 >;
 
 /// The answer slot of one invocation (opaque), valid only during the handler call.
-pub struct iii_reply {
-    outcome: Option<Result<Value, IIIError>>,
-}
+pub struct iii_reply(Reply);
 
 impl iii_reply {
     fn set(&mut self, outcome: Result<Value, IIIError>) -> Result<(), Failure> {
-        if self.outcome.is_some() {
-            return Err(Failure::invalid("this invocation was already answered"));
+        match self.0.answer(outcome) {
+            true => Ok(()),
+            false => Err(Failure::invalid("this invocation was already answered")),
         }
-        self.outcome = Some(outcome);
-        Ok(())
     }
 }
 
@@ -105,7 +102,8 @@ impl Target {
     fn call(self, input: Value) -> Result<Value, IIIError> {
         let input = CString::new(input.to_string())
             .map_err(|_| IIIError::Handler("the input JSON contains a NUL character".into()))?;
-        let mut reply = iii_reply { outcome: None };
+        let (reply, answer) = reply();
+        let mut reply = iii_reply(reply);
         let called = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the C handler's contract; `input` and `reply` outlive the call.
             unsafe { (self.function)(self.userdata, input.as_ptr(), &mut reply) }
@@ -113,9 +111,8 @@ impl Target {
         if called.is_err() {
             return Err(IIIError::Handler("the handler panicked".into()));
         }
-        reply
-            .outcome
-            .unwrap_or_else(|| Err(IIIError::Handler("the handler did not reply".into())))
+        drop(reply);
+        answer.now("the handler did not reply")
     }
 
     fn handler(self) -> Handler {

@@ -56,13 +56,20 @@ impl Pending {
         self.events.push_back(event);
     }
 
+    /// The index of the first event of the kind `want`.
+    fn first(&self, want: Want) -> Option<usize> {
+        self.events.iter().position(|event| {
+            matches!(
+                (want, event),
+                (Want::Bytes, ChannelEvent::Data(_)) | (Want::Message, ChannelEvent::Message(_))
+            )
+        })
+    }
+
     /// Copies bytes of the first data event into `buffer` (dropping the event once empty).
     fn take_bytes(&mut self, buffer: &mut [u8]) -> Option<usize> {
-        let index = self
-            .events
-            .iter()
-            .position(|event| matches!(event, ChannelEvent::Data(_)))?;
-        let Some(ChannelEvent::Data(chunk)) = self.events.get_mut(index) else {
+        let index = self.first(Want::Bytes)?;
+        let ChannelEvent::Data(chunk) = self.events.get_mut(index)? else {
             return None;
         };
         let n = chunk.len().min(buffer.len());
@@ -77,11 +84,8 @@ impl Pending {
 
     /// The first text message, if one waits.
     fn take_message(&mut self) -> Option<String> {
-        let index = self
-            .events
-            .iter()
-            .position(|event| matches!(event, ChannelEvent::Message(_)))?;
-        let Some(ChannelEvent::Message(text)) = self.events.remove(index) else {
+        let index = self.first(Want::Message)?;
+        let ChannelEvent::Message(text) = self.events.remove(index)? else {
             return None;
         };
         self.messages -= 1;
@@ -113,18 +117,19 @@ impl iii_reader {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next event of the kind `want` (bytes into `buffer`), or the end.
-    async fn take(&self, want: Want, buffer: &mut [u8]) -> Result<Taken, Failure> {
+    /// What `take` takes from the pending events (of the kind `want`), or the end; pulls
+    /// from the core while nothing of that kind waits.
+    async fn take<T>(
+        &self,
+        want: Want,
+        mut take: impl FnMut(&mut Pending) -> Option<T>,
+    ) -> Result<T, Failure> {
         loop {
             let mut notified = pin!(self.changed.notified());
             notified.as_mut().enable();
             let may_pull = {
                 let mut pending = self.pending();
-                let taken = match want {
-                    Want::Bytes => pending.take_bytes(buffer).map(Taken::Bytes),
-                    Want::Message => pending.take_message().map(Taken::Message),
-                };
-                if let Some(taken) = taken {
+                if let Some(taken) = take(&mut pending) {
                     drop(pending);
                     self.changed.notify_waiters();
                     return Ok(taken);
@@ -165,12 +170,6 @@ impl Drop for WakeOnDrop<'_> {
         drop(self.1.take());
         self.0.notify_waiters();
     }
-}
-
-/// What [`iii_reader::take`] took.
-enum Taken {
-    Bytes(usize),
-    Message(String),
 }
 
 /// The failure a read reports at the end of the stream.
@@ -233,9 +232,8 @@ pub unsafe extern "C" fn iii_reader_read(
         }
         // SAFETY: `buffer` points to `capacity` writable bytes by the contract.
         let buffer = unsafe { std::slice::from_raw_parts_mut(buffer, capacity) };
-        let Taken::Bytes(n) = block_on(timeout_ms, reader.take(Want::Bytes, buffer))?? else {
-            return Err(Failure::invalid("a read took a message"));
-        };
+        let read = reader.take(Want::Bytes, |pending| pending.take_bytes(buffer));
+        let n = block_on(timeout_ms, read)??;
         // SAFETY: checked non-NULL above.
         unsafe { *len_out = n };
         Ok(())
@@ -256,10 +254,8 @@ pub unsafe extern "C" fn iii_reader_next_message(
         // SAFETY: the crate-level contract.
         let reader = unsafe { handle(reader, "reader") }?;
         check_out(message_out, "message_out")?;
-        let Taken::Message(message) = block_on(timeout_ms, reader.take(Want::Message, &mut []))??
-        else {
-            return Err(Failure::invalid("a message read took bytes"));
-        };
+        let next = reader.take(Want::Message, Pending::take_message);
+        let message = block_on(timeout_ms, next)??;
         let text = output_string(message, "the message")?;
         // SAFETY: checked non-NULL above.
         unsafe { *message_out = text };

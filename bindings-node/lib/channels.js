@@ -11,6 +11,7 @@
 // ahead of the consumer, and onMessage sees each message before the bytes sent after it; an
 // aborted or lost writer destroys it with an error carrying `code`.
 const { Readable, Writable } = require('node:stream')
+const native = require('./native')
 
 const noop = () => {}
 // What write() and sendMessage() return when the native end accepted at once (it returns null
@@ -83,7 +84,7 @@ function reportUnhandledErrors(stream, what) {
   stream.on('error', (error) => {
     if (stream.listenerCount('error') > 1) return
     // An HTTP client that leaves closes the response's reader: that is no failure to report.
-    if (stream._iiiClientMayLeave && error && error.code === 'reader_closed') return
+    if (stream._iiiClientMayLeave && error && error.code === native.READER_CLOSED) return
     const code = error && error.code ? ` (${error.code})` : ''
     process.emitWarning(`iii-sdk: ${what} failed${code}: ${error && error.message ? error.message : error}`)
   })
@@ -134,21 +135,19 @@ function writableOf(native) {
 // Data chunks a reader with onMessage callbacks keeps while nothing reads its bytes, before
 // it stops receiving until something does (as the core's own reader does).
 const LISTEN_AHEAD_CHUNKS = 8
-// Text messages kept for the first onMessage callback, at most.
-const MAX_KEPT_MESSAGES = 1024
 
 class ChannelReader {
   constructor(native) {
     this._native = native
     this._stream = null
-    // Chunks the native end handed over in a batch and nobody read yet (see readEvents).
+    // Chunks the native end handed over in a batch (at most 1024) and nobody read yet.
     this._chunks = []
-    this._next = 0
     this._filling = null
     this._ended = false
     this._reading = false
+    this._fillingWeak = false
     this._callbacks = []
-    this._pendingMessages = []
+    this._kept = { messages: [], bytes: 0 }
   }
 
   /** The ref of this end (what JSON.stringify sends). */
@@ -169,32 +168,37 @@ class ChannelReader {
   /** A chunk already handed over, or undefined (null at the clean end). */
   _take() {
     this._reading = true
-    if (this._next < this._chunks.length) {
-      const chunk = this._chunks[this._next]
-      this._chunks[this._next++] = undefined
-      if (this._next === this._chunks.length) {
-        this._chunks = []
-        this._next = 0
-      }
-      return chunk
-    }
+    if (this._chunks.length > 0) return this._chunks.shift()
     return this._ended ? null : undefined
   }
 
   /**
    * Fetches the next batch of events (one native call at a time): text messages go to the
-   * onMessage callbacks and bytes to the chunks, in the order they were sent.
+   * onMessage callbacks and bytes to the chunks, in the order they were sent. `weak` waits
+   * without keeping the process alive (for listening only).
    */
-  _fill() {
+  _fill(weak = false) {
+    if (this._filling && this._fillingWeak && !weak) {
+      // A reader now waits on a listening fetch: keep the process alive until it settles.
+      this._fillingWeak = false
+      const keepAlive = setInterval(noop, 1 << 30)
+      this._filling.then(() => clearInterval(keepAlive), () => clearInterval(keepAlive))
+    }
     if (!this._filling) {
-      this._filling = this._native.readEvents().then(
-        (batch) => {
+      this._fillingWeak = weak
+      const batch = weak
+        ? new Promise((resolve, reject) =>
+            this._native.listenEvents((error, events) => (error ? reject(error) : resolve(events))),
+          )
+        : this._native.readEvents()
+      this._filling = batch.then(
+        (events) => {
           this._filling = null
-          for (const event of batch) {
+          for (const event of events) {
             if (typeof event === 'string') this._message(event)
             else this._chunks.push(event)
           }
-          if (batch.end) this._ended = true
+          if (events.end) this._ended = true
         },
         (error) => {
           this._filling = null
@@ -208,8 +212,14 @@ class ChannelReader {
   _message(text) {
     if (this._callbacks.length === 0) {
       // Kept for the first onMessage callback, bounded as the core bounds them.
-      if (this._pendingMessages.length < MAX_KEPT_MESSAGES) this._pendingMessages.push(text)
-      else process.emitWarning('iii-sdk: a channel reader without onMessage dropped a text message')
+      const kept = this._kept
+      const bytes = Buffer.byteLength(text)
+      if (kept.messages.length < native.MAX_KEPT_MESSAGES && kept.bytes + bytes <= native.MAX_KEPT_MESSAGE_BYTES) {
+        kept.messages.push(text)
+        kept.bytes += bytes
+      } else {
+        process.emitWarning('iii-sdk: a channel reader without onMessage dropped a text message')
+      }
       return
     }
     for (const callback of this._callbacks) deliver(callback, text)
@@ -237,16 +247,19 @@ class ChannelReader {
   /** Calls `callback(text)` for each text message; starts receiving on its own. */
   onMessage(callback) {
     this._callbacks.push(callback)
-    const kept = this._pendingMessages
-    this._pendingMessages = []
+    const kept = this._kept.messages
+    this._kept = { messages: [], bytes: 0 }
     for (const text of kept) deliver(callback, text)
     if (this._callbacks.length === 1) this._listen()
   }
 
-  /** Receives messages while nothing reads the bytes (keeping a few chunks for the reader). */
+  /**
+   * Receives messages while nothing reads the bytes (keeping a few chunks for the reader),
+   * without keeping the process alive.
+   */
   _listen() {
-    if (this._reading || this._ended || this._chunks.length - this._next >= LISTEN_AHEAD_CHUNKS) return
-    this._fill().then(
+    if (this._reading || this._ended || this._chunks.length >= LISTEN_AHEAD_CHUNKS) return
+    this._fill(true).then(
       () => this._listen(),
       () => {},
     )
@@ -255,7 +268,6 @@ class ChannelReader {
   /** Closes this end; a pending read fails with code `reader_closed`. */
   close() {
     this._chunks = []
-    this._next = 0
     if (this._stream && !this._stream.destroyed) this._stream.destroy()
     return this._native.close()
   }
@@ -318,4 +330,20 @@ function toBuffer(data) {
   throw new TypeError('iii-sdk: write() takes a Buffer, a TypedArray, an ArrayBuffer or a string')
 }
 
-module.exports = { ChannelReader, ChannelWriter }
+/** A native `{ json, ends }` as a value: the JSON parsed, each live end put at its path. */
+function withEnds({ json, ends }) {
+  let value = JSON.parse(json)
+  for (const { path, end } of ends) {
+    const live = end instanceof native.NativeReader ? new ChannelReader(end) : new ChannelWriter(end)
+    if (path.length === 0) {
+      value = live
+      continue
+    }
+    let holder = value
+    for (let i = 0; i < path.length - 1; i++) holder = holder[path[i]]
+    holder[path[path.length - 1]] = live
+  }
+  return value
+}
+
+module.exports = { ChannelReader, ChannelWriter, withEnds }

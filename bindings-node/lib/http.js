@@ -8,7 +8,7 @@
 // 500 when nothing was sent yet). This layer gives those objects their Node names and
 // streams, and flushes a Writable the handler used before the core ends the response.
 const { finished } = require('node:stream/promises')
-const { ChannelReader, ChannelWriter } = require('./channels')
+const { ChannelReader, ChannelWriter, withEnds } = require('./channels')
 
 /** Marks a function made by `http()`: registerFunction hands it the core's request and response. */
 const HTTP_FUNCTION = Symbol.for('iii-sdk.http')
@@ -40,7 +40,7 @@ class HttpResponse {
 
   /** Sets the status code (effective before the first body byte). */
   status(statusCode) {
-    return this._native.status(statusCode)
+    return this._native.status(JSON.stringify(statusCode ?? null))
   }
 
   /** Sets response headers `{ name: value | [values] }` (effective before the first body byte). */
@@ -50,7 +50,7 @@ class HttpResponse {
 
   /** Ends the response; resolves once the engine holds the whole body. */
   close() {
-    return flush(this.writer).then(() => this._native.close())
+    return flush(this.writer).then(() => this.writer._native.close())
   }
 }
 
@@ -69,15 +69,16 @@ function http(handler) {
     if (!invocation || invocation.http !== true) {
       throw new TypeError('iii-sdk: an http() function must be bound to an http trigger (no response channel)')
     }
-    const req = new HttpRequest(JSON.parse(invocation.json), new ChannelReader(invocation.body))
+    const req = new HttpRequest(withEnds(invocation.request), new ChannelReader(invocation.body))
     const res = new HttpResponse(invocation.response)
     let result
     try {
       result = await handler(req, res)
     } catch (error) {
-      // The core aborts the response; a Writable in use stops taking writes.
+      // A Writable in use stops taking writes and aborts the response with the error's
+      // message; otherwise the core aborts it (if anything was sent) with the error.
       const stream = res.writer._stream
-      if (stream && !stream.destroyed) stream.destroy()
+      if (stream && !stream.destroyed) stream.destroy(error instanceof Error ? error : new Error(String(error)))
       throw error
     }
     try {

@@ -4,35 +4,17 @@
 // and hands them over as live ends with their paths, which become ChannelReader /
 // ChannelWriter objects here; live ends are sent as their refs (toJSON).
 const native = require('./native')
-const { ChannelReader, ChannelWriter } = require('./channels')
+const { withEnds } = require('./channels')
 const { HTTP_FUNCTION } = require('./http')
-
-/** A native `{ json, ends }` as a value: the JSON parsed, each live end put at its path. */
-function withEnds({ json, ends }) {
-  let value = JSON.parse(json)
-  for (const { path, end } of ends) {
-    const live = end instanceof native.NativeReader ? new ChannelReader(end) : new ChannelWriter(end)
-    if (path.length === 0) {
-      value = live
-      continue
-    }
-    let holder = value
-    for (let i = 0; i < path.length - 1; i++) holder = holder[path[i]]
-    holder[path[path.length - 1]] = live
-  }
-  return value
-}
 
 /** `value` with every channel ref in it turned into a live end on `address`. */
 function materialize(value, address) {
   return withEnds(native.materialize(address, JSON.stringify(value === undefined ? null : value)))
 }
 
-/** Native argument errors as the TypeErrors JavaScript callers expect. */
+/** Native argument errors (thrown synchronously) as the TypeErrors JavaScript callers expect. */
 function asTypeError(error) {
-  if (error && (error.code === 'InvalidArg' || error.code === 'invalid_argument')) {
-    throw new TypeError(`iii-sdk: ${error.message}`)
-  }
+  if (error && error.code === 'InvalidArg') throw new TypeError(`iii-sdk: ${error.message}`)
   throw error
 }
 
@@ -42,11 +24,14 @@ const TriggerAction = Object.freeze({
 })
 
 class Channel {
-  constructor(parts) {
-    this.writer = new ChannelWriter(parts.writer)
-    this.reader = new ChannelReader(parts.reader)
-    this.writerRef = JSON.parse(parts.writerRef)
-    this.readerRef = JSON.parse(parts.readerRef)
+  /** `created` is the native `{ json, ends }` of `{ writer, reader }`: both refs, made live. */
+  constructor(created) {
+    const refs = JSON.parse(created.json)
+    const live = withEnds(created)
+    this.writer = live.writer
+    this.reader = live.reader
+    this.writerRef = refs.writer
+    this.readerRef = refs.reader
   }
 }
 
@@ -101,7 +86,7 @@ class III {
         try {
           input = isHttp ? invocation : withEnds(invocation)
         } catch (error) {
-          done.reject('invocation_failed', `bad input: ${error.message}`, error.stack)
+          done.reject(null, `bad input: ${error.message}`, error.stack)
           return
         }
         new Promise((resolve) => resolve(handler(input))).then(
@@ -110,14 +95,14 @@ class III {
             try {
               json = result === undefined ? undefined : JSON.stringify(result)
             } catch (error) {
-              done.reject('invocation_failed', `the result is not JSON: ${error.message}`, error.stack)
+              done.reject(null, `the result is not JSON: ${error.message}`, error.stack)
               return
             }
             done.resolve(json)
           },
           (error) => {
             const message = error && error.message !== undefined ? String(error.message) : String(error)
-            const code = error && typeof error.code === 'string' ? error.code : 'invocation_failed'
+            const code = error && typeof error.code === 'string' ? error.code : null
             done.reject(code, message, error && error.stack ? String(error.stack) : undefined)
           },
         )
@@ -130,10 +115,12 @@ class III {
 
   /** Binds a trigger `{ type, function_id, config }`. Returns `{ id, unregister() }`. */
   registerTrigger(trigger) {
-    if (!trigger || typeof trigger.type !== 'string' || typeof trigger.function_id !== 'string') {
-      throw new TypeError('iii-sdk: registerTrigger() needs { type, function_id, config }')
+    let ref
+    try {
+      ref = this._native.registerTrigger(JSON.stringify({ ...trigger, config: trigger?.config ?? {} }))
+    } catch (error) {
+      asTypeError(error)
     }
-    const ref = this._native.registerTrigger(trigger.type, trigger.function_id, JSON.stringify(trigger.config ?? {}))
     return { id: ref.id, unregister: () => ref.unregister() }
   }
 

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iii_protocol::StreamChannelRef;
-use iii_sdk::ChannelEvent;
+use iii_sdk::StreamChannelRef;
+use iii_sdk::{ChannelEvent, IIIError};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::promise::settle;
@@ -25,25 +26,13 @@ fn ref_json(channel_ref: &StreamChannelRef) -> String {
 /// The writing end of a channel.
 #[napi]
 pub struct NativeWriter {
-    channel_ref: StreamChannelRef,
     queue: Arc<WriteQueue>,
 }
 
 impl NativeWriter {
-    /// Wraps a core writer.
-    pub(crate) fn from_core(
-        writer: iii_sdk::ChannelWriter,
-        channel_ref: &StreamChannelRef,
-    ) -> Self {
-        Self::from_queue(Arc::new(WriteQueue::new(Arc::new(writer))), channel_ref)
-    }
-
     /// Wraps the ordered queue of a core writer (an HTTP response's, say).
-    pub(crate) fn from_queue(queue: Arc<WriteQueue>, channel_ref: &StreamChannelRef) -> Self {
-        Self {
-            channel_ref: channel_ref.clone(),
-            queue,
-        }
+    pub(crate) fn from_queue(queue: Arc<WriteQueue>) -> Self {
+        Self { queue }
     }
 
     /// Queues `op` and returns a promise of its acknowledgement.
@@ -72,7 +61,7 @@ impl NativeWriter {
     /// This end's ref as JSON text.
     #[napi(getter)]
     pub fn ref_json(&self) -> String {
-        ref_json(&self.channel_ref)
+        ref_json(self.queue.writer().channel_ref())
     }
 
     /// Queues `data`: `null` if the core accepted it at once (within the writer's window),
@@ -108,18 +97,13 @@ impl NativeWriter {
 /// The reading end of a channel.
 #[napi]
 pub struct NativeReader {
-    channel_ref: StreamChannelRef,
     reader: Arc<iii_sdk::ChannelReader>,
 }
 
 impl NativeReader {
     /// Wraps a core reader.
-    pub(crate) fn from_core(
-        reader: iii_sdk::ChannelReader,
-        channel_ref: &StreamChannelRef,
-    ) -> Self {
+    pub(crate) fn from_core(reader: iii_sdk::ChannelReader) -> Self {
         Self {
-            channel_ref: channel_ref.clone(),
             reader: Arc::new(reader),
         }
     }
@@ -128,11 +112,13 @@ impl NativeReader {
 /// Bytes a `readEvents` batch takes at most, beyond its first event, from what the socket
 /// already holds.
 const BATCH_BYTES: usize = 1 << 20;
+/// Events a `readEvents` batch holds at most.
+const BATCH_EVENTS: usize = 1024;
 
 /// Events read from the socket, in wire order, as a JS array of Buffers (bytes, copied once
 /// into memory V8 allocates and frees itself) and strings (text messages), with `end: true`
 /// once the stream ended cleanly (the array then holds what came before the end).
-struct Events {
+pub struct Events {
     events: Vec<ChannelEvent>,
     end: bool,
 }
@@ -169,7 +155,7 @@ impl NativeReader {
     /// This end's ref as JSON text.
     #[napi(getter)]
     pub fn ref_json(&self) -> String {
-        ref_json(&self.channel_ref)
+        ref_json(self.reader.channel_ref())
     }
 
     /// The next events in wire order: waits for one, then takes the ones already at hand (up
@@ -178,37 +164,32 @@ impl NativeReader {
     /// writer rejects with its `code` (after the events before it were handed over).
     #[napi(ts_return_type = "Promise<Array<Buffer | string> & { end: boolean }>")]
     pub fn read_events<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        settle(env, next_batch(self.reader.clone()), |_, events: Events| {
+            Ok(events)
+        })
+    }
+
+    /// The next batch as `read_events` takes it, handed to `callback(error, events)` without
+    /// keeping the process alive while it waits: how a reader with only `onMessage` listeners
+    /// receives, as the core's own listening does.
+    #[napi(
+        ts_args_type = "callback: (error: Error | null, events: Array<Buffer | string> & { end: boolean }) => void"
+    )]
+    pub fn listen_events(&self, callback: Function<Events, ()>) -> Result<()> {
+        let callback: ThreadsafeFunction<Events, (), Events, Status, true, true> = callback
+            .build_threadsafe_function()
+            .callee_handled::<true>()
+            .weak::<true>()
+            .build()?;
         let reader = self.reader.clone();
-        settle(
-            env,
-            async move {
-                let Some(first) = reader.next_event().await? else {
-                    return Ok(Events {
-                        events: Vec::new(),
-                        end: true,
-                    });
-                };
-                let mut size = event_size(&first);
-                let mut events = vec![first];
-                let mut end = false;
-                while size < BATCH_BYTES {
-                    // An error stops the batch; the next call reports it.
-                    match reader.try_next_event() {
-                        Some(Ok(Some(event))) => {
-                            size += event_size(&event);
-                            events.push(event);
-                        }
-                        Some(Ok(None)) => {
-                            end = true;
-                            break;
-                        }
-                        Some(Err(_)) | None => break,
-                    }
-                }
-                Ok(Events { events, end })
-            },
-            |_, events: Events| Ok(events),
-        )
+        iii_sdk::runtime().spawn(async move {
+            // The error itself reaches JavaScript through the next read.
+            let outcome = next_batch(reader)
+                .await
+                .map_err(|error| napi::Error::new(Status::GenericFailure, error.to_string()));
+            callback.call(outcome, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
     }
 
     /// Closes this end; a pending read rejects with `reader_closed`.
@@ -226,9 +207,50 @@ impl NativeReader {
     }
 }
 
+/// The next events of `reader`: one waited for, then those at hand (see `read_events`).
+async fn next_batch(reader: Arc<iii_sdk::ChannelReader>) -> std::result::Result<Events, IIIError> {
+    let Some(first) = reader.next_event().await? else {
+        return Ok(Events {
+            events: Vec::new(),
+            end: true,
+        });
+    };
+    let mut size = event_size(&first);
+    let mut events = vec![first];
+    let mut end = false;
+    while size < BATCH_BYTES && events.len() < BATCH_EVENTS {
+        // An error stops the batch; the next call reports it.
+        match reader.try_next_event() {
+            Some(Ok(Some(event))) => {
+                size += event_size(&event);
+                events.push(event);
+            }
+            Some(Ok(None)) => {
+                end = true;
+                break;
+            }
+            Some(Err(_)) | None => break,
+        }
+    }
+    Ok(Events { events, end })
+}
+
+/// What an event counts against a batch's bytes (at least 1, so empty ones are bounded too).
 fn event_size(event: &ChannelEvent) -> usize {
     match event {
-        ChannelEvent::Data(chunk) => chunk.len(),
-        ChannelEvent::Message(text) => text.len(),
+        ChannelEvent::Data(chunk) => chunk.len().max(1),
+        ChannelEvent::Message(text) => text.len().max(1),
     }
 }
+
+/// Text messages a reader keeps for its first `onMessage` callback, at most (the core's bound).
+#[napi]
+pub const MAX_KEPT_MESSAGES: u32 = iii_sdk::channel::MAX_KEPT_MESSAGES as u32;
+
+/// Bytes of text a reader keeps for its first `onMessage` callback, at most (the core's bound).
+#[napi]
+pub const MAX_KEPT_MESSAGE_BYTES: u32 = iii_sdk::channel::MAX_KEPT_MESSAGE_BYTES as u32;
+
+/// The error code of a closed reader, for the JavaScript layer.
+#[napi]
+pub const READER_CLOSED: &str = iii_sdk::protocol::codes::READER_CLOSED;

@@ -4,6 +4,7 @@
 
 use iii_sdk::PathStep;
 use iii_sdk::binding::{FoundEnd, LiveEnd, live_ends};
+use iii_sdk::channel::WriteQueue;
 use napi::bindgen_prelude::*;
 use serde_json::Value;
 
@@ -40,13 +41,12 @@ impl WithEnds {
                 .collect();
             entry.set_named_property("path", path)?;
             match found.end {
-                LiveEnd::Reader(reader) => entry.set_named_property(
-                    "end",
-                    NativeReader::from_core(reader, &found.channel_ref),
-                )?,
+                LiveEnd::Reader(reader) => {
+                    entry.set_named_property("end", NativeReader::from_core(reader))?
+                }
                 LiveEnd::Writer(writer) => entry.set_named_property(
                     "end",
-                    NativeWriter::from_core(writer, &found.channel_ref),
+                    NativeWriter::from_queue(WriteQueue::over(writer)),
                 )?,
             }
             ends.push(entry);
@@ -71,8 +71,6 @@ impl ToNapiValue for WithEnds {
 #[napi_derive::napi(
     ts_return_type = "{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }"
 )]
-// Called from JavaScript only: the test build (which has no napi registration) sees no caller.
-#[cfg_attr(test, allow(dead_code))]
 pub fn materialize(address: String, json: String) -> Result<WithEnds> {
     let value: Value = serde_json::from_str(&json)
         .map_err(|error| crate::errors::invalid(format!("not JSON: {error}")))?;

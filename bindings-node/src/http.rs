@@ -3,28 +3,26 @@
 //! control messages and ends the response after the handler ([`iii_sdk::http::serve_returning`]);
 //! the JavaScript layer only gives them Node names and streams.
 
-use std::sync::Arc;
-
 use iii_sdk::HttpResponse;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::Value;
 
 use crate::channel::{NativeReader, NativeWriter};
+use crate::ends::WithEnds;
 use crate::errors::invalid;
 use crate::promise::settle;
 
 /// The response of an HTTP invocation.
 #[napi]
 pub struct NativeHttpResponse {
-    inner: Arc<HttpResponse>,
+    inner: HttpResponse,
 }
 
 impl NativeHttpResponse {
+    /// Wraps the core's response.
     pub(crate) fn new(inner: HttpResponse) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
+        Self { inner }
     }
 }
 
@@ -39,12 +37,16 @@ fn header_pairs(json: &str) -> Result<Vec<(String, String)>> {
 
 #[napi]
 impl NativeHttpResponse {
-    /// Sets the status code (effective before the first body byte).
+    /// Sets the status code given as JSON (effective before the first body byte; a value that
+    /// is no status code is ignored, as the engine ignores it).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn status<'env>(&self, env: &'env Env, status_code: u32) -> Result<Object<'env>> {
-        let code = u16::try_from(status_code)
-            .map_err(|_| invalid(format!("iii-sdk: {status_code} is not a status code")))?;
-        settle(env, self.inner.queue_status(code).wait(), |_, ()| Ok(()))
+    pub fn status<'env>(&self, env: &'env Env, status_json: String) -> Result<Object<'env>> {
+        let status = serde_json::from_str(&status_json).unwrap_or(Value::Null);
+        settle(
+            env,
+            self.inner.queue_status_value(&status).wait(),
+            |_, ()| Ok(()),
+        )
     }
 
     /// Sets headers given as JSON `{ name: value | [values] }` (effective before the first
@@ -58,21 +60,16 @@ impl NativeHttpResponse {
     /// The body's writer (its operations in order with status, headers and the end).
     #[napi]
     pub fn writer(&self) -> NativeWriter {
-        NativeWriter::from_queue(self.inner.queue(), self.inner.channel_ref())
-    }
-
-    /// Ends the response; resolves once the engine holds the whole body.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        settle(env, self.inner.queue_close().wait(), |_, ()| Ok(()))
+        NativeWriter::from_queue(self.inner.queue())
     }
 }
 
-/// What an `http()` function receives: `{ http: true, json, body, response }` — the request
-/// as plain JSON, its body reader and the response.
+/// What an `http()` function receives: `{ http: true, request, body, response }` — the
+/// request as plain JSON with any refs in it made live (`{ json, ends }`), its body reader and
+/// the response.
 pub struct HttpInvocation {
-    /// The request as plain JSON text.
-    pub(crate) request_json: String,
+    /// The request.
+    pub(crate) request: WithEnds,
     /// The request body's reader.
     pub(crate) body: NativeReader,
     /// The response.
@@ -82,7 +79,7 @@ pub struct HttpInvocation {
 impl HttpInvocation {
     pub(crate) fn fill(self, object: &mut Object<'_>) -> Result<()> {
         object.set_named_property("http", true)?;
-        object.set_named_property("json", self.request_json)?;
+        object.set_named_property("request", self.request)?;
         object.set_named_property("body", self.body)?;
         object.set_named_property("response", self.response)?;
         Ok(())

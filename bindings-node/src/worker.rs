@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use iii_sdk::binding::{Reply, reply};
 use iii_sdk::function::Handler;
 use iii_sdk::http::serve_returning;
 use iii_sdk::{IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
@@ -17,58 +18,32 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-use crate::channel::{NativeReader, NativeWriter};
+use crate::channel::NativeReader;
 use crate::ends::WithEnds;
 use crate::errors::invalid;
 use crate::http::{HttpInvocation, NativeHttpResponse};
 use crate::promise::settle;
 
-type Outcome = std::result::Result<Value, IIIError>;
+type Outcome<T = Value> = std::result::Result<T, IIIError>;
 
 /// The JS side of one invocation's result: call `resolve` or `reject` once.
 #[napi]
-pub struct Completion {
-    settled: Mutex<Option<oneshot::Sender<Outcome>>>,
-}
-
-impl Completion {
-    fn finish(&self, outcome: Outcome) {
-        let sender = self
-            .settled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(sender) = sender {
-            let _ = sender.send(outcome);
-        }
-    }
-}
+pub struct Completion(Reply);
 
 #[napi]
 impl Completion {
     /// The handler returned; `json` is its result as JSON text (`undefined` → `null`).
     #[napi]
     pub fn resolve(&self, json: Option<String>) {
-        let value = match json.as_deref().map(serde_json::from_str) {
-            None => Ok(Value::Null),
-            Some(Ok(value)) => Ok(value),
-            Some(Err(error)) => Err(IIIError::Handler(format!(
-                "the handler's result is not JSON: {error}"
-            ))),
-        };
-        self.finish(value);
+        self.0.answer_json(json.as_deref());
     }
 
-    /// The handler failed: the caller receives `code`, `message` and `stacktrace`.
+    /// The handler failed: the caller receives `code` (`invocation_failed` when the error
+    /// has none), `message` and `stacktrace`.
     #[napi]
-    pub fn reject(&self, code: String, message: String, stacktrace: Option<String>) {
-        self.finish(Err(IIIError::Invocation {
-            code,
-            message,
-            stacktrace,
-        }));
+    pub fn reject(&self, code: Option<String>, message: String, stacktrace: Option<String>) {
+        self.0.fail(code, message, stacktrace);
     }
 }
 
@@ -113,10 +88,8 @@ fn release(slot: &HandlerSlot) {
 
 /// Calls the JS handler in `slot` with `invocation` and waits for it to settle.
 async fn call_js(slot: &HandlerSlot, invocation: Invocation) -> Outcome {
-    let (sender, receiver) = oneshot::channel();
-    let completion = Completion {
-        settled: Mutex::new(Some(sender)),
-    };
+    let (reply, answer) = reply();
+    let completion = Completion(reply);
     let status = {
         let handler = slot.lock().unwrap_or_else(PoisonError::into_inner);
         match handler.as_ref() {
@@ -132,11 +105,9 @@ async fn call_js(slot: &HandlerSlot, invocation: Invocation) -> Outcome {
             "could not call the JavaScript handler: {status}"
         )));
     }
-    receiver.await.unwrap_or_else(|_| {
-        Err(IIIError::Handler(
-            "the JavaScript handler never settled its invocation".into(),
-        ))
-    })
+    answer
+        .wait("the JavaScript handler never settled its invocation")
+        .await
 }
 
 /// The core handler calling the JS handler in `slot`: with the input's refs made live on
@@ -148,11 +119,12 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
             if !http {
                 return call_js(&slot, Invocation::Plain(WithEnds::new(&address, &input))).await;
             }
-            serve_returning(&address, input, |request, response| async move {
-                let (request_json, body, body_ref) = request.into_plain();
+            let home = address.clone();
+            serve_returning(&home, input, |request, response| async move {
+                let (request, body) = request.into_plain();
                 let invocation = HttpInvocation {
-                    request_json: request_json.to_string(),
-                    body: NativeReader::from_core(body, &body_ref),
+                    request: WithEnds::new(&address, &request),
+                    body: NativeReader::from_core(body),
                     response: NativeHttpResponse::new(response),
                 };
                 call_js(&slot, Invocation::Http(invocation)).await
@@ -162,78 +134,26 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
     })
 }
 
-/// A registered function: `unregister()` removes it and releases its handler.
+/// A registered function or trigger: `unregister()` withdraws it (and releases a function's
+/// handler).
 #[napi]
-pub struct NativeFunctionRef {
-    inner: iii_sdk::FunctionRef,
-    slot: HandlerSlot,
+pub struct NativeRegistration {
+    id: String,
+    withdraw: Box<dyn Fn() + Send + Sync>,
 }
 
 #[napi]
-impl NativeFunctionRef {
-    /// The function id.
+impl NativeRegistration {
+    /// The function's or trigger's id.
     #[napi(getter)]
     pub fn id(&self) -> String {
-        self.inner.id().to_string()
+        self.id.clone()
     }
 
-    /// Unregisters the function.
+    /// Withdraws the registration.
     #[napi]
     pub fn unregister(&self) {
-        self.inner.unregister();
-        release(&self.slot);
-    }
-}
-
-/// A registered trigger.
-#[napi]
-pub struct NativeTriggerRef {
-    inner: iii_sdk::TriggerRef,
-}
-
-#[napi]
-impl NativeTriggerRef {
-    /// The trigger id.
-    #[napi(getter)]
-    pub fn id(&self) -> String {
-        self.inner.id().to_string()
-    }
-
-    /// Unregisters the trigger.
-    #[napi]
-    pub fn unregister(&self) {
-        self.inner.unregister();
-    }
-}
-
-/// A new channel as the JS object `{ writer, reader, writerRef, readerRef }`.
-struct ChannelParts(iii_sdk::Channel);
-
-impl ToNapiValue for ChannelParts {
-    unsafe fn to_napi_value(
-        raw_env: napi::sys::napi_env,
-        parts: Self,
-    ) -> Result<napi::sys::napi_value> {
-        let env = Env::from_raw(raw_env);
-        let iii_sdk::Channel {
-            writer,
-            reader,
-            writer_ref,
-            reader_ref,
-        } = parts.0;
-        let mut object = Object::new(&env)?;
-        object.set_named_property(
-            "writerRef",
-            serde_json::to_string(&writer_ref).unwrap_or_default(),
-        )?;
-        object.set_named_property(
-            "readerRef",
-            serde_json::to_string(&reader_ref).unwrap_or_default(),
-        )?;
-        object.set_named_property("writer", NativeWriter::from_core(writer, &writer_ref))?;
-        object.set_named_property("reader", NativeReader::from_core(reader, &reader_ref))?;
-        // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
-        unsafe { Object::to_napi_value(raw_env, object) }
+        (self.withdraw)();
     }
 }
 
@@ -244,8 +164,12 @@ pub struct NativeWorker {
     handlers: Mutex<Vec<HandlerSlot>>,
 }
 
-fn parse_json(what: &str, json: &str) -> Result<Value> {
-    serde_json::from_str(json).map_err(|error| invalid(format!("{what} is not JSON: {error}")))
+/// `json` read by `read` from the core (its errors as argument errors).
+fn parse_json<T>(json: &str, read: impl FnOnce(Value) -> Outcome<T>) -> Result<T> {
+    serde_json::from_str(json)
+        .map_err(IIIError::from)
+        .and_then(read)
+        .map_err(|error| invalid(error.to_string()))
 }
 
 #[napi]
@@ -257,14 +181,8 @@ impl NativeWorker {
         worker_name: Option<String>,
         invocation_timeout_ms: Option<f64>,
     ) -> Self {
-        let mut options = InitOptions {
-            worker_name,
-            runtime: "node".into(),
-            ..InitOptions::default()
-        };
-        if let Some(timeout) = invocation_timeout_ms.filter(|t| t.is_finite() && *t > 0.0) {
-            options.invocation_timeout_ms = timeout as u64;
-        }
+        let timeout = invocation_timeout_ms.filter(|t| t.is_finite() && *t > 0.0);
+        let options = InitOptions::for_binding("node", worker_name, timeout.map(|t| t as u64));
         Self {
             iii: iii_sdk::register_worker_with(&url, options),
             handlers: Mutex::new(Vec::new()),
@@ -284,9 +202,10 @@ impl NativeWorker {
         settle(env, async move { iii.ready().await }, |_, ()| Ok(()))
     }
 
-    /// A new channel: `{ writer, reader, writerRef, readerRef }` (refs as JSON text).
+    /// A new channel as `{ json, ends }`: `json` holds `{ writer, reader }`, its two refs, and
+    /// `ends` their live ends.
     #[napi(
-        ts_return_type = "Promise<{ writer: NativeWriter, reader: NativeReader, writerRef: string, readerRef: string }>"
+        ts_return_type = "Promise<{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }>"
     )]
     pub fn create_channel<'env>(
         &self,
@@ -294,10 +213,15 @@ impl NativeWorker {
         buffer_size: Option<u32>,
     ) -> Result<Object<'env>> {
         let iii = self.iii.clone();
+        let address = iii.address().to_string();
         settle(
             env,
             async move { iii.create_channel(buffer_size).await },
-            |_, channel: iii_sdk::Channel| Ok(ChannelParts(channel)),
+            move |_, channel: iii_sdk::Channel| {
+                let refs =
+                    serde_json::json!({"writer": channel.writer_ref, "reader": channel.reader_ref});
+                Ok(WithEnds::new(&address, &refs))
+            },
         )
     }
 
@@ -307,10 +231,7 @@ impl NativeWorker {
         ts_return_type = "Promise<{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }>"
     )]
     pub fn trigger<'env>(&self, env: &'env Env, request_json: String) -> Result<Object<'env>> {
-        let request = serde_json::from_str(&request_json)
-            .map_err(IIIError::from)
-            .and_then(TriggerRequest::from_value)
-            .map_err(|error| invalid(error.to_string()))?;
+        let request = parse_json(&request_json, TriggerRequest::from_value)?;
         let iii = self.iii.clone();
         let address = iii.address().to_string();
         settle(
@@ -320,7 +241,7 @@ impl NativeWorker {
         )
     }
 
-    /// Registers `handler` as function `id`; `handler(inputJson, done)` must settle `done`.
+    /// Registers `handler` as function `id`; `handler(invocation, done)` must settle `done`.
     /// With `http`, the handler gets the core's parsed request and response instead of the
     /// input, and the core ends the response after it.
     #[napi(
@@ -333,7 +254,7 @@ impl NativeWorker {
         handler: Function<FnArgs<(Invocation, Completion)>, ()>,
         description: Option<String>,
         http: Option<bool>,
-    ) -> Result<NativeFunctionRef> {
+    ) -> Result<NativeRegistration> {
         let handler: JsHandler = handler
             .build_threadsafe_function()
             .callee_handled::<false>()
@@ -350,23 +271,27 @@ impl NativeWorker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(slot.clone());
-        Ok(NativeFunctionRef { inner, slot })
+        let id = inner.id().to_string();
+        let withdraw = Box::new(move || {
+            inner.unregister();
+            release(&slot);
+        });
+        Ok(NativeRegistration { id, withdraw })
     }
 
-    /// Binds a trigger of `triggerType` (e.g. `http`) to `functionId`.
+    /// Binds a trigger given as JSON `{ type, function_id, config }`.
     #[napi]
-    pub fn register_trigger(
-        &self,
-        trigger_type: String,
-        function_id: String,
-        config_json: String,
-    ) -> Result<NativeTriggerRef> {
-        let config = parse_json("the trigger config", &config_json)?;
+    pub fn register_trigger(&self, trigger_json: String) -> Result<NativeRegistration> {
+        let trigger = parse_json(&trigger_json, RegisterTrigger::from_value)?;
         let inner = self
             .iii
-            .register_trigger(RegisterTrigger::new(trigger_type, function_id, config))
+            .register_trigger(trigger)
             .map_err(|error| napi::Error::from_reason(error.to_string()))?;
-        Ok(NativeTriggerRef { inner })
+        let id = inner.id().to_string();
+        Ok(NativeRegistration {
+            id,
+            withdraw: Box::new(move || inner.unregister()),
+        })
     }
 
     /// Stops the worker and releases every handler, so nothing keeps the process alive.

@@ -10,43 +10,31 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iii_protocol::StreamChannelRef;
+use iii_sdk::StreamChannelRef;
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
-use crate::errors::{IntoPyResult, to_py_err};
+use crate::errors::IntoPyResult;
 use crate::wait::{acknowledged, awaitable, block_on, in_running_loop, settled};
 use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
 
 /// The writing end of a channel. Refs to it arrive in handler input as live objects.
 #[pyclass(module = "iii.channels", frozen)]
 pub(crate) struct ChannelWriter {
-    channel_ref: StreamChannelRef,
     queue: Arc<WriteQueue>,
 }
 
 impl ChannelWriter {
-    /// Wraps a core writer.
-    pub(crate) fn from_core(
-        writer: iii_sdk::ChannelWriter,
-        channel_ref: &StreamChannelRef,
-    ) -> Self {
-        Self::from_queue(Arc::new(WriteQueue::new(Arc::new(writer))), channel_ref)
-    }
-
     /// Wraps the ordered queue of a core writer (an HTTP response's, say).
-    pub(crate) fn from_queue(queue: Arc<WriteQueue>, channel_ref: &StreamChannelRef) -> Self {
-        Self {
-            channel_ref: channel_ref.clone(),
-            queue,
-        }
+    pub(crate) fn from_queue(queue: Arc<WriteQueue>) -> Self {
+        Self { queue }
     }
 
     /// The ref of this end.
     pub(crate) fn channel_ref(&self) -> StreamChannelRef {
-        self.channel_ref.clone()
+        self.queue.writer().channel_ref().clone()
     }
 
     /// Runs `op` the caller's way: awaitable under a running loop, else blocking.
@@ -56,22 +44,15 @@ impl ChannelWriter {
         op: WriteOp,
         (name, async_name): (&str, &str),
     ) -> PyResult<Bound<'py, PyAny>> {
-        let in_loop = in_running_loop(py)?;
-        match self.queue.push(op) {
-            WriteAck::Now(outcome) if in_loop => settled(py, outcome.py()),
-            WriteAck::Now(outcome) => {
-                outcome.py()?;
-                Ok(py.None().into_bound(py))
-            }
-            later => {
-                let finished = later.wait();
-                if in_loop {
-                    return awaitable(py, async move { finished.await.py() });
-                }
-                block_on(py, name, async_name, finished)?.py()?;
-                Ok(py.None().into_bound(py))
-            }
+        let ack = self.queue.push(op);
+        if in_running_loop(py)? {
+            return acknowledged(py, ack);
         }
+        match ack {
+            WriteAck::Now(outcome) => outcome.py()?,
+            later => block_on(py, name, async_name, later.wait())?.py()?,
+        }
+        Ok(py.None().into_bound(py))
     }
 
     fn run_async<'py>(&self, py: Python<'py>, op: WriteOp) -> PyResult<Bound<'py, PyAny>> {
@@ -193,11 +174,12 @@ impl ChannelWriter {
     /// This end's ref as a plain dict.
     #[getter(channel_ref)]
     fn get_channel_ref<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        ref_dict(py, &self.channel_ref)
+        ref_dict(py, self.queue.writer().channel_ref())
     }
 
     fn __repr__(&self) -> String {
-        format!("<ChannelWriter channel_id={}>", self.channel_ref.channel_id)
+        let channel_id = &self.queue.writer().channel_ref().channel_id;
+        format!("<ChannelWriter channel_id={channel_id}>")
     }
 }
 
@@ -218,24 +200,40 @@ pub(crate) fn ref_dict<'py>(
 #[pyclass(module = "iii.channels", frozen)]
 pub(crate) struct ChannelReader {
     inner: Arc<iii_sdk::ChannelReader>,
-    channel_ref: StreamChannelRef,
 }
 
 impl ChannelReader {
     /// Wraps a core reader.
-    pub(crate) fn from_core(
-        reader: iii_sdk::ChannelReader,
-        channel_ref: &StreamChannelRef,
-    ) -> Self {
+    pub(crate) fn from_core(reader: iii_sdk::ChannelReader) -> Self {
         Self {
             inner: Arc::new(reader),
-            channel_ref: channel_ref.clone(),
         }
     }
 
     /// The ref of this end.
     pub(crate) fn channel_ref(&self) -> StreamChannelRef {
-        self.channel_ref.clone()
+        self.inner.channel_ref().clone()
+    }
+
+    /// An awaitable of the next chunk as `bytes`, or of `at_end(py)` at the clean end: settled
+    /// at once when a chunk is at hand (no trip through the runtime while data flows).
+    fn next_awaitable<'py>(
+        &self,
+        py: Python<'py>,
+        at_end: fn(Python<'_>) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let item = move |py: Python<'_>, chunk: Option<Bytes>| match chunk {
+            Some(bytes) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
+            None => at_end(py),
+        };
+        if let Some(chunk) = self.inner.try_next_binary() {
+            return settled(py, chunk.py().and_then(|chunk| item(py, chunk)));
+        }
+        let reader = self.inner.clone();
+        awaitable(py, async move {
+            let chunk = reader.next_binary().await.py()?;
+            crate::gil::attach_or_err(|py| item(py, chunk))
+        })
     }
 }
 
@@ -264,14 +262,7 @@ impl ChannelReader {
 
     /// Awaitable `next_chunk`.
     fn next_chunk_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(chunk) = self.inner.try_next_binary() {
-            return settled(py, chunk.py().map(|chunk| to_bytes(py, chunk)));
-        }
-        let reader = self.inner.clone();
-        awaitable(py, async move {
-            let chunk = reader.next_binary().await.py()?;
-            crate::gil::attach_or_err(|py| Ok(to_bytes(py, chunk)))
-        })
+        self.next_awaitable(py, |py| Ok(py.None()))
     }
 
     /// Everything up to the end of the stream, as one `bytes`. Awaitable under a running
@@ -333,7 +324,7 @@ impl ChannelReader {
     /// This end's ref as a plain dict.
     #[getter(channel_ref)]
     fn get_channel_ref<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        ref_dict(py, &self.channel_ref)
+        ref_dict(py, self.inner.channel_ref())
     }
 
     fn __aiter__(slf: Py<Self>) -> Py<Self> {
@@ -341,24 +332,7 @@ impl ChannelReader {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(chunk) = self.inner.try_next_binary() {
-            let item = match chunk {
-                Ok(Some(bytes)) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
-                Ok(None) => Err(PyStopAsyncIteration::new_err(())),
-                Err(error) => Err(to_py_err(error)),
-            };
-            return settled(py, item);
-        }
-        let reader = self.inner.clone();
-        awaitable(py, async move {
-            match reader.next_binary().await {
-                Ok(Some(bytes)) => {
-                    crate::gil::attach_or_err(|py| Ok(PyBytes::new(py, &bytes).into_any().unbind()))
-                }
-                Ok(None) => Err(PyStopAsyncIteration::new_err(())),
-                Err(error) => Err(to_py_err(error)),
-            }
-        })
+        self.next_awaitable(py, |_| Err(PyStopAsyncIteration::new_err(())))
     }
 
     fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -375,6 +349,9 @@ impl ChannelReader {
     }
 
     fn __repr__(&self) -> String {
-        format!("<ChannelReader channel_id={}>", self.channel_ref.channel_id)
+        format!(
+            "<ChannelReader channel_id={}>",
+            self.inner.channel_ref().channel_id
+        )
     }
 }

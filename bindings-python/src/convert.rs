@@ -6,6 +6,7 @@
 
 use iii_sdk::PathStep;
 use iii_sdk::binding::{LiveEnd, live_ends};
+use iii_sdk::channel::WriteQueue;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -26,11 +27,9 @@ pub(crate) fn to_py<'py>(
     let mut object = plain_to_py(py, value)?;
     for found in live_ends(address, value) {
         let end = match found.end {
-            LiveEnd::Reader(reader) => {
-                Bound::new(py, ChannelReader::from_core(reader, &found.channel_ref))?.into_any()
-            }
+            LiveEnd::Reader(reader) => Bound::new(py, ChannelReader::from_core(reader))?.into_any(),
             LiveEnd::Writer(writer) => {
-                Bound::new(py, ChannelWriter::from_core(writer, &found.channel_ref))?.into_any()
+                Bound::new(py, ChannelWriter::from_queue(WriteQueue::over(writer)))?.into_any()
             }
         };
         let Some((last, parents)) = found.path.split_last() else {

@@ -11,10 +11,11 @@ use iii_sdk::IIIError;
 use iii_sdk::binding::on_blocking_thread;
 use iii_sdk::function::Handler;
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use iii_protocol::codes::INVOCATION_FAILED;
+use iii_sdk::protocol::codes::INVOCATION_FAILED;
 
 use crate::convert::{from_py, to_py};
 
@@ -62,43 +63,35 @@ fn is_awaitable(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// An exception as the error a caller receives: `invocation_failed`, its message, and the
 /// formatted traceback.
 pub(crate) fn failure(error: PyErr) -> IIIError {
-    let exiting = || IIIError::Invocation {
-        code: INVOCATION_FAILED.into(),
-        message: "the Python interpreter is exiting".into(),
-        stacktrace: None,
-    };
-    crate::gil::attach(|py| {
-        let message = error.value(py).to_string();
+    let described = crate::gil::attach(|py| {
+        let (kind, value) = (error.get_type(py), error.value(py));
         let stacktrace = py
             .import("traceback")
             .and_then(|traceback| {
-                traceback.call_method1(
-                    "format_exception",
-                    (error.get_type(py), error.value(py), error.traceback(py)),
-                )
+                traceback.call_method1("format_exception", (&kind, value, error.traceback(py)))
             })
             .and_then(|lines| PyString::new(py, "").call_method1("join", (lines,)))
             .and_then(|text| text.extract::<String>())
             .ok();
-        let name = error
-            .get_type(py)
+        let name = kind
             .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "Exception".into());
-        IIIError::Invocation {
-            code: INVOCATION_FAILED.into(),
-            message: if message.is_empty() {
-                name
-            } else {
-                format!("{name}: {message}")
-            },
-            stacktrace,
-        }
-    })
-    .unwrap_or_else(exiting)
+            .map_or_else(|_| "Exception".into(), |n| n.to_string());
+        let message = value.to_string();
+        let message = if message.is_empty() {
+            name
+        } else {
+            format!("{name}: {message}")
+        };
+        (message, stacktrace)
+    });
+    let (message, stacktrace) =
+        described.unwrap_or_else(|| ("the Python interpreter is exiting".into(), None));
+    IIIError::Invocation {
+        code: INVOCATION_FAILED.into(),
+        message,
+        stacktrace,
+    }
 }
-
-use pyo3::types::PyString;
 
 /// How a handler call went on its first step.
 enum Started {
@@ -134,16 +127,21 @@ impl PyHandler {
         };
         match started.map_err(failure)? {
             Started::Done(value) => Ok(value),
-            Started::Running(outcome) => match outcome.await {
-                Ok(Ok(result)) => {
-                    crate::gil::attach_or_err(|py| from_py(result.bind(py))).map_err(failure)
-                }
-                Ok(Err(error)) => Err(failure(error)),
-                Err(_) => Err(IIIError::Handler(
-                    "the handler's coroutine was dropped".into(),
-                )),
-            },
+            Started::Running(outcome) => result_of(outcome).await,
         }
+    }
+}
+
+/// The result of a coroutine [`submit`]ted to a loop, as JSON (its exception as [`failure`]).
+pub(crate) async fn result_of(
+    outcome: oneshot::Receiver<PyResult<Py<PyAny>>>,
+) -> Result<Value, IIIError> {
+    match outcome.await {
+        Ok(Ok(result)) => crate::gil::attach_or_err(|py| from_py(result.bind(py))).map_err(failure),
+        Ok(Err(error)) => Err(failure(error)),
+        Err(_) => Err(IIIError::Handler(
+            "the handler's coroutine was dropped".into(),
+        )),
     }
 }
 

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
-use crate::dispatch::{failure, submit};
+use crate::dispatch::{failure, result_of, submit};
 use crate::wait::acknowledged;
 
 /// The response of an HTTP invocation (wrapped by `iii.types.HttpResponse`).
@@ -25,9 +25,14 @@ pub(crate) struct HttpResponse {
 
 #[pymethods]
 impl HttpResponse {
-    /// Queues the status code (effective before the first body byte); an awaitable.
-    fn status<'py>(&self, py: Python<'py>, status_code: u16) -> PyResult<Bound<'py, PyAny>> {
-        acknowledged(py, self.inner.queue_status(status_code))
+    /// Queues the status code (effective before the first body byte; a value that is no
+    /// status code is ignored, as the engine ignores it); an awaitable.
+    fn status<'py>(
+        &self,
+        py: Python<'py>,
+        status_code: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        acknowledged(py, self.inner.queue_status_value(&from_py(status_code)?))
     }
 
     /// Queues headers `{name: value | [values]}` (effective before the first body byte); an
@@ -64,32 +69,23 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
         Box::pin(async move {
             let home = address.clone();
             serve_returning(&home, input, |request, response| async move {
-                let (fields, body, body_ref) = request.into_plain();
+                let (fields, body) = request.into_plain();
                 let running = crate::gil::attach_or_err(|py| {
-                    let writer =
-                        ChannelWriter::from_queue(response.queue(), response.channel_ref());
+                    let writer = ChannelWriter::from_queue(response.queue());
                     let response = HttpResponse {
                         writer: Py::new(py, writer)?,
                         inner: response,
                     };
                     let args = (
                         to_py(py, &fields, &address)?,
-                        Py::new(py, ChannelReader::from_core(body, &body_ref))?,
+                        Py::new(py, ChannelReader::from_core(body))?,
                         Py::new(py, response)?,
                     );
                     let coroutine = callable.bind(py).call1(args)?;
                     submit(py, &coroutine, None)
                 })
                 .map_err(failure)?;
-                match running.await {
-                    Ok(Ok(result)) => {
-                        crate::gil::attach_or_err(|py| from_py(result.bind(py))).map_err(failure)
-                    }
-                    Ok(Err(error)) => Err(failure(error)),
-                    Err(_) => Err(iii_sdk::IIIError::Handler(
-                        "the handler's coroutine was dropped".into(),
-                    )),
-                }
+                result_of(running).await
             })
             .await
         })

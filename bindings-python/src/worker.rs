@@ -2,11 +2,11 @@
 //! Blocking methods have `_async` twins for async code; both only convert values and errors
 //! around the core's `III`.
 
-use iii_protocol::StreamChannelRef;
+use iii_sdk::StreamChannelRef;
+use iii_sdk::channel::WriteQueue;
 use iii_sdk::{InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use serde_json::Value;
 
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
@@ -32,8 +32,7 @@ pub(crate) struct Channel {
 
 #[pymethods]
 impl Channel {
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let _ = py;
+    fn __repr__(&self) -> String {
         format!(
             "<Channel channel_id={}>",
             self.writer.get().channel_ref().channel_id
@@ -61,8 +60,8 @@ fn channel_object(py: Python<'_>, channel: iii_sdk::Channel) -> PyResult<Channel
         reader_ref,
     } = channel;
     Ok(Channel {
-        writer: Py::new(py, ChannelWriter::from_core(writer, &writer_ref))?,
-        reader: Py::new(py, ChannelReader::from_core(reader, &reader_ref))?,
+        writer: Py::new(py, ChannelWriter::from_queue(WriteQueue::over(writer)))?,
+        reader: Py::new(py, ChannelReader::from_core(reader))?,
         writer_ref: ref_object(py, &writer_ref)?,
         reader_ref: ref_object(py, &reader_ref)?,
     })
@@ -91,15 +90,7 @@ impl Worker {
         invocation_timeout_ms: Option<u64>,
     ) -> PyResult<Self> {
         check_fork()?;
-        let mut options = InitOptions {
-            worker_name,
-            runtime: "python".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            ..InitOptions::default()
-        };
-        if let Some(ms) = invocation_timeout_ms {
-            options.invocation_timeout_ms = ms;
-        }
+        let options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms);
         let _runtime = iii_sdk::runtime().enter();
         Ok(Self {
             inner: iii_sdk::register_worker_with(url, options),
@@ -204,22 +195,9 @@ impl Worker {
 
     /// Registers a trigger: `{"type": "http", "function_id": …, "config": {…}}`.
     fn register_trigger(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
-        let value = from_py(trigger)?;
-        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
-        let (Some(trigger_type), Some(function_id)) = (
-            field("type").or_else(|| field("trigger_type")),
-            field("function_id"),
-        ) else {
-            return Err(PyValueError::new_err(
-                "register_trigger() needs a dict with 'type' and 'function_id'",
-            ));
-        };
-        let config = value.get("config").cloned().unwrap_or(Value::Null);
+        let trigger = RegisterTrigger::from_value(from_py(trigger)?).py()?;
         let _runtime = iii_sdk::runtime().enter();
-        self.inner
-            .register_trigger(RegisterTrigger::new(trigger_type, function_id, config))
-            .map(drop)
-            .py()
+        self.inner.register_trigger(trigger).map(drop).py()
     }
 
     /// Disconnects from the engine; pending calls fail with `ShutdownError`.

@@ -107,6 +107,14 @@ class III:
     def shutdown(self) -> None:
         """Disconnects from the engine."""
 
+class HttpResponse:
+    """The response of an HTTP invocation (wrapped by ``iii.types.HttpResponse``)."""
+    def status(self, status_code: int) -> Awaitable[None]: ...
+    def headers(self, headers: Dict[str, Any]) -> Awaitable[None]: ...
+    @property
+    def writer(self) -> ChannelWriter: ...
+    def close(self) -> Awaitable[None]: ...
+
 class Completion:
     """Internal: hands an asyncio result back to the core."""
 

@@ -68,25 +68,25 @@ Values = Dict[str, Union[str, List[str]]]
 
 class HttpRequest:
     """The request of an HTTP-triggered function (see :func:`iii.utils.http`), as the core
-    parsed it."""
+    parsed it: ``method`` (e.g. ``GET``), ``path`` (the route pattern, e.g.
+    ``/files/:filename``), ``raw_path`` (the path as requested), ``path_params`` (the ``:name``
+    segments, percent-decoded), ``query_params`` and ``headers`` (lower-case names; a repeated
+    key gives a list), ``body`` (the parsed JSON body, else ``None``) and ``request_body`` (the
+    raw body, streamed as it arrives)."""
+
+    method: str
+    path: str
+    raw_path: Optional[str]
+    path_params: Dict[str, str]
+    query_params: Values
+    headers: Values
+    body: Any
+    request_body: ChannelReader
 
     def __init__(self, fields: Mapping[str, Any], request_body: ChannelReader) -> None:
-        #: The HTTP method, e.g. ``GET``.
-        self.method: str = fields.get("method") or "GET"
-        #: The registered route pattern, e.g. ``/files/:filename``.
-        self.path: str = fields.get("path") or ""
-        #: The path as requested (percent-encoded).
-        self.raw_path: Optional[str] = fields.get("raw_path")
-        #: ``:name`` segments of the route, percent-decoded.
-        self.path_params: Dict[str, str] = dict(fields.get("path_params") or {})
-        #: Query parameters; a repeated key gives a list.
-        self.query_params: Values = dict(fields.get("query_params") or {})
-        #: Headers with lower-case names; a repeated header gives a list.
-        self.headers: Values = dict(fields.get("headers") or {})
-        #: The parsed JSON body (for ``application/json`` requests), else ``None``.
-        self.body: Any = fields.get("body")
-        #: The raw request body, streamed as it arrives.
-        self.request_body: ChannelReader = request_body
+        for name in ("method", "path", "raw_path", "path_params", "query_params", "headers", "body"):
+            setattr(self, name, fields.get(name))
+        self.request_body = request_body
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method} {self.raw_path or self.path})"

@@ -20,3 +20,7 @@ pub const MAX_BUFFER_FRAMES: u64 = 1024;
 
 /// Default client-side timeout of a call with a result, in milliseconds.
 pub const DEFAULT_TRIGGER_TIMEOUT_MS: u64 = 30_000;
+
+/// Moved to [`crate::builtins`]; kept here so code written against earlier versions builds.
+#[doc(hidden)]
+pub use crate::builtins::{FN_CHANNELS_CREATE, FN_WORKERS_REGISTER};

@@ -54,6 +54,10 @@ pub use runtime::{runtime, tokio_runtime};
 pub use trigger::{RegisterTrigger, TriggerRequest};
 pub use worker::{FunctionRef, III, TriggerRef, register_worker, register_worker_with};
 
+/// The wire protocol's names (error codes, close codes, limits), for code that needs them
+/// beyond the types re-exported here; bindings reach the protocol only through this.
+pub use iii_protocol as protocol;
+
 pub use iii_protocol::{
     ChannelDirection, EndStatus, ErrorBody, Message, PathStep, StreamChannelRef, TriggerAction,
     extract_channel_refs,

@@ -39,6 +39,27 @@ impl Default for InitOptions {
     }
 }
 
+impl InitOptions {
+    /// The options of a binding's worker: it reports `runtime` (`python`, `node`, `c`) and
+    /// takes a worker name and a default call timeout from its caller (a timeout of 0 keeps
+    /// the default).
+    pub fn for_binding(
+        runtime: &str,
+        worker_name: Option<String>,
+        invocation_timeout_ms: Option<u64>,
+    ) -> Self {
+        let defaults = Self::default();
+        Self {
+            worker_name,
+            runtime: runtime.to_string(),
+            invocation_timeout_ms: invocation_timeout_ms
+                .filter(|ms| *ms > 0)
+                .unwrap_or(defaults.invocation_timeout_ms),
+            ..defaults
+        }
+    }
+}
+
 /// The reconnect schedule: exponential backoff with jitter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReconnectionConfig {

@@ -47,14 +47,15 @@ impl TriggerRequest {
     /// Reads a request given as JSON, the way every binding takes it: `{"function_id",
     /// "payload"?, "action"?, "timeout_ms"? | "timeoutMs"?}`. The action must be a
     /// [`TriggerAction`] object of a known type; a timeout must be a non-negative number of
-    /// milliseconds (fractions are dropped; `null` or absent means the default).
+    /// milliseconds (fractions are dropped; `0`, `null` or absent means the default, as in
+    /// every SDK's options; `timeoutMs` wins over `timeout_ms` when both are given).
     pub fn from_value(request: Value) -> Result<Self, IIIError> {
         let invalid = |why: &str| IIIError::InvalidArgument(format!("trigger(): {why}"));
         let Value::Object(mut fields) = request else {
             return Err(invalid("the request must be an object with a function_id"));
         };
         let function_id = match fields.remove("function_id") {
-            Some(Value::String(id)) if !id.is_empty() => id,
+            Some(Value::String(id)) => id,
             _ => return Err(invalid("the request needs a function_id string")),
         };
         let action = match fields.remove("action") {
@@ -74,14 +75,15 @@ impl TriggerRequest {
             }
         };
         let timeout = fields
-            .remove("timeout_ms")
+            .remove("timeoutMs")
             .filter(|value| !value.is_null())
-            .or_else(|| fields.remove("timeoutMs"));
+            .or_else(|| fields.remove("timeout_ms"));
         let timeout_ms = match timeout {
             None | Some(Value::Null) => None,
             Some(Value::Number(ms)) => match (ms.as_u64(), ms.as_f64()) {
-                (Some(ms), _) => Some(ms),
-                (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => Some(ms as u64),
+                (Some(ms), _) => Some(ms).filter(|ms| *ms > 0),
+                (None, Some(ms)) if ms.is_finite() && ms >= 1.0 => Some(ms as u64),
+                (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => None,
                 _ => return Err(invalid("timeout_ms must be a non-negative number")),
             },
             Some(_) => return Err(invalid("timeout_ms must be a number")),
@@ -134,6 +136,27 @@ impl RegisterTrigger {
         Self::new(http::TRIGGER_TYPE, function_id, Value::Object(config))
     }
 
+    /// Reads a trigger given as JSON, the way every binding takes it: `{"type" | "trigger_type",
+    /// "function_id", "config"?}`.
+    pub fn from_value(trigger: Value) -> Result<Self, IIIError> {
+        let field = |name: &str| {
+            trigger
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (Some(trigger_type), Some(function_id)) = (
+            field("type").or_else(|| field("trigger_type")),
+            field("function_id"),
+        ) else {
+            return Err(IIIError::InvalidArgument(
+                "register_trigger() needs { type, function_id, config }".into(),
+            ));
+        };
+        let config = trigger.get("config").cloned().unwrap_or(Value::Null);
+        Ok(Self::new(trigger_type, function_id, config))
+    }
+
     /// The `registertrigger` message for this binding under `id`.
     pub(crate) fn message(&self, id: &str) -> Message {
         Message::RegisterTrigger {
@@ -170,9 +193,12 @@ mod tests {
         assert_eq!(request.timeout_ms, Some(5));
         let plain = TriggerRequest::from_value(json!({"function_id": "a::b", "timeout_ms": 7}));
         assert_eq!(plain.expect("a request").timeout_ms, Some(7));
+        let default = TriggerRequest::from_value(json!({"function_id": "a::b", "timeoutMs": 0}));
+        assert_eq!(default.expect("a request").timeout_ms, None);
         for bad in [
             json!("a::b"),
             json!({"payload": 1}),
+            json!({"function_id": 7}),
             json!({"function_id": "a::b", "action": "void"}),
             json!({"function_id": "a::b", "action": {"type": "teleport"}}),
             json!({"function_id": "a::b", "timeout_ms": -1}),
@@ -181,6 +207,17 @@ mod tests {
             let error = TriggerRequest::from_value(bad.clone()).expect_err("refused");
             assert_eq!(error.kind(), crate::ErrorKind::InvalidArgument, "{bad}");
         }
+    }
+
+    #[test]
+    fn triggers_read_from_json() {
+        let trigger = RegisterTrigger::from_value(json!({"type": "http", "function_id": "f"}));
+        assert_eq!(trigger.expect("a trigger").config, Value::Null);
+        let trigger = RegisterTrigger::from_value(
+            json!({"trigger_type": "cron", "function_id": "f", "config": {"x": 1}}),
+        );
+        assert_eq!(trigger.expect("a trigger").trigger_type, "cron");
+        assert!(RegisterTrigger::from_value(json!({"type": "http"})).is_err());
     }
 
     #[test]

@@ -121,7 +121,12 @@ mod tests {
     use serde_json::json;
 
     fn sample(direction: &str) -> Value {
-        json!({"channel_id": "c", "access_key": "k", "direction": direction})
+        let direction = ChannelDirection::parse(direction).unwrap_or(ChannelDirection::Read);
+        Value::from(StreamChannelRef {
+            channel_id: "c".into(),
+            access_key: "k".into(),
+            direction,
+        })
     }
 
     #[test]

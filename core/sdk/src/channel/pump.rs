@@ -3,7 +3,7 @@
 //!
 //! Reads happen on the consumer's own future (no task hop per frame), so a channel that is
 //! only listened to needs someone else to drive its socket. The pump does that until the first
-//! `next_binary`, keeping up to a few binary frames it meets for the consumer, then hands the
+//! read, keeping up to a few binary frames it meets for the consumer, then hands the
 //! socket over for good.
 
 use std::sync::Arc;

@@ -88,7 +88,8 @@ pub(super) struct Shared {
     pub(super) stash: StdMutex<VecDeque<Bytes>>,
     /// Flipped by [`ChannelReader::close`].
     pub(super) closing: watch::Sender<bool>,
-    /// Set once `next_binary` was called: the consumer drives the socket from then on.
+    /// Set once anything read (`next_event`, `next_binary`, …): the consumer drives the socket
+    /// from then on.
     pub(super) consumer: AtomicBool,
     /// Tells the pump to hand the socket over.
     pub(super) consumer_arrived: Notify,
@@ -205,17 +206,6 @@ impl Shared {
     }
 }
 
-impl ChannelEvent {
-    /// The bytes of a data event.
-    fn into_data(self) -> Option<Bytes> {
-        match self {
-            Self::Data(chunk) => Some(chunk),
-            // Unreachable for reads that deliver messages; never a clean end either.
-            Self::Message(_) => Some(Bytes::new()),
-        }
-    }
-}
-
 /// Polls `read` once, inside the home runtime: its outcome if ready, `None` if it would wait.
 fn poll_once<T>(read: impl std::future::Future<Output = T>) -> Option<T> {
     let _home = crate::runtime::enter_home();
@@ -232,11 +222,13 @@ fn call(callback: &MessageCallback, message: String) {
     }
 }
 
-/// The reading end of a channel: binary data with [`next_binary`](Self::next_binary) or
-/// [`read_all`](Self::read_all), text messages with [`on_message`](Self::on_message).
+/// The reading end of a channel: bytes and text messages in wire order with
+/// [`next_event`](Self::next_event); or binary data with [`next_binary`](Self::next_binary) or
+/// [`read_all`](Self::read_all) and text messages with [`on_message`](Self::on_message).
 ///
 /// The socket opens on the first read or callback registration.
 pub struct ChannelReader {
+    channel_ref: StreamChannelRef,
     shared: Arc<Shared>,
     pump_started: AtomicBool,
     /// Dropping the reader stops its pump (which then drops the socket).
@@ -249,6 +241,7 @@ impl ChannelReader {
     pub fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
         let (stop, stopped) = oneshot::channel();
         Self {
+            channel_ref: channel_ref.clone(),
             shared: Arc::new(Shared {
                 url: channel_ref.url(address),
                 end: OnceLock::new(),
@@ -263,6 +256,11 @@ impl ChannelReader {
             _stop: stop,
             stopped: StdMutex::new(Some(stopped)),
         }
+    }
+
+    /// The ref this end was opened from (what to send to another function).
+    pub fn channel_ref(&self) -> &StreamChannelRef {
+        &self.channel_ref
     }
 
     /// The next frame in wire order — bytes or a text message — or `Ok(None)` once the writer
@@ -288,17 +286,20 @@ impl ChannelReader {
     /// stream cleanly and every chunk was read. Text messages met on the way go to the
     /// `on_message` callbacks first. Errors as [`next_event`](Self::next_event).
     pub async fn next_binary(&self) -> Result<Option<Bytes>, IIIError> {
-        Ok(self
-            .read(Texts::Deliver)
-            .await?
-            .and_then(ChannelEvent::into_data))
+        loop {
+            match self.read(Texts::Deliver).await? {
+                Some(ChannelEvent::Data(chunk)) => return Ok(Some(chunk)),
+                // A delivering read returns no text; should one come, it is delivered too.
+                Some(ChannelEvent::Message(text)) => self.shared.deliver(text),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// The next binary chunk if it is at hand without waiting (see
     /// [`try_next_event`](Self::try_next_event)); messages met on the way are delivered.
     pub fn try_next_binary(&self) -> Option<Result<Option<Bytes>, IIIError>> {
-        poll_once(self.read(Texts::Deliver))
-            .map(|outcome| outcome.map(|event| event.and_then(ChannelEvent::into_data)))
+        poll_once(self.next_binary())
     }
 
     /// Takes over the socket from the pump, then reads the next event.
@@ -338,9 +339,10 @@ impl ChannelReader {
     /// are given to it first (up to 1024 of them). A message is always delivered before any
     /// data that followed it is returned by [`next_binary`](Self::next_binary).
     ///
-    /// Until the first `next_binary`, a task delivers messages as they arrive; from then on
-    /// they are delivered while reading. Callbacks must not block: they run on the SDK
-    /// runtime's threads or inside `next_binary`.
+    /// Until the first read, a task delivers messages as they arrive; from then on they are
+    /// delivered by [`next_binary`](Self::next_binary) as it meets them
+    /// ([`next_event`](Self::next_event) returns them instead). Callbacks must not block: they
+    /// run on the SDK runtime's threads or inside `next_binary`.
     pub async fn on_message<F>(&self, callback: F)
     where
         F: Fn(String) + Send + Sync + 'static,

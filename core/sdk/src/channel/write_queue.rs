@@ -105,6 +105,11 @@ impl WriteQueue {
         }
     }
 
+    /// A queue for `writer`, shared (as bindings hold it).
+    pub fn over(writer: ChannelWriter) -> Arc<Self> {
+        Arc::new(Self::new(Arc::new(writer)))
+    }
+
     /// The writer behind this queue.
     pub fn writer(&self) -> &Arc<ChannelWriter> {
         &self.writer

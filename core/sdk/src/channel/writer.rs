@@ -78,6 +78,7 @@ enum Conn {
 /// `write` part-way may leave part of its data written.
 pub struct ChannelWriter {
     url: String,
+    channel_ref: StreamChannelRef,
     shared: Arc<Shared>,
     conn: Mutex<Conn>,
 }
@@ -87,6 +88,7 @@ impl ChannelWriter {
     pub fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
         Self {
             url: channel_ref.url(address),
+            channel_ref: channel_ref.clone(),
             shared: Arc::new(Shared {
                 peer_end: OnceLock::new(),
                 ended: watch::Sender::new(false),
@@ -94,6 +96,11 @@ impl ChannelWriter {
             }),
             conn: Mutex::new(Conn::Idle),
         }
+    }
+
+    /// The ref this end was opened from (what to send to another function).
+    pub fn channel_ref(&self) -> &StreamChannelRef {
+        &self.channel_ref
     }
 
     /// Writes `data` as binary frames of at most 64 KiB (one copy per frame), flushed once.

@@ -131,15 +131,12 @@ where
 
 /// The request and the response of an HTTP invocation's `data`.
 fn split(address: &str, data: Value) -> Result<(HttpRequest, HttpResponse), IIIError> {
-    if !data.is_object() {
+    let Value::Object(mut fields) = data else {
         return Err(IIIError::Protocol(
             "an HTTP invocation's data must be a JSON object".into(),
         ));
-    }
-    let response_ref = request::channel_ref(&data, FIELD_RESPONSE, ChannelDirection::Write)?;
-    let Value::Object(mut fields) = data else {
-        return Err(IIIError::Protocol("unreachable: checked above".into()));
     };
+    let response_ref = request::channel_ref(&fields, FIELD_RESPONSE, ChannelDirection::Write)?;
     let request = HttpRequest::from_fields(address, &mut fields)?;
     Ok((request, HttpResponse::new(address, &response_ref)))
 }

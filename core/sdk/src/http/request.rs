@@ -16,7 +16,7 @@ use iii_protocol::http::{
     FIELD_RAW_PATH, FIELD_REQUEST_BODY, FIELD_TRIGGER,
 };
 
-use crate::binding::{RefLookupError, ref_at};
+use crate::binding::ref_at;
 use crate::{ChannelReader, IIIError};
 
 /// Names with one or more values each, in the order they came: query parameters and headers.
@@ -51,8 +51,6 @@ pub struct HttpRequest {
     /// The raw request body as a stream (the engine writes it in chunks of at most 64 KiB,
     /// then ends the stream).
     pub request_body: ChannelReader,
-    /// The ref [`request_body`](Self::request_body) was opened from.
-    request_body_ref: StreamChannelRef,
 }
 
 impl HttpRequest {
@@ -62,7 +60,7 @@ impl HttpRequest {
         address: &str,
         fields: &mut Map<String, Value>,
     ) -> Result<Self, IIIError> {
-        let body_ref = ref_at_field(fields, FIELD_REQUEST_BODY)?;
+        let body_ref = channel_ref(fields, FIELD_REQUEST_BODY, ChannelDirection::Read)?;
         let trigger = fields.remove(FIELD_TRIGGER).unwrap_or(Value::Null);
         let from_trigger = |key: &str| trigger.get(key).and_then(Value::as_str);
         let method = text(fields, FIELD_METHOD)
@@ -88,7 +86,6 @@ impl HttpRequest {
             body: fields.remove(FIELD_BODY).unwrap_or(Value::Null),
             trigger,
             request_body: ChannelReader::new(address, &body_ref),
-            request_body_ref: body_ref,
         })
     }
 
@@ -125,9 +122,8 @@ impl HttpRequest {
     /// The request as the plain JSON object a scripting language's handler sees (`method`,
     /// `path`, `raw_path`, `path_params`, `query_params` and `headers` with a single value as a
     /// string and repeated ones as a list, `body`, `trigger`), and its body stream: how the
-    /// Python and Node helpers build their request objects. The body stream comes with the
-    /// ref it was opened from.
-    pub fn into_plain(self) -> (Value, ChannelReader, StreamChannelRef) {
+    /// Python and Node helpers build their request objects.
+    pub fn into_plain(self) -> (Value, ChannelReader) {
         let values = |map: MultiMap| -> Value {
             map.into_iter()
                 .map(|(name, mut values)| {
@@ -158,11 +154,7 @@ impl HttpRequest {
         if !self.trigger.is_null() {
             plain.insert(FIELD_TRIGGER.into(), self.trigger);
         }
-        (
-            Value::Object(plain),
-            self.request_body,
-            self.request_body_ref,
-        )
+        (Value::Object(plain), self.request_body)
     }
 
     /// The JSON body deserialized into `T` (a missing or non-JSON body is `null`).
@@ -171,28 +163,21 @@ impl HttpRequest {
     }
 }
 
-/// The channel ref under `key` of an HTTP invocation's `data`, which must exist and point at
+/// The channel ref under `key` of an HTTP invocation's fields, which must exist and point at
 /// the `direction` end.
 pub(super) fn channel_ref(
-    data: &Value,
+    fields: &Map<String, Value>,
     key: &str,
     direction: ChannelDirection,
 ) -> Result<StreamChannelRef, IIIError> {
-    ref_at(data, Some(key), direction).map_err(|error| match error {
-        RefLookupError::MissingKey(_) | RefLookupError::NotAnObject => IIIError::Protocol(format!(
+    let Some(value) = fields.get(key).filter(|value| !value.is_null()) else {
+        return Err(IIIError::Protocol(format!(
             "the HTTP invocation has no `{key}` channel ref (is the function bound to an http \
              trigger?)"
-        )),
-        other => IIIError::Protocol(format!("`{key}` of the HTTP invocation: {other}")),
-    })
-}
-
-/// The ref under `key` of the invocation's fields, opening the read end.
-fn ref_at_field(fields: &Map<String, Value>, key: &str) -> Result<StreamChannelRef, IIIError> {
-    let value = fields.get(key).cloned().unwrap_or(Value::Null);
-    let mut holder = Map::new();
-    holder.insert(key.to_string(), value);
-    channel_ref(&Value::Object(holder), key, ChannelDirection::Read)
+        )));
+    };
+    ref_at(value, None, direction)
+        .map_err(|error| IIIError::Protocol(format!("`{key}` of the HTTP invocation: {error}")))
 }
 
 fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

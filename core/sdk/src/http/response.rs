@@ -33,8 +33,6 @@ pub struct HttpResponse {
     /// The response body stream. Shared with the [`http`](super::http) adapter, which ends it
     /// after the handler returns; writing here directly is the same as [`write`](Self::write).
     pub writer: Arc<ChannelWriter>,
-    /// The ref of the response channel's writing end.
-    channel_ref: StreamChannelRef,
     /// Set once the handler closed or aborted the response through this handle.
     finished: Arc<AtomicBool>,
     /// The ordered queue a binding writes through, once it asked for it.
@@ -46,15 +44,9 @@ impl HttpResponse {
     pub(super) fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
         Self {
             writer: Arc::new(ChannelWriter::new(address, channel_ref)),
-            channel_ref: channel_ref.clone(),
             finished: Arc::new(AtomicBool::new(false)),
             queue: Arc::default(),
         }
-    }
-
-    /// The ref of the response channel's writing end.
-    pub fn channel_ref(&self) -> &StreamChannelRef {
-        &self.channel_ref
     }
 
     /// The ordered write queue over this response's writer, for a binding whose writes must
@@ -71,6 +63,22 @@ impl HttpResponse {
     pub fn queue_status(&self, status_code: u16) -> WriteAck {
         let message = ResponseControl::status(status_code).to_json();
         self.queue().push(WriteOp::Message(message))
+    }
+
+    /// Queues a status given by a scripting language's handler: a number that is a valid
+    /// `u16` is queued as [`queue_status`](Self::queue_status) does; anything else is left
+    /// out, as the engine would ignore it.
+    pub fn queue_status_value(&self, status_code: &serde_json::Value) -> WriteAck {
+        match status_code
+            .as_u64()
+            .and_then(|code| u16::try_from(code).ok())
+        {
+            Some(code) => self.queue_status(code),
+            None => {
+                tracing::debug!(%status_code, "ignoring an invalid HTTP status");
+                WriteAck::Now(Ok(()))
+            }
+        }
     }
 
     /// Queues `set_headers` on the response's ordered queue now, as
@@ -123,7 +131,8 @@ impl HttpResponse {
     }
 
     /// Writes part of the body (sent in frames of at most 64 KiB; waits while the client is
-    /// slower than the handler).
+    /// slower than the handler — through a binding's [`queue`](Self::queue), until the write is
+    /// within the queue's window).
     pub async fn write(&self, data: &[u8]) -> Result<(), IIIError> {
         match self.queue.get() {
             Some(_) => {
@@ -191,27 +200,29 @@ pub(super) struct Completion {
 }
 
 impl Completion {
-    /// After `Ok(null)`: closes the response unless the handler did. After `Ok` with another
-    /// value (a plain result, which the engine answers with when the channel is unused): leaves
-    /// the channel alone. After `Err`: aborts it with the error's text if anything was sent (so
-    /// the client sees a truncated response), else leaves the channel unused so the engine
-    /// answers with an error status; returns the error.
+    /// After `Ok`: closes the response unless the handler did — except for a non-null result
+    /// when nothing was sent, which is a plain result the engine answers with (the channel is
+    /// left unused for it). A client that left (`reader_closed`) is no failure here. After
+    /// `Err`: aborts the response with the error's text if anything was sent (so the client
+    /// sees a truncated response), else leaves the channel unused so the engine answers with
+    /// an error status; returns the error.
     pub(super) async fn finish(
         self,
         outcome: Result<serde_json::Value, IIIError>,
     ) -> Result<serde_json::Value, IIIError> {
         let finished = self.finished.load(Ordering::Acquire);
         let queue = self.queue.get();
+        let untouched = match queue {
+            Some(queue) => queue.is_untouched(),
+            None => self.writer.is_untouched(),
+        };
         match outcome {
-            Ok(result) if finished || !result.is_null() => Ok(result),
-            Ok(result) => send_op(&self.writer, queue, WriteOp::Close)
-                .await
-                .map(|()| result),
+            Ok(result) if finished || (untouched && !result.is_null()) => Ok(result),
+            Ok(result) => match send_op(&self.writer, queue, WriteOp::Close).await {
+                Ok(()) | Err(IIIError::ReaderClosed) => Ok(result),
+                Err(error) => Err(error),
+            },
             Err(error) => {
-                let untouched = match queue {
-                    Some(queue) => queue.is_untouched(),
-                    None => self.writer.is_untouched(),
-                };
                 if !finished
                     && !untouched
                     && let Err(abort_error) =
@@ -226,8 +237,8 @@ impl Completion {
 }
 
 /// Header pairs from a JSON object `{"name": value | [values]}` as a scripting language's
-/// handler gives them (numbers and booleans as text, `null` left out); `None` when `headers` is
-/// not an object.
+/// handler gives them (numbers and booleans as text; `null`, objects and nested lists left
+/// out, as the engine leaves them out); `None` when `headers` is not an object.
 pub fn header_pairs(headers: &serde_json::Value) -> Option<Vec<(String, String)>> {
     use serde_json::Value;
     let Value::Object(headers) = headers else {
@@ -235,8 +246,9 @@ pub fn header_pairs(headers: &serde_json::Value) -> Option<Vec<(String, String)>
     };
     let text = |value: &Value| match value {
         Value::String(text) => Some(text.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
     };
     let mut pairs = Vec::new();
     for (name, value) in headers {
