@@ -205,6 +205,30 @@ async fn unconnected_channels_expire_with_4008() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stream_nobody_read_expires_instead_of_ending_clean() {
+    let engine = engine_with(EngineConfig {
+        channel_ttl: Duration::from_millis(200),
+        ..EngineConfig::ephemeral()
+    })
+    .await;
+    let mut worker = worker(&engine).await;
+    let (writer, reader) = worker.create_channel(json!(8)).await;
+    let mut w = connect(&end_url(&engine, &writer)).await;
+    w.send(WsMessage::binary(vec![7u8; 1000]))
+        .await
+        .expect("send");
+    w.close(Some(close(1000, ""))).await.expect("close");
+    assert_eq!(close_of(&mut w).await.map(|c| c.0), Some(1000));
+    eventually("the channel to expire", || engine.stats().channels == 0).await;
+    // The bytes are gone with the buffer: the reader must not see a complete, empty stream.
+    let mut late = connect(&end_url(&engine, &reader)).await;
+    let (frames, closed) = read_to_close(&mut late).await;
+    assert!(frames.is_empty());
+    assert_eq!(closed, Some((4008, "expired".into())));
+    assert_eq!(engine.stats().buffered_bytes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn connected_channels_do_not_expire() {
     let engine = engine_with(EngineConfig {
         channel_ttl: Duration::from_millis(100),

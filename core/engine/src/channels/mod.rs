@@ -202,6 +202,9 @@ impl Channel {
         if state.reader == End::Waiting {
             state.reader = End::Done;
             state.rx = None;
+            // The reader never got the stream, however the writer ended it: a late reader
+            // must learn that it expired, not find a clean end with the bytes gone.
+            state.final_status = Some(EndStatus::Expired);
         }
         state.retire_if_done()
     }
