@@ -132,10 +132,6 @@ function writableOf(native) {
   }), 'a channel writer')
 }
 
-// Data chunks a reader with onMessage callbacks keeps while nothing reads its bytes, before
-// it stops receiving until something does (as the core's own reader does).
-const LISTEN_AHEAD_CHUNKS = 8
-
 class ChannelReader {
   constructor(native) {
     this._native = native
@@ -145,7 +141,7 @@ class ChannelReader {
     this._filling = null
     this._ended = false
     this._reading = false
-    this._fillingWeak = false
+    this._listening = null
     this._callbacks = []
     this._kept = { messages: [], bytes: 0 }
   }
@@ -173,32 +169,27 @@ class ChannelReader {
   }
 
   /**
-   * Fetches the next batch of events (one native call at a time): text messages go to the
-   * onMessage callbacks and bytes to the chunks, in the order they were sent. `weak` waits
-   * without keeping the process alive (for listening only).
+   * Fetches the next batch of events (one native call at a time), after a running listener
+   * has stopped and handed over all it received (keeping the process alive meanwhile).
    */
-  _fill(weak = false) {
-    if (this._filling && this._fillingWeak && !weak) {
-      // A reader now waits on a listening fetch: keep the process alive until it settles.
-      this._fillingWeak = false
-      const keepAlive = setInterval(noop, 1 << 30)
-      this._filling.then(() => clearInterval(keepAlive), () => clearInterval(keepAlive))
-    }
+  _fill() {
     if (!this._filling) {
-      this._fillingWeak = weak
-      const batch = weak
-        ? new Promise((resolve, reject) =>
-            this._native.listenEvents((error, events) => (error ? reject(error) : resolve(events))),
-          )
-        : this._native.readEvents()
+      const listening = this._listening
+      let batch
+      if (listening) {
+        this._native.stopListening()
+        const keepAlive = setInterval(noop, 1 << 30)
+        batch = listening.then(() => {
+          clearInterval(keepAlive)
+          return this._native.readEvents()
+        })
+      } else {
+        batch = this._native.readEvents()
+      }
       this._filling = batch.then(
         (events) => {
           this._filling = null
-          for (const event of events) {
-            if (typeof event === 'string') this._message(event)
-            else this._chunks.push(event)
-          }
-          if (events.end) this._ended = true
+          this._accept(events)
         },
         (error) => {
           this._filling = null
@@ -207,6 +198,15 @@ class ChannelReader {
       )
     }
     return this._filling
+  }
+
+  /** Takes a batch in order: text messages to the onMessage callbacks, bytes to the chunks. */
+  _accept(events) {
+    for (const event of events) {
+      if (typeof event === 'string') this._message(event)
+      else this._chunks.push(event)
+    }
+    if (events.end) this._ended = true
   }
 
   _message(text) {
@@ -254,15 +254,22 @@ class ChannelReader {
   }
 
   /**
-   * Receives messages while nothing reads the bytes (keeping a few chunks for the reader),
-   * without keeping the process alive.
+   * Receives messages while nothing reads the bytes (the native listener keeps a few chunks
+   * for the reader), without keeping the process alive.
    */
   _listen() {
-    if (this._reading || this._ended || this._chunks.length >= LISTEN_AHEAD_CHUNKS) return
-    this._fill(true).then(
-      () => this._listen(),
-      () => {},
-    )
+    if (this._reading || this._ended || this._listening) return
+    this._listening = new Promise((resolve) => {
+      this._native.listen((error, events) => {
+        // An error is reported again by the next read.
+        if (error) return
+        this._accept(events)
+        if (events.stopped) {
+          this._listening = null
+          resolve()
+        }
+      })
+    })
   }
 
   /** Closes this end; a pending read fails with code `reader_closed`. */

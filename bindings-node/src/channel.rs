@@ -15,6 +15,7 @@ use iii_sdk::{ChannelEvent, IIIError};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use tokio::sync::Notify;
 
 use crate::promise::settle;
 use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
@@ -98,6 +99,8 @@ impl NativeWriter {
 #[napi]
 pub struct NativeReader {
     reader: Arc<iii_sdk::ChannelReader>,
+    /// Stops a running `listen`.
+    stop_listening: Arc<Notify>,
 }
 
 impl NativeReader {
@@ -105,6 +108,7 @@ impl NativeReader {
     pub(crate) fn from_core(reader: iii_sdk::ChannelReader) -> Self {
         Self {
             reader: Arc::new(reader),
+            stop_listening: Arc::default(),
         }
     }
 }
@@ -114,6 +118,9 @@ impl NativeReader {
 const BATCH_BYTES: usize = 1 << 20;
 /// Events a `readEvents` batch holds at most.
 const BATCH_EVENTS: usize = 1024;
+/// Frames of bytes `listen` hands over before it stops until something reads (as the core's
+/// own listening keeps a few for the reader).
+const LISTEN_AHEAD_FRAMES: usize = 8;
 
 /// Events read from the socket, in wire order, as a JS array of Buffers (bytes, copied once
 /// into memory V8 allocates and frees itself) and strings (text messages), with `end: true`
@@ -121,6 +128,16 @@ const BATCH_EVENTS: usize = 1024;
 pub struct Events {
     events: Vec<ChannelEvent>,
     end: bool,
+    /// Set on the last call of `listen`.
+    stopped: bool,
+}
+
+impl Events {
+    /// Frames of bytes in the batch.
+    fn frames(&self) -> usize {
+        let data = |event: &&ChannelEvent| matches!(event, ChannelEvent::Data(_));
+        self.events.iter().filter(data).count()
+    }
 }
 
 impl ToNapiValue for Events {
@@ -133,6 +150,7 @@ impl ToNapiValue for Events {
         )?;
         let mut object = Object::from_raw(raw_env, array);
         object.set_named_property("end", batch.end)?;
+        object.set_named_property("stopped", batch.stopped)?;
         for (index, event) in batch.events.into_iter().enumerate() {
             let value = match event {
                 ChannelEvent::Data(chunk) => {
@@ -169,27 +187,57 @@ impl NativeReader {
         })
     }
 
-    /// The next batch as `read_events` takes it, handed to `callback(error, events)` without
-    /// keeping the process alive while it waits: how a reader with only `onMessage` listeners
-    /// receives, as the core's own listening does.
+    /// Receives while nothing reads yet, as the core's own listening does: hands each batch
+    /// to `callback(error, events)` until the stream ends, `LISTEN_AHEAD_FRAMES` frames of
+    /// bytes wait for a reader, or `stopListening()` is called; then one last call with
+    /// `stopped` set. It never keeps the process alive.
     #[napi(
-        ts_args_type = "callback: (error: Error | null, events: Array<Buffer | string> & { end: boolean }) => void"
+        ts_args_type = "callback: (error: Error | null, events: Array<Buffer | string> & { end: boolean, stopped: boolean }) => void"
     )]
-    pub fn listen_events(&self, callback: Function<Events, ()>) -> Result<()> {
+    pub fn listen(&self, callback: Function<Events, ()>) -> Result<()> {
         let callback: ThreadsafeFunction<Events, (), Events, Status, true, true> = callback
             .build_threadsafe_function()
             .callee_handled::<true>()
             .weak::<true>()
             .build()?;
-        let reader = self.reader.clone();
+        let (reader, stop) = (self.reader.clone(), self.stop_listening.clone());
         iii_sdk::runtime().spawn(async move {
-            // The error itself reaches JavaScript through the next read.
-            let outcome = next_batch(reader)
-                .await
-                .map_err(|error| napi::Error::new(Status::GenericFailure, error.to_string()));
-            callback.call(outcome, ThreadsafeFunctionCallMode::NonBlocking);
+            let mut frames = 0;
+            loop {
+                let batch = tokio::select! {
+                    biased;
+                    () = stop.notified() => break,
+                    batch = next_batch(reader.clone()) => batch,
+                };
+                let more = match &batch {
+                    Ok(events) => {
+                        frames += events.frames();
+                        !events.end && frames < LISTEN_AHEAD_FRAMES
+                    }
+                    Err(_) => false,
+                };
+                // An error reaches JavaScript again through the next read.
+                let batch =
+                    batch.map_err(|e| napi::Error::new(Status::GenericFailure, e.to_string()));
+                callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+                if !more {
+                    break;
+                }
+            }
+            let stopped = Events {
+                events: Vec::new(),
+                end: false,
+                stopped: true,
+            };
+            callback.call(Ok(stopped), ThreadsafeFunctionCallMode::NonBlocking);
         });
         Ok(())
+    }
+
+    /// Stops `listen` (its last call, with `stopped`, follows every batch it handed over).
+    #[napi]
+    pub fn stop_listening(&self) {
+        self.stop_listening.notify_one();
     }
 
     /// Closes this end; a pending read rejects with `reader_closed`.
@@ -213,6 +261,7 @@ async fn next_batch(reader: Arc<iii_sdk::ChannelReader>) -> std::result::Result<
         return Ok(Events {
             events: Vec::new(),
             end: true,
+            stopped: false,
         });
     };
     let mut size = event_size(&first);
@@ -232,7 +281,11 @@ async fn next_batch(reader: Arc<iii_sdk::ChannelReader>) -> std::result::Result<
             Some(Err(_)) | None => break,
         }
     }
-    Ok(Events { events, end })
+    Ok(Events {
+        events,
+        end,
+        stopped: false,
+    })
 }
 
 /// What an event counts against a batch's bytes (at least 1, so empty ones are bounded too).

@@ -28,6 +28,7 @@ pub(crate) struct EngineState {
 }
 
 impl EngineState {
+    /// Empty registries for an engine configured by `config`.
     pub(crate) fn new(config: EngineConfig) -> Self {
         let bytes = Arc::new(ByteCounters::default());
         Self {

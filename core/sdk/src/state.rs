@@ -31,6 +31,7 @@ pub(crate) struct WorkerState {
     pub(crate) terminal: OnceLock<IIIError>,
 }
 
+/// Locks `mutex`, taking over a poisoned one (no state here is left broken by a panic).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -53,6 +54,7 @@ impl WorkerState {
         }
     }
 
+    /// `Ok` while the worker runs; why it stopped once it has.
     pub(crate) fn check_open(&self) -> Result<(), IIIError> {
         match self.terminal.get() {
             Some(error) => Err(error.clone()),
@@ -60,6 +62,7 @@ impl WorkerState {
         }
     }
 
+    /// Why the worker stopped ([`IIIError::Shutdown`] when nothing more is known).
     pub(crate) fn stopped(&self) -> IIIError {
         self.terminal.get().cloned().unwrap_or(IIIError::Shutdown)
     }

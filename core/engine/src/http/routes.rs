@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use hyper::Method;
+use iii_protocol::http::{CONFIG_API_PATH, CONFIG_HTTP_METHOD};
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
@@ -77,7 +78,7 @@ impl RouteTable {
         function_id: String,
         config: &Value,
     ) -> Result<(), InvalidRoute> {
-        let api_path = match config.get("api_path") {
+        let api_path = match config.get(CONFIG_API_PATH) {
             Some(Value::String(path)) if !path.trim().is_empty() => path.trim(),
             Some(Value::String(_)) => return Err(InvalidRoute("api_path is empty".into())),
             Some(Value::Null) | None => {
@@ -85,7 +86,7 @@ impl RouteTable {
             }
             Some(_) => return Err(InvalidRoute("api_path must be a string".into())),
         };
-        let method = match config.get("http_method") {
+        let method = match config.get(CONFIG_HTTP_METHOD) {
             None | Some(Value::Null) => Method::GET,
             Some(Value::String(name)) => parse_method(name)?,
             Some(_) => return Err(InvalidRoute("http_method must be a string".into())),
