@@ -132,6 +132,10 @@ function writableOf(native) {
   }), 'a channel writer')
 }
 
+// Data chunks a reader with onMessage callbacks keeps while nothing reads its bytes, before
+// it stops receiving until something does (as the core's own reader does).
+const LISTEN_AHEAD_CHUNKS = 8
+
 class ChannelReader {
   constructor(native) {
     this._native = native
@@ -141,7 +145,9 @@ class ChannelReader {
     this._filling = null
     this._ended = false
     this._reading = false
-    this._listening = null
+    this._subscribed = false
+    this._fillingWeak = false
+    this._settle = null
     this._callbacks = []
     this._kept = { messages: [], bytes: 0 }
   }
@@ -169,35 +175,38 @@ class ChannelReader {
   }
 
   /**
-   * Fetches the next batch of events (one native call at a time), after a running listener
-   * has stopped and handed over all it received (keeping the process alive meanwhile).
+   * Fetches the next batch of events (one native pull at a time). A `weak` fetch (listening
+   * only) does not keep the process alive; a strong one (a reader waits) does, also when it
+   * joins a weak fetch already under way.
    */
-  _fill() {
-    if (!this._filling) {
-      const listening = this._listening
-      let batch
-      if (listening) {
-        this._native.stopListening()
-        const keepAlive = setInterval(noop, 1 << 30)
-        batch = listening.then(() => {
-          clearInterval(keepAlive)
-          return this._native.readEvents()
-        })
-      } else {
-        batch = this._native.readEvents()
+  _fill(weak = false) {
+    if (this._filling) {
+      if (!weak && this._fillingWeak) {
+        this._fillingWeak = false
+        this._native.pull(true, false)
       }
-      this._filling = batch.then(
-        (events) => {
-          this._filling = null
-          this._accept(events)
-        },
-        (error) => {
-          this._filling = null
-          throw error
-        },
-      )
+      return this._filling
     }
+    if (!this._subscribed) {
+      this._subscribed = true
+      this._native.subscribe((batch) => this._delivered(batch))
+    }
+    this._fillingWeak = weak
+    this._filling = new Promise((resolve, reject) => (this._settle = { resolve, reject }))
+    this._native.pull(!weak, true)
     return this._filling
+  }
+
+  /** A batch (or the stream's error) from the native end. */
+  _delivered(batch) {
+    const { resolve, reject } = this._settle
+    this._settle = null
+    this._filling = null
+    // Nothing waits any more: a read that follows keeps the process alive again.
+    if (!this._fillingWeak) this._native.pull(false, false)
+    if (batch instanceof Error) return reject(batch)
+    this._accept(batch)
+    resolve()
   }
 
   /** Takes a batch in order: text messages to the onMessage callbacks, bytes to the chunks. */
@@ -254,22 +263,12 @@ class ChannelReader {
   }
 
   /**
-   * Receives messages while nothing reads the bytes (the native listener keeps a few chunks
-   * for the reader), without keeping the process alive.
+   * Receives messages while nothing reads the bytes (keeping a few chunks for the reader, as
+   * the core's own listening does), without keeping the process alive.
    */
   _listen() {
-    if (this._reading || this._ended || this._listening) return
-    this._listening = new Promise((resolve) => {
-      this._native.listen((error, events) => {
-        // An error is reported again by the next read.
-        if (error) return
-        this._accept(events)
-        if (events.stopped) {
-          this._listening = null
-          resolve()
-        }
-      })
-    })
+    if (this._reading || this._ended || this._chunks.length >= LISTEN_AHEAD_CHUNKS) return
+    this._fill(true).then(() => this._listen(), noop)
   }
 
   /** Closes this end; a pending read fails with code `reader_closed`. */

@@ -5,9 +5,10 @@
 //! ([`iii_sdk::channel::WriteQueue`]): a write's promise resolves once the core has accepted the chunk
 //! within the window, so a `Writable` whose callback follows that promise has the channel's
 //! backpressure. A reader pulls a batch of events (bytes and text messages, in wire order)
-//! per `readEvents()`, made of what the socket already holds; nothing more is read ahead.
+//! per `pull()`, made of what the socket already holds; nothing more is read ahead. Batches
+//! reach JavaScript through one persistent callback, so nothing is created per batch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use iii_sdk::StreamChannelRef;
@@ -15,8 +16,8 @@ use iii_sdk::{ChannelEvent, IIIError};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use tokio::sync::Notify;
 
+use crate::errors;
 use crate::promise::settle;
 use iii_sdk::channel::{WriteAck, WriteOp, WriteQueue};
 
@@ -95,12 +96,14 @@ impl NativeWriter {
     }
 }
 
+/// Where a reader's batches go: the JavaScript callback given to `subscribe`.
+type Delivery = ThreadsafeFunction<Batch, (), Batch, Status, false, true>;
+
 /// The reading end of a channel.
 #[napi]
 pub struct NativeReader {
     reader: Arc<iii_sdk::ChannelReader>,
-    /// Stops a running `listen`.
-    stop_listening: Arc<Notify>,
+    delivery: Arc<Mutex<Option<Delivery>>>,
 }
 
 impl NativeReader {
@@ -108,41 +111,39 @@ impl NativeReader {
     pub(crate) fn from_core(reader: iii_sdk::ChannelReader) -> Self {
         Self {
             reader: Arc::new(reader),
-            stop_listening: Arc::default(),
+            delivery: Arc::default(),
         }
     }
 }
 
-/// Bytes a `readEvents` batch takes at most, beyond its first event, from what the socket
-/// already holds.
+/// Bytes a batch takes at most, beyond its first event, from what the socket already holds.
 const BATCH_BYTES: usize = 1 << 20;
-/// Events a `readEvents` batch holds at most.
+/// Events a batch holds at most.
 const BATCH_EVENTS: usize = 1024;
-/// Frames of bytes `listen` hands over before it stops until something reads (as the core's
-/// own listening keeps a few for the reader).
-const LISTEN_AHEAD_FRAMES: usize = 8;
 
 /// Events read from the socket, in wire order, as a JS array of Buffers (bytes, copied once
 /// into memory V8 allocates and frees itself) and strings (text messages), with `end: true`
-/// once the stream ended cleanly (the array then holds what came before the end).
+/// once the stream ended cleanly (the array then holds what came before the end); or the
+/// stream's error, as a JS `Error` with its `code`.
+pub struct Batch(std::result::Result<Events, IIIError>);
+
+/// The events of a batch.
 pub struct Events {
     events: Vec<ChannelEvent>,
     end: bool,
-    /// Set on the last call of `listen`.
-    stopped: bool,
 }
 
-impl Events {
-    /// Frames of bytes in the batch.
-    fn frames(&self) -> usize {
-        let data = |event: &&ChannelEvent| matches!(event, ChannelEvent::Data(_));
-        self.events.iter().filter(data).count()
-    }
-}
-
-impl ToNapiValue for Events {
+impl ToNapiValue for Batch {
     unsafe fn to_napi_value(raw_env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
+        let batch = match batch.0 {
+            Ok(batch) => batch,
+            Err(error) => {
+                let object = errors::error_object(&env, &error)?;
+                // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
+                return unsafe { Object::to_napi_value(raw_env, object) };
+            }
+        };
         let mut array = std::ptr::null_mut();
         check_status!(
             unsafe { sys::napi_create_array_with_length(raw_env, batch.events.len(), &mut array) },
@@ -150,7 +151,6 @@ impl ToNapiValue for Events {
         )?;
         let mut object = Object::from_raw(raw_env, array);
         object.set_named_property("end", batch.end)?;
-        object.set_named_property("stopped", batch.stopped)?;
         for (index, event) in batch.events.into_iter().enumerate() {
             let value = match event {
                 ChannelEvent::Data(chunk) => {
@@ -176,71 +176,51 @@ impl NativeReader {
         ref_json(self.reader.channel_ref())
     }
 
-    /// The next events in wire order: waits for one, then takes the ones already at hand (up
-    /// to 1 MiB of bytes in all), so that a busy reader crosses to the runtime and back once
-    /// per batch instead of once per frame. `end` is set at the clean end; an aborted or lost
-    /// writer rejects with its `code` (after the events before it were handed over).
-    #[napi(ts_return_type = "Promise<Array<Buffer | string> & { end: boolean }>")]
-    pub fn read_events<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        settle(env, next_batch(self.reader.clone()), |_, events: Events| {
-            Ok(events)
-        })
-    }
-
-    /// Receives while nothing reads yet, as the core's own listening does: hands each batch
-    /// to `callback(error, events)` until the stream ends, `LISTEN_AHEAD_FRAMES` frames of
-    /// bytes wait for a reader, or `stopListening()` is called; then one last call with
-    /// `stopped` set. It never keeps the process alive.
+    /// Sets the callback every batch is handed to, in order, through one queue:
+    /// `callback(batch)`, an array of events or the stream's `Error`.
     #[napi(
-        ts_args_type = "callback: (error: Error | null, events: Array<Buffer | string> & { end: boolean, stopped: boolean }) => void"
+        ts_args_type = "callback: (batch: Error | (Array<Buffer | string> & { end: boolean })) => void"
     )]
-    pub fn listen(&self, callback: Function<Events, ()>) -> Result<()> {
-        let callback: ThreadsafeFunction<Events, (), Events, Status, true, true> = callback
+    pub fn subscribe(&self, callback: Function<Batch, ()>) -> Result<()> {
+        let delivery: Delivery = callback
             .build_threadsafe_function()
-            .callee_handled::<true>()
+            .callee_handled::<false>()
             .weak::<true>()
             .build()?;
-        let (reader, stop) = (self.reader.clone(), self.stop_listening.clone());
-        iii_sdk::runtime().spawn(async move {
-            let mut frames = 0;
-            loop {
-                let batch = tokio::select! {
-                    biased;
-                    () = stop.notified() => break,
-                    batch = next_batch(reader.clone()) => batch,
-                };
-                let more = match &batch {
-                    Ok(events) => {
-                        frames += events.frames();
-                        !events.end && frames < LISTEN_AHEAD_FRAMES
-                    }
-                    Err(_) => false,
-                };
-                // An error reaches JavaScript again through the next read.
-                let batch =
-                    batch.map_err(|e| napi::Error::new(Status::GenericFailure, e.to_string()));
-                callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
-                if !more {
-                    break;
-                }
-            }
-            let stopped = Events {
-                events: Vec::new(),
-                end: false,
-                stopped: true,
-            };
-            callback.call(Ok(stopped), ThreadsafeFunctionCallMode::NonBlocking);
-        });
+        *lock(&self.delivery) = Some(delivery);
         Ok(())
     }
 
-    /// Stops `listen` (its last call, with `stopped`, follows every batch it handed over).
+    /// Reads the next batch for the subscribed callback (call again once it came): one event
+    /// waited for, then those already at hand (up to 1 MiB, 1024 events), so a busy reader
+    /// crosses to the runtime and back once per batch. With `keepAlive` the process stays
+    /// alive while it waits (a reader waiting for bytes); without (a reader only listening
+    /// for messages), it does not. `start: false` only changes that for the pending read.
     #[napi]
-    pub fn stop_listening(&self) {
-        self.stop_listening.notify_one();
+    pub fn pull(&self, env: &Env, keep_alive: bool, start: bool) -> Result<()> {
+        let mut delivery = lock(&self.delivery);
+        let Some(callback) = delivery.as_mut() else {
+            return Err(errors::invalid("iii-sdk: pull() before subscribe()"));
+        };
+        // Toggling one function's reference is what napi offers for this (clones are not).
+        #[allow(deprecated)]
+        match keep_alive {
+            true => callback.refer(env)?,
+            false => callback.unref(env)?,
+        }
+        if start {
+            let (reader, delivery) = (self.reader.clone(), self.delivery.clone());
+            iii_sdk::runtime().spawn(async move {
+                let batch = Batch(next_batch(&reader).await);
+                if let Some(callback) = lock(&delivery).as_ref() {
+                    callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            });
+        }
+        Ok(())
     }
 
-    /// Closes this end; a pending read rejects with `reader_closed`.
+    /// Closes this end; a pending read fails with `reader_closed`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
         let reader = self.reader.clone();
@@ -255,13 +235,16 @@ impl NativeReader {
     }
 }
 
-/// The next events of `reader`: one waited for, then those at hand (see `read_events`).
-async fn next_batch(reader: Arc<iii_sdk::ChannelReader>) -> std::result::Result<Events, IIIError> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The next events of `reader`: one waited for, then those at hand (see `pull`).
+async fn next_batch(reader: &iii_sdk::ChannelReader) -> std::result::Result<Events, IIIError> {
     let Some(first) = reader.next_event().await? else {
         return Ok(Events {
             events: Vec::new(),
             end: true,
-            stopped: false,
         });
     };
     let mut size = event_size(&first);
@@ -281,11 +264,7 @@ async fn next_batch(reader: Arc<iii_sdk::ChannelReader>) -> std::result::Result<
             Some(Err(_)) | None => break,
         }
     }
-    Ok(Events {
-        events,
-        end,
-        stopped: false,
-    })
+    Ok(Events { events, end })
 }
 
 /// What an event counts against a batch's bytes (at least 1, so empty ones are bounded too).

@@ -32,6 +32,11 @@ pub(crate) fn to_js_error(env: &Env, error: &IIIError) -> napi::Error {
 }
 
 fn build(env: &Env, error: &IIIError) -> Result<napi::Error> {
+    Ok(napi::Error::from(error_object(env, error)?.to_unknown()))
+}
+
+/// `error` as a JS `Error` object with `name`, `code`, `kind` (and `stacktrace`).
+pub(crate) fn error_object<'env>(env: &'env Env, error: &IIIError) -> Result<Object<'env>> {
     let mut object = env.create_error(napi::Error::from_reason(error.to_string()))?;
     object.set_named_property("name", error_name(error.kind()))?;
     object.set_named_property("code", error.code())?;
@@ -43,7 +48,7 @@ fn build(env: &Env, error: &IIIError) -> Result<napi::Error> {
     {
         object.set_named_property("stacktrace", stacktrace.as_str())?;
     }
-    Ok(napi::Error::from(object.to_unknown()))
+    Ok(object)
 }
 
 /// A `TypeError`-like failure for bad arguments from JavaScript.
