@@ -199,6 +199,8 @@ class ChannelReader {
 
   /** A batch (or the stream's error) from the native end. */
   _delivered(batch) {
+    // Text messages only: delivered now, and the pull goes on.
+    if (batch.more === true) return this._accept(batch)
     const { resolve, reject } = this._settle
     this._settle = null
     this._filling = null

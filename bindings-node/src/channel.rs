@@ -133,6 +133,13 @@ pub struct Events {
     end: bool,
 }
 
+impl Events {
+    /// Text messages only: the pull goes on (it waits for bytes or the end).
+    fn messages_only(&self) -> bool {
+        !self.end && (self.events.iter()).all(|event| matches!(event, ChannelEvent::Message(_)))
+    }
+}
+
 impl ToNapiValue for Batch {
     unsafe fn to_napi_value(raw_env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
@@ -151,6 +158,7 @@ impl ToNapiValue for Batch {
         )?;
         let mut object = Object::from_raw(raw_env, array);
         object.set_named_property("end", batch.end)?;
+        object.set_named_property("more", batch.messages_only())?;
         for (index, event) in batch.events.into_iter().enumerate() {
             let value = match event {
                 ChannelEvent::Data(chunk) => {
@@ -179,7 +187,7 @@ impl NativeReader {
     /// Sets the callback every batch is handed to, in order, through one queue:
     /// `callback(batch)`, an array of events or the stream's `Error`.
     #[napi(
-        ts_args_type = "callback: (batch: Error | (Array<Buffer | string> & { end: boolean })) => void"
+        ts_args_type = "callback: (batch: Error | (Array<Buffer | string> & { end: boolean, more: boolean })) => void"
     )]
     pub fn subscribe(&self, callback: Function<Batch, ()>) -> Result<()> {
         let delivery: Delivery = callback
@@ -193,7 +201,8 @@ impl NativeReader {
 
     /// Reads the next batch for the subscribed callback (call again once it came): one event
     /// waited for, then those already at hand (up to 1 MiB, 1024 events), so a busy reader
-    /// crosses to the runtime and back once per batch. With `keepAlive` the process stays
+    /// crosses to the runtime and back once per batch. Text messages that come while it waits
+    /// for bytes are handed over at once (with `more: true`), and the pull goes on. With `keepAlive` the process stays
     /// alive while it waits (a reader waiting for bytes); without (a reader only listening
     /// for messages), it does not. `start: false` only changes that for the pending read.
     #[napi]
@@ -211,9 +220,15 @@ impl NativeReader {
         if start {
             let (reader, delivery) = (self.reader.clone(), self.delivery.clone());
             iii_sdk::runtime().spawn(async move {
-                let batch = Batch(next_batch(&reader).await);
-                if let Some(callback) = lock(&delivery).as_ref() {
-                    callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+                loop {
+                    let batch = next_batch(&reader).await;
+                    let more = batch.as_ref().is_ok_and(Events::messages_only);
+                    if let Some(callback) = lock(&delivery).as_ref() {
+                        callback.call(Batch(batch), ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                    if !more {
+                        return;
+                    }
                 }
             });
         }
