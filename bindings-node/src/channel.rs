@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use iii_sdk::StreamChannelRef;
+use iii_sdk::channel::EventBatch;
 use iii_sdk::{ChannelEvent, IIIError};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -125,20 +126,7 @@ const BATCH_EVENTS: usize = 1024;
 /// into memory V8 allocates and frees itself) and strings (text messages), with `end: true`
 /// once the stream ended cleanly (the array then holds what came before the end); or the
 /// stream's error, as a JS `Error` with its `code`.
-pub struct Batch(std::result::Result<Events, IIIError>);
-
-/// The events of a batch.
-pub struct Events {
-    events: Vec<ChannelEvent>,
-    end: bool,
-}
-
-impl Events {
-    /// Text messages only: the pull goes on (it waits for bytes or the end).
-    fn messages_only(&self) -> bool {
-        !self.end && (self.events.iter()).all(|event| matches!(event, ChannelEvent::Message(_)))
-    }
-}
+pub struct Batch(std::result::Result<EventBatch, IIIError>);
 
 impl ToNapiValue for Batch {
     unsafe fn to_napi_value(raw_env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
@@ -158,7 +146,7 @@ impl ToNapiValue for Batch {
         )?;
         let mut object = Object::from_raw(raw_env, array);
         object.set_named_property("end", batch.end)?;
-        object.set_named_property("more", batch.messages_only())?;
+        object.set_named_property("more", batch.is_messages_only())?;
         for (index, event) in batch.events.into_iter().enumerate() {
             let value = match event {
                 ChannelEvent::Data(chunk) => {
@@ -221,8 +209,8 @@ impl NativeReader {
             let (reader, delivery) = (self.reader.clone(), self.delivery.clone());
             iii_sdk::runtime().spawn(async move {
                 loop {
-                    let batch = next_batch(&reader).await;
-                    let more = batch.as_ref().is_ok_and(Events::messages_only);
+                    let batch = reader.next_batch(BATCH_BYTES, BATCH_EVENTS).await;
+                    let more = batch.as_ref().is_ok_and(EventBatch::is_messages_only);
                     if let Some(callback) = lock(&delivery).as_ref() {
                         callback.call(Batch(batch), ThreadsafeFunctionCallMode::NonBlocking);
                     }
@@ -252,42 +240,6 @@ impl NativeReader {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The next events of `reader`: one waited for, then those at hand (see `pull`).
-async fn next_batch(reader: &iii_sdk::ChannelReader) -> std::result::Result<Events, IIIError> {
-    let Some(first) = reader.next_event().await? else {
-        return Ok(Events {
-            events: Vec::new(),
-            end: true,
-        });
-    };
-    let mut size = event_size(&first);
-    let mut events = vec![first];
-    let mut end = false;
-    while size < BATCH_BYTES && events.len() < BATCH_EVENTS {
-        // An error stops the batch; the next call reports it.
-        match reader.try_next_event() {
-            Some(Ok(Some(event))) => {
-                size += event_size(&event);
-                events.push(event);
-            }
-            Some(Ok(None)) => {
-                end = true;
-                break;
-            }
-            Some(Err(_)) | None => break,
-        }
-    }
-    Ok(Events { events, end })
-}
-
-/// What an event counts against a batch's bytes (at least 1, so empty ones are bounded too).
-fn event_size(event: &ChannelEvent) -> usize {
-    match event {
-        ChannelEvent::Data(chunk) => chunk.len().max(1),
-        ChannelEvent::Message(text) => text.len().max(1),
-    }
 }
 
 /// Text messages a reader keeps for its first `onMessage` callback, at most (the core's bound).

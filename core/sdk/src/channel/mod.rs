@@ -11,7 +11,9 @@ mod reader;
 pub mod write_queue;
 mod writer;
 
-pub use reader::{ChannelEvent, ChannelReader, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES};
+pub use reader::{
+    ChannelEvent, ChannelReader, EventBatch, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES,
+};
 pub use write_queue::{WriteAck, WriteOp, WriteQueue};
 pub use writer::ChannelWriter;
 

@@ -46,6 +46,22 @@ pub enum ChannelEvent {
     Message(String),
 }
 
+/// Events taken together by [`ChannelReader::next_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    /// The events, in wire order.
+    pub events: Vec<ChannelEvent>,
+    /// The stream ended cleanly after them.
+    pub end: bool,
+}
+
+impl EventBatch {
+    /// Text messages only (no bytes, not the end): a reader waiting for bytes still waits.
+    pub fn is_messages_only(&self) -> bool {
+        !self.end && (self.events.iter()).all(|event| matches!(event, ChannelEvent::Message(_)))
+    }
+}
+
 /// What a read does with a text message it meets.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Texts {
@@ -300,6 +316,47 @@ impl ChannelReader {
     /// [`try_next_event`](Self::try_next_event)); messages met on the way are delivered.
     pub fn try_next_binary(&self) -> Option<Result<Option<Bytes>, IIIError>> {
         poll_once(self.next_binary())
+    }
+
+    /// The next events in wire order: one waited for, then those already at hand, up to
+    /// `max_bytes` (beyond the first event; an event counts at least 1) and `max_events` —
+    /// how a binding feeding another event loop crosses to it once per batch instead of once
+    /// per frame. An error after the first event ends the batch early; the next call reports
+    /// it. Errors and the end as [`next_event`](Self::next_event) gives them.
+    pub async fn next_batch(
+        &self,
+        max_bytes: usize,
+        max_events: usize,
+    ) -> Result<EventBatch, IIIError> {
+        let Some(first) = self.next_event().await? else {
+            return Ok(EventBatch {
+                events: Vec::new(),
+                end: true,
+            });
+        };
+        let size = |event: &ChannelEvent| match event {
+            ChannelEvent::Data(chunk) => chunk.len().max(1),
+            ChannelEvent::Message(text) => text.len().max(1),
+        };
+        let mut bytes = size(&first);
+        let mut batch = EventBatch {
+            events: vec![first],
+            end: false,
+        };
+        while bytes < max_bytes && batch.events.len() < max_events {
+            match self.try_next_event() {
+                Some(Ok(Some(event))) => {
+                    bytes += size(&event);
+                    batch.events.push(event);
+                }
+                Some(Ok(None)) => batch.end = true,
+                Some(Err(_)) | None => break,
+            }
+            if batch.end {
+                break;
+            }
+        }
+        Ok(batch)
     }
 
     /// Takes over the socket from the pump, then reads the next event.
