@@ -8,11 +8,16 @@ use bytes::Bytes;
 use common::*;
 use iii_sdk::{ChannelEvent, IIIError};
 
+/// An engine and a channel created on it.
+async fn open_channel() -> (iii_engine::Engine, iii_sdk::Channel) {
+    let engine = engine().await;
+    let channel = within(10, worker(&engine).create_channel(None)).await;
+    (engine, channel.expect("channel"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn events_come_in_wire_order_one_at_a_time() {
-    let engine = engine().await;
-    let iii = worker(&engine);
-    let channel = within(10, iii.create_channel(None)).await.expect("channel");
+    let (engine, channel) = open_channel().await;
     let writer = &channel.writer;
     within(10, async {
         writer.send_message("first").await?;
@@ -46,9 +51,7 @@ async fn events_come_in_wire_order_one_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn try_next_event_takes_only_what_is_at_hand() {
-    let engine = engine().await;
-    let iii = worker(&engine);
-    let channel = within(10, iii.create_channel(None)).await.expect("channel");
+    let (engine, channel) = open_channel().await;
     // Nothing written yet: the read would wait, and waiting loses nothing.
     for _ in 0..3 {
         assert!(channel.reader.try_next_event().is_none());
@@ -65,9 +68,7 @@ async fn try_next_event_takes_only_what_is_at_hand() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_keep_order_and_stop_at_the_end_or_the_bound() {
-    let engine = engine().await;
-    let iii = worker(&engine);
-    let channel = within(10, iii.create_channel(None)).await.expect("channel");
+    let (engine, channel) = open_channel().await;
     let writer = &channel.writer;
     within(10, async {
         for n in 0..20 {
@@ -99,9 +100,7 @@ async fn batches_keep_order_and_stop_at_the_end_or_the_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_abort_after_the_events_is_an_error_not_an_end() {
-    let engine = engine().await;
-    let iii = worker(&engine);
-    let channel = within(10, iii.create_channel(None)).await.expect("channel");
+    let (engine, channel) = open_channel().await;
     within(10, async {
         channel.writer.send_message("progress").await?;
         channel.writer.write(b"partial").await?;
