@@ -6,10 +6,11 @@
 // Writable's buffering (up to 1 MiB, as the window) follows the channel's backpressure; `end()` closes the channel
 // cleanly; `destroy(err)` before the end aborts it. Readable (and read(), readAll(), the
 // async iterator): the reader fetches a batch only when its consumer wants a chunk and none is
-// at hand; a batch is the core's next events in wire order plus those the socket already holds
-// (up to 1 MiB), so a busy reader crosses to the runtime once per batch, nothing more is read
-// ahead of the consumer, and onMessage sees each message before the bytes sent after it; an
-// aborted or lost writer destroys it with an error carrying `code`.
+// at hand; a batch is the core's next chunk plus those the socket already holds (up to 1 MiB),
+// so a busy reader crosses to the runtime once per batch and nothing more is read ahead of the
+// consumer. Text messages come from the core's on_message through the same queue, so onMessage
+// sees each before the bytes sent after it. An aborted or lost writer destroys the Readable
+// with an error carrying `code`.
 const { Readable, Writable } = require('node:stream')
 const native = require('./native')
 
@@ -24,13 +25,14 @@ function quiet(promise) {
   return promise
 }
 
-class ChannelWriter {
+/** What both ends share: the ref, which is what JSON.stringify sends. */
+class ChannelEnd {
   constructor(native) {
     this._native = native
     this._stream = null
   }
 
-  /** The ref of this end (what JSON.stringify sends). */
+  /** The ref of this end. */
   get ref() {
     return JSON.parse(this._native.refJson)
   }
@@ -39,10 +41,15 @@ class ChannelWriter {
     return this.ref
   }
 
-  /** A Writable over this end (created on first access). */
+  /** A Node stream over this end (created on first access). */
   get stream() {
-    if (!this._stream) this._stream = writableOf(this._native)
-    return this._stream
+    return (this._stream ??= this._open())
+  }
+}
+
+class ChannelWriter extends ChannelEnd {
+  _open() {
+    return writableOf(this._native)
   }
 
   /** Writes a chunk; resolves once the core accepted it. */
@@ -106,9 +113,7 @@ function writableOf(native) {
   }
   return reportUnhandledErrors(new Writable({
     highWaterMark: WRITABLE_HIGH_WATER_MARK,
-    write(chunk, _encoding, callback) {
-      done(native.write(chunk), callback)
-    },
+    // (A single write comes here too, as a batch of one.)
     writev(chunks, callback) {
       // Queued in order; the callback waits for the last write the core did not accept at
       // once (a failure of any of them is also reported by the next operation).
@@ -132,108 +137,57 @@ function writableOf(native) {
   }), 'a channel writer')
 }
 
-// Data chunks a reader with onMessage callbacks keeps while nothing reads its bytes, before
-// it stops receiving until something does (as the core's own reader does).
-const LISTEN_AHEAD_CHUNKS = 8
-
-class ChannelReader {
+class ChannelReader extends ChannelEnd {
   constructor(native) {
-    this._native = native
-    this._stream = null
+    super(native)
     // Chunks the native end handed over in a batch (at most 1024) and nobody read yet.
     this._chunks = []
-    this._filling = null
     this._ended = false
-    this._reading = false
-    this._subscribed = false
-    this._fillingWeak = false
+    this._filling = null
     this._settle = null
+    this._subscribed = false
     this._callbacks = []
-    this._kept = { messages: [], bytes: 0 }
   }
 
-  /** The ref of this end (what JSON.stringify sends). */
-  get ref() {
-    return JSON.parse(this._native.refJson)
-  }
-
-  toJSON() {
-    return this.ref
-  }
-
-  /** A Readable over this end (created on first access). */
-  get stream() {
-    if (!this._stream) this._stream = readableOf(this)
-    return this._stream
+  _open() {
+    return readableOf(this)
   }
 
   /** A chunk already handed over, or undefined (null at the clean end). */
   _take() {
-    this._reading = true
     if (this._chunks.length > 0) return this._chunks.shift()
     return this._ended ? null : undefined
   }
 
-  /**
-   * Fetches the next batch of events (one native pull at a time). A `weak` fetch (listening
-   * only) does not keep the process alive; a strong one (a reader waits) does, also when it
-   * joins a weak fetch already under way.
-   */
-  _fill(weak = false) {
-    if (this._filling) {
-      if (!weak && this._fillingWeak) {
-        this._fillingWeak = false
-        this._native.pull(true, false)
-      }
-      return this._filling
+  _subscribe() {
+    if (this._subscribed) return
+    this._subscribed = true
+    this._native.subscribe((delivered) => this._delivered(delivered))
+  }
+
+  /** Fetches the next batch of chunks (one native pull at a time). */
+  _fill() {
+    if (!this._filling) {
+      this._subscribe()
+      this._filling = new Promise((resolve, reject) => (this._settle = { resolve, reject }))
+      this._native.pull()
     }
-    if (!this._subscribed) {
-      this._subscribed = true
-      this._native.subscribe((batch) => this._delivered(batch))
-    }
-    this._fillingWeak = weak
-    this._filling = new Promise((resolve, reject) => (this._settle = { resolve, reject }))
-    this._native.pull(!weak, true)
     return this._filling
   }
 
-  /** A batch (or the stream's error) from the native end. */
-  _delivered(batch) {
-    // Text messages only: delivered now, and the pull goes on.
-    if (batch.more === true) return this._accept(batch)
-    const { resolve, reject } = this._settle
-    this._settle = null
-    this._filling = null
-    // Nothing waits any more: a read that follows keeps the process alive again.
-    if (!this._fillingWeak) this._native.pull(false, false)
-    if (batch instanceof Error) return reject(batch)
-    this._accept(batch)
-    resolve()
-  }
-
-  /** Takes a batch in order: text messages to the onMessage callbacks, bytes to the chunks. */
-  _accept(events) {
-    for (const event of events) {
-      if (typeof event === 'string') this._message(event)
-      else this._chunks.push(event)
-    }
-    if (events.end) this._ended = true
-  }
-
-  _message(text) {
-    if (this._callbacks.length === 0) {
-      // Kept for the first onMessage callback, bounded as the core bounds them.
-      const kept = this._kept
-      const bytes = Buffer.byteLength(text)
-      if (kept.messages.length < native.MAX_KEPT_MESSAGES && kept.bytes + bytes <= native.MAX_KEPT_MESSAGE_BYTES) {
-        kept.messages.push(text)
-        kept.bytes += bytes
-      } else {
-        process.emitWarning('iii-sdk: a channel reader without onMessage dropped a text message')
-      }
+  /** A text message, a batch or the stream's error from the native end, in wire order. */
+  _delivered(delivered) {
+    if (typeof delivered === 'string') {
+      for (const callback of this._callbacks) deliver(callback, delivered)
       return
     }
-    for (const callback of this._callbacks) deliver(callback, text)
+    const { resolve, reject } = this._settle
+    this._settle = this._filling = null
+    this._native.idle()
+    if (delivered instanceof Error) return reject(delivered)
+    for (const chunk of delivered) this._chunks.push(chunk)
+    if (delivered.end) this._ended = true
+    resolve()
   }
 
   /** The next chunk, or null at the clean end. */
@@ -255,22 +209,16 @@ class ChannelReader {
     return Buffer.concat(chunks)
   }
 
-  /** Calls `callback(text)` for each text message; starts receiving on its own. */
+  /**
+   * Calls `callback(text)` for each text message, before the bytes sent after it; messages
+   * that came before the first callback are kept for it (as the core keeps them). Starts
+   * receiving on its own, without keeping the process alive.
+   */
   onMessage(callback) {
     this._callbacks.push(callback)
-    const kept = this._kept.messages
-    this._kept = { messages: [], bytes: 0 }
-    for (const text of kept) deliver(callback, text)
-    if (this._callbacks.length === 1) this._listen()
-  }
-
-  /**
-   * Receives messages while nothing reads the bytes (keeping a few chunks for the reader, as
-   * the core's own listening does), without keeping the process alive.
-   */
-  _listen() {
-    if (this._reading || this._ended || this._chunks.length >= LISTEN_AHEAD_CHUNKS) return
-    this._fill(true).then(() => this._listen(), noop)
+    if (this._callbacks.length > 1) return
+    this._subscribe()
+    this._native.listen()
   }
 
   /** Closes this end; a pending read fails with code `reader_closed`. */

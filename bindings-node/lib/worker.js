@@ -7,11 +7,6 @@ const native = require('./native')
 const { withEnds } = require('./channels')
 const { HTTP_FUNCTION } = require('./http')
 
-/** `value` with every channel ref in it turned into a live end on `address`. */
-function materialize(value, address) {
-  return withEnds(native.materialize(address, JSON.stringify(value === undefined ? null : value)))
-}
-
 /** Native argument errors (thrown synchronously) as the TypeErrors JavaScript callers expect. */
 function asTypeError(error) {
   if (error && error.code === 'InvalidArg') throw new TypeError(`iii-sdk: ${error.message}`)
@@ -26,12 +21,8 @@ const TriggerAction = Object.freeze({
 class Channel {
   /** `created` is the native `{ json, ends }` of `{ writer, reader }`: both refs, made live. */
   constructor(created) {
-    const refs = JSON.parse(created.json)
-    const live = withEnds(created)
-    this.writer = live.writer
-    this.reader = live.reader
-    this.writerRef = refs.writer
-    this.readerRef = refs.reader
+    const { writer, reader } = withEnds(created)
+    Object.assign(this, { writer, reader, writerRef: writer.ref, readerRef: reader.ref })
   }
 }
 
@@ -146,4 +137,4 @@ function createChannel(iii, bufferSize) {
   return iii.createChannel(bufferSize)
 }
 
-module.exports = { III, Channel, TriggerAction, registerWorker, createChannel, materialize }
+module.exports = { III, Channel, TriggerAction, registerWorker, createChannel }

@@ -4,16 +4,16 @@
 //! A writer's operations pass through one ordered queue with a byte window
 //! ([`iii_sdk::channel::WriteQueue`]): a write's promise resolves once the core has accepted the chunk
 //! within the window, so a `Writable` whose callback follows that promise has the channel's
-//! backpressure. A reader pulls a batch of events (bytes and text messages, in wire order)
-//! per `pull()`, made of what the socket already holds; nothing more is read ahead. Batches
-//! reach JavaScript through one persistent callback, so nothing is created per batch.
+//! backpressure. A reader pulls a batch of chunks per `pull()`, made of what the socket already
+//! holds; nothing more is read ahead. Batches and text messages (the core's `on_message`, in
+//! wire order with the chunks) reach JavaScript through one persistent callback.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
+use iii_sdk::IIIError;
 use iii_sdk::StreamChannelRef;
-use iii_sdk::channel::EventBatch;
-use iii_sdk::{ChannelEvent, IIIError};
+use iii_sdk::channel::ChunkBatch;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -97,8 +97,8 @@ impl NativeWriter {
     }
 }
 
-/// Where a reader's batches go: the JavaScript callback given to `subscribe`.
-type Delivery = ThreadsafeFunction<Batch, (), Batch, Status, false, true>;
+/// Where a reader's batches and text messages go: the JavaScript callback given to `subscribe`.
+type Delivery = ThreadsafeFunction<Delivered, (), Delivered, Status, false, true>;
 
 /// The reading end of a channel.
 #[napi]
@@ -115,52 +115,49 @@ impl NativeReader {
             delivery: Arc::default(),
         }
     }
+
+    /// Hands `delivered` to the subscribed callback, if any.
+    fn deliver(delivery: &Mutex<Option<Delivery>>, delivered: Delivered) {
+        if let Some(callback) = lock(delivery).as_ref() {
+            callback.call(delivered, ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
 }
 
-/// Bytes a batch takes at most, beyond its first event, from what the socket already holds.
+/// Bytes a batch takes at most, beyond its first chunk, from what the socket already holds.
 const BATCH_BYTES: usize = 1 << 20;
-/// Events a batch holds at most.
-const BATCH_EVENTS: usize = 1024;
+/// Chunks a batch holds at most.
+const BATCH_CHUNKS: usize = 1024;
 
-/// Events read from the socket, in wire order, as a JS array of Buffers (bytes, copied once
-/// into memory V8 allocates and frees itself) and strings (text messages), with `end: true`
-/// once the stream ended cleanly (the array then holds what came before the end); or the
-/// stream's error, as a JS `Error` with its `code`.
-pub struct Batch(std::result::Result<EventBatch, IIIError>);
+/// What a reader hands to JavaScript: a text message (a string); or a batch of chunks as an
+/// array of Buffers (copied once into memory V8 allocates and frees itself) with `end: true`
+/// once the stream ended cleanly after them; or the stream's error, a JS `Error` with its `code`.
+pub enum Delivered {
+    /// A text message, before the bytes sent after it.
+    Message(String),
+    /// The outcome of a `pull()`.
+    Batch(std::result::Result<ChunkBatch, IIIError>),
+}
 
-impl ToNapiValue for Batch {
-    unsafe fn to_napi_value(raw_env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
+impl ToNapiValue for Delivered {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, delivered: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
-        let batch = match batch.0 {
-            Ok(batch) => batch,
-            Err(error) => {
+        let batch = match delivered {
+            Delivered::Message(text) => return unsafe { String::to_napi_value(raw_env, text) },
+            Delivered::Batch(Ok(batch)) => batch,
+            Delivered::Batch(Err(error)) => {
                 let object = errors::error_object(&env, &error)?;
                 // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
                 return unsafe { Object::to_napi_value(raw_env, object) };
             }
         };
-        let mut array = std::ptr::null_mut();
-        check_status!(
-            unsafe { sys::napi_create_array_with_length(raw_env, batch.events.len(), &mut array) },
-            "cannot create the array of events"
-        )?;
-        let mut object = Object::from_raw(raw_env, array);
-        object.set_named_property("end", batch.end)?;
-        object.set_named_property("more", batch.is_messages_only())?;
-        for (index, event) in batch.events.into_iter().enumerate() {
-            let value = match event {
-                ChannelEvent::Data(chunk) => {
-                    let buffer = BufferSlice::copy_from(&env, &chunk)?;
-                    unsafe { <&BufferSlice as ToNapiValue>::to_napi_value(raw_env, &buffer)? }
-                }
-                ChannelEvent::Message(text) => unsafe { String::to_napi_value(raw_env, text)? },
-            };
-            check_status!(
-                unsafe { sys::napi_set_element(raw_env, array, index as u32, value) },
-                "cannot fill the array of events"
-            )?;
+        let mut array = env.create_array(batch.chunks.len() as u32)?;
+        for (index, chunk) in batch.chunks.iter().enumerate() {
+            array.set(index as u32, BufferSlice::copy_from(&env, chunk)?)?;
         }
-        Ok(array)
+        let mut object = array.coerce_to_object()?;
+        object.set_named_property("end", batch.end)?;
+        unsafe { Object::to_napi_value(raw_env, object) }
     }
 }
 
@@ -172,12 +169,12 @@ impl NativeReader {
         ref_json(self.reader.channel_ref())
     }
 
-    /// Sets the callback every batch is handed to, in order, through one queue:
-    /// `callback(batch)`, an array of events or the stream's `Error`.
+    /// Sets the callback every batch and text message is handed to, in wire order, through one
+    /// queue that does not keep the process alive unless a `pull()` waits.
     #[napi(
-        ts_args_type = "callback: (batch: Error | (Array<Buffer | string> & { end: boolean, more: boolean })) => void"
+        ts_args_type = "callback: (delivered: string | Error | (Array<Buffer> & { end: boolean })) => void"
     )]
-    pub fn subscribe(&self, callback: Function<Batch, ()>) -> Result<()> {
+    pub fn subscribe(&self, callback: Function<Delivered, ()>) -> Result<()> {
         let delivery: Delivery = callback
             .build_threadsafe_function()
             .callee_handled::<false>()
@@ -187,40 +184,48 @@ impl NativeReader {
         Ok(())
     }
 
-    /// Reads the next batch for the subscribed callback (call again once it came): one event
-    /// waited for, then those already at hand (up to 1 MiB, 1024 events), so a busy reader
-    /// crosses to the runtime and back once per batch. Text messages that come while it waits
-    /// for bytes are handed over at once (with `more: true`), and the pull goes on. With `keepAlive` the process stays
-    /// alive while it waits (a reader waiting for bytes); without (a reader only listening
-    /// for messages), it does not. `start: false` only changes that for the pending read.
+    /// Hands text messages to the subscribed callback from now on, those that came before
+    /// first (as the core keeps them), each before the bytes sent after it.
     #[napi]
-    pub fn pull(&self, env: &Env, keep_alive: bool, start: bool) -> Result<()> {
+    pub fn listen(&self) {
+        let delivery = self.delivery.clone();
+        (self.reader).add_message_callback(move |text| {
+            Self::deliver(&delivery, Delivered::Message(text));
+        });
+    }
+
+    /// Reads the next batch of chunks for the subscribed callback (call again once it came):
+    /// one waited for, then those already at hand (up to 1 MiB, 1024 chunks), so a busy reader
+    /// crosses to the runtime and back once per batch. The process stays alive while it
+    /// waits, until `idle()`.
+    #[napi]
+    pub fn pull(&self, env: &Env) -> Result<()> {
+        self.keep_alive(env, true)?;
+        let (reader, delivery) = (self.reader.clone(), self.delivery.clone());
+        iii_sdk::runtime().spawn(async move {
+            let batch = reader.next_chunks(BATCH_BYTES, BATCH_CHUNKS).await;
+            Self::deliver(&delivery, Delivered::Batch(batch));
+        });
+        Ok(())
+    }
+
+    /// Lets the process exit while nothing is pulled (text messages still come).
+    #[napi]
+    pub fn idle(&self, env: &Env) -> Result<()> {
+        self.keep_alive(env, false)
+    }
+
+    fn keep_alive(&self, env: &Env, keep: bool) -> Result<()> {
         let mut delivery = lock(&self.delivery);
         let Some(callback) = delivery.as_mut() else {
             return Err(errors::invalid("iii-sdk: pull() before subscribe()"));
         };
         // Toggling one function's reference is what napi offers for this (clones are not).
         #[allow(deprecated)]
-        match keep_alive {
-            true => callback.refer(env)?,
-            false => callback.unref(env)?,
+        match keep {
+            true => callback.refer(env),
+            false => callback.unref(env),
         }
-        if start {
-            let (reader, delivery) = (self.reader.clone(), self.delivery.clone());
-            iii_sdk::runtime().spawn(async move {
-                loop {
-                    let batch = reader.next_batch(BATCH_BYTES, BATCH_EVENTS).await;
-                    let more = batch.as_ref().is_ok_and(EventBatch::is_messages_only);
-                    if let Some(callback) = lock(&delivery).as_ref() {
-                        callback.call(Batch(batch), ThreadsafeFunctionCallMode::NonBlocking);
-                    }
-                    if !more {
-                        return;
-                    }
-                }
-            });
-        }
-        Ok(())
     }
 
     /// Closes this end; a pending read fails with `reader_closed`.
@@ -241,14 +246,6 @@ impl NativeReader {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
-
-/// Text messages a reader keeps for its first `onMessage` callback, at most (the core's bound).
-#[napi]
-pub const MAX_KEPT_MESSAGES: u32 = iii_sdk::channel::MAX_KEPT_MESSAGES as u32;
-
-/// Bytes of text a reader keeps for its first `onMessage` callback, at most (the core's bound).
-#[napi]
-pub const MAX_KEPT_MESSAGE_BYTES: u32 = iii_sdk::channel::MAX_KEPT_MESSAGE_BYTES as u32;
 
 /// The error code of a closed reader, for the JavaScript layer.
 #[napi]

@@ -24,13 +24,16 @@ impl WithEnds {
             ends: live_ends(address, value),
         }
     }
+}
 
-    /// Sets `json` and `ends` on `object`.
-    pub(crate) fn fill(self, env: &Env, object: &mut Object<'_>) -> Result<()> {
-        object.set_named_property("json", self.json)?;
-        let mut ends = Vec::with_capacity(self.ends.len());
-        for found in self.ends {
-            let mut entry = Object::new(env)?;
+impl ToNapiValue for WithEnds {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let env = Env::from_raw(raw_env);
+        let mut object = Object::new(&env)?;
+        object.set_named_property("json", value.json)?;
+        let mut ends = Vec::with_capacity(value.ends.len());
+        for found in value.ends {
+            let mut entry = Object::new(&env)?;
             let path: Vec<Either<String, u32>> = found
                 .path
                 .into_iter()
@@ -52,27 +55,7 @@ impl WithEnds {
             ends.push(entry);
         }
         object.set_named_property("ends", ends)?;
-        Ok(())
-    }
-}
-
-impl ToNapiValue for WithEnds {
-    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        let env = Env::from_raw(raw_env);
-        let mut object = Object::new(&env)?;
-        value.fill(&env, &mut object)?;
         // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
         unsafe { Object::to_napi_value(raw_env, object) }
     }
-}
-
-/// `json` (a payload as JSON text) with its refs made live on the engine at `address`:
-/// `{ json, ends }`.
-#[napi_derive::napi(
-    ts_return_type = "{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }"
-)]
-pub fn materialize(address: String, json: String) -> Result<WithEnds> {
-    let value: Value = serde_json::from_str(&json)
-        .map_err(|error| crate::errors::invalid(format!("not JSON: {error}")))?;
-    Ok(WithEnds::new(&address, &value))
 }

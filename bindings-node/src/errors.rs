@@ -28,11 +28,7 @@ fn error_name(kind: ErrorKind) -> &'static str {
 /// `error` as a napi error carrying a JS `Error` with `name`, `code`, `kind` (and
 /// `stacktrace` for remote failures). Must run on the JavaScript thread.
 pub(crate) fn to_js_error(env: &Env, error: &IIIError) -> napi::Error {
-    build(env, error).unwrap_or_else(|fallback| fallback)
-}
-
-fn build(env: &Env, error: &IIIError) -> Result<napi::Error> {
-    Ok(napi::Error::from(error_object(env, error)?.to_unknown()))
+    error_object(env, error).map_or_else(|fallback| fallback, |object| object.to_unknown().into())
 }
 
 /// `error` as a JS `Error` object with `name`, `code`, `kind` (and `stacktrace`).

@@ -76,12 +76,14 @@ pub struct HttpInvocation {
     pub(crate) response: NativeHttpResponse,
 }
 
-impl HttpInvocation {
-    pub(crate) fn fill(self, object: &mut Object<'_>) -> Result<()> {
+impl ToNapiValue for HttpInvocation {
+    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let mut object = Object::new(&Env::from_raw(raw_env))?;
         object.set_named_property("http", true)?;
-        object.set_named_property("request", self.request)?;
-        object.set_named_property("body", self.body)?;
-        object.set_named_property("response", self.response)?;
-        Ok(())
+        object.set_named_property("request", value.request)?;
+        object.set_named_property("body", value.body)?;
+        object.set_named_property("response", value.response)?;
+        // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
+        unsafe { Object::to_napi_value(raw_env, object) }
     }
 }

@@ -47,26 +47,9 @@ impl Completion {
     }
 }
 
-/// What a JS handler is called with.
-pub enum Invocation {
-    /// A plain function's input, refs made live.
-    Plain(WithEnds),
-    /// An `http()` function's request and response.
-    Http(HttpInvocation),
-}
-
-impl ToNapiValue for Invocation {
-    unsafe fn to_napi_value(raw_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        let env = Env::from_raw(raw_env);
-        let mut object = Object::new(&env)?;
-        match value {
-            Invocation::Plain(input) => input.fill(&env, &mut object)?,
-            Invocation::Http(http) => http.fill(&mut object)?,
-        }
-        // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
-        unsafe { Object::to_napi_value(raw_env, object) }
-    }
-}
+/// What a JS handler is called with: a plain function's input with its refs made live, or an
+/// `http()` function's request and response.
+type Invocation = Either<WithEnds, HttpInvocation>;
 
 /// A JS handler: `(invocation, done)`, keeping the event loop alive while held.
 /// (`FnArgs` spreads the tuple into two arguments; a bare tuple arrives as one array.)
@@ -117,7 +100,7 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
         let (slot, address) = (slot.clone(), address.clone());
         Box::pin(async move {
             if !http {
-                return call_js(&slot, Invocation::Plain(WithEnds::new(&address, &input))).await;
+                return call_js(&slot, Either::A(WithEnds::new(&address, &input))).await;
             }
             let home = address.clone();
             serve_returning(&home, input, |request, response| async move {
@@ -127,7 +110,7 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
                     body: NativeReader::from_core(body),
                     response: NativeHttpResponse::new(response),
                 };
-                call_js(&slot, Invocation::Http(invocation)).await
+                call_js(&slot, Either::B(invocation)).await
             })
             .await
         })

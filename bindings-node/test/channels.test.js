@@ -215,15 +215,21 @@ test('a slow reader paces the Writable (write() false, then drain) and bounds th
 test('an error nobody listens for is a warning, not a crash: refused sockets, a reader that left', async () => {
   const script = `
     const { registerWorker } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
-    const { materialize } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'worker'))})
     const iii = registerWorker(process.argv[1])
+    // Answers with a ref to the channel end it is told of, but with a wrong key.
+    const forge = iii.registerFunction('forge-' + process.pid, ({ channel_id, direction }) => ({
+      channel_id,
+      direction,
+      access_key: 'not-the-key',
+    }))
     ;(async () => {
-      // Refs with a wrong key: the engine refuses both sockets.
+      // Refs with a wrong key, made live ends by the trigger: the engine refuses both sockets.
       const channel = await iii.createChannel()
-      const forged = (ref) => materialize({ ...ref, access_key: 'not-the-key' }, iii.address)
-      const writer = forged(channel.writerRef)
+      const forged = ({ channel_id, direction }) =>
+        iii.trigger({ function_id: forge.id, payload: { channel_id, direction } })
+      const writer = await forged(channel.writerRef)
       writer.stream.write(Buffer.from('lost'))
-      const reader = forged(channel.readerRef)
+      const reader = await forged(channel.readerRef)
       reader.stream.on('data', () => {})
       // A reader that leaves while the writer keeps writing.
       const other = await iii.createChannel()

@@ -66,40 +66,68 @@ async fn try_next_event_takes_only_what_is_at_hand() {
     engine.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn batches_keep_order_and_stop_at_the_end_or_the_bound() {
-    let (engine, channel) = open_channel().await;
-    let writer = &channel.writer;
-    within(10, async {
-        for n in 0..20 {
-            writer.send_message(&format!("m{n}")).await?;
-            writer.write(&[n as u8; 10]).await?;
+/// What a reader saw through `next_chunks` (bounded by `max_chunks`) and its `on_message`
+/// callback, in the order it saw it, up to the clean end or an error.
+async fn read_in_chunks(
+    reader: &iii_sdk::ChannelReader,
+    max_chunks: usize,
+) -> (Vec<ChannelEvent>, Option<IIIError>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let messages = seen.clone();
+    reader
+        .on_message(move |text| messages.lock().unwrap().push(ChannelEvent::Message(text)))
+        .await;
+    let error = loop {
+        match within(10, reader.next_chunks(1 << 20, max_chunks)).await {
+            Ok(batch) => {
+                assert!(batch.chunks.len() <= max_chunks);
+                assert!(batch.end || !batch.chunks.is_empty());
+                let chunks = batch.chunks.into_iter().map(ChannelEvent::Data);
+                seen.lock().unwrap().extend(chunks);
+                if batch.end {
+                    break None;
+                }
+            }
+            Err(error) => break Some(error),
         }
-        writer.close().await
-    })
-    .await
-    .expect("written");
-    let mut events = Vec::new();
-    loop {
-        let batch = within(10, channel.reader.next_batch(1 << 20, 7))
-            .await
-            .expect("batch");
-        assert!(batch.events.len() <= 7 && (batch.end || !batch.events.is_empty()));
-        events.extend(batch.events);
-        if batch.end {
-            break;
-        }
-    }
-    assert_eq!(events.len(), 40);
-    for (n, pair) in events.chunks(2).enumerate() {
-        assert_eq!(pair[0], ChannelEvent::Message(format!("m{n}")));
-        assert_eq!(pair[1], ChannelEvent::Data(Bytes::from(vec![n as u8; 10])));
-    }
-    engine.shutdown().await;
+    };
+    let seen = seen.lock().unwrap().clone();
+    (seen, error)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_abort_after_the_events_is_an_error_not_an_end() {
+async fn chunk_batches_keep_order_and_stop_at_the_end_or_the_bound() {
+    for max_chunks in [1, 7] {
+        let (engine, channel) = open_channel().await;
+        let writer = &channel.writer;
+        within(10, async {
+            for n in 0..20 {
+                writer.send_message(&format!("m{n}")).await?;
+                writer.write(&[n as u8; 10]).await?;
+            }
+            writer.close().await
+        })
+        .await
+        .expect("written");
+        let (seen, error) = read_in_chunks(&channel.reader, max_chunks).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(seen.len(), 40);
+        let message = |n: usize| ChannelEvent::Message(format!("m{n}"));
+        let data = |n: usize| ChannelEvent::Data(Bytes::from(vec![n as u8; 10]));
+        for n in 0..20 {
+            // A message is seen before the bytes sent after it.
+            let at = |event: &ChannelEvent| seen.iter().position(|e| e == event).expect("seen");
+            assert!(at(&message(n)) < at(&data(n)));
+            if max_chunks == 1 {
+                assert_eq!(seen[2 * n..2 * n + 2], [message(n), data(n)]);
+            }
+        }
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abort_after_the_chunks_is_an_error_not_an_end() {
     let (engine, channel) = open_channel().await;
     within(10, async {
         channel.writer.send_message("progress").await?;
@@ -108,26 +136,17 @@ async fn an_abort_after_the_events_is_an_error_not_an_end() {
     })
     .await
     .expect("written");
-    let mut events = Vec::new();
-    let end = loop {
-        match within(10, channel.reader.next_batch(1 << 20, 1024)).await {
-            Ok(batch) => {
-                assert!(!batch.end, "an aborted stream never ends cleanly");
-                events.extend(batch.events);
-            }
-            Err(error) => break error,
-        }
-    };
+    let (seen, error) = read_in_chunks(&channel.reader, 1024).await;
     assert_eq!(
-        events,
+        seen,
         vec![
             ChannelEvent::Message("progress".into()),
             ChannelEvent::Data(Bytes::from_static(b"partial")),
         ]
     );
     assert!(
-        matches!(end, IIIError::ChannelAborted(ref r) if r == "broken"),
-        "{end:?}"
+        matches!(error, Some(IIIError::ChannelAborted(ref r)) if r == "broken"),
+        "{error:?}"
     );
     engine.shutdown().await;
 }

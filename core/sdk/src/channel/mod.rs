@@ -12,7 +12,7 @@ pub mod write_queue;
 mod writer;
 
 pub use reader::{
-    ChannelEvent, ChannelReader, EventBatch, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES,
+    ChannelEvent, ChannelReader, ChunkBatch, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES,
 };
 pub use write_queue::{WriteAck, WriteOp, WriteQueue};
 pub use writer::ChannelWriter;

@@ -46,20 +46,13 @@ pub enum ChannelEvent {
     Message(String),
 }
 
-/// Events taken together by [`ChannelReader::next_batch`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventBatch {
-    /// The events, in wire order.
-    pub events: Vec<ChannelEvent>,
+/// Binary chunks taken together by [`ChannelReader::next_chunks`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkBatch {
+    /// The chunks, in wire order.
+    pub chunks: Vec<Bytes>,
     /// The stream ended cleanly after them.
     pub end: bool,
-}
-
-impl EventBatch {
-    /// Text messages only (no bytes, not the end): a reader waiting for bytes still waits.
-    pub fn is_messages_only(&self) -> bool {
-        !self.end && (self.events.iter()).all(|event| matches!(event, ChannelEvent::Message(_)))
-    }
 }
 
 /// What a read does with a text message it meets.
@@ -318,42 +311,39 @@ impl ChannelReader {
         poll_once(self.next_binary())
     }
 
-    /// The next events in wire order: one waited for, then those already at hand, up to
-    /// `max_bytes` (beyond the first event; an event counts at least 1) and `max_events` —
-    /// how a binding feeding another event loop crosses to it once per batch instead of once
-    /// per frame. An error after the first event ends the batch early; the next call reports
-    /// it. Errors and the end as [`next_event`](Self::next_event) gives them.
-    pub async fn next_batch(
+    /// The next binary chunks: one waited for, then those already at hand, up to `max_bytes`
+    /// (beyond the first) and `max_chunks` — how a binding feeding another event loop crosses
+    /// to it once per batch instead of once per frame. Text messages met on the way go to the
+    /// `on_message` callbacks first, as [`next_binary`](Self::next_binary) gives them. An error
+    /// after the first chunk ends the batch early; the next call reports it. Errors and the end
+    /// as [`next_event`](Self::next_event) gives them.
+    pub async fn next_chunks(
         &self,
         max_bytes: usize,
-        max_events: usize,
-    ) -> Result<EventBatch, IIIError> {
-        let Some(first) = self.next_event().await? else {
-            return Ok(EventBatch {
-                events: Vec::new(),
+        max_chunks: usize,
+    ) -> Result<ChunkBatch, IIIError> {
+        let Some(first) = self.next_binary().await? else {
+            return Ok(ChunkBatch {
+                chunks: Vec::new(),
                 end: true,
             });
         };
-        let size = |event: &ChannelEvent| match event {
-            ChannelEvent::Data(chunk) => chunk.len().max(1),
-            ChannelEvent::Message(text) => text.len().max(1),
-        };
-        let mut bytes = size(&first);
-        let mut batch = EventBatch {
-            events: vec![first],
+        let mut bytes = first.len();
+        let mut batch = ChunkBatch {
+            chunks: vec![first],
             end: false,
         };
-        while bytes < max_bytes && batch.events.len() < max_events {
-            match self.try_next_event() {
-                Some(Ok(Some(event))) => {
-                    bytes += size(&event);
-                    batch.events.push(event);
+        while bytes < max_bytes && batch.chunks.len() < max_chunks {
+            match self.try_next_binary() {
+                Some(Ok(Some(chunk))) => {
+                    bytes += chunk.len();
+                    batch.chunks.push(chunk);
                 }
-                Some(Ok(None)) => batch.end = true,
+                Some(Ok(None)) => {
+                    batch.end = true;
+                    break;
+                }
                 Some(Err(_)) | None => break,
-            }
-            if batch.end {
-                break;
             }
         }
         Ok(batch)
@@ -401,6 +391,15 @@ impl ChannelReader {
     /// ([`next_event`](Self::next_event) returns them instead). Callbacks must not block: they
     /// run on the SDK runtime's threads or inside `next_binary`.
     pub async fn on_message<F>(&self, callback: F)
+    where
+        F: Fn(String) + Send + Sync + 'static,
+    {
+        self.add_message_callback(callback);
+    }
+
+    /// [`on_message`](Self::on_message) without a future, for a caller that must have the
+    /// callback in place before its next call (a binding registering from its own thread).
+    pub fn add_message_callback<F>(&self, callback: F)
     where
         F: Fn(String) + Send + Sync + 'static,
     {
