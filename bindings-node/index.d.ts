@@ -66,6 +66,12 @@ export interface RegisteredRef {
 export interface InitOptions {
   workerName?: string
   invocationTimeoutMs?: number
+  /**
+   * How long a call waits for the connection to the engine before it fails with a
+   * `ConnectionError` naming the URL and the cause (default 5000). The worker keeps
+   * reconnecting in the background.
+   */
+  connectTimeoutMs?: number
   [option: string]: unknown
 }
 
@@ -87,6 +93,7 @@ export declare class III {
   shutdown(): Promise<void>
 }
 
+/** Starts a worker for the engine at `url` (`ws://` or `wss://`; anything else throws a `TypeError`). */
 export declare function registerWorker(url: string, options?: InitOptions): III
 
 /** The request of an HTTP-triggered function (see `http()`). */

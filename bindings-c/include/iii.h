@@ -287,9 +287,19 @@ void iii_string_free(char *string);
 /**
  * Connects a worker to the engine at `url` (e.g. `"ws://127.0.0.1:49134"`). Returns at once:
  * the connection is made, and kept, in the background; use `iii_worker_ready` to wait for
- * it. A URL that is not `ws://` or `wss://` makes later calls fail with `III_CONNECTION`.
+ * it. A call made while the worker is not connected waits for the connection up to 5 s (see
+ * `iii_worker_connect_with`), then fails with `III_CONNECTION` and a message naming the URL
+ * and the cause. A URL that is not `ws://` or `wss://` is `III_INVALID_ARGUMENT`.
  */
 iii_result iii_worker_connect(const char *url, iii_worker **worker_out);
+
+/**
+ * `iii_worker_connect` with how long a call waits for the connection, in milliseconds,
+ * before it fails with `III_CONNECTION` (0: the default, 5000).
+ */
+iii_result iii_worker_connect_with(const char *url,
+                                   uint32_t connect_timeout_ms,
+                                   iii_worker **worker_out);
 
 /**
  * Waits until the worker is connected and the engine has processed every registration made

@@ -29,24 +29,36 @@ impl iii_worker {
 
 /// Connects a worker to the engine at `url` (e.g. `"ws://127.0.0.1:49134"`). Returns at once:
 /// the connection is made, and kept, in the background; use `iii_worker_ready` to wait for
-/// it. A URL that is not `ws://` or `wss://` makes later calls fail with `III_CONNECTION`.
+/// it. A call made while the worker is not connected waits for the connection up to 5 s (see
+/// `iii_worker_connect_with`), then fails with `III_CONNECTION` and a message naming the URL
+/// and the cause. A URL that is not `ws://` or `wss://` is `III_INVALID_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iii_worker_connect(
     url: *const c_char,
+    worker_out: *mut *mut iii_worker,
+) -> iii_result {
+    // SAFETY: the crate-level contract, passed on.
+    unsafe { iii_worker_connect_with(url, 0, worker_out) }
+}
+
+/// `iii_worker_connect` with how long a call waits for the connection, in milliseconds,
+/// before it fails with `III_CONNECTION` (0: the default, 5000).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iii_worker_connect_with(
+    url: *const c_char,
+    connect_timeout_ms: u32,
     worker_out: *mut *mut iii_worker,
 ) -> iii_result {
     run(|| {
         // SAFETY: the crate-level contract.
         let url = unsafe { input_str(url, "url") }?;
         check_out(worker_out, "worker_out")?;
-        let options = InitOptions {
-            runtime: "c".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            ..InitOptions::default()
-        };
+        iii_sdk::binding::logs::init();
+        let options = InitOptions::for_binding("c", None, None)
+            .with_connect_timeout(Some(u64::from(connect_timeout_ms)));
         let iii = {
             let _runtime = iii_sdk::runtime().enter();
-            iii_sdk::register_worker_with(url, options)
+            iii_sdk::try_register_worker_with(url, options)?
         };
         let worker = Box::new(iii_worker {
             iii,

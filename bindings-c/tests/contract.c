@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "iii.h"
@@ -103,12 +104,25 @@ static void without_engine(void)
     TRUE(worker == (iii_worker *)&failures);
     EXPECT(iii_worker_ready(NULL, T), III_NULL_ARGUMENT);
 
-    /* A URL that is not ws:// connects in the background and fails its calls. */
+    /* A URL that is not ws:// is refused at once, naming it. */
+    EXPECT(iii_worker_connect("http://127.0.0.1:1", &worker), III_INVALID_ARGUMENT);
+    TRUE(worker == (iii_worker *)&failures);
+    TRUE(strstr(iii_last_error_message(), "http://127.0.0.1:1") != NULL);
+    EXPECT(iii_worker_connect("localhost:49134", &worker), III_INVALID_ARGUMENT);
+
+    /* A refused engine fails a call within the connect timeout (well before the call's own
+       timeout), with the URL and the cause in the message. */
     worker = NULL;
-    EXPECT(iii_worker_connect("http://127.0.0.1:1", &worker), III_OK);
-    EXPECT(iii_worker_ready(worker, T), III_CONNECTION);
+    EXPECT(iii_worker_connect_with("ws://127.0.0.1:1", 500, &worker), III_OK);
     char *result = NULL;
-    EXPECT(iii_trigger(worker, "x::y", "{}", T, &result), III_CONNECTION);
+    struct timespec started, ended;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    EXPECT(iii_trigger(worker, "x::y", "{}", 20000, &result), III_CONNECTION);
+    clock_gettime(CLOCK_MONOTONIC, &ended);
+    double waited = (double)(ended.tv_sec - started.tv_sec) + (ended.tv_nsec - started.tv_nsec) / 1e9;
+    TRUE(waited < 5.0);
+    TRUE(strstr(iii_last_error_message(), "ws://127.0.0.1:1") != NULL);
+    TRUE(strstr(iii_last_error_message(), "refused") != NULL);
     TRUE(result == NULL);
     iii_worker_free(worker);
 

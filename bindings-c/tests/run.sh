@@ -101,7 +101,8 @@ start_engine() {
 # ---- building ----------------------------------------------------------------------------
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I "$INCLUDE")
 SOURCES=("$REPO/examples/c/pipeline.c" "$REPO/examples/c/bidirectional.c"
-    "$REPO/bindings-c/tests/killed_peer.c" "$REPO/bindings-c/tests/contract.c")
+    "$REPO/bindings-c/tests/killed_peer.c" "$REPO/bindings-c/tests/contract.c"
+    "$REPO/bindings-c/tests/stalled_writer.c")
 [[ -f "$REPO/bindings-c/tests/smoke.c" ]] && SOURCES+=("$REPO/bindings-c/tests/smoke.c")
 mkdir -p "$WORK/dynamic" "$WORK/static"
 
@@ -217,7 +218,7 @@ pipeline_bad_url() {
     local bin="$1" status=0
     III_URL="http://127.0.0.1:1" "${RUN[@]}" "$bin/pipeline" produce 10 >"$WORK/out" 2>"$WORK/err" || status=$?
     cat "$WORK/err"
-    [[ $status -eq 1 ]] && grep -q 'III_CONNECTION' "$WORK/err"
+    [[ $status -eq 1 ]] && grep -q 'III_INVALID_ARGUMENT' "$WORK/err" && grep -q 'http://127.0.0.1:1' "$WORK/err"
 }
 
 # The valgrind run itself: a program that drops its worker handle without iii_worker_free
@@ -229,13 +230,24 @@ leak_is_reported() {
 int main(void)
 {
     iii_worker *worker = NULL;
-    return iii_worker_connect("http://127.0.0.1:1", &worker) == III_OK ? 0 : 1; /* not freed */
+    return iii_worker_connect("ws://127.0.0.1:1", &worker) == III_OK ? 0 : 1; /* not freed */
 }
 C
     gcc "${CFLAGS[@]}" "$WORK/leak.c" -o "$WORK/leak" -L"$LIB_DIR" -liii -pthread || return 1
     local status=0
     "${RUN[@]}" "$WORK/leak" || status=$?
     [[ $status -eq 99 ]] || { echo "expected valgrind's exit 99 for a leaked worker, got $status"; return 1; }
+}
+
+# A write stalled because no reader was started: a warning on stderr naming the channel.
+stalled_writer_warns() {
+    local bin="$1"
+    "${RUN[@]}" "$bin/stalled_writer" >"$WORK/stalled.out" 2>"$WORK/stalled.err" || { cat "$WORK/stalled.err"; return 1; }
+    cat "$WORK/stalled.err"
+    local channel_id
+    channel_id="$(sed -n 's/.*"channel_id":"\([^"]*\)".*/\1/p' "$WORK/stalled.out")"
+    [[ -n "$channel_id" ]] && grep -q "WARN.*$channel_id" "$WORK/stalled.err" &&
+        grep -q "waited 5 s for its reader" "$WORK/stalled.err" && ! grep -q $'\e\[' "$WORK/stalled.err"
 }
 
 run_checks() {
@@ -245,12 +257,13 @@ run_checks() {
     check "$label: pipeline produce 1 and 0; serve ends on SIGTERM" pipeline_flow "$bin" "$wait_s" TERM 1 0
     check "$label: pipeline serve ends on SIGINT" pipeline_flow "$bin" "$wait_s" INT
     check "$label: pipeline produce with no consumer registered fails" pipeline_without_consumer "$bin"
-    check "$label: pipeline with a non-ws:// III_URL fails with III_CONNECTION" pipeline_bad_url "$bin"
+    check "$label: pipeline with a non-ws:// III_URL is refused (III_INVALID_ARGUMENT, naming it)" pipeline_bad_url "$bin"
     check "$label: bidirectional (exact result line)" expect_output "$(bidirectional_result)" "${RUN[@]}" "$bin/bidirectional"
     check "$label: killed writer process -> III_WRITER_LOST" "${RUN[@]}" "$bin/killed_peer" writer
     check "$label: killed reader process -> III_READER_CLOSED" "${RUN[@]}" "$bin/killed_peer" reader
     check "$label: contract (NULL arguments, invalid JSON/UTF-8, wrong keys and directions, replies, timeouts, abort, close)" \
         "${RUN[@]}" "$bin/contract"
+    check "$label: a write stalled with no reader warns on stderr, naming the channel" stalled_writer_warns "$bin"
     if [[ -x "$bin/smoke" ]]; then
         check "$label: smoke" "${RUN[@]}" "$bin/smoke"
     fi

@@ -92,7 +92,9 @@ class III {
             done.resolve(json)
           },
           (error) => {
-            const message = error && error.message !== undefined ? String(error.message) : String(error)
+            // The exception's type goes with its message ("TypeError: …"), as Python's does.
+            const text = error && error.message !== undefined ? String(error.message) : String(error)
+            const message = error instanceof Error && error.name ? `${error.name}: ${text}` : text
             const code = error && typeof error.code === 'string' ? error.code : null
             done.reject(code, message, error && error.stack ? String(error.stack) : undefined)
           },
@@ -123,13 +125,18 @@ class III {
 
 /** Starts a worker for the engine at `url` (connects in the background). */
 function registerWorker(url, options = {}) {
-  return new III(
-    native.NativeWorker.connect(
+  let worker
+  try {
+    worker = native.NativeWorker.connect(
       url,
       options.workerName ?? options.worker_name ?? undefined,
       options.invocationTimeoutMs ?? undefined,
-    ),
-  )
+      options.connectTimeoutMs ?? undefined,
+    )
+  } catch (error) {
+    asTypeError(error)
+  }
+  return new III(worker)
 }
 
 /** `iii.createChannel()` as a function, as `iii-sdk/helpers` of the published client has it. */

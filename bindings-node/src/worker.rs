@@ -157,19 +157,25 @@ fn parse_json<T>(json: &str, read: impl FnOnce(Value) -> Outcome<T>) -> Result<T
 
 #[napi]
 impl NativeWorker {
-    /// Starts a worker for the engine at `url`; returns at once.
+    /// Starts a worker for the engine at `url`; returns at once. A `url` that is not
+    /// `ws://` or `wss://` is refused.
     #[napi(factory)]
     pub fn connect(
         url: String,
         worker_name: Option<String>,
         invocation_timeout_ms: Option<f64>,
-    ) -> Self {
-        let timeout = invocation_timeout_ms.filter(|t| t.is_finite() && *t > 0.0);
-        let options = InitOptions::for_binding("node", worker_name, timeout.map(|t| t as u64));
-        Self {
-            iii: iii_sdk::register_worker_with(&url, options),
+        connect_timeout_ms: Option<f64>,
+    ) -> Result<Self> {
+        iii_sdk::binding::logs::init();
+        let millis = |ms: Option<f64>| ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| t as u64);
+        let options = InitOptions::for_binding("node", worker_name, millis(invocation_timeout_ms))
+            .with_connect_timeout(millis(connect_timeout_ms));
+        let iii = iii_sdk::try_register_worker_with(&url, options)
+            .map_err(|error| invalid(error.to_string()))?;
+        Ok(Self {
+            iii,
             handlers: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// The engine URL.

@@ -14,9 +14,9 @@ function engineBinary() {
 }
 
 /** Resolves with `{ url, httpUrl, stop() }` once the engine printed both URLs. */
-function startEngine() {
+function startEngine({ port = 0 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(engineBinary(), ['--port', '0', '--http-port', '0'], {
+    const child = spawn(engineBinary(), ['--port', String(port), '--http-port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'warn' },
     })

@@ -152,6 +152,17 @@ test('errors carry a code: unknown function, handler failure', async () => {
     assert.match(error.message, /it broke/)
     return true
   })
+  // The remote exception's type reaches the caller with its message, and its stack with it.
+  worker.registerFunction('fails::typed', () => {
+    throw new TypeError('bad shape')
+  })
+  await assert.rejects(worker.trigger({ function_id: 'fails::typed', payload: {} }), (error) => {
+    assert.equal(error.name, 'InvocationError')
+    assert.equal(error.code, 'invocation_failed')
+    assert.match(error.message, /TypeError: bad shape/)
+    assert.match(error.stacktrace, /TypeError: bad shape\n\s+at /)
+    return true
+  })
 })
 
 test('TriggerAction.Void() resolves without a result', async () => {

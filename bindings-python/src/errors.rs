@@ -42,11 +42,23 @@ fn build(py: Python<'_>, error: &IIIError) -> Result<PyErr, PyErr> {
     if let IIIError::Invocation { stacktrace, .. } = error {
         instance.setattr("stacktrace", stacktrace.clone())?;
     }
-    let cause = errors
-        .getattr("NativeError")?
-        .call1((format!("{error:?}"),))?;
+    // The cause: the remote traceback, printed as one (multi-line) section of the traceback,
+    // or the core's description of the error.
+    let cause = match error {
+        IIIError::Invocation {
+            stacktrace: Some(stacktrace),
+            ..
+        } => errors.getattr("RemoteTraceback")?.call1((stacktrace,))?,
+        _ => (errors.getattr("NativeError")?).call1((native_description(error),))?,
+    };
     instance.setattr("__cause__", cause)?;
     Ok(PyErr::from_value(instance))
+}
+
+/// The core's description of `error`: its code and message (the message of the exception
+/// itself may be shorter).
+fn native_description(error: &IIIError) -> String {
+    format!("{} ({}): {error}", error.code(), error.kind().as_str())
 }
 
 /// `Result<T, IIIError>` into a Python result.

@@ -81,20 +81,23 @@ pub(crate) struct Worker {
 
 #[pymethods]
 impl Worker {
-    /// Connects to the engine at `url` (in the background; calls wait for the connection).
+    /// Connects to the engine at `url` (in the background; calls wait for the connection, up
+    /// to `connect_timeout_ms`). A `url` that is not `ws://` or `wss://` is refused.
     #[new]
-    #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None))]
+    #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None, connect_timeout_ms = None))]
     fn new(
         url: &str,
         worker_name: Option<String>,
         invocation_timeout_ms: Option<u64>,
+        connect_timeout_ms: Option<u64>,
     ) -> PyResult<Self> {
         check_fork()?;
-        let options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms);
+        iii_sdk::binding::logs::init();
+        let options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms)
+            .with_connect_timeout(connect_timeout_ms);
         let _runtime = iii_sdk::runtime().enter();
-        Ok(Self {
-            inner: iii_sdk::register_worker_with(url, options),
-        })
+        let inner = iii_sdk::try_register_worker_with(url, options).py()?;
+        Ok(Self { inner })
     }
 
     /// The engine URL.

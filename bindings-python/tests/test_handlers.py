@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import traceback
 
 import pytest
 
@@ -74,6 +75,16 @@ def test_handler_exception_is_invocation_error(worker, handler):
     assert f"in {handler.__name__}" in error.stacktrace, error.stacktrace
     assert "raise ValueError(f\"bad input {data['n']}\")" in error.stacktrace, error.stacktrace
     assert isinstance(error.__cause__, iii.NativeError), repr(error.__cause__)
+    # Printed, the remote traceback is a section of its own, one frame per line, followed by
+    # the local one; the exception line carries the code and the message.
+    printed = "".join(traceback.format_exception(error))
+    assert isinstance(error.__cause__, iii.RemoteTraceback)
+    assert "iii.errors.RemoteTraceback: \nTraceback (most recent call last):\n" in printed, printed
+    assert f", in {handler.__name__}\n" in printed, printed
+    assert "\nValueError: bad input 42\n" in printed, printed
+    assert "The above exception was the direct cause of the following exception" in printed
+    assert printed.rstrip().endswith("iii.errors.InvocationError: invocation_failed: ValueError: bad input 42"), printed
+    assert "\\n" not in printed, printed
 
 
 @pytest.mark.timeout(20)

@@ -33,6 +33,7 @@ from .errors import (
     IIIError,
     InvocationError,
     NativeError,
+    RemoteTraceback,
     NotConnected,
     ProtocolError,
     ReaderClosed,
@@ -68,9 +69,12 @@ def register_worker(address: Optional[str] = None, options: Optional[Mapping[str
     ``ws://localhost:49134``). The connection is made in the background and kept up
     (reconnecting with backoff); calls wait for it.
 
-    ``options`` may set ``worker_name`` and ``invocation_timeout_ms`` (the default timeout
-    of ``trigger``). Other keys are accepted and ignored, so options written for the
-    published client work unchanged.
+    ``options`` may set ``worker_name``, ``invocation_timeout_ms`` (the default timeout
+    of ``trigger``) and ``connect_timeout_ms`` (how long a call waits for the connection
+    before it fails with :class:`ConnectionError` naming the URL and the cause; 5000 by
+    default). Other keys are accepted and ignored, so options written for the published
+    client work unchanged. An ``address`` that is not ``ws://`` or ``wss://`` raises
+    :class:`InvalidArgument` (a ``ValueError``).
     """
     url = address or os.environ.get("III_URL") or DEFAULT_ENGINE_URL
     options = dict(_options_dict(options))
@@ -78,6 +82,7 @@ def register_worker(address: Optional[str] = None, options: Optional[Mapping[str
         url,
         worker_name=options.get("worker_name"),
         invocation_timeout_ms=options.get("invocation_timeout_ms"),
+        connect_timeout_ms=options.get("connect_timeout_ms"),
     )
     _workers.add(worker)
     return worker

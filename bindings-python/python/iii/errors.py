@@ -1,9 +1,10 @@
 """The exceptions iii raises: one tree under :class:`IIIError`.
 
-Every error of the native core maps to exactly one class here. The core's own description
-of the error is kept as ``__cause__`` (a :class:`NativeError`), and ``code`` carries the
-stable error code (for :class:`InvocationError`, the remote code such as
-``function_not_found`` or ``invocation_failed``).
+Every error of the native core maps to exactly one class here; ``code`` carries the stable
+error code (for :class:`InvocationError`, the remote code such as ``function_not_found`` or
+``invocation_failed``). The ``__cause__`` is a :class:`NativeError`: for a failure in another
+worker its :class:`RemoteTraceback`, printed as its own section of the traceback, else the
+core's description of the error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Optional
 __all__ = [
     "IIIError",
     "NativeError",
+    "RemoteTraceback",
     "HandlerError",
     "InvocationError",
     "TimeoutError",
@@ -35,6 +37,18 @@ __all__ = [
 
 class NativeError(builtins.RuntimeError):
     """The native core's description of an error (the ``__cause__`` of an :class:`IIIError`)."""
+
+
+class RemoteTraceback(NativeError):
+    """The traceback of a failure in another worker (the ``__cause__`` of an
+    :class:`InvocationError` that has one), printed as its own section of a traceback."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__(traceback)
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return "\n" + self.traceback.rstrip("\n")
 
 
 class IIIError(Exception):

@@ -46,13 +46,6 @@ fn main_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketCo
         .max_frame_size(limit)
 }
 
-/// Whether `address` parses as a `ws://` or `wss://` URL with a host.
-fn is_engine_url(address: &str) -> bool {
-    address
-        .parse::<tokio_tungstenite::tungstenite::http::Uri>()
-        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some())
-}
-
 pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Outbound>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session::default();
@@ -60,30 +53,37 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
     let terminal = loop {
         // An address that can never work (not a ws:// or wss:// URL) ends the worker at once:
         // retrying would only make every call wait for its timeout.
-        if !is_engine_url(&inner.address) {
+        if let Err(error) = crate::worker::check_engine_url(&inner.address) {
             tracing::error!(address = %inner.address, "not an engine URL");
-            break IIIError::Connection(format!(
-                "{:?} is not an engine URL: expected ws://host:port or wss://host:port",
-                inner.address
-            ));
+            break error;
         }
+        let limit = Duration::from_millis(inner.options.connect_timeout_ms);
+        let connecting = tokio_tungstenite::connect_async_with_config(
+            inner.address.as_str(),
+            Some(main_socket_config()),
+            true,
+        );
         let connected = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break IIIError::Shutdown,
-            connected = tokio_tungstenite::connect_async_with_config(
-                inner.address.as_str(), Some(main_socket_config()), true) => connected,
+            connected = tokio::time::timeout(limit, connecting) => connected,
         };
+        let connected = connected
+            .map_err(|_| format!("no answer within {} ms", limit.as_millis()))
+            .and_then(|attempt| attempt.map_err(|error| error.to_string()));
         match connected {
             Ok((socket, _response)) => {
                 failures = 0;
-                tracing::debug!(address = %inner.address, "connected to the engine");
+                *lock(&inner.last_failure) = None;
+                tracing::info!(address = %inner.address, "connected to the engine");
                 let io = (&mut outbound, &mut shutdown);
                 if serve(&inner, socket, io, &mut session).await {
                     break IIIError::Shutdown;
                 }
             }
             Err(error) => {
-                tracing::warn!(address = %inner.address, %error, "cannot reach the engine")
+                tracing::warn!(address = %inner.address, %error, "cannot reach the engine");
+                *lock(&inner.last_failure) = Some(error);
             }
         }
         let reconnection = &inner.options.reconnection;
@@ -130,6 +130,7 @@ async fn serve(
         return false;
     }
     link.attach(sink).await;
+    inner.connected.send_replace(true);
     let pings = Pings::default();
     let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
     let stopping = {
@@ -153,6 +154,7 @@ async fn serve(
     } else {
         IIIError::Connection("the connection to the engine was lost".into())
     };
+    inner.connected.send_replace(false);
     let sink = link.detach(&error).await;
     if let (true, Some(mut sink)) = (stopping, sink) {
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye(&mut sink, outbound)).await;

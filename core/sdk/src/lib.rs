@@ -49,10 +49,13 @@ pub use error::{ErrorKind, IIIError};
 pub use function::RegisterFunction;
 pub use http::{HttpRequest, HttpResponse, http};
 pub use invocation::current_engine_address;
-pub use options::{InitOptions, ReconnectionConfig};
+pub use options::{DEFAULT_CONNECT_TIMEOUT_MS, InitOptions, ReconnectionConfig};
 pub use runtime::{runtime, tokio_runtime};
 pub use trigger::{RegisterTrigger, TriggerRequest};
-pub use worker::{FunctionRef, III, TriggerRef, register_worker, register_worker_with};
+pub use worker::{
+    FunctionRef, III, TriggerRef, check_engine_url, register_worker, register_worker_with,
+    try_register_worker_with,
+};
 
 /// The wire protocol's names (error codes, close codes, limits), for code that needs them
 /// beyond the types re-exported here; bindings reach the protocol only through this.

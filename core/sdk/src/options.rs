@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use iii_protocol::limits::DEFAULT_TRIGGER_TIMEOUT_MS;
 
+/// How long a call waits for a connection to the engine by default.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+
 /// Options of [`register_worker_with`](crate::register_worker_with).
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -24,6 +27,11 @@ pub struct InitOptions {
     /// Capacity, in messages, of the queue between the API and the main socket; callers wait
     /// when it is full.
     pub max_queued_messages: usize,
+    /// How long a call waits for the main socket when the worker is not connected (and how
+    /// long one connection attempt may take) before it fails with
+    /// [`IIIError::Connection`](crate::IIIError::Connection) naming the URL and the cause.
+    /// The worker keeps reconnecting in the background either way.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for InitOptions {
@@ -35,6 +43,7 @@ impl Default for InitOptions {
             invocation_timeout_ms: DEFAULT_TRIGGER_TIMEOUT_MS,
             reconnection: ReconnectionConfig::default(),
             max_queued_messages: 1024,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
         }
     }
 }
@@ -57,6 +66,14 @@ impl InitOptions {
                 .unwrap_or(defaults.invocation_timeout_ms),
             ..defaults
         }
+    }
+
+    /// These options with `connect_timeout_ms` (`None` or 0 keeps the default).
+    pub fn with_connect_timeout(mut self, connect_timeout_ms: Option<u64>) -> Self {
+        if let Some(ms) = connect_timeout_ms.filter(|ms| *ms > 0) {
+            self.connect_timeout_ms = ms;
+        }
+        self
     }
 }
 

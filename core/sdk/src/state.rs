@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
@@ -29,6 +30,10 @@ pub(crate) struct WorkerState {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Why the worker stopped for good (shutdown, or reconnecting gave up).
     pub(crate) terminal: OnceLock<IIIError>,
+    /// Whether the main socket is up (connected and greeted).
+    pub(crate) connected: watch::Sender<bool>,
+    /// Why the last connection attempt failed, for the error of a call that cannot wait longer.
+    pub(crate) last_failure: Mutex<Option<String>>,
 }
 
 /// Locks `mutex`, taking over a poisoned one (no state here is left broken by a panic).
@@ -51,6 +56,39 @@ impl WorkerState {
             outbound,
             shutdown: watch::Sender::new(false),
             terminal: OnceLock::new(),
+            connected: watch::Sender::new(false),
+            last_failure: Mutex::new(None),
+        }
+    }
+
+    /// Waits until the main socket is up, at most the connect timeout: a call to an engine
+    /// that cannot be reached fails soon, naming the URL and why, instead of waiting for its
+    /// own timeout. Fails at once once the worker stopped.
+    pub(crate) async fn connection(&self) -> Result<(), IIIError> {
+        let mut connected = self.connected.subscribe();
+        if *connected.borrow_and_update() {
+            return Ok(());
+        }
+        let limit = self.options.connect_timeout_ms;
+        let deadline = {
+            let _home = crate::runtime::enter_home();
+            tokio::time::sleep(Duration::from_millis(limit))
+        };
+        let mut stopping = self.shutdown.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopping.wait_for(|stop| *stop) => Err(self.stopped()),
+            up = connected.wait_for(|up| *up) => up.map(|_| ()).map_err(|_| self.stopped()),
+            _ = deadline => {
+                self.check_open()?;
+                let cause = lock(&self.last_failure).clone();
+                let cause = cause.unwrap_or_else(|| "the connection attempt got no answer".into());
+                Err(IIIError::Connection(format!(
+                    "cannot reach the engine at {}: {cause} (not connected within {limit} ms; \
+                     still retrying in the background)",
+                    self.address
+                )))
+            }
         }
     }
 

@@ -28,7 +28,32 @@ pub fn register_worker(url: &str) -> III {
 }
 
 /// Like [`register_worker`], with options.
+///
+/// A `url` that is not a `ws://` or `wss://` URL with a host gives a worker whose every call
+/// fails with [`IIIError::Connection`]; [`try_register_worker_with`] refuses it instead.
 pub fn register_worker_with(url: &str, options: InitOptions) -> III {
+    start(url, options)
+}
+
+/// Like [`register_worker_with`], but refuses a `url` that can never work (not `ws://` or
+/// `wss://`, no host) with [`IIIError::InvalidArgument`] instead of starting the worker.
+pub fn try_register_worker_with(url: &str, options: InitOptions) -> Result<III, IIIError> {
+    check_engine_url(url)?;
+    Ok(start(url, options))
+}
+
+/// `Ok` if `url` is a `ws://` or `wss://` URL with a host, which is what an engine URL is.
+pub fn check_engine_url(url: &str) -> Result<(), IIIError> {
+    let parsed = url.parse::<tokio_tungstenite::tungstenite::http::Uri>();
+    match parsed {
+        Ok(uri) if matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some() => Ok(()),
+        _ => Err(IIIError::InvalidArgument(format!(
+            "{url:?} is not an engine URL: expected ws://host:port or wss://host:port"
+        ))),
+    }
+}
+
+fn start(url: &str, options: InitOptions) -> III {
     let (outbound, outbound_queue) = mpsc::channel(options.max_queued_messages.max(1));
     let inner = Arc::new(WorkerState::new(url, options, outbound));
     crate::runtime::home().spawn(connection::run(inner.clone(), outbound_queue));
@@ -153,6 +178,7 @@ impl III {
         }
         .to_json();
         let Some(id) = id else {
+            self.inner.connection().await?;
             return self
                 .inner
                 .send(Outbound::Send(text))
@@ -167,6 +193,7 @@ impl III {
             tokio::time::sleep(Duration::from_millis(timeout))
         };
         let waiting = async {
+            self.inner.connection().await?;
             self.inner.send(call).await?;
             result.await.unwrap_or_else(|_| {
                 Err(IIIError::Connection(

@@ -126,19 +126,108 @@ async fn shutdown_sends_what_is_queued_and_refuses_more() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_address_that_is_no_engine_url_fails_calls_at_once() {
-    for address in ["", "localhost:49134", "http://127.0.0.1:49134"] {
+async fn an_address_that_is_no_engine_url_is_refused_or_fails_calls_at_once() {
+    for address in ["", "localhost:49134", "http://127.0.0.1:49134", "ws://"] {
+        let refused = iii_sdk::try_register_worker_with(address, InitOptions::default());
+        let error = refused.expect_err("refused");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{address:?}");
+        assert!(error.to_string().contains("not an engine URL"), "{error}");
+        // The infallible constructor starts a worker whose every call fails at once.
         let iii = iii_sdk::register_worker(address);
         let error = within(5, iii.trigger(TriggerRequest::new("any::fn", json!({}))))
             .await
             .expect_err("no engine");
-        assert_eq!(
-            error.kind(),
-            ErrorKind::Connection,
-            "{address:?}: {error:?}"
-        );
-        assert!(error.to_string().contains("not an engine URL"), "{error}");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{address:?}");
         let error = within(5, iii.ready()).await.expect_err("no engine");
-        assert_eq!(error.kind(), ErrorKind::Connection);
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
     }
+}
+
+/// A local port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn with_connect_timeout(ms: u64) -> InitOptions {
+    InitOptions {
+        connect_timeout_ms: ms,
+        ..InitOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_engine_fails_calls_within_the_connect_timeout_naming_the_url() {
+    let url = format!("ws://127.0.0.1:{}", free_port());
+    let iii = iii_sdk::register_worker_with(&url, with_connect_timeout(500));
+    let started = std::time::Instant::now();
+    let error = within(5, iii.trigger(TriggerRequest::new("any::fn", json!({}))))
+        .await
+        .expect_err("refused");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&url) && text.to_lowercase().contains("refused"),
+        "{text}"
+    );
+    let error = within(5, iii.create_channel(None))
+        .await
+        .expect_err("refused");
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error:?}");
+    let void = TriggerRequest::void("any::fn", json!({}));
+    let error = within(5, iii.trigger(void)).await.expect_err("refused");
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error:?}");
+    iii.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_engine_fails_calls_within_the_connect_timeout() {
+    // A documentation address (TEST-NET-1, RFC 5737): nothing answers, the attempt hangs.
+    let url = "ws://192.0.2.1:49134";
+    let iii = iii_sdk::register_worker_with(url, with_connect_timeout(500));
+    let started = std::time::Instant::now();
+    let error = within(5, iii.trigger(TriggerRequest::new("any::fn", json!({}))))
+        .await
+        .expect_err("unreachable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error:?}");
+    assert!(error.to_string().contains(url), "{error}");
+    iii.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_keeps_reconnecting_and_serves_once_the_engine_is_up() {
+    let port = free_port();
+    let iii =
+        iii_sdk::register_worker_with(&format!("ws://127.0.0.1:{port}"), with_connect_timeout(300));
+    iii.register_function(RegisterFunction::new_async(
+        "conn::echo",
+        |input: Value| async move { Ok::<Value, IIIError>(input) },
+    ));
+    let call = || iii.trigger(TriggerRequest::new("conn::echo", json!({"n": 1})));
+    let error = within(5, call()).await.expect_err("no engine yet");
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error:?}");
+    let config = iii_engine::EngineConfig {
+        port,
+        http_port: None,
+        ..iii_engine::EngineConfig::default()
+    };
+    let engine = iii_engine::start(config)
+        .await
+        .expect("engine on the freed port");
+    let echoed = within(20, async {
+        loop {
+            match call().await {
+                Ok(value) => return value,
+                Err(error) => assert_eq!(error.kind(), ErrorKind::Connection, "{error:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(echoed["n"], 1);
+    iii.shutdown();
+    engine.shutdown().await;
 }

@@ -3,10 +3,12 @@
 //! ([`blocking`]), turning the refs in a payload into live channel ends ([`ends`]), answers
 //! from handlers in another language ([`reply`]), and reading a call request or a trigger given
 //! as JSON ([`TriggerRequest::from_value`](crate::TriggerRequest::from_value),
-//! [`RegisterTrigger::from_value`](crate::RegisterTrigger::from_value)).
+//! [`RegisterTrigger::from_value`](crate::RegisterTrigger::from_value)), and the core's log
+//! lines on stderr ([`logs`]).
 
 pub mod blocking;
 pub mod ends;
+pub mod logs;
 pub mod reply;
 
 pub use blocking::{allow_blocking, blocking_allowed, on_blocking_thread};

@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -31,7 +33,12 @@ struct Shared {
     ended: watch::Sender<bool>,
     /// Set when our close or abort completed: closing again is a no-op.
     closed: AtomicBool,
+    /// Set once a stalled write was reported, so a stuck writer warns once.
+    warned: AtomicBool,
 }
+
+/// How long a write may wait for the reader before the writer warns (once).
+const STALLED_WRITE: Duration = Duration::from_secs(5);
 
 impl Shared {
     fn record(&self, end: Result<EndStatus, IIIError>) {
@@ -93,6 +100,7 @@ impl ChannelWriter {
                 peer_end: OnceLock::new(),
                 ended: watch::Sender::new(false),
                 closed: AtomicBool::new(false),
+                warned: AtomicBool::new(false),
             }),
             conn: Mutex::new(Conn::Idle),
         }
@@ -160,8 +168,39 @@ impl ChannelWriter {
         tokio::select! {
             biased;
             _ = ended.wait_for(|ended| *ended) => Err(self.error()),
-            sent = sending => sent.map_err(|error| self.lost(error)),
+            sent = self.warn_if_stalled(sending) => sent.map_err(|error| self.lost(error)),
         }
+    }
+
+    /// Runs `sending`; if it waits longer than [`STALLED_WRITE`], logs one warning for this
+    /// writer naming the channel: the usual cause is a reader that was never started, which
+    /// no amount of waiting fixes. A send that completes at once costs no timer.
+    async fn warn_if_stalled<F: Future>(&self, sending: F) -> F::Output {
+        let mut sending = std::pin::pin!(sending);
+        let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+        if let Poll::Ready(sent) = first {
+            return sent;
+        }
+        let stalled = {
+            let _home = crate::runtime::enter_home();
+            tokio::time::sleep(STALLED_WRITE)
+        };
+        tokio::select! {
+            biased;
+            sent = sending.as_mut() => return sent,
+            _ = stalled => {}
+        }
+        if !self.shared.warned.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                channel_id = %self.channel_ref.channel_id,
+                "a channel write has waited {} s for its reader. If the reader was never \
+                 started, it never will be while this write waits: the engine holds only the \
+                 channel's buffer (64 frames by default) until a reader connects. Start the \
+                 call that reads before writing more than that, or write from another task.",
+                STALLED_WRITE.as_secs()
+            );
+        }
+        sending.await
     }
 
     async fn finish(&self, code: u16, reason: &str) -> Result<(), IIIError> {
