@@ -15,17 +15,9 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [[ -n "${files:-}" ]] && rm -rf "$files"
+  [[ -n "${engine_out:-}" ]] && rm -f "$engine_out"
 }
 trap cleanup EXIT
-
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 # Starts an example worker in the background and waits for its "ready" line.
 serve() {
@@ -40,10 +32,23 @@ serve() {
   return 1
 }
 
-./target/release/iii --port "$port" --http-port "$http_port" &
-pids+=($!)
-wait_for_port "$port"
-wait_for_port "$http_port"
+# The demo runs against the engine it starts, never one that happens to be running already:
+# it waits for this engine's own "listening" lines and stops if this engine could not start.
+engine_out="$(mktemp)"
+./target/release/iii --port "$port" --http-port "$http_port" >"$engine_out" &
+engine_pid=$!
+pids+=($engine_pid)
+for _ in $(seq 1 100); do
+  grep -q "iii http triggers on" "$engine_out" && break
+  if ! kill -0 "$engine_pid" 2>/dev/null; then
+    echo "demo.sh: the engine could not start (its error is above). Is another engine already" \
+      "using port $port or $http_port? Stop it, or choose other ports: III_PORT=... III_HTTP_PORT=..." >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+cat "$engine_out"
+grep -q "iii http triggers on" "$engine_out" || { echo "demo.sh: the engine did not report its ports" >&2; exit 1; }
 
 export III_URL="ws://127.0.0.1:$port"
 for example in quickstart pipeline bidirectional; do

@@ -29,14 +29,24 @@ pub struct Engine {
     finished: Option<mpsc::Receiver<()>>,
 }
 
+/// A listener on `host:port`; a failure names the address (say, the port that is busy).
+async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind((host, port)).await.map_err(|error| {
+        std::io::Error::new(
+            error.kind(),
+            format!("cannot listen on {host}:{port}: {error}"),
+        )
+    })
+}
+
 /// Binds the listeners (worker WebSocket, and HTTP triggers unless `http_port` is `None`)
 /// and starts serving. Works from any tokio runtime; the engine's tasks run on the runtime
 /// `start` is called from.
 pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
-    let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+    let listener = bind(&config.host, config.port).await?;
     let local_addr = listener.local_addr()?;
     let http_listener = match config.http_port {
-        Some(port) => Some(TcpListener::bind((config.host.as_str(), port)).await?),
+        Some(port) => Some(bind(&config.host, port).await?),
         None => None,
     };
     let http_addr = match &http_listener {
@@ -63,7 +73,7 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
         ));
     }
     tokio::spawn(sweep(shared.clone(), shutdown, lifeline.clone()));
-    tracing::info!(%local_addr, ?http_addr, "iii engine listening");
+    tracing::debug!(%local_addr, ?http_addr, "iii engine listening");
     Ok(Engine {
         local_addr,
         http_addr,

@@ -38,7 +38,10 @@ impl Caller {
         error: Option<ErrorBody>,
     ) {
         let message = match error {
-            Some(error) => Message::error(self.invocation_id, Some(function_id), error),
+            Some(error) => {
+                report_failure(&function_id, &error);
+                Message::error(self.invocation_id, Some(function_id), error)
+            }
             None => Message::result(
                 self.invocation_id,
                 Some(function_id),
@@ -52,6 +55,18 @@ impl Caller {
     pub(crate) async fn fail(self, function_id: String, error: ErrorBody) {
         self.answer(function_id, None, Some(error)).await;
     }
+}
+
+/// Longest part of a failure's message that goes into the engine's log.
+const LOGGED_MESSAGE_CHARS: usize = 200;
+
+/// The operator's one line for a failed call (its caller gets the whole error itself).
+fn report_failure(function_id: &str, error: &ErrorBody) {
+    let mut message: String = error.message.chars().take(LOGGED_MESSAGE_CHARS).collect();
+    if message.len() < error.message.len() {
+        message.push('…');
+    }
+    tracing::warn!(%function_id, code = %error.code, %message, "invocation failed");
 }
 
 /// How a call made by the engine itself (an HTTP trigger) ended: the function's result, or
@@ -86,7 +101,10 @@ impl Waiter {
             Self::Worker(caller) => caller.answer(function_id, result, error).await,
             Self::Engine(reply) => {
                 let outcome = match error {
-                    Some(error) => Err(error),
+                    Some(error) => {
+                        report_failure(&function_id, &error);
+                        Err(error)
+                    }
                     None => Ok(result.unwrap_or(Value::Null)),
                 };
                 // The HTTP request may be gone already; then nobody needs the answer.

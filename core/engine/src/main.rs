@@ -5,6 +5,7 @@
 //! RUST_LOG=debug iii
 //! ```
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -69,7 +70,14 @@ impl Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Logs go to stderr, coloured only on a terminal (and not with NO_COLOR); stdout carries
+    // only the "listening on" lines, which scripts read.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
     match iii_engine::build_runtime(cli.worker_threads) {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(error) => {
@@ -83,15 +91,12 @@ async fn run(cli: Cli) -> ExitCode {
     let engine = match iii_engine::start(cli.config()).await {
         Ok(engine) => engine,
         Err(error) => {
-            tracing::error!(%error, host = %cli.host, port = cli.port, "could not start the engine");
+            tracing::error!(%error, "could not start the engine");
             return ExitCode::FAILURE;
         }
     };
-    let url = engine.ws_url();
-    tracing::info!(%url, "ready");
-    println!("iii engine listening on {url}");
+    println!("iii engine listening on {}", engine.ws_url());
     if let Some(http_url) = engine.http_url() {
-        tracing::info!(%http_url, "http triggers ready");
         println!("iii http triggers on {http_url}");
     }
 

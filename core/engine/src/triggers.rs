@@ -28,7 +28,7 @@ pub(crate) struct TriggerRegistry {
 impl TriggerRegistry {
     /// Records a trigger (replacing one with the same id).
     pub(crate) fn register(&self, id: String, trigger: Trigger) {
-        tracing::debug!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger registered");
+        tracing::info!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger registered");
         lock(&self.map).insert(id, trigger);
     }
 

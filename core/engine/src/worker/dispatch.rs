@@ -29,6 +29,7 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
                 conn: conn.id,
                 outbox: conn.outbox.clone(),
             };
+            tracing::info!(function_id = %id, worker_id = %conn.worker_id, "function registered");
             shared.functions.register(id, owner);
         }
         Message::UnregisterFunction { id } => shared.functions.unregister(&id, conn.id),
@@ -44,7 +45,7 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
                     .routes
                     .register(id.clone(), conn.id, function_id.clone(), &config);
             if let Err(InvalidRoute(why)) = registered {
-                tracing::debug!(trigger_id = %id, %why, "http trigger refused");
+                tracing::warn!(trigger_id = %id, %function_id, %why, "http trigger refused");
                 let reply = Message::TriggerRegistrationResult {
                     id,
                     trigger_type,

@@ -62,7 +62,7 @@ pub(crate) async fn serve(
     shared
         .connections
         .insert(conn.id, conn.worker_id.to_string());
-    tracing::debug!(worker_id = %conn.worker_id, "worker connected");
+    tracing::info!(worker_id = %conn.worker_id, "worker connected");
     let registered = Message::WorkerRegistered {
         worker_id: conn.worker_id.to_string(),
         reattach_token: Some(Uuid::new_v4().to_string()),
@@ -90,7 +90,7 @@ pub(crate) async fn serve(
         linger(ws.get_mut()).await;
     }
     forget(&shared, &conn, matches!(end, End::Shutdown)).await;
-    tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
+    tracing::info!(worker_id = %conn.worker_id, "worker disconnected");
 }
 
 async fn read_loop(shared: &EngineState, conn: &Conn, stream: &mut SplitStream<WsStream>) -> End {

@@ -1,0 +1,164 @@
+//! The `iii` binary as operators and scripts see it: the "listening on" lines alone on stdout,
+//! logs on stderr (plain when not a terminal, each line once), one line per worker connect and
+//! disconnect, registration and failed invocation at the default level, and a bind error that
+//! names the address that is busy.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+/// The engine binary with stdout and stderr piped (so neither is a terminal) and the default
+/// log level (no `RUST_LOG`).
+fn engine_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iii"));
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A running engine process: its worker URL and first stdout lines, read once both URLs came.
+struct EngineProcess {
+    child: Child,
+    url: String,
+    stdout_lines: Vec<String>,
+}
+
+fn start_engine() -> EngineProcess {
+    let mut child = engine_command(&["--port", "0", "--http-port", "0"])
+        .spawn()
+        .expect("the engine binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut stdout_lines = Vec::new();
+    while stdout_lines.len() < 2 {
+        let line = lines.next().expect("a line").expect("utf-8");
+        stdout_lines.push(line);
+    }
+    let url = stdout_lines[0]
+        .strip_prefix("iii engine listening on ")
+        .expect("the first line names the worker URL")
+        .to_string();
+    // Whatever else reaches stdout is read at the end.
+    std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    EngineProcess {
+        child,
+        url,
+        stdout_lines,
+    }
+}
+
+/// Stops the process with SIGTERM and returns its stderr.
+fn stop(mut engine: EngineProcess) -> String {
+    let pid = engine.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.child.try_wait().ok().flatten().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the engine did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = engine.child.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr");
+    }
+    stderr
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_go_to_stderr_plain_once_and_say_what_workers_do() {
+    let engine = start_engine();
+    assert!(
+        engine.stdout_lines[1].starts_with("iii http triggers on http://"),
+        "{:?}",
+        engine.stdout_lines
+    );
+    let mut ws = connect(&engine.url).await;
+    let hello = recv_json(&mut ws).await;
+    let worker_id = hello["worker_id"].as_str().expect("worker id").to_string();
+    let mut worker = Worker { ws, worker_id };
+    worker.register("logs::echo").await;
+    worker
+        .send(
+            json!({"type": "registertrigger", "id": "t-1", "trigger_type": "http",
+                     "function_id": "logs::echo", "config": {"api_path": "/echo"}}),
+        )
+        .await;
+    worker.sync().await;
+    worker.call("logs::missing", json!({})).await;
+    let answer = worker.recv().await;
+    assert_eq!(answer["error"]["code"], "function_not_found", "{answer}");
+    drop(worker);
+    // The disconnect is logged once the engine noticed it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stderr = stop(engine);
+
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a redirected log:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("listening on"),
+        "start-up lines logged twice:\n{stderr}"
+    );
+    assert_eq!(count(&stderr, "worker connected"), 1, "{stderr}");
+    assert_eq!(count(&stderr, "function registered"), 1, "{stderr}");
+    assert!(stderr.contains("function_id=logs::echo"), "{stderr}");
+    assert_eq!(count(&stderr, "http trigger registered"), 1, "{stderr}");
+    assert_eq!(count(&stderr, "invocation failed"), 1, "{stderr}");
+    assert!(stderr.contains("code=function_not_found"), "{stderr}");
+    assert_eq!(count(&stderr, "worker disconnected"), 1, "{stderr}");
+    for line in stderr.lines() {
+        assert!(
+            line.contains(" INFO ") || line.contains(" WARN ") || line.contains(" ERROR "),
+            "not a log line of the default level: {line:?}"
+        );
+    }
+}
+
+/// Runs the binary on ports `args` and returns (exit success, stdout, stderr).
+fn run_to_exit(args: &[&str]) -> (bool, String, String) {
+    let output = engine_command(args)
+        .output()
+        .expect("the engine binary runs");
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (
+        output.status.success(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+#[test]
+fn a_busy_port_is_named_in_the_bind_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let port = busy.local_addr().expect("address").port().to_string();
+    for args in [
+        ["--port", port.as_str(), "--http-port", "0"],
+        ["--port", "0", "--http-port", port.as_str()],
+    ] {
+        let (succeeded, stdout, stderr) = run_to_exit(&args);
+        assert!(!succeeded, "started on a busy port: {args:?}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains(&format!("127.0.0.1:{port}")),
+            "{args:?}: the error does not name the busy address:\n{stderr}"
+        );
+        assert!(stderr.to_lowercase().contains("in use"), "{stderr}");
+    }
+}
