@@ -7,6 +7,7 @@ const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
+const http = require('node:http')
 const os = require('node:os')
 const path = require('node:path')
 const { spawn, execFile } = require('node:child_process')
@@ -59,6 +60,22 @@ function start(example, args = [], env = {}) {
   child.stderr.on('data', (d) => (stderr += d))
   const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal, stdout, stderr }))
   return { child, exited, output: () => stdout }
+}
+
+/** GET `url` with its path sent exactly as given: `{ status, body }`. */
+function rawGet(url) {
+  const { hostname, port } = new URL(url)
+  const requestPath = url.slice(url.indexOf('/', url.indexOf('//') + 2))
+  return new Promise((resolve, reject) => {
+    http
+      .get({ hostname, port, path: requestPath }, (response) => {
+        let body = ''
+        response.setEncoding('utf8')
+        response.on('data', (chunk) => (body += chunk))
+        response.on('end', () => resolve({ status: response.statusCode, body }))
+      })
+      .on('error', reject)
+  })
 }
 
 /** Runs `example` to its end and returns the JSON line it printed. */
@@ -123,6 +140,35 @@ test('http download: the file, byte-exact, with the guide headers', async () => 
     })
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('http download: a missing file is a 404; a filename that could leave the directory never reaches it', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-example-'))
+  const dir = path.join(root, 'files')
+  fs.mkdirSync(dir)
+  // A file outside the served directory that a traversal would reach.
+  fs.writeFileSync(path.join(root, 'secret.txt'), 'not for download')
+  const { child, exited, output } = start('http_download.ts', [], { III_FILES_DIR: dir })
+  try {
+    const deadline = Date.now() + 20_000
+    while (!output().includes('READY')) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, 'the example did not get ready')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const missing = await fetch(`${engine.httpUrl}/files/no-such-report.pdf`)
+    assert.equal(missing.status, 404)
+    assert.ok(!(await missing.text()).includes(root))
+    // Sent as written (fetch would resolve the dot segments itself).
+    for (const escape of ['..%2Fsecret.txt', '..%2F..%2F..%2Fetc%2Fhostname', '..', '.', '%2E%2E']) {
+      const { status, body } = await rawGet(`${engine.httpUrl}/files/${escape}`)
+      assert.equal(status, 400, `${escape}: ${body}`)
+      assert.ok(!body.includes('not for download') && !body.includes(root), body)
+    }
+  } finally {
+    child.stdin.end()
+    await exited
+    fs.rmSync(root, { recursive: true, force: true })
   }
 })
 

@@ -46,24 +46,44 @@ def connect(engine) -> HTTPConnection:
     return HTTPConnection(url.hostname, url.port, timeout=20)
 
 
+def http_get(engine, path: str) -> tuple[int, bytes]:
+    """The status and body of GET `path` on the engine's HTTP port (errors included)."""
+    try:
+        with urllib.request.urlopen(f"{engine.http_url}{path}", timeout=20) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
 @pytest.mark.timeout(30)
 def test_seed_download_through_the_http_port(engine, request, tmp_path):
     data = os.urandom(5 * 1024 * 1024 + 3)
-    (tmp_path / "quarterly-report.pdf").write_bytes(data)
-    proc = serve_example(engine, request, "http_download.py", {"III_FILES_DIR": str(tmp_path)})
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "quarterly-report.pdf").write_bytes(data)
+    # A file outside the served directory that a traversal would reach.
+    (tmp_path / "secret.txt").write_bytes(b"not for download")
+    proc = serve_example(engine, request, "http_download.py", {"III_FILES_DIR": str(files)})
     try:
         with urllib.request.urlopen(f"{engine.http_url}/files/quarterly-report.pdf", timeout=20) as resp:
             status, content_type, body = resp.status, resp.headers.get("content-type"), resp.read()
-        # The handler raises FileNotFoundError before sending anything: the decorator aborts
-        # the response, which the engine answers with a server error.
-        with pytest.raises(urllib.error.HTTPError) as missing:
-            urllib.request.urlopen(f"{engine.http_url}/files/no-such-report.pdf", timeout=20)
+        missing = http_get(engine, "/files/no-such-report.pdf")
+        escapes = [
+            http_get(engine, path)
+            for path in ("/files/..%2Fsecret.txt", "/files/..%2F..%2F..%2Fetc%2Fhostname", "/files/..", "/files/.")
+        ]
     finally:
         stop(proc)
     assert status == 200
     assert content_type == "application/pdf"
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest() and len(body) == len(data)
-    assert missing.value.code == 500
+    # A missing file is a 404 (the example checks before opening), and says nothing of the server.
+    assert missing[0] == 404, missing
+    assert str(tmp_path).encode() not in missing[1]
+    # The engine refuses a filename that could leave the directory: the handler never runs.
+    for code, body in escapes:
+        assert code == 400, (code, body)
+        assert b"not for download" not in body and str(tmp_path).encode() not in body
 
 
 @pytest.mark.timeout(30)

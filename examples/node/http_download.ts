@@ -27,6 +27,13 @@ iii.registerFunction(
   http(async (req: HttpRequest, res: HttpResponse) => {
     const filePath = `${FILES_DIR}/${req.path_params.filename}`
 
+    // Not in the guide: a missing file is a 404, not a failed function (a 500). (The engine
+    // refuses a filename of "." or ".." or with a slash, so it cannot leave FILES_DIR.)
+    if (!fs.existsSync(filePath) || !fs.statSync(filePath).isFile()) {
+      res.status(404)
+      return
+    }
+
     res.status(200)
     res.headers({
       'content-type': 'application/octet-stream',

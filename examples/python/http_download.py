@@ -36,6 +36,13 @@ async def download_file(req: HttpRequest, response: HttpResponse):
     filename = req.path_params.get("filename")
     file_path = f"{FILES_DIR}/{filename}"
 
+    # Not in the guide: a missing file is a 404, not a failed function (a 500). (The engine
+    # refuses a filename of "." or ".." or with a slash, so it cannot leave FILES_DIR.)
+    if not os.path.isfile(file_path):
+        await response.status(404)
+        await response.writer.close_async()
+        return
+
     with open(file_path, "rb") as f:
         await response.status(200)
         await response.headers({"content-type": "application/pdf"})

@@ -286,14 +286,18 @@ async fn handler_errors_are_500_and_a_silent_handler_is_504() {
     w.send(
         json!({"type": "invocationresult", "invocation_id": call["invocation_id"],
                   "function_id": "fails",
-                  "error": {"code": "disk_full", "message": "no space left"}}),
+                  "error": {"code": "disk_full", "message": "no space left on /srv/data",
+                            "stacktrace": "Traceback: /srv/app/handler.py line 3"}}),
     )
     .await;
     let reply = failing.await.expect("request task");
     assert_eq!(reply.status, 500);
-    assert_eq!(
-        reply.json(),
-        json!({"error": {"code": "disk_full", "message": "no space left"}})
+    // The code reaches the client; the function's message and traceback (server paths) do not.
+    assert_eq!(reply.json()["error"]["code"], "disk_full");
+    let body = reply.json().to_string();
+    assert!(
+        !body.contains("/srv") && !body.contains("no space"),
+        "{body}"
     );
 
     let reply = get(&engine, "/silent").await;
@@ -421,4 +425,28 @@ async fn a_response_writer_lost_mid_body_cuts_the_response_off() {
         !text.ends_with("0\r\n\r\n"),
         "no terminating chunk, so the client knows the body is incomplete: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_path_parameter_that_could_leave_its_segment_is_refused() {
+    let engine = engine().await;
+    let mut w = worker(&engine).await;
+    route(&mut w, "files::get", json!({"api_path": "/files/:name"})).await;
+    for path in [
+        "/files/..%2F..%2F..%2Fetc%2Fhostname",
+        "/files/%2E%2E",
+        "/files/.",
+        "/files/a%2Fb",
+        "/files/a%5Cb",
+    ] {
+        let reply = get(&engine, path).await;
+        assert_eq!(reply.status, 400, "{path}");
+        assert_eq!(reply.json()["error"]["code"], "bad_request", "{path}");
+    }
+    // None of them reached the function: the next message it gets is this request's.
+    let allowed = get_later(&engine, "/files/report.pdf");
+    let call = invocation(&mut w).await;
+    assert_eq!(call["data"]["path_params"], json!({"name": "report.pdf"}));
+    answer(&mut w, &call, json!({"status_code": 200, "body": "ok"})).await;
+    assert_eq!(allowed.await.expect("request task").status, 200);
 }

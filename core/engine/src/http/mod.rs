@@ -90,6 +90,10 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
         return error_response(StatusCode::NOT_FOUND, codes::ROUTE_NOT_FOUND, "Not Found");
     };
+    if let Some(name) = route.unsafe_param() {
+        let message = format!("path parameter {name} may not be . or .. or hold a slash");
+        return error_response(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, &message);
+    }
     let (source, body) = if request::is_json(&parts.headers) {
         let cap = shared.config.max_json_body_bytes;
         match request::read_json(&parts.headers, incoming, cap).await {

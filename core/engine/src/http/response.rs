@@ -186,15 +186,22 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
     response
 }
 
-/// The response for a failed invocation: 504 for the engine's deadline, 500 otherwise.
+/// The response for a failed invocation: 504 for the engine's deadline, 500 otherwise. The
+/// client gets the error's code only: a function's message may hold server paths or a
+/// traceback, so it goes to the engine's log (see `invocations::report_failure`) instead.
 fn failed(error: &ErrorBody) -> Response<HttpBody> {
-    let status = if error.code == TIMEOUT {
-        StatusCode::GATEWAY_TIMEOUT
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    error_response(status, &error.code, &error.message)
+    if error.code == TIMEOUT {
+        return error_response(StatusCode::GATEWAY_TIMEOUT, &error.code, &error.message);
+    }
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &error.code,
+        FUNCTION_FAILED_MESSAGE,
+    )
 }
+
+/// What an HTTP client is told when a function failed (the details are in the engine's log).
+const FUNCTION_FAILED_MESSAGE: &str = "the function failed (the details are in the engine's log)";
 
 /// The response for a plain result: `{"status_code"|"statusCode", "headers", "body"}`; any
 /// other value is sent as a 200 JSON body.
@@ -249,10 +256,14 @@ fn plain(value: Value) -> Response<HttpBody> {
 /// The error code and message for a response channel that ended without completing.
 fn unfinished(status: &EndStatus) -> (&'static str, String) {
     match status {
-        EndStatus::Aborted(reason) => (
-            RESPONSE_ABORTED,
-            format!("the function aborted its response: {reason}"),
-        ),
+        EndStatus::Aborted(reason) => {
+            // The reason is the function's own text: logged, not sent to the client.
+            tracing::warn!(%reason, "a function aborted its HTTP response");
+            (
+                RESPONSE_ABORTED,
+                "the function aborted its response".to_string(),
+            )
+        }
         EndStatus::Expired => (EXPIRED, "the response channel expired".to_string()),
         _ => (
             WRITER_LOST,

@@ -106,7 +106,7 @@ impl RouteTable {
         inner.routes.retain(|other_id, other| {
             *other_id == id || other.method != route.method || other.segments != route.segments
         });
-        tracing::debug!(trigger_id = %id, method = %route.method, pattern = %route.pattern, "http route registered");
+        tracing::info!(trigger_id = %id, method = %route.method, pattern = %route.pattern, function_id = %route.function_id, "http trigger registered");
         inner.routes.insert(id, route);
         Ok(())
     }
@@ -186,6 +186,19 @@ fn parse_pattern(api_path: &str) -> Result<Vec<Segment>, InvalidRoute> {
         .collect()
 }
 
+impl RouteMatch {
+    /// The name of a path parameter whose value could name another path than the one segment
+    /// it came from: `.`, `..`, or one holding `/` (encoded as `%2F`), `\\` or NUL. A
+    /// single-segment parameter never holds a slash, so handlers may join it to a directory.
+    pub(crate) fn unsafe_param(&self) -> Option<&str> {
+        let is_unsafe =
+            |value: &str| matches!(value, "." | "..") || value.contains(['/', '\\', '\0']);
+        (self.params.iter())
+            .find(|(_, value)| is_unsafe(value))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
 /// The non-empty segments of a path.
 fn split(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|segment| !segment.is_empty())
@@ -226,6 +239,34 @@ mod tests {
                 .expect("valid route");
         }
         table
+    }
+
+    #[test]
+    fn params_that_could_leave_their_segment_are_flagged() {
+        let table = table(&[("a", "files::get", json!({"api_path": "/files/:filename"}))]);
+        let flagged = |path: &str| {
+            let found = table.find(&Method::GET, path).expect("route");
+            found.unsafe_param().map(str::to_string)
+        };
+        for path in [
+            "/files/..",
+            "/files/.",
+            "/files/%2E%2E",
+            "/files/..%2F..%2Fetc%2Fhostname",
+            "/files/a%2fb",
+            "/files/a%5Cb",
+            "/files/a%00b",
+        ] {
+            assert_eq!(flagged(path).as_deref(), Some("filename"), "{path}");
+        }
+        for path in [
+            "/files/report.pdf",
+            "/files/...",
+            "/files/.hidden",
+            "/files/a%20b",
+        ] {
+            assert_eq!(flagged(path), None, "{path}");
+        }
     }
 
     #[test]
