@@ -7,7 +7,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s\n' "$*"; current="$*"; }
+
+# Each runner's own summary line is kept, and all of them are printed at the end (with the
+# step that failed, if one did).
+LOGS="$(mktemp -d)"
+summary=()
+current=""
+started=$SECONDS
+finish() {
+    local status=$?
+    printf '\n==> summary (%d s)\n' $((SECONDS - started))
+    for line in "${summary[@]}"; do printf '  %s\n' "$line"; done
+    if [[ $status -ne 0 ]]; then
+        printf '  FAILED in: %s (exit %d)\n' "$current" "$status"
+    else
+        printf '  all green\n'
+    fi
+    rm -rf "$LOGS"
+}
+trap finish EXIT
+# The last line of $2 matching the regular expression $3, recorded under the name $1.
+keep() { summary+=("$(printf '%-8s %s' "$1" "$(grep -E "$3" "$2" | tail -1 | tr -d '=' | sed 's/^ *//')")"); }
 
 step "tools the tests use"
 # curl fetches from the HTTP trigger server the way a person would.
@@ -32,6 +53,7 @@ cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+summary+=("$(printf '%-8s %s' lint "cargo fmt and clippy -D warnings clean")")
 
 step "cargo build (engine binary, examples)"
 cargo build -p iii-engine --bin iii
@@ -42,22 +64,28 @@ cargo build -p iii-c
 git diff --exit-code -- bindings-c/include/iii.h || { echo "bindings-c/include/iii.h is stale: commit the regenerated header" >&2; exit 1; }
 
 step "cargo test"
-timeout 1500 cargo test --workspace
+timeout 1500 cargo test --workspace 2>&1 | tee "$LOGS/cargo.log"
+summary+=("$(printf '%-8s %s' cargo "$(awk '/^test result:/ { passed += $4; failed += $6; runs++ }
+    END { printf "%d passed, %d failed (%d test binaries and doc tests)", passed, failed, runs }' "$LOGS/cargo.log")")")
 
 step "the published iii clients (npm, PyPI) for the interop and cross-language tests"
 bash tests/interop/setup.sh
 
 step "python package: pip install ./bindings-python (debug build), pytest"
 MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings-python
-III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests
+III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests | tee "$LOGS/python.log"
+keep python "$LOGS/python.log" '^=+ .*(passed|failed).* =+$'
 
 step "node package: npm install (builds the addon with cargo), examples/node, node --test"
 (cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
 (cd examples/node && npm install --no-audit --no-fund --loglevel=error)
-(cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 npm test)
+(cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 npm test) | tee "$LOGS/node.log"
+summary+=("$(printf '%-8s %s passed, %s failed' node "$(awk '/^# pass /{print $3}' "$LOGS/node.log")" "$(awk '/^# fail /{print $3}' "$LOGS/node.log")")")
 
 step "C examples and tests: gcc -Wall -Wextra -Werror, linked dynamically and statically, then under valgrind"
-timeout 900 bash bindings-c/tests/run.sh
+timeout 900 bash bindings-c/tests/run.sh | tee "$LOGS/c.log"
+keep c "$LOGS/c.log" '^c tests: '
 
 step "interop with the published clients"
-III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh
+III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh | tee "$LOGS/interop.log"
+keep interop "$LOGS/interop.log" '^=+ .*(passed|failed).* =+$'
