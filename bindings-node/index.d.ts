@@ -130,6 +130,12 @@ export interface HttpResponse {
   headers(headers: Record<string, string | string[]>): Promise<void>
   /** Ends the response; resolves once the engine holds the whole body. */
   close(): Promise<void>
+  /**
+   * Sends the file `name` from `directory` as the whole response and ends it: 200 with its
+   * bytes, content type and length; 400 when `name` is not one plain file name; 404 when there
+   * is no such file inside `directory`. No server path reaches the client.
+   */
+  sendFile(directory: string, name: string): Promise<void>
 }
 
 /**

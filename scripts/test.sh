@@ -2,7 +2,8 @@
 # Runs every test of the project, as CI does: formatting and lints, the Rust unit and
 # integration tests (engine in-process, real sockets), the runnable examples, the Python and
 # Node packages' tests (pytest, node --test), the C library's examples and tests (gcc,
-# valgrind), and the interop suite in which the published iii clients (installed into
+# valgrind), the packages as users install them (a wheel and an npm tarball, on a PATH without
+# cargo), and the interop suite in which the published iii clients (installed into
 # ~/.cache/iii-interop) run the documented channel flows against our engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,11 @@ timeout 1500 cargo test --workspace 2>&1 | tee "$LOGS/cargo.log"
 summary+=("$(printf '%-8s %s' cargo "$(awk '/^test result:/ { passed += $4; failed += $6; runs++ }
     END { printf "%d passed, %d failed (%d test binaries and doc tests)", passed, failed, runs }' "$LOGS/cargo.log")")")
 
+step "packages without Rust: scripts/package.sh (release wheel, npm tarball), installed and used with cargo off PATH"
+PY="$PY_VENV/bin/python" bash scripts/package.sh
+timeout 1200 bash tests/packaging/run.sh | tee "$LOGS/packaging.log"
+keep package "$LOGS/packaging.log" '^packaging: '
+
 step "the published iii clients (npm, PyPI) for the interop and cross-language tests"
 bash tests/interop/setup.sh
 
@@ -76,7 +82,7 @@ MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pip" install -q --disable-pip-
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests | tee "$LOGS/python.log"
 keep python "$LOGS/python.log" '^=+ .*(passed|failed).* =+$'
 
-step "node package: npm install (builds the addon with cargo), examples/node, node --test"
+step "node package: npm install (builds the release addon with cargo, as package.sh did), examples/node, node --test"
 (cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
 (cd examples/node && npm install --no-audit --no-fund --loglevel=error)
 (cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 npm test) | tee "$LOGS/node.log"

@@ -2,9 +2,9 @@
 # Builds what the Node benchmark needs, then runs it:
 #   - the release engine binary $TARGET/release/iii (cargo build --release -p iii-engine),
 #   - iii-bench (release) for the context figures (Rust SDK relay, one-hop ceiling),
-#   - a release build of our addon: `III_NODE_PROFILE=release npm run build` in bindings-node,
-#     which copies the release library over bindings-node/iii-node.<platform>.node (run
-#     `npm run build` there afterwards to get the debug build back),
+#   - a release build of our addon: `III_NODE_PROFILE=release npm run build` in bindings-node
+#     (release is also the default), which copies the library over
+#     bindings-node/iii-node.<platform>.node,
 #   - the published client iii-sdk@0.22.1 in the interop cache (tests/interop/setup.sh).
 # TARGET is $CARGO_TARGET_DIR, else ./target. Arguments go to bench.mjs:
 #   bench/node/run.sh [--rounds 3] [--bytes N] [--trips 2000] [--quick] [--only ours|published]

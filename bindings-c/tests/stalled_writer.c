@@ -23,7 +23,7 @@ int main(void)
     int status = 1;
     if (url == NULL || iii_worker_connect(url, &worker) != III_OK ||
         iii_channel_create(worker, 10000, &writer_ref, &reader_ref) != III_OK ||
-        iii_writer_open(worker, writer_ref, &writer) != III_OK) {
+        iii_writer_open(worker, writer_ref, NULL, &writer) != III_OK) {
         fprintf(stderr, "stalled_writer: setup failed: %s\n", iii_last_error_message());
         goto done;
     }

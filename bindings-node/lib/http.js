@@ -52,6 +52,16 @@ class HttpResponse {
   close() {
     return flush(this.writer).then(() => this.writer._native.close())
   }
+
+  /**
+   * Sends the file `name` from `directory` as the whole response and ends it: 200 with its
+   * bytes, content type and length; 400 when `name` is not one plain file name (`.`, `..`, a
+   * slash or backslash); 404 when there is no such file inside `directory` (a symbolic link
+   * leading out of it counts as none). No server path reaches the client.
+   */
+  sendFile(directory, name) {
+    return flush(this.writer).then(() => this._native.sendFile(String(directory), String(name)))
+  }
 }
 
 /** Ends the Writable the handler wrote through, if any, and waits until it handed everything over. */

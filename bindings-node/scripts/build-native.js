@@ -1,6 +1,7 @@
 // Builds the native addon with plain `cargo build -p iii-node` (no napi CLI, no second
 // `target/<triple>` tree) and copies the library next to index.js as
-// `iii-node.<platform>-<arch>[-gnu].node`. III_NODE_PROFILE=release builds optimised.
+// `iii-node.<platform>-<arch>[-gnu].node`: optimised, or a debug build with
+// III_NODE_PROFILE=debug (faster to build while developing).
 'use strict'
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -9,7 +10,7 @@ const { addonFileName } = require('../lib/addon-name')
 
 const root = path.resolve(__dirname, '..')
 const workspace = path.resolve(root, '..')
-const profile = process.env.III_NODE_PROFILE === 'release' ? 'release' : 'debug'
+const profile = process.env.III_NODE_PROFILE === 'debug' ? 'debug' : 'release'
 const args = ['build', '-p', 'iii-node']
 if (profile === 'release') args.push('--release')
 execFileSync('cargo', args, { cwd: workspace, stdio: 'inherit' })

@@ -3,6 +3,8 @@
 //! control messages and ends the response after the handler ([`iii_sdk::http::serve_returning`]);
 //! the JavaScript layer only gives them Node names and streams.
 
+use std::sync::Arc;
+
 use iii_sdk::HttpResponse;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -16,13 +18,15 @@ use crate::promise::settle;
 /// The response of an HTTP invocation.
 #[napi]
 pub struct NativeHttpResponse {
-    inner: HttpResponse,
+    inner: Arc<HttpResponse>,
 }
 
 impl NativeHttpResponse {
     /// Wraps the core's response.
     pub(crate) fn new(inner: HttpResponse) -> Self {
-        Self { inner }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 }
 
@@ -61,6 +65,21 @@ impl NativeHttpResponse {
     #[napi]
     pub fn writer(&self) -> NativeWriter {
         NativeWriter::from_queue(self.inner.queue())
+    }
+
+    /// Sends the file `name` from `directory` as the whole response and ends it (see
+    /// [`HttpResponse::send_file`]: 400 for a name that is not one plain file name, 404 for
+    /// no such file inside `directory`).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn send_file<'env>(
+        &self,
+        env: &'env Env,
+        directory: String,
+        name: String,
+    ) -> Result<Object<'env>> {
+        let response = self.inner.clone();
+        let sending = async move { response.send_file(directory, &name).await };
+        settle(env, sending, |_, ()| Ok(()))
     }
 }
 

@@ -158,8 +158,45 @@ before(async () => {
     config: { api_path: '/plain', http_method: 'GET' },
   })
 
+  // res.sendFile: the file name from a query parameter (which the engine does not check).
+  worker.registerFunction(
+    'files::send',
+    http(async (req, res) => {
+      await res.sendFile(dir, req.query_params.name ?? '')
+    }),
+  )
+  worker.registerTrigger({
+    type: 'http',
+    function_id: 'files::send',
+    config: { api_path: '/send', http_method: 'GET' },
+  })
+
   // Registrations have reached the engine once ready() resolves: no polling for routes.
   await worker.ready()
+})
+
+test('res.sendFile serves a plain name from its directory: 400 for a bad name, 404 for none', async () => {
+  fs.writeFileSync(path.join(path.dirname(dir), `${path.basename(dir)}-secret.txt`), 'not for download')
+  try {
+    const ok = await fetch(`${engine.httpUrl}/send?name=report.bin`)
+    assert.equal(ok.status, 200)
+    assert.equal(ok.headers.get('content-length'), String(FILE_SIZE))
+    assert.ok(Buffer.from(await ok.arrayBuffer()).equals(fileContents))
+    const cases = [
+      [`..%2F${path.basename(dir)}-secret.txt`, 400],
+      ['..', 400],
+      ['a%5Cb', 400],
+      ['missing.bin', 404],
+    ]
+    for (const [name, status] of cases) {
+      const response = await fetch(`${engine.httpUrl}/send?name=${name}`)
+      const body = await response.text()
+      assert.equal(response.status, status, `${name}: ${body}`)
+      assert.ok(!body.includes('not for download') && !body.includes(dir), body)
+    }
+  } finally {
+    fs.rmSync(path.join(path.dirname(dir), `${path.basename(dir)}-secret.txt`), { force: true })
+  }
 })
 
 after(async () => {

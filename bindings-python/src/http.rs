@@ -14,12 +14,13 @@ use pyo3::prelude::*;
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
 use crate::dispatch::{failure, result_of, submit};
-use crate::wait::acknowledged;
+use crate::errors::IntoPyResult;
+use crate::wait::{acknowledged, awaitable};
 
 /// The response of an HTTP invocation (wrapped by `iii.types.HttpResponse`).
 #[pyclass(module = "iii._native", frozen)]
 pub(crate) struct HttpResponse {
-    inner: iii_sdk::HttpResponse,
+    inner: Arc<iii_sdk::HttpResponse>,
     writer: Py<ChannelWriter>,
 }
 
@@ -57,6 +58,21 @@ impl HttpResponse {
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         acknowledged(py, self.inner.queue_close())
     }
+
+    /// Sends the file `name` from `directory` as the whole response and ends it (400 for a
+    /// name that is not one plain file name, 404 for no such file inside `directory`; see
+    /// [`iii_sdk::HttpResponse::send_file`]); an awaitable.
+    fn send_file<'py>(
+        &self,
+        py: Python<'py>,
+        directory: std::path::PathBuf,
+        name: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let response = self.inner.clone();
+        awaitable(py, async move {
+            response.send_file(directory, &name).await.py()
+        })
+    }
 }
 
 /// The core handler of an `http`-wrapped callable: `callable(request_fields, request_body,
@@ -74,7 +90,7 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
                     let writer = ChannelWriter::from_queue(response.queue());
                     let response = HttpResponse {
                         writer: Py::new(py, writer)?,
-                        inner: response,
+                        inner: Arc::new(response),
                     };
                     let args = (
                         to_py(py, &fields, &address)?,

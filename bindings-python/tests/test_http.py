@@ -187,3 +187,24 @@ def test_handler_failing_mid_body_cuts_the_response(engine, worker):
     finally:
         conn.close()
     assert cut.value.partial == b"x" * 100_000
+
+
+@pytest.mark.timeout(30)
+def test_send_file_serves_plain_names_from_its_directory(engine, worker, tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    data = os.urandom(2 * 1024 * 1024 + 9)
+    (files / "report.pdf").write_bytes(data)
+    (tmp_path / "secret.txt").write_bytes(b"not for download")
+
+    @http
+    async def send(req, response):
+        await response.send_file(files, req.query_params.get("name", ""))
+
+    route(worker, "files::send", send, "GET", "/send")
+    status, body = http_get(engine, "/send?name=report.pdf")
+    assert status == 200 and body == data
+    for name, expected in [("..%2Fsecret.txt", 400), ("..", 400), ("a%5Cb", 400), ("missing.pdf", 404)]:
+        status, body = http_get(engine, f"/send?name={name}")
+        assert status == expected, (name, status, body)
+        assert b"not for download" not in body and str(tmp_path).encode() not in body

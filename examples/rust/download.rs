@@ -1,6 +1,6 @@
 //! The channel guide's (docs/ARCHITECTURE.md, Examples) file-download example in Rust: `files::download` answers
-//! `GET /files/:filename` by streaming the file from a directory to the HTTP client in 64 KiB
-//! pieces, never holding the whole file in memory.
+//! `GET /files/:filename` by streaming the file from a directory to the HTTP client
+//! ([`HttpResponse::send_file`]: a piece at a time, never the whole file in memory).
 //!
 //! Run it against a running engine (default `ws://localhost:49134`; set `III_URL` otherwise),
 //! serving the files of `III_FILES_DIR` (default `/data/reports`):
@@ -22,11 +22,6 @@ use iii_sdk::{
     HttpRequest, HttpResponse, III, IIIError, RegisterFunction, RegisterTrigger, http,
     register_worker,
 };
-use tokio::io::AsyncReadExt;
-
-/// How much of the file is read and sent at a time (one channel frame).
-const PIECE_BYTES: usize = 64 * 1024;
-
 /// Registers `files::download` and its route, serving the files of `files_dir`.
 pub fn register_download(iii: &III, files_dir: PathBuf) -> Result<(), IIIError> {
     let files_dir = Arc::new(files_dir);
@@ -46,59 +41,10 @@ pub fn register_download(iii: &III, files_dir: PathBuf) -> Result<(), IIIError> 
 }
 
 async fn download(files_dir: &Path, req: HttpRequest, res: HttpResponse) -> Result<(), IIIError> {
+    // `send_file` takes one plain file name from this directory (else 400), answers 404 when
+    // there is no such file, and streams it with its content type and length.
     let filename = req.path_param("filename").unwrap_or_default();
-    // One plain file name: nothing that could leave the directory.
-    let is_plain = Path::new(filename)
-        .file_name()
-        .and_then(|name| name.to_str())
-        == Some(filename)
-        && filename != "..";
-    if !is_plain {
-        return plain_text(&res, 400, "bad file name\n").await;
-    }
-    let mut file = match tokio::fs::File::open(files_dir.join(filename)).await {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return plain_text(&res, 404, "file not found\n").await;
-        }
-        Err(error) => {
-            return Err(IIIError::Handler(format!(
-                "cannot open {filename}: {error}"
-            )));
-        }
-    };
-
-    res.status(200).await?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        filename.replace('\\', "\\\\").replace('"', "\\\"")
-    );
-    res.headers([
-        ("content-type", "application/octet-stream"),
-        ("content-disposition", disposition.as_str()),
-    ])
-    .await?;
-
-    let mut piece = vec![0; PIECE_BYTES];
-    loop {
-        let read = file
-            .read(&mut piece)
-            .await
-            .map_err(|error| IIIError::Handler(format!("cannot read {filename}: {error}")))?;
-        if read == 0 {
-            break;
-        }
-        res.write(&piece[..read]).await?;
-    }
-    res.close().await
-}
-
-async fn plain_text(res: &HttpResponse, status: u16, text: &str) -> Result<(), IIIError> {
-    res.status(status).await?;
-    res.headers([("content-type", "text/plain; charset=utf-8")])
-        .await?;
-    res.write(text.as_bytes()).await?;
-    res.close().await
+    res.send_file(files_dir, filename).await
 }
 
 #[cfg_attr(test, allow(dead_code))] // the tests may include this file as a module

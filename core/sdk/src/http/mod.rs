@@ -34,9 +34,11 @@
 //! truncated response instead of a complete-looking one, and the error becomes the
 //! invocation's result, which the engine answers with a 500 when nothing was sent yet.
 
+mod file;
 mod request;
 mod response;
 
+pub use file::is_plain_name;
 pub use request::{HttpRequest, MultiMap};
 pub use response::{HttpResponse, header_pairs};
 
