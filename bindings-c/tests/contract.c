@@ -126,6 +126,17 @@ static void without_engine(void)
     TRUE(result == NULL);
     iii_worker_free(worker);
 
+    /* An unreachable engine (TEST-NET-1, RFC 5737: nothing answers) fails the same way. */
+    worker = NULL;
+    EXPECT(iii_worker_connect_with("ws://192.0.2.1:49134", 500, &worker), III_OK);
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    EXPECT(iii_trigger(worker, "x::y", "{}", 20000, &result), III_CONNECTION);
+    clock_gettime(CLOCK_MONOTONIC, &ended);
+    waited = (double)(ended.tv_sec - started.tv_sec) + (ended.tv_nsec - started.tv_nsec) / 1e9;
+    TRUE(waited < 5.0);
+    TRUE(strstr(iii_last_error_message(), "ws://192.0.2.1:49134") != NULL);
+    iii_worker_free(worker);
+
     /* _free(NULL) is a no-op. */
     iii_worker_free(NULL);
     iii_reader_free(NULL);

@@ -12,7 +12,7 @@
 
 #include "iii.h"
 
-#define SIZE ((size_t)8 * 1024 * 1024) /* twice the default buffer of 64 frames of 64 KiB */
+#define SIZE ((size_t)64 * 1024 * 1024) /* more than the buffer (64 frames of 64 KiB) and the sockets hold */
 
 int main(void)
 {

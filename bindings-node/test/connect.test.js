@@ -105,8 +105,8 @@ test('a write stalled without a reader warns on stderr, naming the channel', asy
     ;(async () => {
       const channel = await iii.createChannel()
       console.log(channel.writerRef.channel_id)
-      // Twice the default buffer, before any reader: the write waits.
-      await channel.writer.write(Buffer.alloc(8 * 1024 * 1024))
+      // More than the buffer (64 frames of 64 KiB) and the sockets hold, before any reader.
+      await channel.writer.write(Buffer.alloc(64 * 1024 * 1024))
     })()
   `
   const { spawn } = require('node:child_process')

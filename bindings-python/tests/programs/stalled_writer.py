@@ -9,5 +9,5 @@ import iii
 worker = iii.register_worker(os.environ["III_URL"])
 channel = worker.create_channel()
 print(channel.writer_ref.model_dump()["channel_id"], flush=True)
-channel.writer.write(b"x" * (8 * 1024 * 1024))  # twice the default buffer: waits for a reader
+channel.writer.write(b"x" * (64 * 1024 * 1024))  # more than the buffer and any socket holds
 time.sleep(600)

@@ -65,10 +65,11 @@ impl WorkerState {
     /// that cannot be reached fails soon, naming the URL and why, instead of waiting for its
     /// own timeout. Fails at once once the worker stopped.
     pub(crate) async fn connection(&self) -> Result<(), IIIError> {
-        let mut connected = self.connected.subscribe();
-        if *connected.borrow_and_update() {
+        // Connected: no receiver, no timer (every call passes here).
+        if *self.connected.borrow() {
             return Ok(());
         }
+        let mut connected = self.connected.subscribe();
         let limit = self.options.connect_timeout_ms;
         let deadline = {
             let _home = crate::runtime::enter_home();

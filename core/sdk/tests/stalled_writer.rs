@@ -51,8 +51,8 @@ async fn a_write_stalled_without_a_reader_warns_once_naming_the_channel() {
         .with_ansi(false)
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
-    // Twice the default buffer (64 frames of 64 KiB), and no reader: the write waits.
-    let data = vec![7u8; 8 * 1024 * 1024];
+    // More than the buffer (64 frames of 64 KiB) and the sockets hold, and no reader.
+    let data = vec![7u8; 64 * 1024 * 1024];
     let waited = tokio::time::timeout(Duration::from_secs(7), channel.writer.write(&data)).await;
     assert!(
         waited.is_err(),
