@@ -11,7 +11,7 @@
 // consumer. Text messages come from the core's on_message through the same queue, so onMessage
 // sees each before the bytes sent after it. An aborted or lost writer destroys the Readable
 // with an error carrying `code`.
-const { Readable, Writable } = require('node:stream')
+const { Readable, Writable, finished } = require('node:stream')
 const native = require('./native')
 
 const noop = () => {}
@@ -62,15 +62,16 @@ class ChannelWriter extends ChannelEnd {
     return quiet(this._native.sendMessage(String(message)) ?? DONE)
   }
 
-  /** Ends the stream cleanly. */
+  /**
+   * Ends the stream cleanly; resolves once the engine holds every byte. Closing again, or
+   * after `stream.end()`, is no error: it waits for the same end. (Its failure is reported to
+   * whoever awaits it, and never as an unhandled rejection when nobody does.)
+   */
   close() {
-    if (this._stream) {
-      const stream = this._stream
-      return new Promise((resolve, reject) => {
-        stream.end((err) => (err ? reject(err) : resolve()))
-      })
-    }
-    return this._native.close()
+    const stream = this._stream
+    if (!stream) return quiet(this._native.close())
+    if (!stream.writableEnded && !stream.destroyed) stream.end()
+    return quiet(new Promise((resolve, reject) => finished(stream, (err) => (err ? reject(err) : resolve()))))
   }
 
   /** Ends the stream as aborted; the reader fails with code `channel_aborted`. */

@@ -281,3 +281,22 @@ test('onMessage sees every message sent before a chunk (or the end) before that 
     assert.deepEqual(messages, Array.from({ length: 40 }, (_, i) => i), `round ${round}: every message before the end`)
   }
 })
+
+test('close() after stream.end() resolves, awaited or not (no ERR_STREAM_ALREADY_FINISHED)', async () => {
+  const unhandled = []
+  const onUnhandled = (reason) => unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  try {
+    const channel = await worker.createChannel()
+    const reading = channel.reader.readAll()
+    channel.writer.stream.end(Buffer.from('hello'))
+    await once(channel.writer.stream, 'finish')
+    channel.writer.close() // not awaited, as a program written for a synchronous close() does
+    await channel.writer.close()
+    assert.equal((await reading).toString(), 'hello')
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(unhandled, [])
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+})
