@@ -72,6 +72,11 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
             lifeline.clone(),
         ));
     }
+    tokio::spawn(crate::functions_available::run(
+        shared.clone(),
+        shutdown.clone(),
+        lifeline.clone(),
+    ));
     tokio::spawn(sweep(shared.clone(), shutdown, lifeline.clone()));
     tracing::debug!(%local_addr, ?http_addr, "iii engine listening");
     Ok(Engine {

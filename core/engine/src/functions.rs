@@ -3,6 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::util::{lock, shrink_map};
 use crate::worker::outbound::Outbox;
@@ -17,40 +21,86 @@ pub(crate) struct Owner {
     pub(crate) outbox: Outbox,
 }
 
+/// What a worker said about a function when it registered it, for the listings.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FunctionDetails {
+    pub(crate) description: Option<String>,
+    pub(crate) metadata: Option<Value>,
+    pub(crate) request_format: Option<Value>,
+    pub(crate) response_format: Option<Value>,
+}
+
+/// A registered function: where its calls go, and what it was registered with.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub(crate) owner: Owner,
+    pub(crate) details: FunctionDetails,
+}
+
 /// The function registry.
 #[derive(Default)]
 pub(crate) struct FunctionRegistry {
-    map: Mutex<HashMap<String, Owner>>,
+    map: Mutex<HashMap<String, Registered>>,
+    /// Woken whenever the set of functions changes (for `engine::functions-available`).
+    pub(crate) changed: Notify,
+    /// Counts the changes, so a waiter can tell a change it has not seen from one it has.
+    generation: AtomicU64,
 }
 
 impl FunctionRegistry {
     /// Routes calls of `id` to `owner`, replacing any earlier owner.
-    pub(crate) fn register(&self, id: String, owner: Owner) {
+    pub(crate) fn register(&self, id: String, owner: Owner, details: FunctionDetails) {
         let conn = owner.conn;
-        let previous = lock(&self.map).insert(id.clone(), owner);
-        if previous.is_some_and(|previous| previous.conn != conn) {
+        let previous = lock(&self.map).insert(id.clone(), Registered { owner, details });
+        if previous.is_some_and(|previous| previous.owner.conn != conn) {
             tracing::debug!(function_id = %id, "function re-registered by another connection");
         }
+        self.note_change();
     }
 
     /// Removes `id` if `conn` owns it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
         let mut map = lock(&self.map);
-        if map.get(id).is_some_and(|owner| owner.conn == conn) {
+        if map.get(id).is_some_and(|entry| entry.owner.conn == conn) {
             map.remove(id);
+            self.note_change();
         }
     }
 
     /// The owner of `id`, if any.
     pub(crate) fn lookup(&self, id: &str) -> Option<Owner> {
-        lock(&self.map).get(id).cloned()
+        lock(&self.map).get(id).map(|entry| entry.owner.clone())
+    }
+
+    /// Every registered function with its id, in id order.
+    pub(crate) fn snapshot(&self) -> Vec<(String, Registered)> {
+        let mut all: Vec<_> = (lock(&self.map).iter())
+            .map(|(id, entry)| (id.clone(), entry.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Removes every function `conn` still owns.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
         let mut map = lock(&self.map);
-        map.retain(|_, owner| owner.conn != conn);
+        let before = map.len();
+        map.retain(|_, entry| entry.owner.conn != conn);
+        if map.len() != before {
+            self.note_change();
+        }
         shrink_map(&mut map);
+    }
+
+    /// Counts a change and wakes whoever waits for one.
+    fn note_change(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_one();
+    }
+
+    /// How many changes there have been.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Gives memory back after many functions went away.
@@ -80,9 +130,10 @@ mod tests {
     #[test]
     fn last_writer_wins_and_only_owned_functions_die() {
         let registry = FunctionRegistry::default();
-        registry.register("f".into(), owner(1));
-        registry.register("g".into(), owner(1));
-        registry.register("f".into(), owner(2));
+        let details = FunctionDetails::default;
+        registry.register("f".into(), owner(1), details());
+        registry.register("g".into(), owner(1), details());
+        registry.register("f".into(), owner(2), details());
         registry.unregister("g", ConnId(2));
         assert_eq!(registry.len(), 2);
         registry.remove_connection(ConnId(1));

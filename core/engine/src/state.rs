@@ -10,7 +10,7 @@ use crate::functions::FunctionRegistry;
 use crate::http::routes::RouteTable;
 use crate::invocations::Invocations;
 use crate::stats::ByteCounters;
-use crate::triggers::TriggerRegistry;
+use crate::triggers::{TriggerRegistry, TriggerTypeRegistry};
 use crate::worker::registry::ConnectionRegistry;
 
 /// Everything connections share: the registries, the pending invocations, the channels and
@@ -21,6 +21,7 @@ pub(crate) struct EngineState {
     pub(crate) connections: ConnectionRegistry,
     pub(crate) functions: FunctionRegistry,
     pub(crate) triggers: TriggerRegistry,
+    pub(crate) trigger_types: TriggerTypeRegistry,
     pub(crate) routes: RouteTable,
     pub(crate) invocations: Invocations,
     pub(crate) channels: Arc<ChannelRegistry>,
@@ -35,6 +36,7 @@ impl EngineState {
             connections: ConnectionRegistry::default(),
             functions: FunctionRegistry::default(),
             triggers: TriggerRegistry::default(),
+            trigger_types: TriggerTypeRegistry::default(),
             routes: RouteTable::default(),
             invocations: Invocations::new(config.invocation_timeout),
             channels: Arc::new(ChannelRegistry::new(&config, bytes.clone())),

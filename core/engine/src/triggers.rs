@@ -1,22 +1,35 @@
-//! Trigger registrations, keyed by trigger id with the connection that made them.
+//! Trigger registrations, keyed by trigger id with the connection that made them, and the
+//! trigger types they may name (docs/PROTOCOL.md §3.3, §6).
 //!
-//! Types the engine does not serve are accepted silently; `http` triggers go to the HTTP
-//! server's route table instead (docs/PROTOCOL.md §6).
+//! The engine serves two types itself: `http` (the HTTP server's route table holds the
+//! routes) and `engine::functions-available`. Any other type must have been declared by a
+//! worker (`registertriggertype`), which then receives the triggers of its type; a trigger of a
+//! type nobody provides is refused.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use iii_protocol::builtins::TRIGGER_FUNCTIONS_AVAILABLE;
+use iii_protocol::http::TRIGGER_TYPE as HTTP_TRIGGER_TYPE;
+use serde_json::Value;
+
 use crate::util::{lock, shrink_map};
+use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
 
-/// One registered trigger of a type the engine does not serve: kept so that it counts in the
-/// engine's stats and goes when its connection does.
+/// One registered trigger.
 #[derive(Debug, Clone)]
 pub(crate) struct Trigger {
     /// The connection that registered it; the trigger dies with it.
     pub(crate) owner: ConnId,
-    /// E.g. `cron`.
+    /// E.g. `http` or `cron`.
     pub(crate) trigger_type: String,
+    /// The function it invokes.
+    pub(crate) function_id: String,
+    /// Its type-specific configuration.
+    pub(crate) config: Value,
+    /// Free-form metadata it was registered with.
+    pub(crate) metadata: Option<Value>,
 }
 
 /// The trigger registry.
@@ -28,27 +41,126 @@ pub(crate) struct TriggerRegistry {
 impl TriggerRegistry {
     /// Records a trigger (replacing one with the same id).
     pub(crate) fn register(&self, id: String, trigger: Trigger) {
-        tracing::info!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger registered");
+        tracing::info!(trigger_id = %id, trigger_type = %trigger.trigger_type, function_id = %trigger.function_id, "trigger registered");
         lock(&self.map).insert(id, trigger);
     }
 
-    /// Removes trigger `id` if `conn` registered it.
-    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
+    /// Removes trigger `id` if `conn` registered it; returns it.
+    pub(crate) fn unregister(&self, id: &str, conn: ConnId) -> Option<Trigger> {
         let mut map = lock(&self.map);
         if map.get(id).is_some_and(|trigger| trigger.owner == conn) {
-            map.remove(id);
+            return map.remove(id);
         }
+        None
     }
 
-    /// Registered triggers.
+    /// Every trigger with its id, in id order.
+    pub(crate) fn snapshot(&self) -> Vec<(String, Trigger)> {
+        let mut all: Vec<_> = (lock(&self.map).iter())
+            .map(|(id, trigger)| (id.clone(), trigger.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The triggers of `trigger_type`, with their ids.
+    pub(crate) fn of_type(&self, trigger_type: &str) -> Vec<(String, Trigger)> {
+        (lock(&self.map).iter())
+            .filter(|(_, trigger)| trigger.trigger_type == trigger_type)
+            .map(|(id, trigger)| (id.clone(), trigger.clone()))
+            .collect()
+    }
+
+    /// Registered triggers of types other than `http` (those count as routes).
     pub(crate) fn len(&self) -> usize {
-        lock(&self.map).len()
+        (lock(&self.map).values())
+            .filter(|trigger| trigger.trigger_type != HTTP_TRIGGER_TYPE)
+            .count()
     }
 
     /// Removes every trigger `conn` registered.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
         let mut map = lock(&self.map);
         map.retain(|_, trigger| trigger.owner != conn);
+        shrink_map(&mut map);
+    }
+}
+
+/// A trigger type a worker provides.
+#[derive(Clone)]
+pub(crate) struct TriggerType {
+    /// The providing connection, which receives the triggers of this type.
+    pub(crate) owner: ConnId,
+    pub(crate) outbox: Outbox,
+    pub(crate) description: Option<String>,
+    pub(crate) trigger_request_format: Option<Value>,
+    pub(crate) call_request_format: Option<Value>,
+}
+
+/// Who serves a trigger type.
+pub(crate) enum Provider {
+    /// The engine itself (`http`, `engine::functions-available`).
+    Engine,
+    /// A worker.
+    Worker(TriggerType),
+}
+
+/// The types the engine serves itself, with their descriptions.
+pub(crate) const ENGINE_TRIGGER_TYPES: [(&str, &str); 2] = [
+    (HTTP_TRIGGER_TYPE, "HTTP requests on the engine's HTTP port"),
+    (
+        TRIGGER_FUNCTIONS_AVAILABLE,
+        "the set of registered functions changed",
+    ),
+];
+
+/// The trigger types workers provide.
+#[derive(Default)]
+pub(crate) struct TriggerTypeRegistry {
+    map: Mutex<HashMap<String, TriggerType>>,
+}
+
+impl TriggerTypeRegistry {
+    /// Records that `trigger_type.owner` provides `id` (the latest declaration wins). The
+    /// engine's own types cannot be taken over: false then.
+    pub(crate) fn register(&self, id: String, trigger_type: TriggerType) -> bool {
+        if ENGINE_TRIGGER_TYPES.iter().any(|(own, _)| *own == id) {
+            return false;
+        }
+        tracing::info!(%id, "trigger type registered");
+        lock(&self.map).insert(id, trigger_type);
+        true
+    }
+
+    /// Withdraws `id` if `conn` provides it.
+    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
+        let mut map = lock(&self.map);
+        if map.get(id).is_some_and(|provider| provider.owner == conn) {
+            map.remove(id);
+        }
+    }
+
+    /// Who serves `id`, if anyone.
+    pub(crate) fn provider(&self, id: &str) -> Option<Provider> {
+        if ENGINE_TRIGGER_TYPES.iter().any(|(own, _)| *own == id) {
+            return Some(Provider::Engine);
+        }
+        lock(&self.map).get(id).cloned().map(Provider::Worker)
+    }
+
+    /// The types workers provide, with their ids, in id order.
+    pub(crate) fn snapshot(&self) -> Vec<(String, TriggerType)> {
+        let mut all: Vec<_> = (lock(&self.map).iter())
+            .map(|(id, provider)| (id.clone(), provider.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Withdraws every type `conn` provides.
+    pub(crate) fn remove_connection(&self, conn: ConnId) {
+        let mut map = lock(&self.map);
+        map.retain(|_, provider| provider.owner != conn);
         shrink_map(&mut map);
     }
 }
@@ -61,6 +173,9 @@ mod tests {
         Trigger {
             owner: ConnId(owner),
             trigger_type: trigger_type.into(),
+            function_id: "f".into(),
+            config: Value::Null,
+            metadata: None,
         }
     }
 
@@ -70,12 +185,45 @@ mod tests {
         registry.register("a".into(), trigger(1, "cron"));
         registry.register("b".into(), trigger(1, "queue"));
         registry.register("c".into(), trigger(2, "cron"));
-        assert_eq!(registry.len(), 3);
-        registry.unregister("c", ConnId(1));
+        registry.register("d".into(), trigger(2, HTTP_TRIGGER_TYPE));
+        assert_eq!(registry.len(), 3, "http triggers count as routes");
+        assert!(registry.unregister("c", ConnId(1)).is_none());
         assert_eq!(registry.len(), 3, "only the owner unregisters");
         registry.remove_connection(ConnId(1));
         assert_eq!(registry.len(), 1);
-        registry.unregister("c", ConnId(2));
+        assert_eq!(registry.of_type("cron").len(), 1);
+        assert!(registry.unregister("c", ConnId(2)).is_some());
         assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn the_engines_own_types_cannot_be_taken_over() {
+        let registry = TriggerTypeRegistry::default();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let provided = |owner| TriggerType {
+            owner: ConnId(owner),
+            outbox: Outbox::new(tx.clone()),
+            description: None,
+            trigger_request_format: None,
+            call_request_format: None,
+        };
+        assert!(!registry.register(HTTP_TRIGGER_TYPE.into(), provided(1)));
+        assert!(matches!(
+            registry.provider(HTTP_TRIGGER_TYPE),
+            Some(Provider::Engine)
+        ));
+        assert!(registry.register("cron".into(), provided(1)));
+        assert!(matches!(
+            registry.provider("cron"),
+            Some(Provider::Worker(_))
+        ));
+        registry.unregister("cron", ConnId(2));
+        assert!(
+            registry.provider("cron").is_some(),
+            "only the provider withdraws"
+        );
+        registry.remove_connection(ConnId(1));
+        assert!(registry.provider("cron").is_none());
+        assert!(registry.provider("queue").is_none());
     }
 }

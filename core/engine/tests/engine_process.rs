@@ -119,9 +119,14 @@ async fn logs_go_to_stderr_plain_once_and_say_what_workers_do() {
     assert_eq!(count(&stderr, "worker connected"), 1, "{stderr}");
     assert_eq!(count(&stderr, "function registered"), 1, "{stderr}");
     assert!(stderr.contains("function_id=logs::echo"), "{stderr}");
-    assert_eq!(count(&stderr, "http trigger registered"), 1, "{stderr}");
+    assert_eq!(count(&stderr, "trigger registered"), 1, "{stderr}");
+    assert!(stderr.contains("trigger_type=http"), "{stderr}");
     assert_eq!(count(&stderr, "invocation failed"), 1, "{stderr}");
     assert!(stderr.contains("code=function_not_found"), "{stderr}");
+    assert!(
+        stderr.contains("error=") && stderr.contains("logs::missing"),
+        "{stderr}"
+    );
     assert_eq!(count(&stderr, "worker disconnected"), 1, "{stderr}");
     for line in stderr.lines() {
         assert!(

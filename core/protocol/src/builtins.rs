@@ -7,6 +7,34 @@ pub const FN_CHANNELS_CREATE: &str = "engine::channels::create";
 /// Workers call it (void) to describe themselves: name, runtime, version, pid.
 pub const FN_WORKERS_REGISTER: &str = "engine::workers::register";
 
+/// Lists the registered functions: input `{"search"?, "prefix"?, "worker"?, "workers"?,
+/// "include_internal"?}`, result `{"functions": [summary]}`.
+pub const FN_FUNCTIONS_LIST: &str = "engine::functions::list";
+/// One function in detail: input `{"function_id"}` (or `{"function_ids": [...]}`).
+pub const FN_FUNCTIONS_INFO: &str = "engine::functions::info";
+/// Lists the connected workers: input `{"search"?, "runtime"?}`, result `{"workers": [...]}`.
+pub const FN_WORKERS_LIST: &str = "engine::workers::list";
+/// One worker in detail: input `{"name"}` (or `{"id"}`).
+pub const FN_WORKERS_INFO: &str = "engine::workers::info";
+/// Lists the trigger types: input `{"search"?, "prefix"?, "include_internal"?}`, result
+/// `{"triggers": [...]}`.
+pub const FN_TRIGGERS_LIST: &str = "engine::triggers::list";
+/// One trigger type in detail: input `{"id"}`.
+pub const FN_TRIGGERS_INFO: &str = "engine::triggers::info";
+/// Lists the registered triggers: input `{"search"?, "trigger_type"?, "function_id"?,
+/// "include_internal"?}`, result `{"registered_triggers": [...]}`.
+pub const FN_REGISTERED_TRIGGERS_LIST: &str = "engine::registered-triggers::list";
+/// One registered trigger in detail: input `{"id"}`.
+pub const FN_REGISTERED_TRIGGERS_INFO: &str = "engine::registered-triggers::info";
+
+/// The trigger type the engine fires when the set of functions changes: the bound function
+/// gets `{"event": "functions_changed", "functions": [summary]}`.
+pub const TRIGGER_FUNCTIONS_AVAILABLE: &str = "engine::functions-available";
+/// The `event` of a [`TRIGGER_FUNCTIONS_AVAILABLE`] invocation.
+pub const EVENT_FUNCTIONS_CHANGED: &str = "functions_changed";
+/// The namespace every function, worker and trigger is in (this engine has one).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 /// Input key of [`FN_CHANNELS_CREATE`]: the channel buffer in frames.
 pub const CHANNELS_CREATE_BUFFER_SIZE: &str = "buffer_size";
 /// Result key of [`FN_CHANNELS_CREATE`]: the write ref.

@@ -9,6 +9,10 @@ pub const INVALID_MESSAGE: &str = "invalid_message";
 pub const FUNCTION_NOT_FOUND: &str = "function_not_found";
 /// A trigger the engine cannot bind (an unknown type, a bad HTTP route).
 pub const TRIGGER_REGISTRATION_FAILED: &str = "trigger_registration_failed";
+/// A trigger of a type no worker (and not the engine) provides.
+pub const TRIGGER_TYPE_NOT_FOUND: &str = "trigger_type_not_found";
+/// A listing built-in was asked about a function, worker or trigger that does not exist.
+pub const NOT_FOUND: &str = "NOT_FOUND";
 /// An `enqueue` action: this engine has no queue provider.
 pub const ENQUEUE_ERROR: &str = "enqueue_error";
 /// A built-in function's input could not be read.

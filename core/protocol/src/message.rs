@@ -115,13 +115,23 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trigger_type: Option<String>,
     },
-    /// Worker → engine: declare a trigger type (accepted, not used).
+    /// Worker → engine: this worker provides a trigger type; the engine forwards the triggers
+    /// of that type (`registertrigger` / `unregistertrigger`) to it.
     RegisterTriggerType {
         /// The trigger type's id.
         #[serde(default)]
         id: Option<String>,
+        /// A description for listings.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// A schema of a trigger's configuration, if the worker gives one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger_request_format: Option<Value>,
+        /// A schema of what the bound function is called with, if the worker gives one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_request_format: Option<Value>,
     },
-    /// Worker → engine: withdraw a trigger type (accepted, not used).
+    /// Worker → engine: withdraw a trigger type.
     UnregisterTriggerType {
         /// The trigger type's id.
         #[serde(default)]

@@ -308,7 +308,7 @@ async fn read_loop(
                 id,
                 error: Some(error),
                 ..
-            } => tracing::warn!(trigger = %id, code = %error.code, message = %error.message,
+            } => tracing::warn!(trigger = %id, code = %error.code, reason = %error.message,
                 "the engine rejected a trigger"),
             other => tracing::debug!(?other, "ignoring a message from the engine"),
         }

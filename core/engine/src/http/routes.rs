@@ -106,7 +106,7 @@ impl RouteTable {
         inner.routes.retain(|other_id, other| {
             *other_id == id || other.method != route.method || other.segments != route.segments
         });
-        tracing::info!(trigger_id = %id, method = %route.method, pattern = %route.pattern, function_id = %route.function_id, "http trigger registered");
+        tracing::debug!(trigger_id = %id, method = %route.method, pattern = %route.pattern, function_id = %route.function_id, "http route added");
         inner.routes.insert(id, route);
         Ok(())
     }

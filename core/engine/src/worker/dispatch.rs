@@ -2,20 +2,18 @@
 //! routing of invocations (docs/PROTOCOL.md §2, §3). Bad input is answered, never fatal.
 
 use iii_protocol::builtins::{CALLER_WORKER_ID, FN_CHANNELS_CREATE, FN_WORKERS_REGISTER};
-use iii_protocol::codes::{
-    ENQUEUE_ERROR, FUNCTION_NOT_FOUND, INVALID_MESSAGE, TRIGGER_REGISTRATION_FAILED,
-};
-use iii_protocol::{ErrorBody, Message, TriggerAction, http};
+use iii_protocol::codes::{ENQUEUE_ERROR, FUNCTION_NOT_FOUND, INVALID_MESSAGE};
+use iii_protocol::{ErrorBody, Message, TriggerAction};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Conn;
-use crate::builtins;
-use crate::functions::Owner;
-use crate::http::routes::InvalidRoute;
+use super::registrations;
+use crate::functions::{FunctionDetails, Owner};
 use crate::invocations::{Caller, stopped_error};
 use crate::state::EngineState;
 use crate::triggers::Trigger;
+use crate::{builtins, discovery};
 
 /// Handles one text frame from `conn`.
 pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
@@ -24,13 +22,26 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
         Err(error) => return reply_unreadable(conn, text, &error).await,
     };
     match message {
-        Message::RegisterFunction { id, .. } => {
+        Message::RegisterFunction {
+            id,
+            description,
+            metadata,
+            request_format,
+            response_format,
+            ..
+        } => {
             let owner = Owner {
                 conn: conn.id,
                 outbox: conn.outbox.clone(),
             };
+            let details = FunctionDetails {
+                description,
+                metadata,
+                request_format,
+                response_format,
+            };
             tracing::info!(function_id = %id, worker_id = %conn.worker_id, "function registered");
-            shared.functions.register(id, owner);
+            shared.functions.register(id, owner, details);
         }
         Message::UnregisterFunction { id } => shared.functions.unregister(&id, conn.id),
         Message::RegisterTrigger {
@@ -38,35 +49,31 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             trigger_type,
             function_id,
             config,
-            ..
-        } if trigger_type == http::TRIGGER_TYPE => {
-            let registered =
-                shared
-                    .routes
-                    .register(id.clone(), conn.id, function_id.clone(), &config);
-            if let Err(InvalidRoute(why)) = registered {
-                tracing::warn!(trigger_id = %id, %function_id, %why, "http trigger refused");
-                let reply = Message::TriggerRegistrationResult {
-                    id,
-                    trigger_type,
-                    function_id,
-                    error: Some(ErrorBody::new(TRIGGER_REGISTRATION_FAILED, why)),
-                };
-                conn.outbox.send(&reply).await;
-            }
-        }
-        Message::RegisterTrigger {
-            id, trigger_type, ..
+            metadata,
         } => {
             let trigger = Trigger {
                 owner: conn.id,
                 trigger_type,
+                function_id,
+                config,
+                metadata,
             };
-            shared.triggers.register(id, trigger);
+            registrations::register_trigger(shared, conn, id, trigger).await;
         }
         Message::UnregisterTrigger { id, .. } => {
-            shared.triggers.unregister(&id, conn.id);
-            shared.routes.unregister(&id, conn.id);
+            registrations::unregister_trigger(shared, conn, &id).await;
+        }
+        Message::RegisterTriggerType {
+            id: Some(id),
+            description,
+            trigger_request_format,
+            call_request_format,
+        } => {
+            let formats = (trigger_request_format, call_request_format);
+            registrations::register_trigger_type(shared, conn, id, description, formats).await;
+        }
+        Message::UnregisterTriggerType { id: Some(id) } => {
+            shared.trigger_types.unregister(&id, conn.id);
         }
         Message::InvokeFunction {
             invocation_id,
@@ -205,6 +212,14 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
             return;
         }
         _ => {}
+    }
+    if let Some(answer) = discovery::answer(shared, &function_id, &data) {
+        match (answer, caller) {
+            (Ok(result), Some(caller)) => caller.answer(function_id, Some(result), None).await,
+            (Err(error), caller) => answer_error(caller, function_id, error).await,
+            (Ok(_), None) => {}
+        }
+        return;
     }
     let Some(owner) = shared.functions.lookup(&function_id) else {
         let error = ErrorBody::new(

@@ -4,6 +4,7 @@
 
 pub(crate) mod dispatch;
 pub(crate) mod outbound;
+pub(crate) mod registrations;
 pub(crate) mod registry;
 
 use std::sync::Arc;
@@ -124,6 +125,8 @@ async fn read_loop(shared: &EngineState, conn: &Conn, stream: &mut SplitStream<W
 async fn forget(shared: &EngineState, conn: &Conn, stopping: bool) {
     shared.connections.remove(conn.id);
     shared.functions.remove_connection(conn.id);
+    shared.trigger_types.remove_connection(conn.id);
+    registrations::withdraw_connection_triggers(shared, conn).await;
     shared.triggers.remove_connection(conn.id);
     shared.routes.remove_connection(conn.id);
     let stopped = shared.invocations.connection_gone(conn.id);

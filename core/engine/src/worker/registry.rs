@@ -28,6 +28,10 @@ pub struct WorkerInfo {
     pub os: Option<String>,
     /// The worker's process id.
     pub pid: Option<u64>,
+    /// The worker's description of itself.
+    pub description: Option<String>,
+    /// When it connected, in milliseconds since the Unix epoch.
+    pub connected_at_ms: u64,
 }
 
 impl WorkerInfo {
@@ -38,6 +42,7 @@ impl WorkerInfo {
         self.version = text("version").or(self.version.take());
         self.name = text("name").or(self.name.take());
         self.os = text("os").or(self.os.take());
+        self.description = text("description").or(self.description.take());
         self.pid = data.get("pid").and_then(Value::as_u64).or(self.pid);
     }
 }
@@ -57,8 +62,14 @@ impl ConnectionRegistry {
 
     /// Records a new connection.
     pub(crate) fn insert(&self, conn: ConnId, worker_id: String) {
+        let connected_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
         let info = WorkerInfo {
             worker_id,
+            connected_at_ms,
             ..WorkerInfo::default()
         };
         lock(&self.map).insert(conn, info);
@@ -81,6 +92,11 @@ impl ConnectionRegistry {
     /// The connected workers.
     pub(crate) fn workers(&self) -> Vec<WorkerInfo> {
         lock(&self.map).values().cloned().collect()
+    }
+
+    /// The connected workers by connection.
+    pub(crate) fn by_connection(&self) -> HashMap<ConnId, WorkerInfo> {
+        lock(&self.map).clone()
     }
 
     /// Open connections.

@@ -1,0 +1,127 @@
+//! What the engine does with a worker's trigger and trigger-type registrations: `http`
+//! triggers become routes, `engine::functions-available` triggers are fired by the engine, a
+//! trigger of a type a worker provides is forwarded to that worker, and any other type is
+//! refused (docs/PROTOCOL.md §3.3).
+
+use iii_protocol::codes::{TRIGGER_REGISTRATION_FAILED, TRIGGER_TYPE_NOT_FOUND};
+use iii_protocol::{ErrorBody, Message, http};
+use serde_json::Value;
+
+use super::Conn;
+use crate::http::routes::InvalidRoute;
+use crate::state::EngineState;
+use crate::triggers::{Provider, Trigger, TriggerType};
+
+/// A `registertrigger` from `conn`.
+pub(crate) async fn register_trigger(
+    shared: &EngineState,
+    conn: &Conn,
+    id: String,
+    trigger: Trigger,
+) {
+    let refusal = |code: &str, why: String| Message::TriggerRegistrationResult {
+        id: id.clone(),
+        trigger_type: trigger.trigger_type.clone(),
+        function_id: trigger.function_id.clone(),
+        error: Some(ErrorBody::new(code, why)),
+    };
+    let provider = shared.trigger_types.provider(&trigger.trigger_type);
+    match provider {
+        None => {
+            let why = format!(
+                "no worker provides the trigger type {:?} (a worker declares one with registertriggertype)",
+                trigger.trigger_type
+            );
+            tracing::warn!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger of an unknown type refused");
+            conn.outbox
+                .send(&refusal(TRIGGER_TYPE_NOT_FOUND, why))
+                .await;
+        }
+        Some(Provider::Engine) if trigger.trigger_type == http::TRIGGER_TYPE => {
+            let routed = shared.routes.register(
+                id.clone(),
+                conn.id,
+                trigger.function_id.clone(),
+                &trigger.config,
+            );
+            match routed {
+                Ok(()) => shared.triggers.register(id.clone(), trigger.clone()),
+                Err(InvalidRoute(why)) => {
+                    tracing::warn!(trigger_id = %id, function_id = %trigger.function_id, %why, "http trigger refused");
+                    conn.outbox
+                        .send(&refusal(TRIGGER_REGISTRATION_FAILED, why))
+                        .await;
+                }
+            }
+        }
+        Some(Provider::Engine) => {
+            shared.triggers.register(id, trigger);
+        }
+        Some(Provider::Worker(provider)) => {
+            shared.triggers.register(id.clone(), trigger.clone());
+            forward_registration(&provider, &id, &trigger).await;
+        }
+    }
+}
+
+/// An `unregistertrigger` from `conn`.
+pub(crate) async fn unregister_trigger(shared: &EngineState, conn: &Conn, id: &str) {
+    shared.routes.unregister(id, conn.id);
+    if let Some(trigger) = shared.triggers.unregister(id, conn.id) {
+        forward_withdrawal(shared, id, &trigger).await;
+    }
+}
+
+/// A `registertriggertype` from `conn`: the triggers of that type already registered (by
+/// workers whose earlier provider went away) are forwarded to the new provider.
+pub(crate) async fn register_trigger_type(
+    shared: &EngineState,
+    conn: &Conn,
+    id: String,
+    description: Option<String>,
+    formats: (Option<Value>, Option<Value>),
+) {
+    let provider = TriggerType {
+        owner: conn.id,
+        outbox: conn.outbox.clone(),
+        description,
+        trigger_request_format: formats.0,
+        call_request_format: formats.1,
+    };
+    if !shared.trigger_types.register(id.clone(), provider.clone()) {
+        tracing::warn!(trigger_type = %id, "a worker tried to provide a trigger type the engine serves; ignored");
+        return;
+    }
+    for (trigger_id, trigger) in shared.triggers.of_type(&id) {
+        forward_registration(&provider, &trigger_id, &trigger).await;
+    }
+}
+
+/// Before a connection's triggers go: their providers learn that they are withdrawn.
+pub(crate) async fn withdraw_connection_triggers(shared: &EngineState, conn: &Conn) {
+    let owned = shared.triggers.snapshot().into_iter();
+    for (id, trigger) in owned.filter(|(_, trigger)| trigger.owner == conn.id) {
+        forward_withdrawal(shared, &id, &trigger).await;
+    }
+}
+
+async fn forward_registration(provider: &TriggerType, id: &str, trigger: &Trigger) {
+    let message = Message::RegisterTrigger {
+        id: id.to_string(),
+        trigger_type: trigger.trigger_type.clone(),
+        function_id: trigger.function_id.clone(),
+        config: trigger.config.clone(),
+        metadata: trigger.metadata.clone(),
+    };
+    provider.outbox.send(&message).await;
+}
+
+async fn forward_withdrawal(shared: &EngineState, id: &str, trigger: &Trigger) {
+    if let Some(Provider::Worker(provider)) = shared.trigger_types.provider(&trigger.trigger_type) {
+        let message = Message::UnregisterTrigger {
+            id: id.to_string(),
+            trigger_type: Some(trigger.trigger_type.clone()),
+        };
+        provider.outbox.send(&message).await;
+    }
+}
