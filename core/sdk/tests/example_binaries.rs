@@ -140,7 +140,7 @@ async fn curl(args: Vec<String>) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_download_example_serves_a_file_to_curl_byte_exact() {
+async fn the_download_example_serves_a_file_to_curl_byte_exact_and_refuses_what_it_should() {
     let engine = engine().await;
     let dir = std::env::temp_dir().join(format!("iii-download-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -177,6 +177,25 @@ async fn the_download_example_serves_a_file_to_curl_byte_exact() {
         std::fs::read(&saved).expect("saved") == content,
         "the download is byte-exact"
     );
+    // A missing file is a 404, and a name that would leave the directory never reaches it
+    // (--path-as-is: curl sends the dot segments as written).
+    for (path, status) in [
+        ("/files/missing.pdf", "404"),
+        ("/files/..%2Fsecret.txt", "400"),
+        ("/files/..", "400"),
+    ] {
+        let answer = curl(vec![
+            "-sS".into(),
+            "--path-as-is".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code}".into(),
+            format!("{base}{path}"),
+        ])
+        .await;
+        assert_eq!(String::from_utf8_lossy(&answer), status, "{path}");
+    }
     example.interrupt();
     let _ = std::fs::remove_dir_all(&dir);
 }
