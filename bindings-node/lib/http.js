@@ -60,7 +60,14 @@ class HttpResponse {
    * leading out of it counts as none). No server path reaches the client.
    */
   sendFile(directory, name) {
-    return flush(this.writer).then(() => this._native.sendFile(String(directory), String(name)))
+    // Whatever a Writable in use still holds goes first (an empty write calls back once
+    // everything written before it was handed over); the stream itself stays open.
+    const stream = this.writer._stream
+    const handedOver =
+      stream && !stream.destroyed && !stream.writableEnded
+        ? new Promise((resolve, reject) => stream.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())))
+        : Promise.resolve()
+    return handedOver.then(() => this._native.sendFile(String(directory), String(name)))
   }
 }
 

@@ -8,12 +8,13 @@
 //! holds; nothing more is read ahead. Batches and text messages (the core's `on_message`, in
 //! wire order with the chunks) reach JavaScript through one persistent callback.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use iii_sdk::IIIError;
 use iii_sdk::StreamChannelRef;
-use iii_sdk::channel::ChunkBatch;
+use iii_sdk::channel::{ChunkBatch, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -105,6 +106,7 @@ type Delivery = ThreadsafeFunction<Delivered, (), Delivered, Status, false, true
 pub struct NativeReader {
     reader: Arc<iii_sdk::ChannelReader>,
     delivery: Arc<Mutex<Option<Delivery>>>,
+    in_flight: Arc<InFlight>,
 }
 
 impl NativeReader {
@@ -113,7 +115,33 @@ impl NativeReader {
         Self {
             reader: Arc::new(reader),
             delivery: Arc::default(),
+            in_flight: Arc::default(),
         }
+    }
+
+    /// Hands a text message to JavaScript, unless as many as the core keeps for a reader are
+    /// already on their way there (the JavaScript thread is behind): then it is dropped with a
+    /// warning, as the core drops messages nobody takes, so a flood cannot grow memory.
+    fn deliver_message(
+        delivery: &Mutex<Option<Delivery>>,
+        in_flight: &Arc<InFlight>,
+        text: String,
+    ) {
+        let bytes = text.len();
+        let count = in_flight.count.fetch_add(1, Ordering::AcqRel);
+        let held = in_flight.bytes.fetch_add(bytes, Ordering::AcqRel);
+        let message = InFlightMessage {
+            text,
+            bytes,
+            in_flight: in_flight.clone(),
+        };
+        if count >= MAX_KEPT_MESSAGES || held + bytes > MAX_KEPT_MESSAGE_BYTES {
+            tracing::warn!(
+                "a channel reader's onMessage callbacks are behind; a text message was dropped"
+            );
+            return; // `message` gives its share back as it drops
+        }
+        Self::deliver(delivery, Delivered::Message(message));
     }
 
     /// Hands `delivered` to the subscribed callback, if any.
@@ -129,12 +157,34 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Chunks a batch holds at most.
 const BATCH_CHUNKS: usize = 1024;
 
+/// Text messages on their way to JavaScript, counted so that they stay bounded.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// A text message on its way to JavaScript; it gives its share of [`InFlight`] back when it
+/// has been converted (or dropped undelivered).
+pub struct InFlightMessage {
+    text: String,
+    bytes: usize,
+    in_flight: Arc<InFlight>,
+}
+
+impl Drop for InFlightMessage {
+    fn drop(&mut self) {
+        self.in_flight.count.fetch_sub(1, Ordering::AcqRel);
+        self.in_flight.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// What a reader hands to JavaScript: a text message (a string); or a batch of chunks as an
 /// array of Buffers (copied once into memory V8 allocates and frees itself) with `end: true`
 /// once the stream ended cleanly after them; or the stream's error, a JS `Error` with its `code`.
 pub enum Delivered {
     /// A text message, before the bytes sent after it.
-    Message(String),
+    Message(InFlightMessage),
     /// The outcome of a `pull()`.
     Batch(std::result::Result<ChunkBatch, IIIError>),
 }
@@ -143,7 +193,10 @@ impl ToNapiValue for Delivered {
     unsafe fn to_napi_value(raw_env: sys::napi_env, delivered: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
         let batch = match delivered {
-            Delivered::Message(text) => return unsafe { String::to_napi_value(raw_env, text) },
+            Delivered::Message(mut message) => {
+                let text = std::mem::take(&mut message.text);
+                return unsafe { String::to_napi_value(raw_env, text) };
+            }
             Delivered::Batch(Ok(batch)) => batch,
             Delivered::Batch(Err(error)) => {
                 let object = errors::error_object(&env, &error)?;
@@ -188,9 +241,9 @@ impl NativeReader {
     /// first (as the core keeps them), each before the bytes sent after it.
     #[napi]
     pub fn listen(&self) {
-        let delivery = self.delivery.clone();
+        let (delivery, in_flight) = (self.delivery.clone(), self.in_flight.clone());
         (self.reader).add_message_callback(move |text| {
-            Self::deliver(&delivery, Delivered::Message(text));
+            Self::deliver_message(&delivery, &in_flight, text);
         });
     }
 

@@ -255,7 +255,9 @@ impl NativeWorker {
         if let Some(description) = description {
             function = function.with_description(description);
         }
-        let inner = self.iii.register_function(function);
+        // A duplicate id is an Error here, as in the published client.
+        let inner = (self.iii.try_register_function(function))
+            .map_err(|error| napi::Error::from_reason(format!("iii-sdk: {error}")))?;
         self.handlers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

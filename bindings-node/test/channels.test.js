@@ -300,3 +300,20 @@ test('close() after stream.end() resolves, awaited or not (no ERR_STREAM_ALREADY
     process.off('unhandledRejection', onUnhandled)
   }
 })
+
+test('text messages that outrun a busy JavaScript thread are bounded, not queued without end', async () => {
+  const channel = await worker.createChannel()
+  let received = 0
+  channel.reader.onMessage(() => received++)
+  const SENT = 5000
+  for (let i = 0; i < SENT; i++) channel.writer.sendMessage(`m${i}`)
+  // Keep the JavaScript thread busy while the core receives them all.
+  const until = Date.now() + 3000
+  while (Date.now() < until) {
+    /* busy */
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.ok(received >= 1024, `only ${received} messages arrived`)
+  assert.ok(received < SENT, 'every message was held for the busy thread: nothing bounds them')
+  await channel.writer.close()
+})

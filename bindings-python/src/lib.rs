@@ -10,6 +10,7 @@ mod dispatch;
 mod errors;
 mod gil;
 mod http;
+mod refs;
 mod wait;
 mod worker;
 
@@ -21,12 +22,16 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     wait::remember_pid();
     module.add_class::<worker::Worker>()?;
     module.add_class::<worker::Channel>()?;
+    module.add_class::<worker::FunctionRef>()?;
+    module.add_class::<worker::TriggerRef>()?;
     module.add_class::<channel::ChannelWriter>()?;
     module.add_class::<channel::ChannelReader>()?;
     module.add_class::<http::HttpResponse>()?;
     module.add_class::<dispatch::Completion>()?;
     module.add_class::<wait::CancelOnDone>()?;
     module.add_function(wrap_pyfunction!(gil::quiesce, module)?)?;
+    module.add_function(wrap_pyfunction!(refs::is_channel_ref, module)?)?;
+    module.add_function(wrap_pyfunction!(refs::extract_channel_refs, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

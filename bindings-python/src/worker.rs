@@ -5,8 +5,9 @@
 use iii_sdk::StreamChannelRef;
 use iii_sdk::channel::WriteQueue;
 use iii_sdk::{InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
@@ -84,17 +85,20 @@ impl Worker {
     /// Connects to the engine at `url` (in the background; calls wait for the connection, up
     /// to `connect_timeout_ms`). A `url` that is not `ws://` or `wss://` is refused.
     #[new]
-    #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None, connect_timeout_ms = None))]
+    #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None, connect_timeout_ms = None,
+                        worker_description = None))]
     fn new(
         url: &str,
         worker_name: Option<String>,
         invocation_timeout_ms: Option<u64>,
         connect_timeout_ms: Option<u64>,
+        worker_description: Option<String>,
     ) -> PyResult<Self> {
         check_fork()?;
         iii_sdk::binding::logs::init();
         let options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms)
-            .with_connect_timeout(connect_timeout_ms);
+            .with_connect_timeout(connect_timeout_ms)
+            .with_description(worker_description);
         let _runtime = iii_sdk::runtime().enter();
         let inner = iii_sdk::try_register_worker_with(url, options).py()?;
         Ok(Self { inner })
@@ -171,17 +175,28 @@ impl Worker {
 
     /// Registers `handler` (a function or an `async def`) as `function_id`. Its input arrives
     /// as plain Python values with channel refs made live; its return value is sent as JSON.
-    #[pyo3(signature = (function_id, handler, description = None, metadata = None))]
+    /// Returns the registration (`id`, `unregister()`). An empty id, or one this worker has
+    /// registered already, is a `ValueError`; keywords of the published client this package
+    /// has no use for (`observe`, `local_dispatch`, …) are accepted and ignored.
+    #[pyo3(signature = (function_id, handler, description = None, metadata = None,
+                        request_format = None, response_format = None, **_ignored))]
+    #[allow(clippy::too_many_arguments)] // the published client's keywords, one each
     fn register_function(
         &self,
         py: Python<'_>,
-        function_id: String,
+        function_id: &Bound<'_, PyAny>,
         handler: Py<PyAny>,
         description: Option<String>,
         metadata: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+        request_format: Option<&Bound<'_, PyAny>>,
+        response_format: Option<&Bound<'_, PyAny>>,
+        _ignored: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<FunctionRef> {
+        let function_id: String = function_id
+            .extract()
+            .map_err(|_| PyTypeError::new_err("register_function() needs a string id"))?;
         if !handler.bind(py).is_callable() {
-            return Err(PyValueError::new_err("the handler must be callable"));
+            return Err(PyTypeError::new_err("the handler must be callable"));
         }
         let handler = if handler.bind(py).hasattr("__iii_http__")? {
             crate::http::handler(handler, self.inner.address())
@@ -191,16 +206,20 @@ impl Worker {
         let mut function = RegisterFunction::from_handler(function_id, handler);
         function.description = description;
         function.metadata = metadata.map(from_py).transpose()?;
+        function.request_format = request_format.map(format_value).transpose()?;
+        function.response_format = response_format.map(format_value).transpose()?;
         let _runtime = iii_sdk::runtime().enter();
-        self.inner.register_function(function);
-        Ok(())
+        let registered = self.inner.try_register_function(function).py()?;
+        Ok(FunctionRef { inner: registered })
     }
 
-    /// Registers a trigger: `{"type": "http", "function_id": …, "config": {…}}`.
-    fn register_trigger(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
-        let trigger = RegisterTrigger::from_value(from_py(trigger)?).py()?;
+    /// Registers a trigger: `{"type": "http", "function_id": …, "config": {…}, "metadata"?}`.
+    /// Returns the registration (`id`, `unregister()`).
+    fn register_trigger(&self, trigger: &Bound<'_, PyAny>) -> PyResult<TriggerRef> {
+        let trigger = RegisterTrigger::from_value(from_py(&plain(trigger)?)?).py()?;
         let _runtime = iii_sdk::runtime().enter();
-        self.inner.register_trigger(trigger).map(drop).py()
+        let registered = self.inner.register_trigger(trigger).py()?;
+        Ok(TriggerRef { inner: registered })
     }
 
     /// Disconnects from the engine; pending calls fail with `ShutdownError`.
@@ -211,5 +230,68 @@ impl Worker {
 
     fn __repr__(&self) -> String {
         format!("<III {}>", self.inner.address())
+    }
+}
+
+/// A schema given as a dict or as a pydantic model (`model_dump()`), as JSON.
+fn format_value(format: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    from_py(&plain(format)?)
+}
+
+/// `value`, or its `model_dump()` when it is a pydantic model.
+fn plain<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if value.hasattr("model_dump")? {
+        return value.call_method0("model_dump");
+    }
+    Ok(value.clone())
+}
+
+/// A registered function: `id`, and `unregister()` to withdraw it.
+#[pyclass(module = "iii", name = "FunctionRef", frozen)]
+pub(crate) struct FunctionRef {
+    inner: iii_sdk::FunctionRef,
+}
+
+#[pymethods]
+impl FunctionRef {
+    /// The function's id.
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    /// Withdraws the function from the engine.
+    fn unregister(&self) {
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner.unregister();
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<FunctionRef {}>", self.inner.id())
+    }
+}
+
+/// A registered trigger: `id`, and `unregister()` to withdraw it.
+#[pyclass(module = "iii", name = "Trigger", frozen)]
+pub(crate) struct TriggerRef {
+    inner: iii_sdk::TriggerRef,
+}
+
+#[pymethods]
+impl TriggerRef {
+    /// The trigger's id.
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    /// Withdraws the trigger from the engine.
+    fn unregister(&self) {
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner.unregister();
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Trigger {}>", self.inner.id())
     }
 }

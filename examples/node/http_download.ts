@@ -28,7 +28,7 @@ iii.registerFunction(
     const filePath = `${FILES_DIR}/${req.path_params.filename}`
 
     // Not in the guide: a missing file is a 404, not a failed function (a 500). (The engine
-    // refuses a filename of "." or ".." or with a slash, so it cannot leave FILES_DIR.)
+    // refuses a filename of "." or ".." or with a slash: the name is one entry of FILES_DIR.)
     if (!fs.existsSync(filePath) || !fs.statSync(filePath).isFile()) {
       res.status(404)
       return

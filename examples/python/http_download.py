@@ -37,7 +37,7 @@ async def download_file(req: HttpRequest, response: HttpResponse):
     file_path = f"{FILES_DIR}/{filename}"
 
     # Not in the guide: a missing file is a 404, not a failed function (a 500). (The engine
-    # refuses a filename of "." or ".." or with a slash, so it cannot leave FILES_DIR.)
+    # refuses a filename of "." or ".." or with a slash: the name is one entry of FILES_DIR.)
     if not os.path.isfile(file_path):
         await response.status(404)
         await response.writer.close_async()

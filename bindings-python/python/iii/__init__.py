@@ -20,7 +20,7 @@ import weakref
 from typing import Any, Mapping, Optional
 
 from . import _native, errors
-from ._native import III, Channel, ChannelReader, ChannelWriter, __version__
+from ._native import III, Channel, ChannelReader, ChannelWriter, FunctionRef, Trigger, __version__
 from .errors import (
     ChannelAborted,
     ChannelClosed,
@@ -42,7 +42,14 @@ from .errors import (
     TimeoutError,
     WriterLost,
 )
-from .types import HttpRequest, HttpResponse, StreamChannelRef, TriggerAction
+from .types import (
+    HttpRequest,
+    HttpResponse,
+    InitOptions,
+    StreamChannelRef,
+    TelemetryOptions,
+    TriggerAction,
+)
 
 __all__ = [
     "III",
@@ -51,6 +58,10 @@ __all__ = [
     "ChannelWriter",
     "StreamChannelRef",
     "TriggerAction",
+    "FunctionRef",
+    "Trigger",
+    "InitOptions",
+    "TelemetryOptions",
     "HttpRequest",
     "HttpResponse",
     "register_worker",
@@ -83,6 +94,7 @@ def register_worker(address: Optional[str] = None, options: Optional[Mapping[str
         worker_name=options.get("worker_name"),
         invocation_timeout_ms=options.get("invocation_timeout_ms"),
         connect_timeout_ms=options.get("connect_timeout_ms"),
+        worker_description=options.get("worker_description"),
     )
     _workers.add(worker)
     return worker

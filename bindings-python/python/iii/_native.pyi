@@ -1,6 +1,6 @@
 """Type stubs of the native core (``iii._native``), re-exported by :mod:`iii`."""
 
-from typing import Any, Awaitable, Callable, Dict, Iterator, AsyncIterator, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Iterator, AsyncIterator, List, Optional, Tuple, Union
 
 from .types import StreamChannelRef
 
@@ -77,7 +77,12 @@ class III:
     """A worker connected to an engine (create with :func:`iii.register_worker`)."""
 
     def __init__(
-        self, url: str, worker_name: Optional[str] = None, invocation_timeout_ms: Optional[int] = None
+        self,
+        url: str,
+        worker_name: Optional[str] = None,
+        invocation_timeout_ms: Optional[int] = None,
+        connect_timeout_ms: Optional[int] = None,
+        worker_description: Optional[str] = None,
     ) -> None: ...
     @property
     def address(self) -> str:
@@ -97,13 +102,16 @@ class III:
     def register_function(
         self,
         function_id: str,
-        handler: Callable[[Any], Any],
+        handler: Callable[..., Any],
         description: Optional[str] = None,
         metadata: Any = None,
-    ) -> None:
-        """Registers a sync or async handler."""
-    def register_trigger(self, trigger: Dict[str, Any]) -> None:
-        """Registers a trigger: ``{"type", "function_id", "config"}``."""
+        request_format: Any = None,
+        response_format: Any = None,
+        **ignored: Any,
+    ) -> FunctionRef:
+        """Registers a sync or async handler; a duplicate or empty id is a ``ValueError``."""
+    def register_trigger(self, trigger: Any) -> Trigger:
+        """Registers a trigger: ``{"type", "function_id", "config", "metadata"?}``."""
     def shutdown(self) -> None:
         """Disconnects from the engine."""
 
@@ -113,9 +121,27 @@ class HttpResponse:
     def headers(self, headers: Dict[str, Any]) -> Awaitable[None]: ...
     @property
     def writer(self) -> ChannelWriter: ...
+    def send_file(self, directory: str, name: str) -> Awaitable[None]: ...
     def close(self) -> Awaitable[None]: ...
 
 class Completion:
     """Internal: hands an asyncio result back to the core."""
 
     def __call__(self, future: Any) -> None: ...
+
+class FunctionRef:
+    """A registered function."""
+    @property
+    def id(self) -> str: ...
+    def unregister(self) -> None:
+        """Withdraws the function from the engine."""
+
+class Trigger:
+    """A registered trigger."""
+    @property
+    def id(self) -> str: ...
+    def unregister(self) -> None:
+        """Withdraws the trigger from the engine."""
+
+def is_channel_ref(value: Any) -> bool: ...
+def extract_channel_refs(value: Any) -> List[Tuple[str, Dict[str, str]]]: ...

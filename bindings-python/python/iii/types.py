@@ -4,6 +4,7 @@ response of an HTTP-triggered function."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from ._native import ChannelReader, ChannelWriter
@@ -130,3 +131,34 @@ class HttpResponse:
         ``directory`` (a symbolic link leading out of it counts as none). No server path
         reaches the client. Use it instead of joining a request's file name to a directory."""
         await self._native.send_file(os.fspath(directory), name)
+
+
+@dataclass
+class TelemetryOptions:
+    """Accepted for programs written for the published client; this package sends no telemetry."""
+
+    language: Optional[str] = None
+    project_name: Optional[str] = None
+    framework: Optional[str] = None
+
+
+@dataclass
+class InitOptions:
+    """Options of :func:`iii.register_worker`, with the published client's fields.
+
+    Used here: ``worker_name``, ``worker_description``, ``invocation_timeout_ms`` and
+    ``connect_timeout_ms`` (ours: how long a call waits for the connection). Accepted and not
+    used (see the package README's compatibility table): ``namespace``,
+    ``enable_metrics_reporting``, ``reconnection_config``, ``otel``, ``headers``, ``telemetry``.
+    """
+
+    worker_name: Optional[str] = None
+    worker_description: Optional[str] = None
+    namespace: Optional[str] = None
+    enable_metrics_reporting: bool = True
+    invocation_timeout_ms: int = 30000
+    reconnection_config: Any = None
+    otel: Any = None
+    headers: Optional[Dict[str, str]] = None
+    telemetry: Optional[TelemetryOptions] = None
+    connect_timeout_ms: Optional[int] = None

@@ -39,12 +39,28 @@ const ENGINE_FUNCTIONS: [&str; 10] = [
     FN_REGISTERED_TRIGGERS_INFO,
 ];
 
-/// Answers the listing built-in `function_id`, or `None` if it is not one.
+/// The listing built-ins this module answers.
+const LISTINGS: [&str; 8] = [
+    FN_FUNCTIONS_LIST,
+    FN_FUNCTIONS_INFO,
+    FN_WORKERS_LIST,
+    FN_WORKERS_INFO,
+    FN_TRIGGERS_LIST,
+    FN_TRIGGERS_INFO,
+    FN_REGISTERED_TRIGGERS_LIST,
+    FN_REGISTERED_TRIGGERS_INFO,
+];
+
+/// Answers the listing built-in `function_id`, or `None` if it is not one (checked before
+/// anything is read, so an ordinary call costs nothing here).
 pub(crate) fn answer(
     shared: &EngineState,
     function_id: &str,
     input: &Value,
 ) -> Option<Result<Value, ErrorBody>> {
+    if !LISTINGS.contains(&function_id) {
+        return None;
+    }
     let view = View::of(shared);
     Some(match function_id {
         FN_FUNCTIONS_LIST => Ok(view.functions_list(input)),

@@ -35,11 +35,11 @@ pub(crate) async fn run(shared: Arc<EngineState>, mut shutdown: Shutdown, _lifel
             _ = tokio::time::sleep(COALESCE) => {}
         }
         announced = shared.functions.generation();
-        announce(&shared).await;
+        announce(&shared);
     }
 }
 
-async fn announce(shared: &EngineState) {
+fn announce(shared: &EngineState) {
     let subscribers = shared.triggers.of_type(TRIGGER_FUNCTIONS_AVAILABLE);
     if subscribers.is_empty() {
         return;
@@ -61,6 +61,7 @@ async fn announce(shared: &EngineState) {
             baggage: None,
             namespace: None,
         };
-        owner.outbox.send(&message).await;
+        // Offered, not awaited: one subscriber that stops reading holds up no other.
+        owner.outbox.offer(&message);
     }
 }

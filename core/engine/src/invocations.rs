@@ -66,7 +66,8 @@ fn report_failure(function_id: &str, error: &ErrorBody) {
     if message.len() < error.message.len() {
         message.push('…');
     }
-    tracing::warn!(%function_id, code = %error.code, error = %message, "invocation failed");
+    // Debug formatting escapes newlines: a worker's text cannot forge log lines.
+    tracing::warn!(%function_id, code = ?error.code, error = ?message, "invocation failed");
 }
 
 /// How a call made by the engine itself (an HTTP trigger) ended: the function's result, or

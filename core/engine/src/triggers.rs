@@ -121,14 +121,22 @@ pub(crate) struct TriggerTypeRegistry {
 }
 
 impl TriggerTypeRegistry {
-    /// Records that `trigger_type.owner` provides `id` (the latest declaration wins). The
-    /// engine's own types cannot be taken over: false then.
+    /// Records that `trigger_type.owner` provides `id`. A type another connected worker
+    /// provides, or one the engine serves, cannot be taken over: false then (a worker could
+    /// otherwise collect every trigger's configuration, and both would fire them).
     pub(crate) fn register(&self, id: String, trigger_type: TriggerType) -> bool {
         if ENGINE_TRIGGER_TYPES.iter().any(|(own, _)| *own == id) {
             return false;
         }
+        let mut map = lock(&self.map);
+        if map
+            .get(&id)
+            .is_some_and(|provider| provider.owner != trigger_type.owner)
+        {
+            return false;
+        }
         tracing::info!(%id, "trigger type registered");
-        lock(&self.map).insert(id, trigger_type);
+        map.insert(id, trigger_type);
         true
     }
 
@@ -217,6 +225,14 @@ mod tests {
             registry.provider("cron"),
             Some(Provider::Worker(_))
         ));
+        assert!(
+            !registry.register("cron".into(), provided(2)),
+            "a live type is kept"
+        );
+        assert!(
+            registry.register("cron".into(), provided(1)),
+            "its provider may repeat it"
+        );
         registry.unregister("cron", ConnId(2));
         assert!(
             registry.provider("cron").is_some(),

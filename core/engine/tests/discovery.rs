@@ -280,3 +280,32 @@ async fn functions_available_announces_changes_to_the_bound_function() {
     // Both registrations came in one event.
     assert!(silent_for(&mut watcher.ws, Duration::from_millis(300)).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_a_connected_worker_provides_is_not_taken_over() {
+    let engine = engine().await;
+    let mut first = worker(&engine).await;
+    first
+        .send(json!({"type": "registertriggertype", "id": "cron"}))
+        .await;
+    first.sync().await;
+    let mut second = worker(&engine).await;
+    second
+        .send(json!({"type": "registertriggertype", "id": "cron"}))
+        .await;
+    second.sync().await;
+    let mut user = worker(&engine).await;
+    user.send(
+        json!({"type": "registertrigger", "id": "c1", "trigger_type": "cron",
+                     "function_id": "jobs::run", "config": {}}),
+    )
+    .await;
+    assert_eq!(first.recv().await["id"], "c1");
+    assert!(silent_for(&mut second.ws, Duration::from_millis(200)).await);
+    let info = ask(&mut user, "engine::triggers::info", json!({"id": "cron"})).await;
+    assert_eq!(
+        info["result"]["worker_name"],
+        first.worker_id.as_str(),
+        "{info}"
+    );
+}

@@ -122,7 +122,7 @@ async fn logs_go_to_stderr_plain_once_and_say_what_workers_do() {
     assert_eq!(count(&stderr, "trigger registered"), 1, "{stderr}");
     assert!(stderr.contains("trigger_type=http"), "{stderr}");
     assert_eq!(count(&stderr, "invocation failed"), 1, "{stderr}");
-    assert!(stderr.contains("code=function_not_found"), "{stderr}");
+    assert!(stderr.contains("code=\"function_not_found\""), "{stderr}");
     assert!(
         stderr.contains("error=") && stderr.contains("logs::missing"),
         "{stderr}"

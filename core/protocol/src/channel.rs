@@ -166,6 +166,24 @@ fn walk(
     }
 }
 
+/// `path` as the published clients write one: keys joined with dots, array indices in
+/// brackets, e.g. `items[0].writer` (empty for the value itself).
+pub fn path_text(path: &[PathStep]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            PathStep::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            PathStep::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
+}
+
 /// Finds every channel ref in `value`, at any depth, with the key it was found under (the
 /// object key that holds it; for refs inside an array, the key that holds the array; `""` at
 /// the top level).
@@ -186,6 +204,18 @@ pub fn extract_channel_refs(value: &Value) -> Vec<(String, StreamChannelRef)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn paths_are_written_with_dots_and_brackets() {
+        let path = [
+            PathStep::Key("items".into()),
+            PathStep::Index(0),
+            PathStep::Key("writer".into()),
+        ];
+        assert_eq!(path_text(&path), "items[0].writer");
+        assert_eq!(path_text(&[PathStep::Index(2)]), "[2]");
+        assert_eq!(path_text(&[]), "");
+    }
 
     fn sample(direction: &str) -> Value {
         json!({"channel_id": "c1", "access_key": "k/1+", "direction": direction})

@@ -57,7 +57,11 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
             tracing::error!(address = %inner.address, "not an engine URL");
             break error;
         }
-        let limit = Duration::from_millis(inner.options.connect_timeout_ms);
+        let limit = match inner.options.connect_timeout_ms {
+            0 => crate::options::DEFAULT_CONNECT_TIMEOUT_MS,
+            ms => ms,
+        };
+        let limit = Duration::from_millis(limit);
         let connecting = tokio_tungstenite::connect_async_with_config(
             inner.address.as_str(),
             Some(main_socket_config()),
@@ -100,6 +104,8 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
         }
     };
     let _ = inner.terminal.set(terminal.clone());
+    // Calls waiting for a connection stop waiting now (they report `terminal`).
+    inner.shutdown.send_replace(true);
     // Handlers often hold a clone of the worker; dropping them breaks that cycle.
     lock(&inner.functions).clear();
     outbound.close();
@@ -210,13 +216,21 @@ fn worker_description(inner: &WorkerState) -> String {
     Message::InvokeFunction {
         invocation_id: None,
         function_id: FN_WORKERS_REGISTER.into(),
-        data: json!({
-            "runtime": options.runtime,
-            "version": options.version,
-            "name": name,
-            "os": std::env::consts::OS,
-            "pid": std::process::id(),
-        }),
+        data: {
+            let mut data = json!({
+                "runtime": options.runtime,
+                "version": options.version,
+                "name": name,
+                "os": std::env::consts::OS,
+                "pid": std::process::id(),
+            });
+            if let (Some(description), Value::Object(fields)) =
+                (&options.worker_description, &mut data)
+            {
+                fields.insert("description".into(), Value::from(description.as_str()));
+            }
+            data
+        },
         action: Some(TriggerAction::Void),
         metadata: None,
         traceparent: None,

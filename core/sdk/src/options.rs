@@ -16,6 +16,8 @@ pub struct InitOptions {
     /// The name this worker reports to the engine (`engine::workers::register`); defaults to
     /// the executable's name.
     pub worker_name: Option<String>,
+    /// A description of this worker for the engine's listings (`engine::workers::list`).
+    pub worker_description: Option<String>,
     /// The runtime this worker reports (`rust`; bindings report `python`, `node`, `c`).
     pub runtime: String,
     /// The version this worker reports; defaults to this crate's version.
@@ -38,6 +40,7 @@ impl Default for InitOptions {
     fn default() -> Self {
         Self {
             worker_name: None,
+            worker_description: None,
             runtime: "rust".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             invocation_timeout_ms: DEFAULT_TRIGGER_TIMEOUT_MS,
@@ -66,6 +69,12 @@ impl InitOptions {
                 .unwrap_or(defaults.invocation_timeout_ms),
             ..defaults
         }
+    }
+
+    /// These options with a worker description (for the engine's listings).
+    pub fn with_description(mut self, description: Option<String>) -> Self {
+        self.worker_description = description;
+        self
     }
 
     /// These options with `connect_timeout_ms` (`None` or 0 keeps the default).

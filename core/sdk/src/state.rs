@@ -70,7 +70,10 @@ impl WorkerState {
             return Ok(());
         }
         let mut connected = self.connected.subscribe();
-        let limit = self.options.connect_timeout_ms;
+        let limit = match self.options.connect_timeout_ms {
+            0 => crate::options::DEFAULT_CONNECT_TIMEOUT_MS,
+            ms => ms,
+        };
         let deadline = {
             let _home = crate::runtime::enter_home();
             tokio::time::sleep(Duration::from_millis(limit))

@@ -30,7 +30,7 @@ pub fn register_worker(url: &str) -> III {
 /// Like [`register_worker`], with options.
 ///
 /// A `url` that is not a `ws://` or `wss://` URL with a host gives a worker whose every call
-/// fails with [`IIIError::Connection`]; [`try_register_worker_with`] refuses it instead.
+/// fails with [`IIIError::InvalidArgument`]; [`try_register_worker_with`] refuses it instead.
 pub fn register_worker_with(url: &str, options: InitOptions) -> III {
     start(url, options)
 }
@@ -132,6 +132,38 @@ impl III {
         }
     }
 
+    /// Like [`register_function`](Self::register_function), but refuses what the published
+    /// clients refuse, with [`IIIError::InvalidArgument`]: an empty id, and an id this worker
+    /// has registered already (and not unregistered). Bindings register through this.
+    pub fn try_register_function(
+        &self,
+        function: RegisterFunction,
+    ) -> Result<FunctionRef, IIIError> {
+        let id = function.id.clone();
+        if id.trim().is_empty() {
+            return Err(IIIError::InvalidArgument(
+                "a function id is required".into(),
+            ));
+        }
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        let announcement = function.message().to_json();
+        {
+            let mut functions = lock(&self.inner.functions);
+            if functions.contains_key(&id) {
+                return Err(IIIError::InvalidArgument(format!(
+                    "function id '{id}' already registered"
+                )));
+            }
+            functions.insert(id.clone(), (generation, function));
+        }
+        self.inner.link.announce(announcement);
+        Ok(FunctionRef {
+            inner: self.inner.clone(),
+            id,
+            generation,
+        })
+    }
+
     /// Binds a trigger (e.g. an HTTP route) to a function.
     pub fn register_trigger(&self, trigger: RegisterTrigger) -> Result<TriggerRef, IIIError> {
         self.inner.check_open()?;
@@ -153,8 +185,11 @@ impl III {
     }
 
     /// Calls a function through the engine and returns its result. A void request
-    /// ([`TriggerRequest::void`]) returns `Value::Null` once it is written to the main socket
-    /// (or queued, while the worker is reconnecting).
+    /// ([`TriggerRequest::void`]) returns `Value::Null` once it is written to the main socket.
+    ///
+    /// While the worker is not connected, a call (void or not) waits for the connection at
+    /// most [`InitOptions::connect_timeout_ms`], then fails with [`IIIError::Connection`]
+    /// naming the URL and the cause.
     ///
     /// Remote failures arrive as [`IIIError::Invocation`] with the remote code; no answer
     /// within `timeout_ms` (default 30 s) is [`IIIError::Timeout`]; a connection that drops

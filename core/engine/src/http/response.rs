@@ -191,7 +191,8 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
 /// traceback, so it goes to the engine's log (see `invocations::report_failure`) instead.
 fn failed(error: &ErrorBody) -> Response<HttpBody> {
     if error.code == TIMEOUT {
-        return error_response(StatusCode::GATEWAY_TIMEOUT, &error.code, &error.message);
+        let message = "the function did not answer in time";
+        return error_response(StatusCode::GATEWAY_TIMEOUT, &error.code, message);
     }
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -258,7 +259,7 @@ fn unfinished(status: &EndStatus) -> (&'static str, String) {
     match status {
         EndStatus::Aborted(reason) => {
             // The reason is the function's own text: logged, not sent to the client.
-            tracing::warn!(%reason, "a function aborted its HTTP response");
+            tracing::warn!(?reason, "a function aborted its HTTP response");
             (
                 RESPONSE_ABORTED,
                 "the function aborted its response".to_string(),

@@ -126,7 +126,7 @@ async fn forget(shared: &EngineState, conn: &Conn, stopping: bool) {
     shared.connections.remove(conn.id);
     shared.functions.remove_connection(conn.id);
     shared.trigger_types.remove_connection(conn.id);
-    registrations::withdraw_connection_triggers(shared, conn).await;
+    registrations::withdraw_connection_triggers(shared, conn);
     shared.triggers.remove_connection(conn.id);
     shared.routes.remove_connection(conn.id);
     let stopped = shared.invocations.connection_gone(conn.id);

@@ -40,6 +40,17 @@ impl Outbox {
     pub(crate) async fn send_text(&self, text: String) -> bool {
         self.0.send(WsMessage::text(text)).await.is_ok()
     }
+
+    /// Queues `message` only if there is room now: for what the engine tells a worker on
+    /// its own account (announcements, forwarded trigger registrations), so that one worker
+    /// that stops reading cannot hold up anyone else. False (logged) if it was not queued.
+    pub(crate) fn offer(&self, message: &Message) -> bool {
+        let queued = self.0.try_send(WsMessage::text(message.to_json())).is_ok();
+        if !queued {
+            tracing::warn!("a worker's queue is full (or it is gone): a message to it was dropped");
+        }
+        queued
+    }
 }
 
 /// Drains `queue` into `sink` until told to stop (with the close frame to send, `None` to

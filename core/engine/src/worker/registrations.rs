@@ -59,7 +59,7 @@ pub(crate) async fn register_trigger(
         }
         Some(Provider::Worker(provider)) => {
             shared.triggers.register(id.clone(), trigger.clone());
-            forward_registration(&provider, &id, &trigger).await;
+            forward_registration(&provider, &id, &trigger);
         }
     }
 }
@@ -68,7 +68,7 @@ pub(crate) async fn register_trigger(
 pub(crate) async fn unregister_trigger(shared: &EngineState, conn: &Conn, id: &str) {
     shared.routes.unregister(id, conn.id);
     if let Some(trigger) = shared.triggers.unregister(id, conn.id) {
-        forward_withdrawal(shared, id, &trigger).await;
+        forward_withdrawal(shared, id, &trigger);
     }
 }
 
@@ -89,23 +89,24 @@ pub(crate) async fn register_trigger_type(
         call_request_format: formats.1,
     };
     if !shared.trigger_types.register(id.clone(), provider.clone()) {
-        tracing::warn!(trigger_type = %id, "a worker tried to provide a trigger type the engine serves; ignored");
+        tracing::warn!(trigger_type = %id, "a worker tried to provide a trigger type the engine or another worker provides; ignored");
         return;
     }
     for (trigger_id, trigger) in shared.triggers.of_type(&id) {
-        forward_registration(&provider, &trigger_id, &trigger).await;
+        forward_registration(&provider, &trigger_id, &trigger);
     }
 }
 
 /// Before a connection's triggers go: their providers learn that they are withdrawn.
-pub(crate) async fn withdraw_connection_triggers(shared: &EngineState, conn: &Conn) {
+pub(crate) fn withdraw_connection_triggers(shared: &EngineState, conn: &Conn) {
     let owned = shared.triggers.snapshot().into_iter();
     for (id, trigger) in owned.filter(|(_, trigger)| trigger.owner == conn.id) {
-        forward_withdrawal(shared, &id, &trigger).await;
+        forward_withdrawal(shared, &id, &trigger);
     }
 }
 
-async fn forward_registration(provider: &TriggerType, id: &str, trigger: &Trigger) {
+// Forwards are offered, not awaited: a provider that stops reading holds up nobody else.
+fn forward_registration(provider: &TriggerType, id: &str, trigger: &Trigger) {
     let message = Message::RegisterTrigger {
         id: id.to_string(),
         trigger_type: trigger.trigger_type.clone(),
@@ -113,15 +114,15 @@ async fn forward_registration(provider: &TriggerType, id: &str, trigger: &Trigge
         config: trigger.config.clone(),
         metadata: trigger.metadata.clone(),
     };
-    provider.outbox.send(&message).await;
+    provider.outbox.offer(&message);
 }
 
-async fn forward_withdrawal(shared: &EngineState, id: &str, trigger: &Trigger) {
+fn forward_withdrawal(shared: &EngineState, id: &str, trigger: &Trigger) {
     if let Some(Provider::Worker(provider)) = shared.trigger_types.provider(&trigger.trigger_type) {
         let message = Message::UnregisterTrigger {
             id: id.to_string(),
             trigger_type: Some(trigger.trigger_type.clone()),
         };
-        provider.outbox.send(&message).await;
+        provider.outbox.offer(&message);
     }
 }

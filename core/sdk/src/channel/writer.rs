@@ -159,23 +159,27 @@ impl ChannelWriter {
         let mut conn = self.conn.lock().await;
         let sink = self.open(&mut conn).await?;
         let mut ended = self.shared.ended.subscribe();
+        // Each frame is timed on its own: a slow reader still makes progress; one that takes
+        // nothing for a while is reported (`warn_if_stalled`).
         let sending = async {
             for frame in frames {
-                sink.feed(frame).await?;
+                self.warn_if_stalled(sink.feed(frame)).await?;
             }
-            sink.flush().await
+            self.warn_if_stalled(sink.flush()).await
         };
         tokio::select! {
             biased;
             _ = ended.wait_for(|ended| *ended) => Err(self.error()),
-            sent = self.warn_if_stalled(sending) => sent.map_err(|error| self.lost(error)),
+            sent = sending => sent.map_err(|error| self.lost(error)),
         }
     }
 
-    /// Runs `sending`; if it waits longer than [`STALLED_WRITE`], logs one warning for this
-    /// writer naming the channel: the usual cause is a reader that was never started, which
-    /// no amount of waiting fixes. A send that completes at once costs no timer.
-    async fn warn_if_stalled<F: Future>(&self, sending: F) -> F::Output {
+    /// Runs `step` (one frame handed to the socket, or the flush); if it makes no progress
+    /// for [`STALLED_WRITE`], logs one warning for this writer naming the channel: the usual
+    /// cause is a reader that was never started, which no amount of waiting fixes. A step
+    /// that completes at once costs no timer.
+    async fn warn_if_stalled<F: Future>(&self, step: F) -> F::Output {
+        let sending = step;
         let mut sending = std::pin::pin!(sending);
         let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
         if let Poll::Ready(sent) = first {
@@ -193,10 +197,11 @@ impl ChannelWriter {
         if !self.shared.warned.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 channel_id = %self.channel_ref.channel_id,
-                "a channel write has waited {} s for its reader. If the reader was never \
-                 started, it never will be while this write waits: the engine holds only the \
-                 channel's buffer (64 frames by default) until a reader connects. Start the \
-                 call that reads before writing more than that, or write from another task.",
+                "a channel write has waited {} s for its reader, which has taken nothing \
+                 meanwhile. If the reader was never started, it never will be while this \
+                 write waits: the engine holds only the channel's buffer (64 frames by \
+                 default) until a reader connects. Start the call that reads before writing \
+                 more than that, or write from another task.",
                 STALLED_WRITE.as_secs()
             );
         }

@@ -28,7 +28,8 @@ impl HttpResponse {
     /// unknown, and `content-length`). `name` must be one plain file name — not empty, `.`
     /// or `..`, without `/`, `\` or NUL — else the client gets 400; a name with no regular
     /// file behind it inside `directory` (a symbolic link that leads out of it counts as
-    /// none) gets 404. Error bodies are short plain texts that name no server path; an I/O
+    /// none) gets 404. Hidden files (names starting with `.`) are served like any other: keep
+    /// secrets out of `directory`. Error bodies are short plain texts that name no server path; an I/O
     /// failure part-way aborts the response and is returned.
     pub async fn send_file(&self, directory: impl AsRef<Path>, name: &str) -> Result<(), IIIError> {
         let directory = directory.as_ref().to_path_buf();
@@ -42,13 +43,14 @@ impl HttpResponse {
             Err(Refusal::NotFound) => return self.plain(404, "not found\n").await,
         };
         self.status(200).await?;
-        let length = length.to_string();
+        let length_text = length.to_string();
         self.headers([
             ("content-type", content_type(name)),
-            ("content-length", &length),
+            ("content-length", &length_text),
         ])
         .await?;
-        let mut file = Some(file);
+        // Exactly the announced length: a file that grows meanwhile is not followed.
+        let mut file = Some(file.take(length));
         loop {
             let Some(mut open) = file.take() else { break };
             let (open, piece) = blocking(move || {
@@ -112,6 +114,11 @@ fn open_inside(
         return Ok(Err(Refusal::NotFound));
     };
     if !path.starts_with(&root) {
+        return Ok(Err(Refusal::NotFound));
+    }
+    // Only a regular file is opened (opening a FIFO would block); the opened file is checked
+    // again below, in case the entry changed in between.
+    if !std::fs::metadata(&path).is_ok_and(|metadata| metadata.is_file()) {
         return Ok(Err(Refusal::NotFound));
     }
     let file = match std::fs::File::open(&path) {

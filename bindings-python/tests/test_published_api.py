@@ -1,0 +1,86 @@
+"""Names and behaviours of the published client (PyPI ``iii-sdk`` 0.25) that programs rely on:
+registration handles, a duplicate id refused, ``iii.helpers``, ``InitOptions``; and the
+engine's discovery built-ins seen through them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import iii
+from iii import InitOptions, register_worker
+from iii.helpers import ChannelDirection, create_channel, extract_channel_refs, is_channel_ref
+
+
+@pytest.mark.timeout(20)
+def test_register_function_returns_a_handle_and_refuses_a_duplicate(worker):
+    ref = worker.register_function(
+        "compat::double",
+        lambda data: data["n"] * 2,
+        description="Doubles n",
+        metadata={"team": "math"},
+        request_format={"type": "object"},
+        observe=None,  # a keyword of the published client this package does not use
+    )
+    assert isinstance(ref, iii.FunctionRef) and ref.id == "compat::double"
+    assert worker.trigger({"function_id": "compat::double", "payload": {"n": 21}}) == 42
+    with pytest.raises(ValueError, match="already registered"):
+        worker.register_function("compat::double", lambda data: data)
+    with pytest.raises(ValueError):
+        worker.register_function("  ", lambda data: data)
+    with pytest.raises(TypeError):
+        worker.register_function(7, lambda data: data)
+    with pytest.raises(TypeError):
+        worker.register_function("compat::not_callable", 5)
+    info = worker.trigger({"function_id": "engine::functions::info", "payload": {"function_id": "compat::double"}})
+    assert info["description"] == "Doubles n" and info["metadata"] == {"team": "math"}
+    assert info["request_schema"] == {"type": "object"}
+    ref.unregister()
+    deadline = time.monotonic() + 10
+    while True:
+        listed = worker.trigger({"function_id": "engine::functions::list", "payload": {"prefix": "compat::"}})
+        if listed["functions"] == []:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.05)
+    # Once withdrawn, the id may be registered again.
+    worker.register_function("compat::double", lambda data: data["n"] * 3)
+
+
+@pytest.mark.timeout(20)
+def test_register_trigger_returns_a_handle(worker):
+    worker.register_function("compat::route", lambda data: {"status_code": 200, "body": "ok"})
+    trigger = worker.register_trigger(
+        {"type": "http", "function_id": "compat::route", "config": {"api_path": "/compat"}, "metadata": {"k": 1}}
+    )
+    assert isinstance(trigger, iii.Trigger) and trigger.id
+    worker.ready()
+    listed = worker.trigger({"function_id": "engine::registered-triggers::list", "payload": {"function_id": "compat::route"}})
+    assert [t["id"] for t in listed["registered_triggers"]] == [trigger.id]
+    trigger.unregister()
+
+
+def test_helpers_find_refs_as_the_published_client_does(worker):
+    channel = create_channel(worker)
+    writer_ref = channel.writer_ref.model_dump()
+    assert is_channel_ref(writer_ref)
+    assert not is_channel_ref({"channel_id": "x", "access_key": "k", "direction": "sideways"})
+    assert not is_channel_ref(channel.writer_ref)  # a model, not a dict
+    found = extract_channel_refs({"items": [{"writer": writer_ref}], "reader": channel.reader_ref.model_dump()})
+    assert [path for path, _ in found] == ["items[0].writer", "reader"]
+    assert found[0][1] == channel.writer_ref
+    assert ChannelDirection.READ == "read"
+    channel.writer.close()
+
+
+def test_init_options_dataclass_is_accepted(engine):
+    options = InitOptions(worker_name="compat-worker", worker_description="compat test", invocation_timeout_ms=5000,
+                          headers={"x": "y"}, namespace="ignored")
+    client = register_worker(engine.url, options)
+    try:
+        client.ready()
+        workers = client.trigger({"function_id": "engine::workers::list", "payload": {"search": "compat-worker"}})
+        assert [w["description"] for w in workers["workers"]] == ["compat test"]
+    finally:
+        client.shutdown()
