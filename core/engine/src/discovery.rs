@@ -25,19 +25,9 @@ const MAX_INFO_IDS: usize = 32;
 /// Longest `config_summary` of a registered trigger, in characters.
 const SUMMARY_CHARS: usize = 80;
 
-/// The engine's own functions, listed only with `include_internal`.
-const ENGINE_FUNCTIONS: [&str; 10] = [
-    FN_CHANNELS_CREATE,
-    FN_WORKERS_REGISTER,
-    FN_FUNCTIONS_LIST,
-    FN_FUNCTIONS_INFO,
-    FN_WORKERS_LIST,
-    FN_WORKERS_INFO,
-    FN_TRIGGERS_LIST,
-    FN_TRIGGERS_INFO,
-    FN_REGISTERED_TRIGGERS_LIST,
-    FN_REGISTERED_TRIGGERS_INFO,
-];
+/// The engine's functions besides the listings, listed (with them) only with
+/// `include_internal`.
+const OTHER_ENGINE_FUNCTIONS: [&str; 2] = [FN_CHANNELS_CREATE, FN_WORKERS_REGISTER];
 
 /// The listing built-ins this module answers.
 const LISTINGS: [&str; 8] = [
@@ -204,7 +194,7 @@ impl View {
             .map(|(id, function)| self.function_summary(id, function))
             .collect();
         if flag(input, "include_internal") && worker.is_none_or(|w| w == ENGINE_NAME) {
-            let engine = ENGINE_FUNCTIONS.iter().filter(|id| {
+            let engine = OTHER_ENGINE_FUNCTIONS.iter().chain(&LISTINGS).filter(|id| {
                 search.is_none_or(|s| contains(id, s)) && prefix.is_none_or(|p| id.starts_with(p))
             });
             listed.extend(engine.map(|id| {
