@@ -1,4 +1,4 @@
 import cjs from './helpers.js'
 
-export const { createChannel } = cjs
+export const { createChannel, isChannelRef, extractChannelRefs, ChannelDirection } = cjs
 export default cjs

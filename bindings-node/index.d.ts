@@ -63,8 +63,18 @@ export interface RegisteredRef {
   unregister(): void
 }
 
+/** What a function is registered with besides its handler, as the published client has it. */
+export interface RegisterFunctionOptions {
+  description?: string
+  metadata?: Record<string, unknown>
+  request_format?: Record<string, unknown>
+  response_format?: Record<string, unknown>
+}
+
 export interface InitOptions {
   workerName?: string
+  /** A description of this worker for the engine's listings. */
+  workerDescription?: string
   invocationTimeoutMs?: number
   /**
    * How long a call waits for the connection to the engine before it fails with a
@@ -80,9 +90,9 @@ export declare class III {
   createChannel(bufferSize?: number): Promise<Channel>
   trigger<R = any, P = unknown>(request: TriggerRequest<P>): Promise<R>
   registerFunction<I = any, R = any>(
-    id: string | { id: string; description?: string },
+    id: string | ({ id: string } & RegisterFunctionOptions),
     handler: (input: I) => R | Promise<R>,
-    options?: { description?: string },
+    options?: RegisterFunctionOptions,
   ): RegisteredRef
   registerTrigger(trigger: { type: string; function_id: string; config?: unknown }): RegisteredRef
   /**
@@ -147,3 +157,5 @@ export interface HttpResponse {
 export declare function http<R = unknown>(
   handler: (req: HttpRequest, res: HttpResponse) => R | Promise<R>,
 ): (input: any) => Promise<R>
+
+export { InvocationError, InvocationErrorInit } from './errors'

@@ -3,6 +3,7 @@
 const { III, Channel, TriggerAction, registerWorker } = require('./lib/worker')
 const { ChannelReader, ChannelWriter } = require('./lib/channels')
 const { http, HttpRequest, HttpResponse } = require('./lib/http')
+const { InvocationError } = require('./lib/errors')
 
 module.exports = {
   registerWorker,
@@ -14,4 +15,5 @@ module.exports = {
   ChannelWriter,
   HttpRequest,
   HttpResponse,
+  InvocationError,
 }

@@ -6,6 +6,7 @@
 const native = require('./native')
 const { withEnds } = require('./channels')
 const { HTTP_FUNCTION } = require('./http')
+const { asInvocationError } = require('./errors')
 
 /** Native argument errors (thrown synchronously) as the TypeErrors JavaScript callers expect. */
 function asTypeError(error) {
@@ -49,7 +50,13 @@ class III {
     } catch (error) {
       asTypeError(error)
     }
-    const result = withEnds(await pending)
+    let answered
+    try {
+      answered = await pending
+    } catch (error) {
+      throw asInvocationError(error, request.function_id)
+    }
+    const result = withEnds(answered)
     return request.action != null && request.action.type === 'void' ? undefined : result
   }
 
@@ -102,6 +109,11 @@ class III {
       },
       spec.description ?? undefined,
       isHttp,
+      JSON.stringify({
+        metadata: spec.metadata ?? null,
+        request_format: spec.request_format ?? null,
+        response_format: spec.response_format ?? null,
+      }),
     )
     return { id: ref.id, unregister: () => ref.unregister() }
   }
@@ -132,6 +144,7 @@ function registerWorker(url, options = {}) {
       options.workerName ?? options.worker_name ?? undefined,
       options.invocationTimeoutMs ?? undefined,
       options.connectTimeoutMs ?? undefined,
+      options.workerDescription ?? undefined,
     )
   } catch (error) {
     asTypeError(error)

@@ -303,3 +303,37 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The error code of a closed reader, for the JavaScript layer.
 #[napi]
 pub const READER_CLOSED: &str = iii_sdk::protocol::codes::READER_CLOSED;
+
+/// The ids of the engine's built-ins, for `iii-sdk/engine` (its `EngineFunctions` and
+/// `EngineTriggers` give them the published client's names).
+#[napi(object)]
+pub struct EngineIds {
+    pub list_functions: String,
+    pub info_functions: String,
+    pub list_workers: String,
+    pub info_workers: String,
+    pub list_triggers: String,
+    pub info_triggers: String,
+    pub list_registered_triggers: String,
+    pub info_registered_triggers: String,
+    pub register_worker: String,
+    pub functions_available: String,
+}
+
+/// The engine's built-in ids (from the protocol crate, where wire names live).
+#[napi]
+pub fn engine_ids() -> EngineIds {
+    use iii_sdk::protocol::builtins as ids;
+    EngineIds {
+        list_functions: ids::FN_FUNCTIONS_LIST.into(),
+        info_functions: ids::FN_FUNCTIONS_INFO.into(),
+        list_workers: ids::FN_WORKERS_LIST.into(),
+        info_workers: ids::FN_WORKERS_INFO.into(),
+        list_triggers: ids::FN_TRIGGERS_LIST.into(),
+        info_triggers: ids::FN_TRIGGERS_INFO.into(),
+        list_registered_triggers: ids::FN_REGISTERED_TRIGGERS_LIST.into(),
+        info_registered_triggers: ids::FN_REGISTERED_TRIGGERS_INFO.into(),
+        register_worker: ids::FN_WORKERS_REGISTER.into(),
+        functions_available: ids::TRIGGER_FUNCTIONS_AVAILABLE.into(),
+    }
+}

@@ -59,3 +59,27 @@ impl ToNapiValue for WithEnds {
         unsafe { Object::to_napi_value(raw_env, object) }
     }
 }
+
+/// Every channel ref in `json` (a payload as JSON text), at any depth, as the JSON text of
+/// `[[path, ref], …]` with paths such as `items[0].writer` (the core finds them).
+#[napi_derive::napi]
+pub fn extract_channel_refs(json: String) -> Result<String> {
+    let value: Value = serde_json::from_str(&json)
+        .map_err(|error| crate::errors::invalid(format!("not JSON: {error}")))?;
+    let found: Vec<(String, iii_sdk::StreamChannelRef)> =
+        iii_sdk::protocol::find_channel_refs(&value)
+            .into_iter()
+            .map(|(path, channel_ref)| (iii_sdk::protocol::channel::path_text(&path), channel_ref))
+            .collect();
+    serde_json::to_string(&found).map_err(|error| crate::errors::invalid(error.to_string()))
+}
+
+/// Whether `json` (a value as JSON text) is a channel ref: `channel_id`, `access_key`, and a
+/// `direction` of `read` or `write`.
+#[napi_derive::napi]
+pub fn is_channel_ref(json: String) -> bool {
+    serde_json::from_str::<Value>(&json)
+        .ok()
+        .and_then(|value| iii_sdk::StreamChannelRef::from_value(&value))
+        .is_some()
+}

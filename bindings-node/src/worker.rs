@@ -165,11 +165,13 @@ impl NativeWorker {
         worker_name: Option<String>,
         invocation_timeout_ms: Option<f64>,
         connect_timeout_ms: Option<f64>,
+        worker_description: Option<String>,
     ) -> Result<Self> {
         iii_sdk::binding::logs::init();
         let millis = |ms: Option<f64>| ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| t as u64);
         let options = InitOptions::for_binding("node", worker_name, millis(invocation_timeout_ms))
-            .with_connect_timeout(millis(connect_timeout_ms));
+            .with_connect_timeout(millis(connect_timeout_ms))
+            .with_description(worker_description);
         let iii = iii_sdk::try_register_worker_with(&url, options)
             .map_err(|error| invalid(error.to_string()))?;
         Ok(Self {
@@ -235,7 +237,8 @@ impl NativeWorker {
     /// input, and the core ends the response after it.
     #[napi(
         ts_args_type = "id: string, handler: (invocation: any, done: Completion) => void, \
-                          description?: string | undefined | null, http?: boolean | undefined | null"
+                          description?: string | undefined | null, http?: boolean | undefined | null, \
+                          formatsJson?: string | undefined | null"
     )]
     pub fn register_function(
         &self,
@@ -243,6 +246,7 @@ impl NativeWorker {
         handler: Function<FnArgs<(Invocation, Completion)>, ()>,
         description: Option<String>,
         http: Option<bool>,
+        formats_json: Option<String>,
     ) -> Result<NativeRegistration> {
         let handler: JsHandler = handler
             .build_threadsafe_function()
@@ -254,6 +258,16 @@ impl NativeWorker {
         let mut function = RegisterFunction::from_handler(id, handler);
         if let Some(description) = description {
             function = function.with_description(description);
+        }
+        // `{ metadata?, request_format?, response_format? }`, as the published client's options.
+        if let Some(json) = formats_json {
+            let formats: Value = serde_json::from_str(&json).map_err(|error| {
+                invalid(format!("registerFunction options are not JSON: {error}"))
+            })?;
+            let field = |key: &str| formats.get(key).filter(|value| !value.is_null()).cloned();
+            function.metadata = field("metadata");
+            function.request_format = field("request_format");
+            function.response_format = field("response_format");
         }
         // A duplicate id is an Error here, as in the published client.
         let inner = (self.iii.try_register_function(function))

@@ -61,6 +61,19 @@ fn native_description(error: &IIIError) -> String {
     format!("{} ({}): {error}", error.code(), error.kind().as_str())
 }
 
+/// The Python exception for a failed call of `function_id`: as [`to_py_err`], and an
+/// `InvocationError` also carries `function_id` (as the published client's does).
+pub(crate) fn call_failure(error: IIIError, function_id: &str) -> PyErr {
+    let invocation = matches!(error, IIIError::Invocation { .. });
+    let raised = to_py_err(error);
+    if invocation {
+        crate::gil::attach(|py| {
+            let _ = raised.value(py).setattr("function_id", function_id);
+        });
+    }
+    raised
+}
+
 /// `Result<T, IIIError>` into a Python result.
 pub(crate) trait IntoPyResult<T> {
     /// Maps the error with [`to_py_err`].

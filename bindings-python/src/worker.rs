@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
-use crate::errors::IntoPyResult;
+use crate::errors::{IntoPyResult, call_failure};
 use crate::wait::{awaitable, block_on, check_fork};
 
 /// A channel made by `create_channel`: both live ends here, and both refs to hand out.
@@ -151,11 +151,12 @@ impl Worker {
     /// returns its result; with `"action": TriggerAction.Void()` it returns `None` at once.
     fn trigger(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let request = trigger_request(request)?;
+        let function_id = request.function_id.clone();
         let iii = self.inner.clone();
         let result = block_on(py, "trigger", "trigger_async", async move {
             iii.trigger(request).await
         })?
-        .py()?;
+        .map_err(|error| call_failure(error, &function_id))?;
         Ok(to_py(py, &result, self.inner.address())?.unbind())
     }
 
@@ -166,9 +167,11 @@ impl Worker {
         request: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = trigger_request(request)?;
+        let function_id = request.function_id.clone();
         let iii = self.inner.clone();
         awaitable(py, async move {
-            let result = iii.trigger(request).await.py()?;
+            let result =
+                (iii.trigger(request).await).map_err(|error| call_failure(error, &function_id))?;
             crate::gil::attach_or_err(|py| to_py(py, &result, iii.address()).map(Bound::unbind))
         })
     }

@@ -25,6 +25,9 @@ def test_register_function_returns_a_handle_and_refuses_a_duplicate(worker):
     )
     assert isinstance(ref, iii.FunctionRef) and ref.id == "compat::double"
     assert worker.trigger({"function_id": "compat::double", "payload": {"n": 21}}) == 42
+    with pytest.raises(iii.InvocationError) as failed:
+        worker.trigger({"function_id": "compat::double", "payload": {}})
+    assert failed.value.function_id == "compat::double" and failed.value.code == "invocation_failed"
     with pytest.raises(ValueError, match="already registered"):
         worker.register_function("compat::double", lambda data: data)
     with pytest.raises(ValueError):
@@ -58,6 +61,8 @@ def test_register_trigger_returns_a_handle(worker):
     worker.ready()
     listed = worker.trigger({"function_id": "engine::registered-triggers::list", "payload": {"function_id": "compat::route"}})
     assert [t["id"] for t in listed["registered_triggers"]] == [trigger.id]
+    info = worker.trigger({"function_id": "engine::registered-triggers::info", "payload": {"id": trigger.id}})
+    assert info["metadata"] == {"k": 1}
     trigger.unregister()
 
 

@@ -69,6 +69,8 @@ class InvocationError(IIIError):
     """
 
     stacktrace: Optional[str] = None
+    #: The function that was called (as the published client's ``InvocationError`` has it).
+    function_id: Optional[str] = None
 
 
 class TimeoutError(IIIError, builtins.TimeoutError):

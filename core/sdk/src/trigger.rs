@@ -112,6 +112,8 @@ pub struct RegisterTrigger {
     pub function_id: String,
     /// Type-specific configuration, e.g. `{"api_path": "/files/:name", "http_method": "GET"}`.
     pub config: Value,
+    /// Free-form metadata, handed to the function with each invocation the trigger makes.
+    pub metadata: Option<Value>,
 }
 
 impl RegisterTrigger {
@@ -125,7 +127,14 @@ impl RegisterTrigger {
             trigger_type: trigger_type.into(),
             function_id: function_id.into(),
             config,
+            metadata: None,
         }
+    }
+
+    /// This trigger with `metadata`.
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
     }
 
     /// An HTTP route: `RegisterTrigger::http("files::download", "/files/:filename", "GET")`.
@@ -137,7 +146,7 @@ impl RegisterTrigger {
     }
 
     /// Reads a trigger given as JSON, the way every binding takes it: `{"type" | "trigger_type",
-    /// "function_id", "config"?}`.
+    /// "function_id", "config"?, "metadata"?}`.
     pub fn from_value(trigger: Value) -> Result<Self, IIIError> {
         let field = |name: &str| {
             trigger
@@ -154,7 +163,9 @@ impl RegisterTrigger {
             ));
         };
         let config = trigger.get("config").cloned().unwrap_or(Value::Null);
-        Ok(Self::new(trigger_type, function_id, config))
+        let mut registered = Self::new(trigger_type, function_id, config);
+        registered.metadata = trigger.get("metadata").filter(|m| !m.is_null()).cloned();
+        Ok(registered)
     }
 
     /// The `registertrigger` message for this binding under `id`.
@@ -164,7 +175,7 @@ impl RegisterTrigger {
             trigger_type: self.trigger_type.clone(),
             function_id: self.function_id.clone(),
             config: self.config.clone(),
-            metadata: None,
+            metadata: self.metadata.clone(),
         }
     }
 }

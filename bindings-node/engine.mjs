@@ -1,0 +1,4 @@
+import cjs from './engine.js'
+
+export const { EngineFunctions, EngineTriggers } = cjs
+export default cjs

@@ -1,0 +1,4 @@
+import cjs from './errors.js'
+
+export const { InvocationError, isErrorBody } = cjs
+export default cjs
