@@ -63,6 +63,33 @@ export interface RegisteredRef {
   unregister(): void
 }
 
+/** A trigger of a type this worker provides, as the engine hands it over. */
+export interface TriggerConfig<TConfig = unknown> {
+  id: string
+  function_id: string
+  config: TConfig
+  metadata?: Record<string, unknown>
+}
+
+/** Starts and stops the triggers of a provided type. */
+export interface TriggerHandler<TConfig = unknown> {
+  registerTrigger(trigger: TriggerConfig<TConfig>): void | Promise<void>
+  unregisterTrigger(trigger: TriggerConfig<TConfig>): void | Promise<void>
+}
+
+/** A trigger type this worker provides. */
+export interface TriggerTypeRef<TConfig = unknown> {
+  id: string
+  registerTrigger(functionId: string, config: TConfig, metadata?: Record<string, unknown>): RegisteredRef
+  registerFunction(
+    functionId: string,
+    handler: (input: any) => unknown,
+    config: TConfig,
+    metadata?: Record<string, unknown>,
+  ): RegisteredRef
+  unregister(): void
+}
+
 /** What a function is registered with besides its handler, as the published client has it. */
 export interface RegisterFunctionOptions {
   description?: string
@@ -94,7 +121,14 @@ export declare class III {
     handler: (input: I) => R | Promise<R>,
     options?: RegisterFunctionOptions,
   ): RegisteredRef
-  registerTrigger(trigger: { type: string; function_id: string; config?: unknown }): RegisteredRef
+  registerTrigger(trigger: { type: string; function_id: string; config?: unknown; metadata?: Record<string, unknown> }): RegisteredRef
+  /** Provides a trigger type: the engine hands this worker every trigger of the type. */
+  registerTriggerType<TConfig = unknown>(
+    triggerType: { id: string; description?: string },
+    handler: TriggerHandler<TConfig>,
+  ): TriggerTypeRef<TConfig>
+  /** Stops providing a trigger type. */
+  unregisterTriggerType(triggerType: { id: string }): void
   /**
    * Resolves once the worker is connected and everything it sent before (registrations
    * included) has reached the engine.

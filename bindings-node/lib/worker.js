@@ -118,6 +118,61 @@ class III {
     return { id: ref.id, unregister: () => ref.unregister() }
   }
 
+  /**
+   * Provides a trigger type (`{ id, description }`): the engine hands this worker every trigger
+   * of the type, and `handler.registerTrigger(trigger)` / `unregisterTrigger(trigger)` (sync or
+   * async; `trigger` is `{ id, function_id, config, metadata? }`) start and stop firing it.
+   * Returns `{ id, registerTrigger(functionId, config, metadata?), registerFunction(functionId,
+   * handler, config, metadata?), unregister() }`.
+   */
+  registerTriggerType(triggerType, handler) {
+    const id = typeof triggerType === 'string' ? triggerType : triggerType?.id
+    if (typeof id !== 'string') throw new TypeError('iii-sdk: registerTriggerType() needs { id, description }')
+    if (!handler || typeof handler.registerTrigger !== 'function' || typeof handler.unregisterTrigger !== 'function') {
+      throw new TypeError('iii-sdk: registerTriggerType() needs a handler with registerTrigger and unregisterTrigger')
+    }
+    const native = this._native.registerTriggerType(
+      id,
+      (invocation, done) => {
+        let forwarded
+        try {
+          forwarded = withEnds(invocation)
+        } catch (error) {
+          done.reject(null, `bad input: ${error.message}`, error.stack)
+          return
+        }
+        const step = forwarded.op === 'register' ? handler.registerTrigger : handler.unregisterTrigger
+        new Promise((resolve) => resolve(step.call(handler, forwarded.trigger))).then(
+          () => done.resolve(undefined),
+          (error) => done.reject(null, error && error.message !== undefined ? String(error.message) : String(error)),
+        )
+      },
+      triggerType?.description ?? undefined,
+    )
+    this._triggerTypes = this._triggerTypes ?? new Map()
+    this._triggerTypes.set(id, native)
+    return {
+      id,
+      registerTrigger: (functionId, config, metadata) =>
+        this.registerTrigger({ type: id, function_id: functionId, config, metadata }),
+      registerFunction: (functionId, fn, config, metadata) => {
+        const registered = this.registerFunction(functionId, fn)
+        this.registerTrigger({ type: id, function_id: functionId, config, metadata })
+        return registered
+      },
+      unregister: () => this.unregisterTriggerType({ id }),
+    }
+  }
+
+  /** Stops providing a trigger type registered with `registerTriggerType`. */
+  unregisterTriggerType(triggerType) {
+    const id = typeof triggerType === 'string' ? triggerType : triggerType?.id
+    const native = this._triggerTypes?.get(id)
+    if (!native) return
+    this._triggerTypes.delete(id)
+    native.unregister()
+  }
+
   /** Binds a trigger `{ type, function_id, config }`. Returns `{ id, unregister() }`. */
   registerTrigger(trigger) {
     let ref

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use iii_sdk::binding::{Reply, reply};
 use iii_sdk::function::Handler;
 use iii_sdk::http::serve_returning;
-use iii_sdk::{IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
+use iii_sdk::{
+    IIIError, InitOptions, RegisterFunction, RegisterTrigger, RegisterTriggerType, TriggerRequest,
+};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -271,6 +273,41 @@ impl NativeWorker {
         }
         // A duplicate id is an Error here, as in the published client.
         let inner = (self.iii.try_register_function(function))
+            .map_err(|error| napi::Error::from_reason(format!("iii-sdk: {error}")))?;
+        self.handlers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(slot.clone());
+        let id = inner.id().to_string();
+        let withdraw = Box::new(move || {
+            inner.unregister();
+            release(&slot);
+        });
+        Ok(NativeRegistration { id, withdraw })
+    }
+
+    /// Provides trigger type `id`: `handler(invocation, done)` is called with
+    /// `{ op: 'register' | 'unregister', trigger: { id, function_id, config, metadata? } }` for
+    /// each trigger of the type the engine forwards, and must settle `done`.
+    #[napi(
+        ts_args_type = "id: string, handler: (invocation: any, done: Completion) => void, \
+                          description?: string | undefined | null"
+    )]
+    pub fn register_trigger_type(
+        &self,
+        id: String,
+        handler: Function<FnArgs<(Invocation, Completion)>, ()>,
+        description: Option<String>,
+    ) -> Result<NativeRegistration> {
+        let handler: JsHandler = handler
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .build()?;
+        let slot: HandlerSlot = Arc::new(Mutex::new(Some(handler)));
+        let address = self.iii.address().to_string();
+        let mut provided = RegisterTriggerType::new(id, core_handler(slot.clone(), address, false));
+        provided.description = description;
+        let inner = (self.iii.register_trigger_type(provided))
             .map_err(|error| napi::Error::from_reason(format!("iii-sdk: {error}")))?;
         self.handlers
             .lock()

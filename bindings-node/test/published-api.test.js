@@ -119,3 +119,45 @@ test('registerTrigger sends its metadata', async () => {
   assert.deepEqual(info.metadata, { k: 1 })
   trigger.unregister()
 })
+
+test('registerTriggerType: the triggers of a provided type reach its handler, and go', async () => {
+  const seen = []
+  const ticker = worker.registerTriggerType(
+    { id: 'compat-ticker', description: 'ticks' },
+    {
+      registerTrigger: async (trigger) => seen.push(['register', trigger]),
+      unregisterTrigger: (trigger) => seen.push(['unregister', trigger.id]),
+    },
+  )
+  await worker.ready()
+  const user = registerWorker(engine.url)
+  try {
+    user.registerFunction('compat::tick', () => null)
+    const trigger = user.registerTrigger({
+      type: 'compat-ticker',
+      function_id: 'compat::tick',
+      config: { every: 5 },
+      metadata: { k: 1 },
+    })
+    const deadline = Date.now() + 10_000
+    while (seen.length < 1) {
+      assert.ok(Date.now() < deadline, 'the provider never got the trigger')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.deepEqual(seen[0], [
+      'register',
+      { id: trigger.id, function_id: 'compat::tick', config: { every: 5 }, metadata: { k: 1 } },
+    ])
+    trigger.unregister()
+    while (seen.length < 2) {
+      assert.ok(Date.now() < deadline, 'the provider never got the withdrawal')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.deepEqual(seen[1], ['unregister', trigger.id])
+    const info = await user.trigger({ function_id: 'engine::triggers::info', payload: { id: 'compat-ticker' } })
+    assert.equal(info.description, 'ticks')
+  } finally {
+    await user.shutdown()
+    ticker.unregister()
+  }
+})

@@ -24,6 +24,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<worker::Channel>()?;
     module.add_class::<worker::FunctionRef>()?;
     module.add_class::<worker::TriggerRef>()?;
+    module.add_class::<worker::TriggerTypeRef>()?;
     module.add_class::<channel::ChannelWriter>()?;
     module.add_class::<channel::ChannelReader>()?;
     module.add_class::<http::HttpResponse>()?;

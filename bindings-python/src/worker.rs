@@ -225,6 +225,56 @@ impl Worker {
         Ok(TriggerRef { inner: registered })
     }
 
+    /// Provides a trigger type (`{"id", "description"?}` or a model of it): the engine hands
+    /// this worker every trigger of the type, and `handler.register_trigger(config)` /
+    /// `unregister_trigger(config)` (sync or async) start and stop firing it.
+    fn register_trigger_type(
+        slf: &Bound<'_, Self>,
+        trigger_type: &Bound<'_, PyAny>,
+        handler: &Bound<'_, PyAny>,
+    ) -> PyResult<TriggerTypeRef> {
+        let py = slf.py();
+        let this = slf.get();
+        let declared = from_py(&plain(trigger_type)?)?;
+        let text = |key: &str| {
+            declared
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let id = text("id").ok_or_else(|| {
+            PyTypeError::new_err("register_trigger_type() needs {\"id\", \"description\"}")
+        })?;
+        let adapter = py
+            .import("iii._trigger_types")?
+            .call_method1("adapter", (handler,))?
+            .unbind();
+        let core = crate::dispatch::handler(py, adapter, this.inner.address())?;
+        let mut provided = iii_sdk::RegisterTriggerType::new(id, core);
+        provided.description = text("description");
+        let _runtime = iii_sdk::runtime().enter();
+        let inner = this.inner.register_trigger_type(provided).py()?;
+        Ok(TriggerTypeRef {
+            inner,
+            worker: slf.clone().unbind(),
+        })
+    }
+
+    /// Stops providing a trigger type (`{"id"}`, a model of it, or its id).
+    fn unregister_trigger_type(&self, trigger_type: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id: String = match trigger_type.extract::<String>() {
+            Ok(id) => id,
+            Err(_) => from_py(&plain(trigger_type)?)?
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| PyTypeError::new_err("unregister_trigger_type() needs an id"))?,
+        };
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner.unregister_trigger_type(&id);
+        Ok(())
+    }
+
     /// Disconnects from the engine; pending calls fail with `ShutdownError`.
     fn shutdown(&self) {
         let _runtime = iii_sdk::runtime().enter();
@@ -296,5 +346,73 @@ impl TriggerRef {
 
     fn __repr__(&self) -> String {
         format!("<Trigger {}>", self.inner.id())
+    }
+}
+
+/// A trigger type this worker provides (what `register_trigger_type` returns).
+#[pyclass(module = "iii", name = "TriggerTypeRef", frozen)]
+pub(crate) struct TriggerTypeRef {
+    inner: iii_sdk::TriggerTypeRef,
+    worker: Py<Worker>,
+}
+
+#[pymethods]
+impl TriggerTypeRef {
+    /// The type's id.
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    /// Registers a trigger of this type for `function_id`.
+    #[pyo3(signature = (function_id, config, metadata = None))]
+    fn register_trigger(
+        &self,
+        py: Python<'_>,
+        function_id: String,
+        config: &Bound<'_, PyAny>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TriggerRef> {
+        let trigger = PyDict::new(py);
+        trigger.set_item("type", self.inner.id())?;
+        trigger.set_item("function_id", function_id)?;
+        trigger.set_item("config", config)?;
+        if let Some(metadata) = metadata {
+            trigger.set_item("metadata", metadata)?;
+        }
+        self.worker.get().register_trigger(trigger.as_any())
+    }
+
+    /// Registers `handler` as `function_id` (it does not bind a trigger, as the published
+    /// client's does not).
+    #[pyo3(signature = (function_id, handler, description = None))]
+    fn register_function(
+        &self,
+        py: Python<'_>,
+        function_id: String,
+        handler: Py<PyAny>,
+        description: Option<String>,
+    ) -> PyResult<FunctionRef> {
+        let id = pyo3::types::PyString::new(py, &function_id);
+        (self.worker.get()).register_function(
+            py,
+            id.as_any(),
+            handler,
+            description,
+            None,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// Stops providing the type.
+    fn unregister(&self) {
+        let _runtime = iii_sdk::runtime().enter();
+        self.inner.unregister();
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<TriggerTypeRef {}>", self.inner.id())
     }
 }

@@ -89,3 +89,40 @@ def test_init_options_dataclass_is_accepted(engine):
         assert [w["description"] for w in workers["workers"]] == ["compat test"]
     finally:
         client.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_a_provided_trigger_type_gets_the_triggers_of_its_type(engine, worker):
+    seen = []
+
+    class Ticker:
+        def register_trigger(self, config):
+            seen.append(("register", config.id, config.function_id, config.config, config.metadata))
+
+        async def unregister_trigger(self, config):
+            seen.append(("unregister", config.id))
+
+    ticker = worker.register_trigger_type({"id": "py-ticker", "description": "ticks"}, Ticker())
+    assert ticker.id == "py-ticker"
+    worker.ready()
+    user = register_worker(engine.url)
+    try:
+        user.register_function("compat::tick", lambda data: None)
+        trigger = user.register_trigger(
+            {"type": "py-ticker", "function_id": "compat::tick", "config": {"every": 5}, "metadata": {"k": 1}}
+        )
+        deadline = time.monotonic() + 10
+        while len(seen) < 1:
+            assert time.monotonic() < deadline, "the provider never got the trigger"
+            time.sleep(0.02)
+        assert seen[0] == ("register", trigger.id, "compat::tick", {"every": 5}, {"k": 1})
+        trigger.unregister()
+        while len(seen) < 2:
+            assert time.monotonic() < deadline, "the provider never got the withdrawal"
+            time.sleep(0.02)
+        assert seen[1] == ("unregister", trigger.id)
+        info = user.trigger({"function_id": "engine::triggers::info", "payload": {"id": "py-ticker"}})
+        assert info["description"] == "ticks"
+    finally:
+        user.shutdown()
+        worker.unregister_trigger_type({"id": "py-ticker"})

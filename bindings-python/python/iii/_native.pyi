@@ -112,6 +112,10 @@ class III:
         """Registers a sync or async handler; a duplicate or empty id is a ``ValueError``."""
     def register_trigger(self, trigger: Any) -> Trigger:
         """Registers a trigger: ``{"type", "function_id", "config", "metadata"?}``."""
+    def register_trigger_type(self, trigger_type: Any, handler: Any) -> TriggerTypeRef:
+        """Provides a trigger type; ``handler.register_trigger`` / ``unregister_trigger`` get its triggers."""
+    def unregister_trigger_type(self, trigger_type: Any) -> None:
+        """Stops providing a trigger type."""
     def shutdown(self) -> None:
         """Disconnects from the engine."""
 
@@ -145,3 +149,11 @@ class Trigger:
 
 def is_channel_ref(value: Any) -> bool: ...
 def extract_channel_refs(value: Any) -> List[Tuple[str, Dict[str, str]]]: ...
+
+class TriggerTypeRef:
+    """A trigger type this worker provides."""
+    @property
+    def id(self) -> str: ...
+    def register_trigger(self, function_id: str, config: Any, metadata: Any = None) -> Trigger: ...
+    def register_function(self, function_id: str, handler: Callable[..., Any], description: Optional[str] = None) -> FunctionRef: ...
+    def unregister(self) -> None: ...

@@ -32,6 +32,17 @@ pub(crate) struct Trigger {
     pub(crate) metadata: Option<Value>,
 }
 
+impl Trigger {
+    /// The same registration: owner, type, function, config and metadata.
+    fn same_as(&self, other: &Trigger) -> bool {
+        self.owner == other.owner
+            && self.trigger_type == other.trigger_type
+            && self.function_id == other.function_id
+            && self.config == other.config
+            && self.metadata == other.metadata
+    }
+}
+
 /// The trigger registry.
 #[derive(Default)]
 pub(crate) struct TriggerRegistry {
@@ -39,10 +50,15 @@ pub(crate) struct TriggerRegistry {
 }
 
 impl TriggerRegistry {
-    /// Records a trigger (replacing one with the same id).
-    pub(crate) fn register(&self, id: String, trigger: Trigger) {
+    /// Records a trigger (replacing one with the same id). False when the very same trigger
+    /// was registered already (a worker may send a registration twice around a reconnect).
+    pub(crate) fn register(&self, id: String, trigger: Trigger) -> bool {
+        let previous = lock(&self.map).insert(id.clone(), trigger.clone());
+        if previous.is_some_and(|previous| previous.same_as(&trigger)) {
+            return false;
+        }
         tracing::info!(trigger_id = %id, trigger_type = %trigger.trigger_type, function_id = %trigger.function_id, "trigger registered");
-        lock(&self.map).insert(id, trigger);
+        true
     }
 
     /// Removes trigger `id` if `conn` registered it; returns it.

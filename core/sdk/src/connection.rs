@@ -23,6 +23,7 @@ use crate::invocation::{Invocation, dispatch};
 use crate::link::{Outbound, Pings, Sink, Socket};
 use crate::options::jitter_sample;
 use crate::state::{WorkerState, lock};
+use crate::trigger_type;
 
 type Stream = futures_util::stream::SplitStream<Socket>;
 
@@ -108,6 +109,7 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
     inner.shutdown.send_replace(true);
     // Handlers often hold a clone of the worker; dropping them breaks that cycle.
     lock(&inner.functions).clear();
+    lock(&inner.trigger_types).clear();
     outbound.close();
     while let Some(item) = outbound.recv().await {
         if let Outbound::Call { reply, .. } = item {
@@ -190,6 +192,11 @@ fn greeting(inner: &WorkerState, session: &Session) -> Vec<String> {
         };
         texts.push(reattach.to_json());
     }
+    texts.extend(
+        lock(&inner.trigger_types)
+            .values()
+            .map(|(_, provided)| provided.message().to_json()),
+    );
     texts.extend(
         lock(&inner.functions)
             .values()
@@ -317,6 +324,37 @@ async fn read_loop(
                 tracing::debug!(%worker_id, "registered with the engine");
                 session.worker_id = Some(worker_id);
                 session.reattach_token = reattach_token;
+            }
+            Message::RegisterTrigger {
+                id,
+                trigger_type,
+                function_id,
+                config,
+                metadata,
+            } => {
+                let forwarded = trigger_type::Forwarded {
+                    register: true,
+                    id,
+                    trigger_type,
+                    function_id,
+                    config,
+                    metadata,
+                };
+                trigger_type::dispatch(inner, forwarded, urgent);
+            }
+            Message::UnregisterTrigger {
+                id,
+                trigger_type: Some(trigger_type),
+            } => {
+                let forwarded = trigger_type::Forwarded {
+                    register: false,
+                    id,
+                    trigger_type,
+                    function_id: String::new(),
+                    config: Value::Null,
+                    metadata: None,
+                };
+                trigger_type::dispatch(inner, forwarded, urgent);
             }
             Message::TriggerRegistrationResult {
                 id,

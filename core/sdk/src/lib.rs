@@ -42,6 +42,7 @@ pub mod options;
 mod runtime;
 mod state;
 pub mod trigger;
+pub mod trigger_type;
 mod worker;
 
 pub use channel::{Channel, ChannelEvent, ChannelReader, ChannelWriter};
@@ -52,6 +53,7 @@ pub use invocation::current_engine_address;
 pub use options::{DEFAULT_CONNECT_TIMEOUT_MS, InitOptions, ReconnectionConfig};
 pub use runtime::{runtime, tokio_runtime};
 pub use trigger::{RegisterTrigger, TriggerRequest};
+pub use trigger_type::{RegisterTriggerType, TriggerTypeRef};
 pub use worker::{
     FunctionRef, III, TriggerRef, check_engine_url, register_worker, register_worker_with,
     try_register_worker_with,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::link::{Link, Outbound};
+use crate::trigger_type::RegisterTriggerType;
 use crate::{IIIError, InitOptions, RegisterFunction, RegisterTrigger};
 
 /// State shared by the worker handles and the main socket task.
@@ -21,6 +22,8 @@ pub(crate) struct WorkerState {
     pub(crate) functions: Mutex<HashMap<String, (u64, RegisterFunction)>>,
     /// Registered triggers by trigger id.
     pub(crate) triggers: Mutex<HashMap<String, RegisterTrigger>>,
+    /// Trigger types this worker provides, with the generation of their registration.
+    pub(crate) trigger_types: Mutex<HashMap<String, (u64, RegisterTriggerType)>>,
     /// Counts registrations, so an unregister withdraws only its own.
     pub(crate) generation: AtomicU64,
     /// The main socket's sending side, shared with callers.
@@ -51,6 +54,7 @@ impl WorkerState {
             options,
             functions: Mutex::new(HashMap::new()),
             triggers: Mutex::new(HashMap::new()),
+            trigger_types: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             link: Link::default(),
             outbound,

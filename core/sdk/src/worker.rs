@@ -164,6 +164,22 @@ impl III {
         })
     }
 
+    /// Provides a trigger type: the engine forwards the triggers of that type to this worker,
+    /// whose handler starts and stops them ([`crate::trigger_type`]). Replayed after every
+    /// reconnect, before the functions. An empty id is [`IIIError::InvalidArgument`].
+    pub fn register_trigger_type(
+        &self,
+        trigger_type: crate::RegisterTriggerType,
+    ) -> Result<crate::TriggerTypeRef, IIIError> {
+        self.inner.check_open()?;
+        crate::trigger_type::register(&self.inner, trigger_type)
+    }
+
+    /// Stops providing trigger type `id` (a no-op if this worker does not provide it).
+    pub fn unregister_trigger_type(&self, id: &str) {
+        crate::trigger_type::unregister(&self.inner, id);
+    }
+
     /// Binds a trigger (e.g. an HTTP route) to a function.
     pub fn register_trigger(&self, trigger: RegisterTrigger) -> Result<TriggerRef, IIIError> {
         self.inner.check_open()?;

@@ -45,7 +45,9 @@ pub(crate) async fn register_trigger(
                 &trigger.config,
             );
             match routed {
-                Ok(()) => shared.triggers.register(id.clone(), trigger.clone()),
+                Ok(()) => {
+                    shared.triggers.register(id.clone(), trigger.clone());
+                }
                 Err(InvalidRoute(why)) => {
                     tracing::warn!(trigger_id = %id, function_id = %trigger.function_id, %why, "http trigger refused");
                     conn.outbox
@@ -58,8 +60,10 @@ pub(crate) async fn register_trigger(
             shared.triggers.register(id, trigger);
         }
         Some(Provider::Worker(provider)) => {
-            shared.triggers.register(id.clone(), trigger.clone());
-            forward_registration(&provider, &id, &trigger);
+            // A registration repeated as it was is not forwarded again.
+            if shared.triggers.register(id.clone(), trigger.clone()) {
+                forward_registration(&provider, &id, &trigger);
+            }
         }
     }
 }
