@@ -142,11 +142,43 @@ impl NativeRegistration {
     }
 }
 
+/// A JS handler held as a threadsafe function that keeps the event loop alive, in its slot.
+fn handler_slot(handler: Function<FnArgs<(Invocation, Completion)>, ()>) -> Result<HandlerSlot> {
+    let handler: JsHandler = handler
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .build()?;
+    Ok(Arc::new(Mutex::new(Some(handler))))
+}
+
+/// A registration the core refused, as a JS `Error` (as the published client throws).
+fn registration_error(error: IIIError) -> napi::Error {
+    napi::Error::from_reason(format!("iii-sdk: {error}"))
+}
+
 /// A worker connected (in the background) to an engine.
 #[napi]
 pub struct NativeWorker {
     iii: iii_sdk::III,
     handlers: Mutex<Vec<HandlerSlot>>,
+}
+
+impl NativeWorker {
+    /// Keeps `slot` until shutdown and returns the registration `id`, whose `unregister()`
+    /// runs `withdraw` and releases the handler.
+    fn keep(
+        &self,
+        slot: HandlerSlot,
+        id: String,
+        withdraw: impl Fn() + Send + Sync + 'static,
+    ) -> NativeRegistration {
+        (self.handlers.lock().unwrap_or_else(PoisonError::into_inner)).push(slot.clone());
+        let withdraw = Box::new(move || {
+            withdraw();
+            release(&slot);
+        });
+        NativeRegistration { id, withdraw }
+    }
 }
 
 /// `json` read by `read` from the core (its errors as argument errors).
@@ -250,11 +282,7 @@ impl NativeWorker {
         http: Option<bool>,
         formats_json: Option<String>,
     ) -> Result<NativeRegistration> {
-        let handler: JsHandler = handler
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .build()?;
-        let slot: HandlerSlot = Arc::new(Mutex::new(Some(handler)));
+        let slot = handler_slot(handler)?;
         let address = self.iii.address().to_string();
         let handler = core_handler(slot.clone(), address, http.unwrap_or(false));
         let mut function = RegisterFunction::from_handler(id, handler);
@@ -272,18 +300,9 @@ impl NativeWorker {
             function.response_format = field("response_format");
         }
         // A duplicate id is an Error here, as in the published client.
-        let inner = (self.iii.try_register_function(function))
-            .map_err(|error| napi::Error::from_reason(format!("iii-sdk: {error}")))?;
-        self.handlers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(slot.clone());
+        let inner = (self.iii.try_register_function(function)).map_err(registration_error)?;
         let id = inner.id().to_string();
-        let withdraw = Box::new(move || {
-            inner.unregister();
-            release(&slot);
-        });
-        Ok(NativeRegistration { id, withdraw })
+        Ok(self.keep(slot, id, move || inner.unregister()))
     }
 
     /// Provides trigger type `id`: `handler(invocation, done)` is called with
@@ -299,26 +318,13 @@ impl NativeWorker {
         handler: Function<FnArgs<(Invocation, Completion)>, ()>,
         description: Option<String>,
     ) -> Result<NativeRegistration> {
-        let handler: JsHandler = handler
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .build()?;
-        let slot: HandlerSlot = Arc::new(Mutex::new(Some(handler)));
+        let slot = handler_slot(handler)?;
         let address = self.iii.address().to_string();
         let mut provided = RegisterTriggerType::new(id, core_handler(slot.clone(), address, false));
         provided.description = description;
-        let inner = (self.iii.register_trigger_type(provided))
-            .map_err(|error| napi::Error::from_reason(format!("iii-sdk: {error}")))?;
-        self.handlers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(slot.clone());
+        let inner = (self.iii.register_trigger_type(provided)).map_err(registration_error)?;
         let id = inner.id().to_string();
-        let withdraw = Box::new(move || {
-            inner.unregister();
-            release(&slot);
-        });
-        Ok(NativeRegistration { id, withdraw })
+        Ok(self.keep(slot, id, move || inner.unregister()))
     }
 
     /// Binds a trigger given as JSON `{ type, function_id, config }`.

@@ -299,55 +299,49 @@ fn plain<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     Ok(value.clone())
 }
 
-/// A registered function: `id`, and `unregister()` to withdraw it.
-#[pyclass(module = "iii", name = "FunctionRef", frozen)]
-pub(crate) struct FunctionRef {
-    inner: iii_sdk::FunctionRef,
+/// A registration handle for Python, as the published client has them: `id`, and
+/// `unregister()` to withdraw the registration.
+macro_rules! registration_handle {
+    ($(#[$doc:meta])* $name:ident, $python_name:literal, $inner:ty) => {
+        $(#[$doc])*
+        #[pyclass(module = "iii", name = $python_name, frozen)]
+        pub(crate) struct $name {
+            inner: $inner,
+        }
+
+        #[pymethods]
+        impl $name {
+            /// The registration's id.
+            #[getter]
+            fn id(&self) -> String {
+                self.inner.id().to_string()
+            }
+
+            /// Withdraws the registration from the engine.
+            fn unregister(&self) {
+                let _runtime = iii_sdk::runtime().enter();
+                self.inner.unregister();
+            }
+
+            fn __repr__(&self) -> String {
+                format!("<{} {}>", $python_name, self.inner.id())
+            }
+        }
+    };
 }
 
-#[pymethods]
-impl FunctionRef {
-    /// The function's id.
-    #[getter]
-    fn id(&self) -> String {
-        self.inner.id().to_string()
-    }
-
-    /// Withdraws the function from the engine.
-    fn unregister(&self) {
-        let _runtime = iii_sdk::runtime().enter();
-        self.inner.unregister();
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<FunctionRef {}>", self.inner.id())
-    }
-}
-
-/// A registered trigger: `id`, and `unregister()` to withdraw it.
-#[pyclass(module = "iii", name = "Trigger", frozen)]
-pub(crate) struct TriggerRef {
-    inner: iii_sdk::TriggerRef,
-}
-
-#[pymethods]
-impl TriggerRef {
-    /// The trigger's id.
-    #[getter]
-    fn id(&self) -> String {
-        self.inner.id().to_string()
-    }
-
-    /// Withdraws the trigger from the engine.
-    fn unregister(&self) {
-        let _runtime = iii_sdk::runtime().enter();
-        self.inner.unregister();
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<Trigger {}>", self.inner.id())
-    }
-}
+registration_handle!(
+    /// A registered function.
+    FunctionRef,
+    "FunctionRef",
+    iii_sdk::FunctionRef
+);
+registration_handle!(
+    /// A registered trigger.
+    TriggerRef,
+    "Trigger",
+    iii_sdk::TriggerRef
+);
 
 /// A trigger type this worker provides (what `register_trigger_type` returns).
 #[pyclass(module = "iii", name = "TriggerTypeRef", frozen)]
