@@ -24,7 +24,14 @@ function isErrorBody(value) {
 
 /** A native failure of a call to `functionId` as the error the API rejects with. */
 function asInvocationError(error, functionId) {
-  if (!error || error.name !== 'InvocationError' || error instanceof InvocationError) return error
+  if (!error || error instanceof InvocationError) return error
+  if (error.kind === 'timeout') {
+    // As the published client reports it: an InvocationError with code TIMEOUT.
+    const timedOut = new InvocationError({ code: error.code, message: 'invocation timed out', function_id: functionId })
+    timedOut.kind = error.kind
+    return timedOut
+  }
+  if (error.name !== 'InvocationError') return error
   const prefix = `${error.code}: `
   const message = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message
   const converted = new InvocationError({ code: error.code, message, function_id: functionId, stacktrace: error.stacktrace })

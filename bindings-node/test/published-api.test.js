@@ -161,3 +161,11 @@ test('registerTriggerType: the triggers of a provided type reach its handler, an
     ticker.unregister()
   }
 })
+
+test('a call that times out rejects with an InvocationError with code TIMEOUT', async () => {
+  worker.registerFunction('compat::slow', () => new Promise((resolve) => setTimeout(resolve, 2000)))
+  const error = await worker.trigger({ function_id: 'compat::slow', payload: {}, timeoutMs: 200 }).catch((e) => e)
+  assert.ok(error instanceof InvocationError, String(error))
+  assert.equal(error.code, 'TIMEOUT')
+  assert.equal(error.function_id, 'compat::slow')
+})

@@ -64,7 +64,7 @@ fn native_description(error: &IIIError) -> String {
 /// The Python exception for a failed call of `function_id`: as [`to_py_err`], and an
 /// `InvocationError` also carries `function_id` (as the published client's does).
 pub(crate) fn call_failure(error: IIIError, function_id: &str) -> PyErr {
-    let invocation = matches!(error, IIIError::Invocation { .. });
+    let invocation = matches!(error, IIIError::Invocation { .. } | IIIError::Timeout);
     let raised = to_py_err(error);
     if invocation {
         crate::gil::attach(|py| {

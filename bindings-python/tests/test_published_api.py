@@ -126,3 +126,13 @@ def test_a_provided_trigger_type_gets_the_triggers_of_its_type(engine, worker):
     finally:
         user.shutdown()
         worker.unregister_trigger_type({"id": "py-ticker"})
+
+
+@pytest.mark.timeout(20)
+def test_a_call_that_times_out_is_an_invocation_error_with_code_timeout(worker):
+    worker.register_function("compat::slow", lambda data: time.sleep(2))
+    with pytest.raises(iii.InvocationError) as failed:
+        worker.trigger({"function_id": "compat::slow", "payload": {}, "timeout_ms": 200})
+    assert failed.value.code == "TIMEOUT"
+    assert failed.value.function_id == "compat::slow"
+    assert isinstance(failed.value, iii.TimeoutError) and isinstance(failed.value, TimeoutError)

@@ -73,8 +73,9 @@ class InvocationError(IIIError):
     function_id: Optional[str] = None
 
 
-class TimeoutError(IIIError, builtins.TimeoutError):
-    """No answer arrived within the call's timeout."""
+class TimeoutError(InvocationError, builtins.TimeoutError):
+    """No answer arrived within the call's timeout: code ``TIMEOUT``, as the published client
+    reports it (an :class:`InvocationError`, and a built-in ``TimeoutError`` too)."""
 
 
 class ConnectionError(IIIError, builtins.ConnectionError):

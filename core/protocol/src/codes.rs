@@ -13,6 +13,8 @@ pub const TRIGGER_REGISTRATION_FAILED: &str = "trigger_registration_failed";
 pub const TRIGGER_TYPE_NOT_FOUND: &str = "trigger_type_not_found";
 /// A listing built-in was asked about a function, worker or trigger that does not exist.
 pub const NOT_FOUND: &str = "NOT_FOUND";
+/// A call this worker made got no answer within its timeout (the published clients' code).
+pub const CALL_TIMED_OUT: &str = "TIMEOUT";
 /// An `enqueue` action: this engine has no queue provider.
 pub const ENQUEUE_ERROR: &str = "enqueue_error";
 /// A built-in function's input could not be read.

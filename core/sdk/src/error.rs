@@ -157,6 +157,8 @@ impl IIIError {
     pub fn code(&self) -> &str {
         match self {
             Self::Invocation { code, .. } => code,
+            // The published clients' code for a call that timed out.
+            Self::Timeout => codes::CALL_TIMED_OUT,
             other => other.kind().as_str(),
         }
     }
