@@ -48,7 +48,7 @@ pub(crate) fn answer(
     function_id: &str,
     input: &Value,
 ) -> Option<Result<Value, ErrorBody>> {
-    if !LISTINGS.contains(&function_id) {
+    if !function_id.starts_with("engine::") || !LISTINGS.contains(&function_id) {
         return None;
     }
     let view = View::of(shared);

@@ -11,8 +11,6 @@ pub const FUNCTION_NOT_FOUND: &str = "function_not_found";
 pub const TRIGGER_REGISTRATION_FAILED: &str = "trigger_registration_failed";
 /// A trigger of a type no worker (and not the engine) provides.
 pub const TRIGGER_TYPE_NOT_FOUND: &str = "trigger_type_not_found";
-/// A listing built-in was asked about a function, worker or trigger that does not exist.
-pub const NOT_FOUND: &str = "NOT_FOUND";
 /// A call this worker made got no answer within its timeout (the published clients' code).
 pub const CALL_TIMED_OUT: &str = "TIMEOUT";
 /// An `enqueue` action: this engine has no queue provider.
@@ -34,8 +32,10 @@ pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 pub const INVALID_JSON: &str = "invalid_json";
 /// HTTP: a request the engine cannot read (400).
 pub const BAD_REQUEST: &str = "bad_request";
-/// HTTP: no route matches the request (404), spelled as the published engine spells it.
-pub const ROUTE_NOT_FOUND: &str = "NOT_FOUND";
+/// Nothing by that name: no HTTP route matches the request (404), or a listing built-in was
+/// asked about a function, worker or trigger that does not exist. Spelled as the published
+/// engine spells it.
+pub const NOT_FOUND: &str = "NOT_FOUND";
 /// HTTP: the function's result or response messages are not a valid response (500).
 pub const INVALID_RESPONSE: &str = "invalid_response";
 /// HTTP: the function aborted its response before sending its head (500).

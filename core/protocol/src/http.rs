@@ -102,6 +102,13 @@ impl ResponseControl {
     }
 }
 
+/// Whether `segment` is one plain path segment: not empty, not `.` or `..`, and without `/`,
+/// `\\` or NUL — a name that, joined to a directory, stays one entry of it. The engine refuses
+/// a path parameter that is not one; the SDKs' `send_file` refuses such a file name.
+pub fn is_plain_segment(segment: &str) -> bool {
+    !matches!(segment, "" | "." | "..") && !segment.contains(['/', '\\', '\0'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,11 +58,7 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
             tracing::error!(address = %inner.address, "not an engine URL");
             break error;
         }
-        let limit = match inner.options.connect_timeout_ms {
-            0 => crate::options::DEFAULT_CONNECT_TIMEOUT_MS,
-            ms => ms,
-        };
-        let limit = Duration::from_millis(limit);
+        let limit = inner.options.connect_timeout();
         let connecting = tokio_tungstenite::connect_async_with_config(
             inner.address.as_str(),
             Some(main_socket_config()),

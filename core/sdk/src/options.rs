@@ -71,6 +71,14 @@ impl InitOptions {
         }
     }
 
+    /// How long a call waits for a connection (and one attempt may take): 0 means the default.
+    pub fn connect_timeout(&self) -> Duration {
+        match self.connect_timeout_ms {
+            0 => Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            ms => Duration::from_millis(ms),
+        }
+    }
+
     /// These options with a worker description (for the engine's listings).
     pub fn with_description(mut self, description: Option<String>) -> Self {
         self.worker_description = description;

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
@@ -74,13 +73,10 @@ impl WorkerState {
             return Ok(());
         }
         let mut connected = self.connected.subscribe();
-        let limit = match self.options.connect_timeout_ms {
-            0 => crate::options::DEFAULT_CONNECT_TIMEOUT_MS,
-            ms => ms,
-        };
+        let limit = self.options.connect_timeout();
         let deadline = {
             let _home = crate::runtime::enter_home();
-            tokio::time::sleep(Duration::from_millis(limit))
+            tokio::time::sleep(limit)
         };
         let mut stopping = self.shutdown.subscribe();
         tokio::select! {
@@ -92,9 +88,10 @@ impl WorkerState {
                 let cause = lock(&self.last_failure).clone();
                 let cause = cause.unwrap_or_else(|| "the connection attempt got no answer".into());
                 Err(IIIError::Connection(format!(
-                    "cannot reach the engine at {}: {cause} (not connected within {limit} ms; \
+                    "cannot reach the engine at {}: {cause} (not connected within {} ms; \
                      still retrying in the background)",
-                    self.address
+                    self.address,
+                    limit.as_millis()
                 )))
             }
         }

@@ -120,16 +120,13 @@ impl III {
     /// Registers a function (replacing one with the same id) and announces it to the engine,
     /// now if connected and again after every reconnect.
     pub fn register_function(&self, function: RegisterFunction) -> FunctionRef {
-        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let id = function.id.clone();
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let announcement = function.message().to_json();
         lock(&self.inner.functions).insert(id.clone(), (generation, function));
+        // After the insert: a greeting that clears this announcement reads the insert.
         self.inner.link.announce(announcement);
-        FunctionRef {
-            inner: self.inner.clone(),
-            id,
-            generation,
-        }
+        self.function_ref(id, generation)
     }
 
     /// Like [`register_function`](Self::register_function), but refuses what the published
@@ -145,23 +142,26 @@ impl III {
                 "a function id is required".into(),
             ));
         }
+        let mut functions = lock(&self.inner.functions);
+        if functions.contains_key(&id) {
+            return Err(IIIError::InvalidArgument(format!(
+                "function id '{id}' already registered"
+            )));
+        }
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let announcement = function.message().to_json();
-        {
-            let mut functions = lock(&self.inner.functions);
-            if functions.contains_key(&id) {
-                return Err(IIIError::InvalidArgument(format!(
-                    "function id '{id}' already registered"
-                )));
-            }
-            functions.insert(id.clone(), (generation, function));
-        }
+        functions.insert(id.clone(), (generation, function));
+        drop(functions);
         self.inner.link.announce(announcement);
-        Ok(FunctionRef {
+        Ok(self.function_ref(id, generation))
+    }
+
+    fn function_ref(&self, id: String, generation: u64) -> FunctionRef {
+        FunctionRef {
             inner: self.inner.clone(),
             id,
             generation,
-        })
+        }
     }
 
     /// Provides a trigger type: the engine forwards the triggers of that type to this worker,

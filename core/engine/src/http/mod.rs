@@ -88,7 +88,7 @@ async fn serve_connection(
 async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Response<HttpBody> {
     let (parts, incoming) = request.into_parts();
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
-        return error_response(StatusCode::NOT_FOUND, codes::ROUTE_NOT_FOUND, "Not Found");
+        return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not Found");
     };
     if let Some(name) = route.unsafe_param() {
         let message = format!("path parameter {name} may not be . or .. or hold a slash");

@@ -191,10 +191,8 @@ impl RouteMatch {
     /// it came from: `.`, `..`, or one holding `/` (encoded as `%2F`), `\\` or NUL. A
     /// single-segment parameter never holds a slash, so handlers may join it to a directory.
     pub(crate) fn unsafe_param(&self) -> Option<&str> {
-        let is_unsafe =
-            |value: &str| matches!(value, "." | "..") || value.contains(['/', '\\', '\0']);
         (self.params.iter())
-            .find(|(_, value)| is_unsafe(value))
+            .find(|(_, value)| !iii_protocol::http::is_plain_segment(value))
             .map(|(name, _)| name.as_str())
     }
 }

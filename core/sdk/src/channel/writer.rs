@@ -179,8 +179,10 @@ impl ChannelWriter {
     /// cause is a reader that was never started, which no amount of waiting fixes. A step
     /// that completes at once costs no timer.
     async fn warn_if_stalled<F: Future>(&self, step: F) -> F::Output {
-        let sending = step;
-        let mut sending = std::pin::pin!(sending);
+        if self.shared.warned.load(Ordering::Acquire) {
+            return step.await; // reported once already: no timer any more
+        }
+        let mut sending = std::pin::pin!(step);
         let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
         if let Poll::Ready(sent) = first {
             return sent;
@@ -199,10 +201,11 @@ impl ChannelWriter {
                 channel_id = %self.channel_ref.channel_id,
                 "a channel write has waited {} s for its reader, which has taken nothing \
                  meanwhile. If the reader was never started, it never will be while this \
-                 write waits: the engine holds only the channel's buffer (64 frames by \
+                 write waits: the engine holds only the channel's buffer ({} frames by \
                  default) until a reader connects. Start the call that reads before writing \
                  more than that, or write from another task.",
-                STALLED_WRITE.as_secs()
+                STALLED_WRITE.as_secs(),
+                iii_protocol::limits::DEFAULT_BUFFER_FRAMES
             );
         }
         sending.await

@@ -4,7 +4,7 @@
 //! never includes a server path.
 
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -103,7 +103,7 @@ fn open_inside(
     directory: &Path,
     name: &str,
 ) -> Result<Result<(std::fs::File, u64), Refusal>, IIIError> {
-    if !is_plain_name(name) {
+    if !iii_protocol::http::is_plain_segment(name) {
         return Ok(Err(Refusal::BadName));
     }
     let Ok(root) = directory.canonicalize() else {
@@ -139,14 +139,6 @@ fn open_inside(
             "cannot read a file to send: {error}"
         ))),
     }
-}
-
-/// One plain file name: a single normal path component, no separator of any platform, no NUL.
-pub fn is_plain_name(name: &str) -> bool {
-    let mut components = Path::new(name).components();
-    matches!(components.next(), Some(Component::Normal(part)) if part == name)
-        && components.next().is_none()
-        && !name.contains(['/', '\\', '\0'])
 }
 
 /// The `content-type` of a file, from its extension.

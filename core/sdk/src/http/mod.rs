@@ -38,7 +38,6 @@ mod file;
 mod request;
 mod response;
 
-pub use file::is_plain_name;
 pub use request::{HttpRequest, MultiMap};
 pub use response::{HttpResponse, header_pairs};
 
