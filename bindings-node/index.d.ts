@@ -1,5 +1,10 @@
 // Types of the iii-sdk package (hand-written; the native layer is internal).
 import type { Readable, Writable } from 'node:stream'
+import type { HttpInvocationConfig } from '@iii-dev/helpers/http'
+import type { MessageType } from './subpath/protocol'
+
+export type { EnqueueResult } from '@iii-dev/helpers/queue'
+export type { HttpInvocationConfig, MessageType }
 
 export interface StreamChannelRef {
   channel_id: string
@@ -44,6 +49,7 @@ export interface Channel {
   readerRef: StreamChannelRef
 }
 
+/** How a call is routed: fire-and-forget, or through a named queue. */
 export type TriggerActionValue = { type: 'void' } | { type: 'enqueue'; queue?: string }
 
 export declare const TriggerAction: {
@@ -51,17 +57,86 @@ export declare const TriggerAction: {
   Enqueue(options?: { queue?: string }): { type: 'enqueue'; queue?: string }
 }
 
-export interface TriggerRequest<P = unknown> {
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+/** A call: the function, its input, how it is routed, its timeout, metadata for the handler. */
+export interface TriggerRequest<TInput = unknown> {
   function_id: string
-  payload?: P
+  payload?: TInput
   action?: TriggerActionValue
   timeoutMs?: number
+  /** Handed to the called function's handler as its second argument. */
+  metadata?: unknown
 }
 
-export interface RegisteredRef {
+/** A function handler: the input, and the metadata the caller sent (if any). */
+export type RemoteFunctionHandler<TInput = any, TOutput = any> = (data: TInput, metadata?: JsonValue) => Promise<TOutput>
+
+/** A JSON-Schema-like description of a function's input or output. */
+export type RegisterFunctionFormat = {
+  name?: string
+  description?: string
+  type?: 'string' | 'number' | 'boolean' | 'object' | 'array' | 'null' | 'map' | 'integer'
+  properties?: Record<string, unknown>
+  items?: unknown
+  required?: string[]
+  [key: string]: unknown
+}
+
+/** The `registerfunction` message. */
+export type RegisterFunctionMessage = {
+  message_type: MessageType.RegisterFunction
+  id: string
+  description?: string
+  request_format?: RegisterFunctionFormat
+  response_format?: RegisterFunctionFormat
+  metadata?: Record<string, unknown>
+  /** Set for a function the engine calls over HTTP (see `registerFunction(id, config)`). */
+  invocation?: HttpInvocationConfig
+}
+export type RegisterFunctionInput = Omit<RegisterFunctionMessage, 'message_type'>
+/** What a function is registered with besides its handler. */
+export type RegisterFunctionOptions = Omit<RegisterFunctionMessage, 'message_type' | 'id'>
+
+/** The `registertrigger` message. */
+export type RegisterTriggerMessage = {
+  id: string
+  type: string
+  function_id: string
+  config: unknown
+  metadata?: Record<string, unknown>
+}
+export type RegisterTriggerInput = Omit<RegisterTriggerMessage, 'id'>
+
+/** The `registertriggertype` message. */
+export type RegisterTriggerTypeMessage = {
+  message_type: MessageType.RegisterTriggerType
+  id: string
+  description: string
+  trigger_request_format?: unknown
+  call_request_format?: unknown
+}
+export type RegisterTriggerTypeInput = Omit<RegisterTriggerTypeMessage, 'message_type'>
+
+/** An error as the wire carries it. */
+export type ErrorBody = { code: string; message: string; stacktrace?: string }
+
+/** A registered trigger. */
+export interface Trigger {
+  /** The trigger's id (this package's addition). */
   id: string
   unregister(): void
 }
+
+/** A registered function. */
+export interface FunctionRef {
+  id: string
+  unregister: () => void
+}
+
+/** @deprecated the older name of {@link FunctionRef} / {@link Trigger}. */
+export type RegisteredRef = FunctionRef
 
 /** A trigger of a type this worker provides, as the engine hands it over. */
 export interface TriggerConfig<TConfig = unknown> {
@@ -73,58 +148,126 @@ export interface TriggerConfig<TConfig = unknown> {
 
 /** Starts and stops the triggers of a provided type. */
 export interface TriggerHandler<TConfig = unknown> {
-  registerTrigger(trigger: TriggerConfig<TConfig>): void | Promise<void>
-  unregisterTrigger(trigger: TriggerConfig<TConfig>): void | Promise<void>
+  registerTrigger(config: TriggerConfig<TConfig>): void | Promise<void>
+  unregisterTrigger(config: TriggerConfig<TConfig>): void | Promise<void>
 }
 
 /** A trigger type this worker provides. */
 export interface TriggerTypeRef<TConfig = unknown> {
   id: string
-  registerTrigger(functionId: string, config: TConfig, metadata?: Record<string, unknown>): RegisteredRef
+  registerTrigger(functionId: string, config: TConfig, metadata?: Record<string, unknown>): Trigger
+  /** Registers the function and binds a trigger of this type to it. */
   registerFunction(
     functionId: string,
-    handler: (input: any) => unknown,
+    handler: RemoteFunctionHandler,
     config: TConfig,
     metadata?: Record<string, unknown>,
-  ): RegisteredRef
+  ): FunctionRef
   unregister(): void
 }
 
-/** What a function is registered with besides its handler, as the published client has it. */
-export interface RegisterFunctionOptions {
-  description?: string
-  metadata?: Record<string, unknown>
-  request_format?: Record<string, unknown>
-  response_format?: Record<string, unknown>
+/** Where a worker's connection stands. */
+export type IIIConnectionState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'failed'
+
+/** The request of an HTTP-triggered function with its response writer, as the engine sends it. */
+export type InternalHttpRequest<TBody = unknown> = {
+  path_params: Record<string, string>
+  query_params: Record<string, string | string[]>
+  body: TBody
+  headers: Record<string, string | string[]>
+  method: string
+  response: ChannelWriter
+  request_body: ChannelReader
+}
+
+/** The request `@iii-dev/helpers/http` hands a streaming handler. */
+export type StreamRequest<TBody = unknown> = Omit<InternalHttpRequest<TBody>, 'response'>
+
+/** The response `@iii-dev/helpers/http` hands a streaming handler. */
+export type StreamResponse = {
+  status: (statusCode: number) => void
+  headers: (headers: Record<string, string>) => void
+  stream: NodeJS.WritableStream
+  close: () => void
+}
+
+/** What a middleware function receives. */
+export type MiddlewareFunctionInput = {
+  function_id?: string
+  payload: Record<string, unknown>
+  action?: TriggerActionValue
+  context: Record<string, unknown>
+}
+
+/** Worker facts reported to the engine (accepted; this package reports its own). */
+export type TelemetryOptions = {
+  language?: string
+  project_name?: string
+  framework?: string
+  amplitude_api_key?: string
+}
+
+/** The reconnect backoff (defaults: 1000 ms, ×2, at most 30000 ms, ±30 %, forever). */
+export interface IIIReconnectionConfig {
+  initialDelayMs: number
+  maxDelayMs: number
+  backoffMultiplier: number
+  jitterFactor: number
+  /** Attempts before giving up; -1 never gives up. */
+  maxRetries: number
 }
 
 export interface InitOptions {
   workerName?: string
   /** A description of this worker for the engine's listings. */
   workerDescription?: string
+  enableMetricsReporting?: boolean
   invocationTimeoutMs?: number
+  reconnectionConfig?: Partial<IIIReconnectionConfig>
+  /** Accepted; this package exports no OpenTelemetry data. */
+  otel?: Record<string, unknown>
+  /** Headers of the WebSocket handshake (e.g. `Authorization`). */
+  headers?: Record<string, string>
+  telemetry?: TelemetryOptions
   /**
    * How long a call waits for the connection to the engine before it fails with a
    * `ConnectionError` naming the URL and the cause (default 5000). The worker keeps
    * reconnecting in the background.
    */
   connectTimeoutMs?: number
-  [option: string]: unknown
 }
 
-export declare class III {
+/** What a worker offers, as the published client types it. */
+export interface IIIClient {
+  registerTrigger(trigger: RegisterTriggerInput): Trigger
+  registerFunction(
+    functionId: string,
+    handler: RemoteFunctionHandler | HttpInvocationConfig,
+    options?: RegisterFunctionOptions,
+  ): FunctionRef
+  trigger<TInput = unknown, TOutput = any>(request: TriggerRequest<TInput>): Promise<TOutput>
+  registerTriggerType<TConfig>(triggerType: RegisterTriggerTypeInput, handler: TriggerHandler<TConfig>): TriggerTypeRef<TConfig>
+  unregisterTriggerType(triggerType: RegisterTriggerTypeInput): void
+  shutdown(): Promise<void>
+}
+
+export declare class III implements IIIClient {
   readonly address: string
   createChannel(bufferSize?: number): Promise<Channel>
-  trigger<R = any, P = unknown>(request: TriggerRequest<P>): Promise<R>
+  trigger<TInput = unknown, TOutput = any>(request: TriggerRequest<TInput>): Promise<TOutput>
+  /**
+   * Registers a function: a handler `(input, metadata?)` (sync or async), or an
+   * `HttpInvocationConfig` for a function the engine calls over HTTP.
+   */
   registerFunction<I = any, R = any>(
     id: string | ({ id: string } & RegisterFunctionOptions),
-    handler: (input: I) => R | Promise<R>,
+    handler: ((input: I, metadata?: JsonValue) => R | Promise<R>) | HttpInvocationConfig,
     options?: RegisterFunctionOptions,
-  ): RegisteredRef
-  registerTrigger(trigger: { type: string; function_id: string; config?: unknown; metadata?: Record<string, unknown> }): RegisteredRef
+  ): FunctionRef
+  registerTrigger(trigger: RegisterTriggerInput): Trigger
   /** Provides a trigger type: the engine hands this worker every trigger of the type. */
   registerTriggerType<TConfig = unknown>(
-    triggerType: { id: string; description?: string },
+    triggerType: RegisterTriggerTypeInput | { id: string; description?: string },
     handler: TriggerHandler<TConfig>,
   ): TriggerTypeRef<TConfig>
   /** Stops providing a trigger type. */
@@ -192,4 +335,4 @@ export declare function http<R = unknown>(
   handler: (req: HttpRequest, res: HttpResponse) => R | Promise<R>,
 ): (input: any) => Promise<R>
 
-export { InvocationError, InvocationErrorInit } from './errors'
+export { InvocationError, InvocationErrorInit } from './subpath/errors'

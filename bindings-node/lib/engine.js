@@ -17,6 +17,7 @@ const EngineFunctions = Object.freeze({
   REGISTER_WORKER: ids.registerWorker,
 })
 
-const EngineTriggers = Object.freeze({ FUNCTIONS_AVAILABLE: ids.functionsAvailable })
+// LOG names the published engine's log trigger type, which this engine does not serve.
+const EngineTriggers = Object.freeze({ FUNCTIONS_AVAILABLE: ids.functionsAvailable, LOG: 'log' })
 
 module.exports = { EngineFunctions, EngineTriggers }

@@ -69,7 +69,8 @@ class III {
   }
 
   /**
-   * Registers `handler(input)` (sync or async) as function `id` (a string, or `{ id,
+   * Registers `handler(input, metadata)` (sync or async; `metadata` is what the caller sent
+   * beside the input, if anything) as function `id` (a string, or `{ id,
    * description }`). Returns `{ id, unregister() }`.
    */
   registerFunction(idOrOptions, handler, options) {
@@ -81,13 +82,15 @@ class III {
       spec.id,
       (invocation, done) => {
         let input
+        let metadata
         try {
           input = isHttp ? invocation : withEnds(invocation)
+          if (!isHttp && invocation.metadata !== undefined) metadata = JSON.parse(invocation.metadata)
         } catch (error) {
           done.reject(null, `bad input: ${error.message}`, error.stack)
           return
         }
-        new Promise((resolve) => resolve(handler(input))).then(
+        new Promise((resolve) => resolve(handler(input, metadata))).then(
           (result) => {
             let json
             try {
@@ -99,9 +102,10 @@ class III {
             done.resolve(json)
           },
           (error) => {
-            // The exception's type goes with its message ("TypeError: …"), as Python's does.
+            // The message alone, as the published clients send it (the type is in the stack);
+            // an error without one is named by its type.
             const text = error && error.message !== undefined ? String(error.message) : String(error)
-            const message = error instanceof Error && error.name ? `${error.name}: ${text}` : text
+            const message = text || (error instanceof Error && error.name) || text
             const code = error && typeof error.code === 'string' ? error.code : null
             done.reject(code, message, error && error.stack ? String(error.stack) : undefined)
           },
@@ -200,6 +204,7 @@ function registerWorker(url, options = {}) {
       options.invocationTimeoutMs ?? undefined,
       options.connectTimeoutMs ?? undefined,
       options.workerDescription ?? undefined,
+      JSON.stringify({ headers: options.headers ?? null, reconnectionConfig: options.reconnectionConfig ?? null }),
     )
   } catch (error) {
     asTypeError(error)

@@ -8,13 +8,13 @@
 //! holds; nothing more is read ahead. Batches and text messages (the core's `on_message`, in
 //! wire order with the chunks) reach JavaScript through one persistent callback.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use iii_sdk::IIIError;
 use iii_sdk::StreamChannelRef;
-use iii_sdk::channel::{ChunkBatch, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES};
+use iii_sdk::binding::{MessageBudget, MessageTicket};
+use iii_sdk::channel::ChunkBatch;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -106,7 +106,7 @@ type Delivery = ThreadsafeFunction<Delivered, (), Delivered, Status, false, true
 pub struct NativeReader {
     reader: Arc<iii_sdk::ChannelReader>,
     delivery: Arc<Mutex<Option<Delivery>>>,
-    in_flight: Arc<InFlight>,
+    in_flight: Arc<MessageBudget>,
 }
 
 impl NativeReader {
@@ -115,7 +115,7 @@ impl NativeReader {
         Self {
             reader: Arc::new(reader),
             delivery: Arc::default(),
-            in_flight: Arc::default(),
+            in_flight: MessageBudget::new(),
         }
     }
 
@@ -124,23 +124,19 @@ impl NativeReader {
     /// warning, as the core drops messages nobody takes, so a flood cannot grow memory.
     fn deliver_message(
         delivery: &Mutex<Option<Delivery>>,
-        in_flight: &Arc<InFlight>,
+        in_flight: &Arc<MessageBudget>,
         text: String,
     ) {
-        let bytes = text.len();
-        let count = in_flight.count.fetch_add(1, Ordering::AcqRel);
-        let held = in_flight.bytes.fetch_add(bytes, Ordering::AcqRel);
-        let message = InFlightMessage {
-            text,
-            bytes,
-            in_flight: in_flight.clone(),
-        };
-        if count >= MAX_KEPT_MESSAGES || held + bytes > MAX_KEPT_MESSAGE_BYTES {
+        let Some(ticket) = in_flight.take(text.len()) else {
             tracing::warn!(
                 "a channel reader's onMessage callbacks are behind; a text message was dropped"
             );
-            return; // `message` gives its share back as it drops
-        }
+            return;
+        };
+        let message = InFlightMessage {
+            text,
+            _ticket: ticket,
+        };
         Self::deliver(delivery, Delivered::Message(message));
     }
 
@@ -157,26 +153,11 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Chunks a batch holds at most.
 const BATCH_CHUNKS: usize = 1024;
 
-/// Text messages on their way to JavaScript, counted so that they stay bounded.
-#[derive(Default)]
-struct InFlight {
-    count: AtomicUsize,
-    bytes: AtomicUsize,
-}
-
-/// A text message on its way to JavaScript; it gives its share of [`InFlight`] back when it
-/// has been converted (or dropped undelivered).
+/// A text message on its way to JavaScript; it gives its share of the reader's
+/// [`MessageBudget`] back when it has been converted (or dropped undelivered).
 pub struct InFlightMessage {
     text: String,
-    bytes: usize,
-    in_flight: Arc<InFlight>,
-}
-
-impl Drop for InFlightMessage {
-    fn drop(&mut self) {
-        self.in_flight.count.fetch_sub(1, Ordering::AcqRel);
-        self.in_flight.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
+    _ticket: MessageTicket,
 }
 
 /// What a reader hands to JavaScript: a text message (a string); or a batch of chunks as an

@@ -10,10 +10,12 @@ use serde_json::Value;
 
 use crate::channel::{NativeReader, NativeWriter};
 
-/// A payload as `{ json, ends: [{ path, end }] }` for JavaScript.
+/// A payload as `{ json, ends: [{ path, end }], metadata? }` for JavaScript (`metadata`: the
+/// JSON text of what the caller sent beside the input).
 pub struct WithEnds {
     json: String,
     ends: Vec<FoundEnd>,
+    metadata: Option<String>,
 }
 
 impl WithEnds {
@@ -22,7 +24,14 @@ impl WithEnds {
         Self {
             json: value.to_string(),
             ends: live_ends(address, value),
+            metadata: None,
         }
+    }
+
+    /// The same, carrying the metadata of the call being served (if any).
+    pub(crate) fn with_metadata(mut self, metadata: Option<&Value>) -> Self {
+        self.metadata = metadata.map(Value::to_string);
+        self
     }
 }
 
@@ -55,6 +64,9 @@ impl ToNapiValue for WithEnds {
             ends.push(entry);
         }
         object.set_named_property("ends", ends)?;
+        if let Some(metadata) = value.metadata {
+            object.set_named_property("metadata", metadata)?;
+        }
         // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
         unsafe { Object::to_napi_value(raw_env, object) }
     }

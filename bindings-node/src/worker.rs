@@ -102,7 +102,9 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
         let (slot, address) = (slot.clone(), address.clone());
         Box::pin(async move {
             if !http {
-                return call_js(&slot, Either::A(WithEnds::new(&address, &input))).await;
+                let metadata = iii_sdk::current_invocation().and_then(|call| call.metadata);
+                let invocation = WithEnds::new(&address, &input).with_metadata(metadata.as_ref());
+                return call_js(&slot, Either::A(invocation)).await;
             }
             let home = address.clone();
             serve_returning(&home, input, |request, response| async move {
@@ -193,6 +195,8 @@ fn parse_json<T>(json: &str, read: impl FnOnce(Value) -> Outcome<T>) -> Result<T
 impl NativeWorker {
     /// Starts a worker for the engine at `url`; returns at once. A `url` that is not
     /// `ws://` or `wss://` is refused.
+    /// `settings_json`: `{ headers?, reconnectionConfig? }` (handshake headers; the
+    /// reconnect backoff in the published client's names).
     #[napi(factory)]
     pub fn connect(
         url: String,
@@ -200,12 +204,30 @@ impl NativeWorker {
         invocation_timeout_ms: Option<f64>,
         connect_timeout_ms: Option<f64>,
         worker_description: Option<String>,
+        settings_json: Option<String>,
     ) -> Result<Self> {
         iii_sdk::binding::logs::init();
         let millis = |ms: Option<f64>| ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| t as u64);
-        let options = InitOptions::for_binding("node", worker_name, millis(invocation_timeout_ms))
-            .with_connect_timeout(millis(connect_timeout_ms))
-            .with_description(worker_description);
+        let mut options =
+            InitOptions::for_binding("node", worker_name, millis(invocation_timeout_ms))
+                .with_connect_timeout(millis(connect_timeout_ms))
+                .with_description(worker_description);
+        if let Some(json) = settings_json {
+            let settings: Value = serde_json::from_str(&json).map_err(|error| {
+                invalid(format!("registerWorker options are not JSON: {error}"))
+            })?;
+            if let Some(Value::Object(headers)) = settings.get("headers") {
+                let headers = headers.iter().filter_map(|(name, value)| {
+                    value
+                        .as_str()
+                        .map(|value| (name.clone(), value.to_string()))
+                });
+                options = options.with_headers(headers.collect());
+            }
+            if let Some(config) = settings.get("reconnectionConfig").filter(|c| c.is_object()) {
+                options.reconnection = iii_sdk::ReconnectionConfig::from_value(config);
+            }
+        }
         let iii = iii_sdk::try_register_worker_with(&url, options)
             .map_err(|error| invalid(error.to_string()))?;
         Ok(Self {
@@ -250,18 +272,19 @@ impl NativeWorker {
         )
     }
 
-    /// Calls a function: `requestJson` is `{ function_id, payload, action?, timeoutMs? }`.
+    /// Calls a function: `requestJson` is `{ function_id, payload, action?, timeoutMs?, metadata? }`.
     /// Resolves with the result as `{ json, ends }` (refs in it made live).
     #[napi(
         ts_return_type = "Promise<{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }>"
     )]
     pub fn trigger<'env>(&self, env: &'env Env, request_json: String) -> Result<Object<'env>> {
-        let request = parse_json(&request_json, TriggerRequest::from_value)?;
+        let (request, metadata) =
+            parse_json(&request_json, TriggerRequest::from_value_with_metadata)?;
         let iii = self.iii.clone();
         let address = iii.address().to_string();
         settle(
             env,
-            async move { iii.trigger(request).await },
+            async move { iii.trigger_with_metadata(request, metadata).await },
             move |_, value: Value| Ok(WithEnds::new(&address, &value)),
         )
     }

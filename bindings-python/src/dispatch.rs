@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use iii_sdk::IIIError;
-use iii_sdk::binding::on_blocking_thread;
+use iii_sdk::binding::{MessageBudget, MessageTicket, on_blocking_thread};
 use iii_sdk::function::Handler;
+use iii_sdk::{IIIError, InvocationContext};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use serde_json::Value;
@@ -76,12 +76,10 @@ pub(crate) fn failure(error: PyErr) -> IIIError {
         let name = kind
             .name()
             .map_or_else(|_| "Exception".into(), |n| n.to_string());
+        // The message alone, as the published clients send it (the type is in the
+        // traceback); an exception without one is named by its type.
         let message = value.to_string();
-        let message = if message.is_empty() {
-            name
-        } else {
-            format!("{name}: {message}")
-        };
+        let message = if message.is_empty() { name } else { message };
         (message, stacktrace)
     });
     let (message, stacktrace) =
@@ -104,13 +102,36 @@ enum Started {
 struct PyHandler {
     callable: Py<PyAny>,
     is_async: bool,
+    /// Whether the handler declares a `metadata` parameter (it is then passed by keyword).
+    takes_metadata: bool,
     address: String,
 }
 
 impl PyHandler {
-    fn start(&self, py: Python<'_>, input: &Value) -> PyResult<Started> {
+    /// Calls the handler through `iii._invocation.call`, which makes `context` the answer of
+    /// `iii.current_invocation()` while it runs (also inside a coroutine it returns).
+    fn start(
+        &self,
+        py: Python<'_>,
+        input: &Value,
+        context: &InvocationContext,
+    ) -> PyResult<Started> {
         let data = to_py(py, input, &self.address)?;
-        let result = self.callable.bind(py).call1((data,))?;
+        let metadata = match &context.metadata {
+            Some(metadata) => to_py(py, metadata, &self.address)?.unbind(),
+            None => py.None(),
+        };
+        let result = py.import("iii._invocation")?.call_method1(
+            "call",
+            (
+                self.callable.bind(py),
+                data,
+                context.function_id.as_str(),
+                context.invocation_id.as_deref(),
+                metadata,
+                self.takes_metadata,
+            ),
+        )?;
         if is_awaitable(py, &result)? {
             return Ok(Started::Running(submit(py, &result, None)?));
         }
@@ -118,12 +139,20 @@ impl PyHandler {
     }
 
     async fn invoke(self: Arc<Self>, input: Value) -> Result<Value, IIIError> {
+        let context = iii_sdk::current_invocation().unwrap_or_else(|| InvocationContext {
+            address: self.address.clone(),
+            function_id: String::new(),
+            invocation_id: None,
+            metadata: None,
+        });
         let started = if self.is_async {
-            crate::gil::attach_or_err(|py| self.start(py, &input))
+            crate::gil::attach_or_err(|py| self.start(py, &input, &context))
         } else {
             let this = self.clone();
-            on_blocking_thread(move || crate::gil::attach_or_err(|py| this.start(py, &input)))
-                .await?
+            on_blocking_thread(move || {
+                crate::gil::attach_or_err(|py| this.start(py, &input, &context))
+            })
+            .await?
         };
         match started.map_err(failure)? {
             Started::Done(value) => Ok(value),
@@ -152,9 +181,14 @@ pub(crate) fn handler(py: Python<'_>, callable: Py<PyAny>, address: &str) -> PyR
         .import("inspect")?
         .call_method1("iscoroutinefunction", (callable.bind(py),))?
         .is_truthy()?;
+    let takes_metadata = py
+        .import("iii._invocation")?
+        .call_method1("takes_metadata", (callable.bind(py),))?
+        .is_truthy()?;
     let handler = Arc::new(PyHandler {
         callable,
         is_async,
+        takes_metadata,
         address: address.to_string(),
     });
     Ok(Arc::new(move |input| {
@@ -162,10 +196,27 @@ pub(crate) fn handler(py: Python<'_>, callable: Py<PyAny>, address: &str) -> PyR
     }))
 }
 
-/// A message callback and the loop its coroutines run on.
+/// A message callback and the loop it runs on.
 pub(crate) struct CallbackTarget {
     callback: Py<PyAny>,
     event_loop: Option<Py<PyAny>>,
+    /// Messages scheduled on `event_loop` and not yet run.
+    budget: Arc<MessageBudget>,
+}
+
+/// Gives a scheduled message's share of the budget back once the loop ran its callback.
+#[pyclass(module = "iii._native", frozen)]
+pub(crate) struct MessageDone {
+    ticket: Mutex<Option<MessageTicket>>,
+}
+
+#[pymethods]
+impl MessageDone {
+    fn __call__(&self) {
+        if let Ok(mut ticket) = self.ticket.lock() {
+            ticket.take();
+        }
+    }
 }
 
 impl CallbackTarget {
@@ -178,24 +229,60 @@ impl CallbackTarget {
         Ok(Self {
             callback,
             event_loop: (!running.is_none()).then(|| running.unbind()),
+            budget: MessageBudget::new(),
         })
     }
 
-    /// Calls the callback with `text`; a returned coroutine is scheduled on its loop.
-    /// Exceptions are reported (printed with their traceback), never raised into the core.
+    /// Calls the callback with `text`: on the loop that registered it, in order, when there
+    /// was one (so it may complete that loop's futures), else right here; a returned
+    /// coroutine runs on that loop (or iii's own). Exceptions are reported (printed with
+    /// their traceback), never raised into the core. While the loop is behind by as many
+    /// messages as a reader keeps, further ones are dropped with a warning.
     pub(crate) fn call_with_text(&self, text: String) {
         crate::gil::attach(|py| {
-            let called = self.callback.bind(py).call1((text,)).and_then(|result| {
-                if is_awaitable(py, &result)? {
-                    submit(py, &result, self.event_loop.as_ref()).map(drop)
-                } else {
-                    Ok(())
-                }
-            });
+            let called = match &self.event_loop {
+                Some(event_loop) => self.schedule(py, event_loop, text),
+                None => self.call_here(py, text),
+            };
             if let Err(error) = called {
                 tracing::warn!("a message callback raised");
                 error.print(py);
             }
         });
+    }
+
+    fn schedule(&self, py: Python<'_>, event_loop: &Py<PyAny>, text: String) -> PyResult<()> {
+        let Some(ticket) = self.budget.take(text.len()) else {
+            tracing::warn!(
+                "a channel reader's on_message callbacks are behind; a text message was dropped"
+            );
+            return Ok(());
+        };
+        let done = MessageDone {
+            ticket: Mutex::new(Some(ticket)),
+        };
+        let scheduled = py.import("iii._runtime")?.call_method1(
+            "deliver",
+            (
+                event_loop.bind(py),
+                self.callback.bind(py),
+                text.as_str(),
+                done,
+            ),
+        )?;
+        if scheduled.is_truthy()? {
+            Ok(())
+        } else {
+            self.call_here(py, text)
+        }
+    }
+
+    fn call_here(&self, py: Python<'_>, text: String) -> PyResult<()> {
+        let result = self.callback.bind(py).call1((text,))?;
+        if is_awaitable(py, &result)? {
+            submit(py, &result, self.event_loop.as_ref()).map(drop)
+        } else {
+            Ok(())
+        }
     }
 }

@@ -39,8 +39,14 @@ fn build(py: Python<'_>, error: &IIIError) -> Result<PyErr, PyErr> {
     let class = errors.getattr(class_name(error.kind()))?;
     let instance = class.call1(PyTuple::new(py, [error.to_string()])?)?;
     instance.setattr("code", error.code())?;
-    if let IIIError::Invocation { stacktrace, .. } = error {
+    if let IIIError::Invocation {
+        stacktrace,
+        message,
+        ..
+    } = error
+    {
         instance.setattr("stacktrace", stacktrace.clone())?;
+        instance.setattr("message", message)?;
     }
     // The cause: the remote traceback, printed as one (multi-line) section of the traceback,
     // or the core's description of the error.

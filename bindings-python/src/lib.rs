@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 mod channel;
+mod connection_state;
 mod convert;
 mod dispatch;
 mod errors;
@@ -29,6 +30,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<channel::ChannelReader>()?;
     module.add_class::<http::HttpResponse>()?;
     module.add_class::<dispatch::Completion>()?;
+    module.add_class::<dispatch::MessageDone>()?;
+    module.add_class::<connection_state::Unsubscribe>()?;
     module.add_class::<wait::CancelOnDone>()?;
     module.add_function(wrap_pyfunction!(gil::quiesce, module)?)?;
     module.add_function(wrap_pyfunction!(refs::is_channel_ref, module)?)?;

@@ -8,6 +8,7 @@ use iii_sdk::{InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use serde_json::Value;
 
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
@@ -69,13 +70,14 @@ fn channel_object(py: Python<'_>, channel: iii_sdk::Channel) -> PyResult<Channel
 }
 
 /// A request given as a dict (or a model with `model_dump()`), read by the core:
-/// `function_id`, `payload`, optional `action` (`TriggerAction.Void()`) and `timeout_ms`.
-fn trigger_request(request: &Bound<'_, PyAny>) -> PyResult<TriggerRequest> {
-    TriggerRequest::from_value(from_py(request)?).py()
+/// `function_id`, `payload`, optional `action` (`TriggerAction.Void()`), `timeout_ms` and
+/// `metadata` (handed to the called function beside its input).
+fn trigger_request(request: &Bound<'_, PyAny>) -> PyResult<(TriggerRequest, Option<Value>)> {
+    TriggerRequest::from_value_with_metadata(from_py(request)?).py()
 }
 
 /// A worker connected to an engine. Create it with `iii.register_worker(url)`.
-#[pyclass(module = "iii", name = "III", frozen, weakref)]
+#[pyclass(module = "iii", name = "III", frozen, weakref, subclass)]
 pub(crate) struct Worker {
     inner: iii_sdk::III,
 }
@@ -86,27 +88,38 @@ impl Worker {
     /// to `connect_timeout_ms`). A `url` that is not `ws://` or `wss://` is refused.
     #[new]
     #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None, connect_timeout_ms = None,
-                        worker_description = None))]
+                        worker_description = None, headers = None, reconnection_config = None))]
     fn new(
         url: &str,
         worker_name: Option<String>,
         invocation_timeout_ms: Option<u64>,
         connect_timeout_ms: Option<u64>,
         worker_description: Option<String>,
+        headers: Option<Vec<(String, String)>>,
+        reconnection_config: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         check_fork()?;
         iii_sdk::binding::logs::init();
-        let options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms)
+        let mut options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms)
             .with_connect_timeout(connect_timeout_ms)
-            .with_description(worker_description);
+            .with_description(worker_description)
+            .with_headers(headers.unwrap_or_default());
+        if let Some(config) = reconnection_config.filter(|config| !config.is_none()) {
+            options.reconnection = iii_sdk::ReconnectionConfig::from_value(&from_py(config)?);
+        }
         let _runtime = iii_sdk::runtime().enter();
         let inner = iii_sdk::try_register_worker_with(url, options).py()?;
         Ok(Self { inner })
     }
 
     /// The engine URL.
-    #[getter]
-    fn address(&self) -> String {
+    #[getter(address)]
+    fn engine_url(&self) -> String {
+        self.inner.address().to_string()
+    }
+
+    /// The engine URL (the published client's name).
+    fn get_address(&self) -> String {
         self.inner.address().to_string()
     }
 
@@ -150,11 +163,11 @@ impl Worker {
     /// Calls a function: `trigger({"function_id": …, "payload": …, "timeout_ms": …})`
     /// returns its result; with `"action": TriggerAction.Void()` it returns `None` at once.
     fn trigger(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let request = trigger_request(request)?;
+        let (request, metadata) = trigger_request(request)?;
         let function_id = request.function_id.clone();
         let iii = self.inner.clone();
         let result = block_on(py, "trigger", "trigger_async", async move {
-            iii.trigger(request).await
+            iii.trigger_with_metadata(request, metadata).await
         })?
         .map_err(|error| call_failure(error, &function_id))?;
         Ok(to_py(py, &result, self.inner.address())?.unbind())
@@ -166,12 +179,12 @@ impl Worker {
         py: Python<'py>,
         request: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = trigger_request(request)?;
+        let (request, metadata) = trigger_request(request)?;
         let function_id = request.function_id.clone();
         let iii = self.inner.clone();
         awaitable(py, async move {
-            let result =
-                (iii.trigger(request).await).map_err(|error| call_failure(error, &function_id))?;
+            let result = (iii.trigger_with_metadata(request, metadata).await)
+                .map_err(|error| call_failure(error, &function_id))?;
             crate::gil::attach_or_err(|py| to_py(py, &result, iii.address()).map(Bound::unbind))
         })
     }
@@ -273,6 +286,31 @@ impl Worker {
         let _runtime = iii_sdk::runtime().enter();
         self.inner.unregister_trigger_type(&id);
         Ok(())
+    }
+
+    /// Where the connection stands: `connecting`, `connected`, `reconnecting`,
+    /// `disconnected` (after `shutdown()`) or `failed`.
+    fn get_connection_state(&self) -> &'static str {
+        self.inner.connection_state().as_str()
+    }
+
+    /// Calls `handler(state)` now, then on every change of the connection state (on the
+    /// asyncio loop running here, if any); returns a function that stops it (idempotent).
+    fn add_connection_state_listener(
+        &self,
+        py: Python<'_>,
+        handler: Py<PyAny>,
+    ) -> PyResult<crate::connection_state::Unsubscribe> {
+        crate::connection_state::listen(py, &self.inner, handler)
+    }
+
+    /// Blocks (GIL released) until the worker stopped: what keeps the process alive while
+    /// a worker runs, as with the published client.
+    fn wait_stopped(&self, py: Python<'_>) -> PyResult<()> {
+        let iii = self.inner.clone();
+        block_on(py, "wait_stopped", "wait_stopped", async move {
+            iii.stopped().await
+        })
     }
 
     /// Disconnects from the engine; pending calls fail with `ShutdownError`.

@@ -70,7 +70,8 @@ def test_handler_exception_is_invocation_error(worker, handler):
     error = info.value
     assert isinstance(error, iii.IIIError)
     assert error.code == "invocation_failed"
-    assert "ValueError: bad input 42" in str(error)
+    assert str(error) == "invocation_failed: bad input 42"  # the message alone, as published
+    assert error.message == "bad input 42"
     assert error.stacktrace and "Traceback (most recent call last)" in error.stacktrace, error.stacktrace
     assert f"in {handler.__name__}" in error.stacktrace, error.stacktrace
     assert "raise ValueError(f\"bad input {data['n']}\")" in error.stacktrace, error.stacktrace
@@ -83,7 +84,7 @@ def test_handler_exception_is_invocation_error(worker, handler):
     assert f", in {handler.__name__}\n" in printed, printed
     assert "\nValueError: bad input 42\n" in printed, printed
     assert "The above exception was the direct cause of the following exception" in printed
-    assert printed.rstrip().endswith("iii.errors.InvocationError: invocation_failed: ValueError: bad input 42"), printed
+    assert printed.rstrip().endswith("iii.errors.InvocationError: invocation_failed: bad input 42"), printed
     assert "\\n" not in printed, printed
 
 

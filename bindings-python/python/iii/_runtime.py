@@ -4,7 +4,9 @@ coroutines returned by message callbacks) run. One loop serves every worker of t
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+import traceback
 from typing import Any, Callable, Optional
 
 _lock = threading.Lock()
@@ -39,6 +41,30 @@ def submit(awaitable: Any, done: Callable[[Any], None], target: Optional[asyncio
     event_loop = target if target is not None and not target.is_closed() else loop()
     future = asyncio.run_coroutine_threadsafe(_await(awaitable), event_loop)
     future.add_done_callback(done)
+
+
+def deliver(
+    target: asyncio.AbstractEventLoop, callback: Callable[[str], Any], text: str, done: Callable[[], None]
+) -> bool:
+    """Schedules ``callback(text)`` on ``target`` (a coroutine it returns runs there too);
+    ``done()`` once it ran. False when the loop is closed (the caller then calls it itself)."""
+
+    def run() -> None:
+        done()
+        try:
+            result = callback(text)
+            if inspect.isawaitable(result):
+                asyncio.ensure_future(result)
+        except Exception:  # reported, never raised into iii
+            traceback.print_exc()
+
+    if target.is_closed():
+        return False
+    try:
+        target.call_soon_threadsafe(run)
+    except RuntimeError:  # closed meanwhile
+        return False
+    return True
 
 
 def settle(future: "asyncio.Future[Any]", error: Optional[BaseException], value: Any) -> None:

@@ -18,6 +18,8 @@ __all__ = [
     "RemoteTraceback",
     "HandlerError",
     "InvocationError",
+    "RegistrationRejectedError",
+    "ObserveRejection",
     "TimeoutError",
     "ConnectionError",
     "NotConnected",
@@ -65,12 +67,57 @@ class InvocationError(IIIError):
     """A called function (or the engine) answered with an error.
 
     ``code`` is the remote code (``function_not_found``, ``invocation_failed``,
-    ``invocation_stopped``, ``timeout``, …) and ``stacktrace`` the remote traceback, if any.
+    ``invocation_stopped``, ``TIMEOUT``, …), ``message`` its message and ``stacktrace`` the
+    remote traceback, if any; ``str(error)`` is ``"<code>: <message>"``. Constructed as the
+    published client's: ``InvocationError(code, message, function_id=None, stacktrace=None,
+    invocation_id=None)``.
     """
 
     stacktrace: Optional[str] = None
     #: The function that was called (as the published client's ``InvocationError`` has it).
     function_id: Optional[str] = None
+    invocation_id: Optional[str] = None
+    message: str = ""
+
+    def __init__(
+        self,
+        code: str = "",
+        message: Optional[str] = None,
+        function_id: Optional[str] = None,
+        stacktrace: Optional[str] = None,
+        invocation_id: Optional[str] = None,
+    ) -> None:
+        if message is None:  # iii's own: one text (code and the rest are set after)
+            super().__init__(code)
+            self.message = code
+            return
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+        self.function_id, self.stacktrace, self.invocation_id = function_id, stacktrace, invocation_id
+
+
+class RegistrationRejectedError(IIIError):
+    """The engine refused this worker's registration (the published client's error; this
+    package's engine never sends such a refusal, so it is not raised by iii itself)."""
+
+    def __init__(
+        self,
+        code: str,
+        namespace: Optional[str] = None,
+        worker_name: Optional[str] = None,
+        owner_worker_id: Optional[str] = None,
+    ) -> None:
+        super().__init__(f"registration rejected: {code}")
+        self.code, self.namespace = code, namespace
+        self.worker_name, self.owner_worker_id = worker_name, owner_worker_id
+
+
+class ObserveRejection(IIIError):
+    """An observer could not be set up (see :meth:`iii.III.observe`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
 
 
 class TimeoutError(InvocationError, builtins.TimeoutError):

@@ -3,13 +3,19 @@ response of an HTTP-triggered function."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Union
 
+from ._model import Model
 from ._native import ChannelReader, ChannelWriter
 
-__all__ = ["StreamChannelRef", "TriggerAction", "HttpRequest", "HttpResponse"]
+__all__ = [
+    "StreamChannelRef", "TriggerAction", "TriggerActionVoid", "TriggerActionEnqueue", "HttpRequest",
+    "HttpResponse", "StreamRequest", "StreamResponse", "InternalHttpRequest", "IIIClient",
+    "MiddlewareFunctionInput", "EnqueueResult",
+]
 
 
 class StreamChannelRef:
@@ -37,32 +43,42 @@ class StreamChannelRef:
         return f"StreamChannelRef(channel_id={self.channel_id!r}, direction={self.direction!r})"
 
 
-class _Action:
-    __slots__ = ("_fields",)
+class TriggerActionVoid(Model):
+    """Fire and forget: ``trigger`` returns ``None`` at once."""
 
-    def __init__(self, **fields: Any) -> None:
-        self._fields = fields
+    _fields = (("type", "void"),)
 
-    def model_dump(self) -> Dict[str, Any]:
-        """The action as it travels on the wire."""
-        return dict(self._fields)
 
-    def __repr__(self) -> str:
-        return f"TriggerAction({self._fields!r})"
+class TriggerActionEnqueue(Model):
+    """Through a named queue (needs a queue provider on the engine)."""
+
+    _fields = (("type", "enqueue"), ("queue", ...))
 
 
 class TriggerAction:
     """How :meth:`III.trigger` routes a call."""
 
     @staticmethod
-    def Void() -> _Action:  # noqa: N802 (the published API's name)
+    def Void() -> TriggerActionVoid:  # noqa: N802 (the published API's name)
         """Fire and forget: no result, ``trigger`` returns ``None`` at once."""
-        return _Action(type="void")
+        return TriggerActionVoid()
 
     @staticmethod
-    def Enqueue(*, queue: str) -> _Action:  # noqa: N802
+    def Enqueue(*, queue: str) -> TriggerActionEnqueue:  # noqa: N802
         """Through a named queue (needs a queue provider on the engine)."""
-        return _Action(type="enqueue", queue=queue)
+        return TriggerActionEnqueue(queue=queue)
+
+
+class MiddlewareFunctionInput(Model):
+    """What a middleware function receives (the published engine's RBAC hooks)."""
+
+    _fields = (("function_id", ...), ("payload", dict), ("action", None), ("context", dict), ("namespace", None))
+
+
+class EnqueueResult(Model):
+    """The answer of an enqueued call."""
+
+    _fields = (("messageReceiptId", ...),)
 
 
 Values = Dict[str, Union[str, List[str]]]
@@ -162,3 +178,74 @@ class InitOptions:
     headers: Optional[Dict[str, str]] = None
     telemetry: Optional[TelemetryOptions] = None
     connect_timeout_ms: Optional[int] = None
+
+
+@dataclass
+class StreamRequest:
+    """The request of an HTTP-triggered function as the published client's ``http`` helper
+    (``iii_helpers.http``) gives it; ``request_body`` streams the raw body."""
+
+    path_params: Dict[str, str]
+    query_params: Values
+    body: Any
+    headers: Values
+    method: str
+    request_body: ChannelReader
+
+
+@dataclass
+class InternalHttpRequest:
+    """:class:`StreamRequest` plus the ``response`` writer, as the engine hands it over."""
+
+    path_params: Dict[str, str]
+    query_params: Values
+    body: Any
+    headers: Values
+    method: str
+    response: ChannelWriter
+    request_body: ChannelReader
+
+
+class StreamResponse:
+    """A response written through its channel writer (the published client's shape):
+    ``await status(code)`` and ``await headers({...})`` before the body, the body through
+    :attr:`stream` / :attr:`writer`, ``close()`` to end it."""
+
+    def __init__(self, writer: ChannelWriter) -> None:
+        self._writer = writer
+
+    async def status(self, status_code: int) -> None:
+        """Sets the status code (before the first body byte)."""
+        await self._writer.send_message_async(json.dumps({"type": "set_status", "status_code": status_code}))
+
+    async def headers(self, headers: Mapping[str, Union[str, List[str]]]) -> None:
+        """Sets response headers (before the first body byte)."""
+        await self._writer.send_message_async(json.dumps({"type": "set_headers", "headers": dict(headers)}))
+
+    @property
+    def stream(self) -> ChannelWriter:
+        """The body's writer (``write``, ``end``)."""
+        return self._writer
+
+    @property
+    def writer(self) -> ChannelWriter:
+        """The body's writer."""
+        return self._writer
+
+    def close(self) -> None:
+        """Ends the response (the end is queued after what was written)."""
+        self._writer.close()
+
+
+class IIIClient(Protocol):
+    """What a worker offers, as a type (the published client's protocol)."""
+
+    def register_trigger(self, trigger: Any) -> Any: ...
+    def register_function(self, function_id: str, handler_or_invocation: Any, **options: Any) -> Any: ...
+    def trigger(self, request: Any) -> Any: ...
+    def observe(self, source: Any, target: Any, options: Any = None) -> Any: ...
+    def current_invocation(self) -> Any: ...
+    def register_trigger_type(self, trigger_type: Any, handler: Any) -> Any: ...
+    def unregister_trigger_type(self, trigger_type: Any) -> None: ...
+    def add_connection_state_listener(self, handler: Callable[[str], None]) -> Callable[[], None]: ...
+    def shutdown(self) -> None: ...

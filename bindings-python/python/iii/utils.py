@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from typing import Any, Awaitable, Callable, Union
 
+from .helpers import is_channel_ref
 from .types import HttpRequest, HttpResponse
 
-__all__ = ["http"]
+__all__ = ["http", "is_channel_ref", "safe_stringify"]
 
 Handler = Callable[[HttpRequest, HttpResponse], Union[Awaitable[Any], Any]]
 
@@ -34,3 +36,12 @@ def http(handler: Handler) -> Callable[..., Awaitable[Any]]:
 
     wrapper.__iii_http__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def safe_stringify(value: Any) -> str:
+    """``value`` as JSON text (anything JSON cannot hold as its ``str``), or
+    ``"[unserializable]"``."""
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return "[unserializable]"

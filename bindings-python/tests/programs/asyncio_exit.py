@@ -1,5 +1,5 @@
-"""Uses the awaitable API under asyncio.run, then lets the interpreter exit (no shutdown()):
-the process must exit 0. Prints the results as JSON."""
+"""Uses the awaitable API under asyncio.run, then shuts the worker down and lets the
+interpreter exit right away: the process must exit 0. Prints the results as JSON."""
 
 import asyncio
 import json
@@ -28,3 +28,4 @@ async def main():
 
 
 print(json.dumps(asyncio.run(main())), flush=True)
+worker.shutdown()

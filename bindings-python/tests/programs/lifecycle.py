@@ -2,7 +2,8 @@
 
     lifecycle.py shutdown   calls shutdown() while a trigger() of `t::slow` is pending
     lifecycle.py exit       just returns from the script (no shutdown()), with a registered
-                            function, a message callback and open channel ends still alive
+                            function, a message callback and open channel ends still alive:
+                            the worker keeps serving until Ctrl-C
 
 Prints one JSON line before ending."""
 

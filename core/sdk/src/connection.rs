@@ -59,11 +59,15 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
             break error;
         }
         let limit = inner.options.connect_timeout();
-        let connecting = tokio_tungstenite::connect_async_with_config(
-            inner.address.as_str(),
-            Some(main_socket_config()),
-            true,
-        );
+        let request = match handshake_request(&inner.address, &inner.options) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(%error, "cannot build the handshake");
+                break error;
+            }
+        };
+        let connecting =
+            tokio_tungstenite::connect_async_with_config(request, Some(main_socket_config()), true);
         let connected = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break IIIError::Shutdown,
@@ -134,6 +138,9 @@ async fn serve(
         return false;
     }
     link.attach(sink).await;
+    inner
+        .was_connected
+        .store(true, std::sync::atomic::Ordering::Release);
     inner.connected.send_replace(true);
     let pings = Pings::default();
     let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
@@ -273,6 +280,7 @@ async fn read_loop(
                 function_id,
                 data,
                 action,
+                metadata,
                 ..
             } => {
                 let handler = lock(&inner.functions)
@@ -283,6 +291,7 @@ async fn read_loop(
                     function_id,
                     data,
                     action,
+                    metadata,
                     address: inner.address.clone(),
                 };
                 let replier = inner.clone();
@@ -383,4 +392,24 @@ async fn goodbye(sink: &mut Sink, outbound: &mut mpsc::Receiver<Outbound>) {
     let _ = sink
         .send(WsMessage::Close(Some(close_frame(1000, "shutdown"))))
         .await;
+}
+
+/// The handshake request for `address`, with the options' extra headers; a header that is
+/// not valid HTTP is [`IIIError::InvalidArgument`] (retrying could not fix it).
+fn handshake_request(
+    address: &str,
+    options: &crate::InitOptions,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, IIIError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = address
+        .into_client_request()
+        .map_err(|error| IIIError::InvalidArgument(format!("engine URL {address}: {error}")))?;
+    for (name, value) in options.handshake_headers() {
+        let invalid = |what: &str| IIIError::InvalidArgument(format!("header {name:?}: {what}"));
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("bad name"))?;
+        let value = HeaderValue::from_str(&value).map_err(|_| invalid("bad value"))?;
+        request.headers_mut().append(header, value);
+    }
+    Ok(request)
 }

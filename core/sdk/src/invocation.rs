@@ -1,9 +1,10 @@
 //! Running an incoming invocation: find the handler, run it in its own task with panics
 //! caught, and turn its outcome into the `invocationresult` the caller waits for.
 //!
-//! While a handler runs, the engine URL of the worker that received the invocation is kept in
-//! a task-local ([`current_engine_address`]), so helpers that turn refs into channel ends (the
-//! [`http`](crate::http) adapter, bindings) need not be handed the worker.
+//! While a handler runs, the call it serves (function, id, metadata, and the engine URL of the
+//! worker that received it) is kept in a task-local ([`current_invocation`]), so handlers can
+//! ask about it and helpers that turn refs into channel ends (the [`http`](crate::http)
+//! adapter, bindings) need not be handed the worker.
 
 use std::any::Any;
 use std::future::Future;
@@ -23,24 +24,45 @@ pub(crate) struct Invocation {
     pub(crate) function_id: String,
     pub(crate) data: Value,
     pub(crate) action: Option<TriggerAction>,
+    /// Free-form metadata sent beside the input.
+    pub(crate) metadata: Option<Value>,
     /// The engine URL of the worker that received it.
     pub(crate) address: String,
 }
 
-tokio::task_local! {
-    /// The engine URL of the worker whose handler runs in this task.
-    static ENGINE_ADDRESS: String;
+/// What a running handler may ask about the call it serves ([`current_invocation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationContext {
+    /// The engine URL of the worker that received the call.
+    pub address: String,
+    /// The function called.
+    pub function_id: String,
+    /// The call's id; `None` for a fire-and-forget call.
+    pub invocation_id: Option<String>,
+    /// The metadata the caller (or the trigger) sent beside the input.
+    pub metadata: Option<Value>,
 }
 
-/// The engine URL (e.g. `ws://127.0.0.1:49134`) of the worker whose handler is running in the
-/// current task, or `None` outside a handler.
+tokio::task_local! {
+    /// The call whose handler runs in this task.
+    static CURRENT: InvocationContext;
+}
+
+/// The call whose handler is running in the current task, or `None` outside a handler.
 ///
 /// It is set around every handler call — both the call that builds the handler's future and
 /// every poll of that future — but not in tasks the handler spawns: read it in the handler and
-/// move it there. Build channel ends from refs with it
-/// (`ChannelReader::new(&address, &channel_ref)`); the [`http`](crate::http::http) adapter does.
+/// move it there.
+pub fn current_invocation() -> Option<InvocationContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// The engine URL (e.g. `ws://127.0.0.1:49134`) of the worker whose handler is running in the
+/// current task, or `None` outside a handler (see [`current_invocation`]). Build channel ends
+/// from refs with it (`ChannelReader::new(&address, &channel_ref)`); the
+/// [`http`](crate::http::http) adapter does.
 pub fn current_engine_address() -> Option<String> {
-    ENGINE_ADDRESS.try_with(Clone::clone).ok()
+    CURRENT.try_with(|context| context.address.clone()).ok()
 }
 
 impl Invocation {
@@ -67,6 +89,7 @@ pub(crate) fn dispatch<R, F>(
         function_id,
         data,
         address,
+        metadata,
         ..
     } = invocation;
     let Some(handler) = handler else {
@@ -82,8 +105,14 @@ pub(crate) fn dispatch<R, F>(
     };
     crate::runtime::home().spawn(async move {
         let running = AssertUnwindSafe(async move { handler(data).await }).catch_unwind();
-        let outcome = ENGINE_ADDRESS
-            .scope(address, running)
+        let context = InvocationContext {
+            address,
+            function_id: function_id.clone(),
+            invocation_id: invocation_id.clone(),
+            metadata,
+        };
+        let outcome = CURRENT
+            .scope(context, running)
             .await
             .unwrap_or_else(|panic| Err(IIIError::Handler(panic_message(&*panic))));
         let Some(id) = invocation_id.filter(|_| wants_result) else {
@@ -121,6 +150,7 @@ mod tests {
             function_id: "t::f".into(),
             data: serde_json::json!({"n": 1}),
             action,
+            metadata: None,
             address: "ws://engine.test:1".into(),
         }
     }

@@ -49,9 +49,10 @@ pub use channel::{Channel, ChannelEvent, ChannelReader, ChannelWriter};
 pub use error::{ErrorKind, IIIError};
 pub use function::RegisterFunction;
 pub use http::{HttpRequest, HttpResponse, http};
-pub use invocation::current_engine_address;
+pub use invocation::{InvocationContext, current_engine_address, current_invocation};
 pub use options::{DEFAULT_CONNECT_TIMEOUT_MS, InitOptions, ReconnectionConfig};
 pub use runtime::{runtime, tokio_runtime};
+pub use state::ConnectionState;
 pub use trigger::{RegisterTrigger, TriggerRequest};
 pub use trigger_type::{RegisterTriggerType, TriggerTypeRef};
 pub use worker::{

@@ -34,6 +34,10 @@ pub struct InitOptions {
     /// [`IIIError::Connection`](crate::IIIError::Connection) naming the URL and the cause.
     /// The worker keeps reconnecting in the background either way.
     pub connect_timeout_ms: u64,
+    /// Extra headers of the WebSocket handshake (e.g. `Authorization`). When none is named
+    /// `Authorization` and `III_TOKEN` is set, `Authorization: Bearer $III_TOKEN` is added
+    /// (see [`handshake_headers`](Self::handshake_headers)).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for InitOptions {
@@ -47,6 +51,7 @@ impl Default for InitOptions {
             reconnection: ReconnectionConfig::default(),
             max_queued_messages: 1024,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            headers: Vec::new(),
         }
     }
 }
@@ -83,6 +88,27 @@ impl InitOptions {
     pub fn with_description(mut self, description: Option<String>) -> Self {
         self.worker_description = description;
         self
+    }
+
+    /// These options with extra handshake headers.
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The handshake's extra headers: [`headers`](Self::headers), plus
+    /// `Authorization: Bearer $III_TOKEN` when `III_TOKEN` is set and no header is named
+    /// `Authorization`.
+    pub fn handshake_headers(&self) -> Vec<(String, String)> {
+        let mut headers = self.headers.clone();
+        let has_authorization = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        let token = std::env::var("III_TOKEN").ok().filter(|token| !token.is_empty());
+        if let (false, Some(token)) = (has_authorization, token) {
+            headers.push(("Authorization".into(), format!("Bearer {token}")));
+        }
+        headers
     }
 
     /// These options with `connect_timeout_ms` (`None` or 0 keeps the default).
@@ -122,6 +148,44 @@ impl Default for ReconnectionConfig {
 }
 
 impl ReconnectionConfig {
+    /// The schedule given as JSON by a binding, in the published clients' names
+    /// (`initial_delay_ms` | `initialDelayMs`, `max_delay_ms` | `maxDelayMs`,
+    /// `backoff_multiplier` | `backoffMultiplier`, `jitter_factor` | `jitterFactor`,
+    /// `max_retries` | `maxRetries`, where -1 means never give up); absent or unusable
+    /// fields keep their defaults.
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        let field = |snake: &str, camel: &str| value.get(snake).or_else(|| value.get(camel));
+        let millis = |snake, camel, default| {
+            field(snake, camel)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(default)
+        };
+        let ratio = |snake, camel, default: f64| {
+            field(snake, camel)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .unwrap_or(default)
+        };
+        let defaults = Self::default();
+        Self {
+            initial_delay_ms: millis(
+                "initial_delay_ms",
+                "initialDelayMs",
+                defaults.initial_delay_ms,
+            ),
+            max_delay_ms: millis("max_delay_ms", "maxDelayMs", defaults.max_delay_ms),
+            backoff_multiplier: ratio(
+                "backoff_multiplier",
+                "backoffMultiplier",
+                defaults.backoff_multiplier,
+            ),
+            jitter_factor: ratio("jitter_factor", "jitterFactor", defaults.jitter_factor),
+            max_retries: field("max_retries", "maxRetries")
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|retries| u32::try_from(retries).ok()),
+        }
+    }
+
     /// The delay before retry number `attempt` (0-based), given a uniform sample `unit` in
     /// `[0, 1)` for the jitter.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
@@ -147,6 +211,22 @@ pub(crate) fn jitter_sample() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_published_names() {
+        let snake =
+            serde_json::json!({"initial_delay_ms": 10, "max_retries": 3, "jitter_factor": 0});
+        let camel = serde_json::json!({"initialDelayMs": 10, "maxRetries": 3, "jitterFactor": 0});
+        for given in [snake, camel] {
+            let config = ReconnectionConfig::from_value(&given);
+            assert_eq!(config.initial_delay_ms, 10);
+            assert_eq!(config.max_retries, Some(3));
+            assert_eq!(config.jitter_factor, 0.0);
+            assert_eq!(config.max_delay_ms, 30_000);
+        }
+        let forever = ReconnectionConfig::from_value(&serde_json::json!({"max_retries": -1}));
+        assert_eq!(forever.max_retries, None);
+    }
 
     #[test]
     fn doubles_from_one_second_and_caps_at_thirty() {

@@ -4,7 +4,7 @@
 //! ([`crate::connection`]) so that each depends on the state, not on the other.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::{mpsc, watch};
@@ -34,8 +34,39 @@ pub(crate) struct WorkerState {
     pub(crate) terminal: OnceLock<IIIError>,
     /// Whether the main socket is up (connected and greeted).
     pub(crate) connected: watch::Sender<bool>,
+    /// Whether it has been up at least once (a drop after that is a reconnect).
+    pub(crate) was_connected: AtomicBool,
     /// Why the last connection attempt failed, for the error of a call that cannot wait longer.
     pub(crate) last_failure: Mutex<Option<String>>,
+}
+
+/// Where a worker's connection to the engine stands, with the published clients' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not connected yet (the first attempts).
+    Connecting,
+    /// Connected and greeted.
+    Connected,
+    /// Connected before, now trying again.
+    Reconnecting,
+    /// Stopped by `shutdown()`.
+    Disconnected,
+    /// Stopped for good otherwise (reconnecting gave up).
+    Failed,
+}
+
+impl ConnectionState {
+    /// The published clients' name: `connecting`, `connected`, `reconnecting`,
+    /// `disconnected` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// Locks `mutex`, taking over a poisoned one (no state here is left broken by a panic).
@@ -60,6 +91,7 @@ impl WorkerState {
             shutdown: watch::Sender::new(false),
             terminal: OnceLock::new(),
             connected: watch::Sender::new(false),
+            was_connected: AtomicBool::new(false),
             last_failure: Mutex::new(None),
         }
     }
@@ -93,6 +125,40 @@ impl WorkerState {
                     self.address,
                     limit.as_millis()
                 )))
+            }
+        }
+    }
+
+    /// Where the connection stands now.
+    pub(crate) fn connection_state(&self) -> ConnectionState {
+        if *self.shutdown.borrow() {
+            return match self.terminal.get() {
+                None | Some(IIIError::Shutdown) => ConnectionState::Disconnected,
+                Some(_) => ConnectionState::Failed,
+            };
+        }
+        if *self.connected.borrow() {
+            ConnectionState::Connected
+        } else if self.was_connected.load(Ordering::Acquire) {
+            ConnectionState::Reconnecting
+        } else {
+            ConnectionState::Connecting
+        }
+    }
+
+    /// Waits until the connection state differs from `seen`, and returns the new one (at
+    /// once if it already differs). A stopped worker's state is final: this then waits forever.
+    pub(crate) async fn connection_state_change(&self, seen: ConnectionState) -> ConnectionState {
+        let mut connected = self.connected.subscribe();
+        let mut stopping = self.shutdown.subscribe();
+        loop {
+            let now = self.connection_state();
+            if now != seen {
+                return now;
+            }
+            tokio::select! {
+                changed = connected.changed() => if changed.is_err() { std::future::pending::<()>().await },
+                changed = stopping.changed() => if changed.is_err() { std::future::pending::<()>().await },
             }
         }
     }

@@ -50,6 +50,12 @@ impl TriggerRequest {
     /// milliseconds (fractions are dropped; `0`, `null` or absent means the default, as in
     /// every SDK's options; `timeoutMs` wins over `timeout_ms` when both are given).
     pub fn from_value(request: Value) -> Result<Self, IIIError> {
+        Self::from_value_with_metadata(request).map(|(request, _)| request)
+    }
+
+    /// [`from_value`](Self::from_value), also taking the request's `"metadata"` (handed to the
+    /// called function beside its input; see [`III::trigger_with_metadata`](crate::III::trigger_with_metadata)).
+    pub fn from_value_with_metadata(request: Value) -> Result<(Self, Option<Value>), IIIError> {
         let invalid = |why: &str| IIIError::InvalidArgument(format!("trigger(): {why}"));
         let Value::Object(mut fields) = request else {
             return Err(invalid("the request must be an object with a function_id"));
@@ -88,12 +94,16 @@ impl TriggerRequest {
             },
             Some(_) => return Err(invalid("timeout_ms must be a number")),
         };
-        Ok(Self {
+        let metadata = fields
+            .remove("metadata")
+            .filter(|metadata| !metadata.is_null());
+        let request = Self {
             function_id,
             payload: fields.remove("payload").unwrap_or(Value::Null),
             action,
             timeout_ms,
-        })
+        };
+        Ok((request, metadata))
     }
 
     /// True when no result is expected.

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connection;
 use crate::link::Outbound;
-use crate::state::{WorkerState, lock};
+use crate::state::{ConnectionState, WorkerState, lock};
 use crate::{Channel, IIIError, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 
 /// Connects a worker to the engine at `url` (e.g. `ws://127.0.0.1:49134`) with default
@@ -211,6 +211,16 @@ impl III {
     /// within `timeout_ms` (default 30 s) is [`IIIError::Timeout`]; a connection that drops
     /// while the call is out is [`IIIError::Connection`].
     pub async fn trigger(&self, request: TriggerRequest) -> Result<Value, IIIError> {
+        self.trigger_with_metadata(request, None).await
+    }
+
+    /// [`trigger`](Self::trigger) with free-form `metadata`, which the called function's
+    /// handler finds beside its input ([`current_invocation`](crate::current_invocation)).
+    pub async fn trigger_with_metadata(
+        &self,
+        request: TriggerRequest,
+        metadata: Option<Value>,
+    ) -> Result<Value, IIIError> {
         self.inner.check_open()?;
         let void = request.is_void();
         let timeout = request
@@ -222,7 +232,7 @@ impl III {
             function_id: request.function_id,
             data: request.payload,
             action: request.action,
-            metadata: None,
+            metadata,
             traceparent: None,
             baggage: None,
             namespace: None,
@@ -257,6 +267,24 @@ impl III {
             outcome = waiting => outcome,
             _ = deadline => Err(IIIError::Timeout),
         }
+    }
+
+    /// Where the connection to the engine stands now.
+    pub fn connection_state(&self) -> ConnectionState {
+        self.inner.connection_state()
+    }
+
+    /// Waits until the connection state differs from `seen` and returns the new state (at
+    /// once if it already differs); a stopped worker's state never changes again.
+    pub async fn connection_state_change(&self, seen: ConnectionState) -> ConnectionState {
+        self.inner.connection_state_change(seen).await
+    }
+
+    /// Waits until the worker has stopped (by [`shutdown`](Self::shutdown), or because
+    /// reconnecting gave up).
+    pub async fn stopped(&self) {
+        let mut stopping = self.inner.shutdown.subscribe();
+        let _ = stopping.wait_for(|stop| *stop).await;
     }
 
     /// Stops the worker: the main socket closes after sending what is already queued, calls in

@@ -1,3 +1,3 @@
 'use strict'
 // `iii-sdk/engine`, as the published client has it.
-module.exports = require('./lib/engine')
+module.exports = require('../lib/engine')

@@ -14,7 +14,9 @@ export declare const EngineFunctions: {
 /** The trigger types the engine serves itself. */
 export declare const EngineTriggers: {
   readonly FUNCTIONS_AVAILABLE: 'engine::functions-available'
+  /** The published engine's log trigger type (this engine does not serve it). */
+  readonly LOG: 'log'
 }
 
 /** A function handler as the published client types it. */
-export type RemoteFunctionHandler<TInput = any, TOutput = any> = (data: TInput) => Promise<TOutput>
+export { RemoteFunctionHandler } from '../index'

@@ -1,3 +1,3 @@
 'use strict'
 // `iii-sdk/errors`, as the published client has it.
-module.exports = require('./lib/errors')
+module.exports = require('../lib/errors')

@@ -1,1 +1,0 @@
-export { ChannelReader, ChannelWriter, Channel, StreamChannelRef } from './index'

@@ -1,4 +1,0 @@
-import cjs from './helpers.js'
-
-export const { createChannel, isChannelRef, extractChannelRefs, ChannelDirection } = cjs
-export default cjs

@@ -1,0 +1,1 @@
+export { ChannelReader, ChannelWriter, Channel, StreamChannelRef } from '../index'

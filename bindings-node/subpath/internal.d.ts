@@ -1,0 +1,1 @@
+export { InternalHttpRequest } from '../index'

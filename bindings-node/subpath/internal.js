@@ -1,0 +1,3 @@
+'use strict'
+// `iii-sdk/internal`, as the published client has it: types only (see internal.d.ts).
+module.exports = {}

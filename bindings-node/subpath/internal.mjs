@@ -1,0 +1,3 @@
+import cjs from './internal.js'
+
+export default cjs

@@ -1,0 +1,4 @@
+import cjs from './protocol.js'
+
+export const { MessageType } = cjs
+export default cjs

@@ -1,0 +1,1 @@
+export { FunctionRef, IIIConnectionState, TriggerTypeRef } from '../index'

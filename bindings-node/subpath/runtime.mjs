@@ -1,0 +1,3 @@
+import cjs from './runtime.js'
+
+export default cjs

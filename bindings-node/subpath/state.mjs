@@ -1,0 +1,4 @@
+import cjs from './state.js'
+
+export const { StateEventType } = cjs
+export default cjs

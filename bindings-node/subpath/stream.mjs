@@ -1,0 +1,3 @@
+import cjs from './stream.js'
+
+export default cjs

@@ -1,0 +1,1 @@
+export { Trigger, TriggerConfig, TriggerHandler } from '../index'

@@ -1,0 +1,3 @@
+import cjs from './trigger.js'
+
+export default cjs

@@ -1,0 +1,5 @@
+"""The published client's ``iii.internal``."""
+
+from .types import InternalHttpRequest
+
+__all__ = ["InternalHttpRequest"]
