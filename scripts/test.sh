@@ -3,8 +3,10 @@
 # integration tests (engine in-process, real sockets), the runnable examples, the Python and
 # Node packages' tests (pytest, node --test), the C library's examples and tests (gcc,
 # valgrind), the packages as users install them (a wheel and an npm tarball, on a PATH without
-# cargo), and the interop suite in which the published iii clients (installed into
-# ~/.cache/iii-interop) run the documented channel flows against our engine.
+# cargo), the interop suite in which the published iii clients (installed into
+# ~/.cache/iii-interop) run the documented channel flows against our engine, and the
+# compatibility suite in which programs written for the published clients run on theirs and
+# on ours with the same results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,10 +34,13 @@ trap finish EXIT
 keep() { summary+=("$(printf '%-8s %s' "$1" "$(grep -E "$3" "$2" | tail -1 | tr -d '=' | sed 's/^ *//')")"); }
 
 step "tools the tests use"
-# curl fetches from the HTTP trigger server the way a person would.
-if ! command -v curl >/dev/null; then
+# curl fetches from the HTTP trigger server the way a person would; openssl makes the test
+# certificates (HTTPS-invoked functions).
+missing=()
+for tool in curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [[ ${#missing[@]} -gt 0 ]]; then
     SUDO=$([[ $(id -u) -eq 0 ]] && echo "" || echo sudo)
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq curl
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
 # The Python package's tests run in their own virtualenv (never the one of the published
@@ -95,3 +100,7 @@ keep c "$LOGS/c.log" '^c tests: '
 step "interop with the published clients"
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh | tee "$LOGS/interop.log"
 keep interop "$LOGS/interop.log" '^=+ .*(passed|failed).* =+$'
+
+step "compatibility: programs written for the published clients, run on theirs and on ours (dist/ packages)"
+III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/compat/run.sh | tee "$LOGS/compat.log"
+keep compat "$LOGS/compat.log" '^compat: '

@@ -19,6 +19,15 @@ const TriggerAction = Object.freeze({
   Enqueue: (options = {}) => ({ type: 'enqueue', queue: options.queue }),
 })
 
+/** The published client's registerFunction options the core takes, as one JSON value. */
+function functionOptions(spec) {
+  return {
+    metadata: spec.metadata ?? null,
+    request_format: spec.request_format ?? null,
+    response_format: spec.response_format ?? null,
+  }
+}
+
 class Channel {
   /** `created` is the native `{ json, ends }` of `{ writer, reader }`: both refs, made live. */
   constructor(created) {
@@ -76,7 +85,19 @@ class III {
   registerFunction(idOrOptions, handler, options) {
     const spec = typeof idOrOptions === 'string' ? { id: idOrOptions, ...(options || {}) } : idOrOptions
     if (!spec || typeof spec.id !== 'string') throw new TypeError('iii-sdk: registerFunction() needs an id')
-    if (typeof handler !== 'function') throw new TypeError('iii-sdk: registerFunction() needs a handler function')
+    if (handler !== null && typeof handler === 'object' && typeof handler.url === 'string') {
+      // An HttpInvocationConfig: the engine calls the function over HTTP.
+      const ref = this._native.registerHttpFunction(
+        spec.id,
+        JSON.stringify(handler),
+        spec.description ?? undefined,
+        JSON.stringify(functionOptions(spec)),
+      )
+      return { id: ref.id, unregister: () => ref.unregister() }
+    }
+    if (typeof handler !== 'function') {
+      throw new TypeError('iii-sdk: registerFunction() needs a handler function or an HttpInvocationConfig')
+    }
     const isHttp = handler[HTTP_FUNCTION] === true
     const ref = this._native.registerFunction(
       spec.id,
@@ -113,11 +134,7 @@ class III {
       },
       spec.description ?? undefined,
       isHttp,
-      JSON.stringify({
-        metadata: spec.metadata ?? null,
-        request_format: spec.request_format ?? null,
-        response_format: spec.response_format ?? null,
-      }),
+      JSON.stringify(functionOptions(spec)),
     )
     return { id: ref.id, unregister: () => ref.unregister() }
   }

@@ -121,6 +121,27 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
     })
 }
 
+/// `function` with a description and the published client's options as JSON:
+/// `{ metadata?, request_format?, response_format? }`.
+fn with_options(
+    mut function: RegisterFunction,
+    description: Option<String>,
+    formats_json: Option<String>,
+) -> Result<RegisterFunction> {
+    if let Some(description) = description {
+        function = function.with_description(description);
+    }
+    if let Some(json) = formats_json {
+        let formats: Value = serde_json::from_str(&json)
+            .map_err(|error| invalid(format!("registerFunction options are not JSON: {error}")))?;
+        let field = |key: &str| formats.get(key).filter(|value| !value.is_null()).cloned();
+        function.metadata = field("metadata");
+        function.request_format = field("request_format");
+        function.response_format = field("response_format");
+    }
+    Ok(function)
+}
+
 /// A registered function or trigger: `unregister()` withdraws it (and releases a function's
 /// handler).
 #[napi]
@@ -308,24 +329,34 @@ impl NativeWorker {
         let slot = handler_slot(handler)?;
         let address = self.iii.address().to_string();
         let handler = core_handler(slot.clone(), address, http.unwrap_or(false));
-        let mut function = RegisterFunction::from_handler(id, handler);
-        if let Some(description) = description {
-            function = function.with_description(description);
-        }
-        // `{ metadata?, request_format?, response_format? }`, as the published client's options.
-        if let Some(json) = formats_json {
-            let formats: Value = serde_json::from_str(&json).map_err(|error| {
-                invalid(format!("registerFunction options are not JSON: {error}"))
-            })?;
-            let field = |key: &str| formats.get(key).filter(|value| !value.is_null()).cloned();
-            function.metadata = field("metadata");
-            function.request_format = field("request_format");
-            function.response_format = field("response_format");
-        }
+        let function = RegisterFunction::from_handler(id, handler);
+        let function = with_options(function, description, formats_json)?;
         // A duplicate id is an Error here, as in the published client.
         let inner = (self.iii.try_register_function(function)).map_err(registration_error)?;
         let id = inner.id().to_string();
         Ok(self.keep(slot, id, move || inner.unregister()))
+    }
+
+    /// Registers function `id` as one the engine calls over HTTP: `invocationJson` is the
+    /// published `HttpInvocationConfig` (`{ url, method?, timeout_ms?, headers?, auth? }`).
+    #[napi]
+    pub fn register_http_function(
+        &self,
+        id: String,
+        invocation_json: String,
+        description: Option<String>,
+        formats_json: Option<String>,
+    ) -> Result<NativeRegistration> {
+        let invocation: Value = serde_json::from_str(&invocation_json)
+            .map_err(|error| invalid(format!("the HttpInvocationConfig is not JSON: {error}")))?;
+        let function = RegisterFunction::http(id, invocation).map_err(registration_error)?;
+        let function = with_options(function, description, formats_json)?;
+        let inner = (self.iii.try_register_function(function)).map_err(registration_error)?;
+        let id = inner.id().to_string();
+        Ok(NativeRegistration {
+            id,
+            withdraw: Box::new(move || inner.unregister()),
+        })
     }
 
     /// Provides trigger type `id`: `handler(invocation, done)` is called with

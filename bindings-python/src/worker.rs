@@ -191,6 +191,8 @@ impl Worker {
 
     /// Registers `handler` (a function or an `async def`) as `function_id`. Its input arrives
     /// as plain Python values with channel refs made live; its return value is sent as JSON.
+    /// Given an `HttpInvocationConfig` (or its dict: `url`, `method`, `timeout_ms`, `headers`,
+    /// `auth`) instead, the engine calls the function over HTTP.
     /// Returns the registration (`id`, `unregister()`). An empty id, or one this worker has
     /// registered already, is a `ValueError`; keywords of the published client this package
     /// has no use for (`observe`, `local_dispatch`, …) are accepted and ignored.
@@ -211,15 +213,22 @@ impl Worker {
         let function_id: String = function_id
             .extract()
             .map_err(|_| PyTypeError::new_err("register_function() needs a string id"))?;
-        if !handler.bind(py).is_callable() {
-            return Err(PyTypeError::new_err("the handler must be callable"));
-        }
-        let handler = if handler.bind(py).hasattr("__iii_http__")? {
-            crate::http::handler(handler, self.inner.address())
+        let given = handler.bind(py);
+        let mut function = if given.is_callable() {
+            let handler = if given.hasattr("__iii_http__")? {
+                crate::http::handler(handler, self.inner.address())
+            } else {
+                crate::dispatch::handler(py, handler, self.inner.address())?
+            };
+            RegisterFunction::from_handler(function_id, handler)
+        } else if given.hasattr("model_dump")? || given.is_instance_of::<PyDict>() {
+            // An HttpInvocationConfig (or its dict): the engine calls the function over HTTP.
+            RegisterFunction::http(function_id, from_py(&plain(given)?)?).py()?
         } else {
-            crate::dispatch::handler(py, handler, self.inner.address())?
+            return Err(PyTypeError::new_err(
+                "the handler must be callable, or an HttpInvocationConfig for a function the engine calls over HTTP",
+            ));
         };
-        let mut function = RegisterFunction::from_handler(function_id, handler);
         function.description = description;
         function.metadata = metadata.map(from_py).transpose()?;
         function.request_format = request_format.map(format_value).transpose()?;

@@ -136,3 +136,88 @@ def test_a_call_that_times_out_is_an_invocation_error_with_code_timeout(worker):
     assert failed.value.code == "TIMEOUT"
     assert failed.value.function_id == "compat::slow"
     assert isinstance(failed.value, iii.TimeoutError) and isinstance(failed.value, TimeoutError)
+
+
+@pytest.mark.timeout(20)
+def test_handlers_get_metadata_and_the_current_invocation(worker):
+    def handler(data, metadata=None):
+        context = iii.current_invocation()
+        return {"metadata": metadata, "function_id": context.function_id, "id": bool(context.invocation_id)}
+
+    async def no_metadata(data):
+        return iii.current_invocation().function_id
+
+    worker.register_function("compat::context", handler)
+    worker.register_function("compat::plain", no_metadata)
+    assert worker.trigger({"function_id": "compat::context", "payload": 1, "metadata": {"t": 1}}) == {
+        "metadata": {"t": 1},
+        "function_id": "compat::context",
+        "id": True,
+    }
+    assert worker.trigger({"function_id": "compat::plain", "payload": 1, "metadata": {"t": 1}}) == "compat::plain"
+    assert iii.current_invocation() is None
+
+
+@pytest.mark.timeout(20)
+def test_connection_states_reach_listeners_on_their_loop(engine):
+    import asyncio
+    import threading
+
+    async def main():
+        client = register_worker(engine.url)
+        loop_thread = threading.get_ident()
+        seen = []
+        changed = asyncio.get_running_loop().create_future()
+
+        def listener(state):
+            seen.append((state, threading.get_ident() == loop_thread))
+            if state == "disconnected" and not changed.done():
+                changed.set_result(None)  # completes a future of this loop: must run on it
+
+        unsubscribe = client.add_connection_state_listener(listener)
+        await client.ready_async()
+        assert client.get_connection_state() == "connected"
+        client.shutdown()
+        await asyncio.wait_for(changed, 5)
+        unsubscribe()
+        unsubscribe()  # idempotent
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen[-1] == ("disconnected", True), seen
+    assert all(on_loop for _, on_loop in seen), seen
+
+
+@pytest.mark.timeout(20)
+def test_message_callbacks_run_on_the_loop_that_registered_them(worker):
+    import asyncio
+    import threading
+
+    async def main():
+        channel = await worker.create_channel_async()
+        loop_thread = threading.get_ident()
+        heard = asyncio.get_running_loop().create_future()
+        threads = []
+
+        def on_message(text):
+            threads.append(threading.get_ident() == loop_thread)
+            if text == "last":
+                heard.set_result(len(threads))
+
+        channel.reader.on_message(on_message)
+        for text in ("first", "second", "last"):
+            await channel.writer.send_message_async(text)
+        return await asyncio.wait_for(heard, 5), threads
+
+    count, threads = asyncio.run(main())
+    assert count == 3 and all(threads), threads
+
+
+@pytest.mark.timeout(20)
+def test_a_function_called_over_http_is_registered_with_its_config(worker):
+    ref = worker.register_function("compat::remote", {"url": "https://functions.example/run", "timeout_ms": 100})
+    assert ref.id == "compat::remote"
+    listed = worker.trigger({"function_id": "engine::functions::list", "payload": {}})
+    assert "compat::remote" in [f["function_id"] for f in listed["functions"]]
+    with pytest.raises(ValueError, match="http"):
+        worker.register_function("compat::bad", {"url": "ftp://functions.example/run"})

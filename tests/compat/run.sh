@@ -67,7 +67,8 @@ fi
 
 # A fresh engine for one run: sets III_URL and III_HTTP_URL.
 start_engine() {
-    "$ENGINE" --port 0 --http-port 0 >"$WORK/engine.out" 2>"$WORK/engine.err" &
+    # The programs serve their HTTP-invoked functions on 127.0.0.1.
+    "$ENGINE" --port 0 --http-port 0 --http-functions-allow-private >"$WORK/engine.out" 2>"$WORK/engine.err" &
     ENGINE_PID=$!
     for _ in $(seq 1 200); do
         grep -q "http triggers on" "$WORK/engine.out" 2>/dev/null && break
@@ -132,11 +133,12 @@ done
 echo "==> typescript: tsc --strict on node/types.ts"
 for side in published ours; do
     dir=$([[ $side == published ]] && echo "$PUB_NODE" || echo "$OURS_NODE")
+    label=$([[ $side == published ]] && echo "the published package" || echo "our package")
     if (cd "$dir" && npx tsc -p tsconfig.json) >"$WORK/tsc-$side.log" 2>&1; then
-        echo "ok   node/types.ts type-checks against the $side package"
+        echo "ok   node/types.ts type-checks against $label"
         passed=$((passed + 1))
     else
-        echo "FAIL node/types.ts against the $side package:"
+        echo "FAIL node/types.ts against $label:"
         sed 's/^/     /' "$WORK/tsc-$side.log"
         failed=$((failed + 1))
     fi

@@ -83,6 +83,8 @@ class III:
         invocation_timeout_ms: Optional[int] = None,
         connect_timeout_ms: Optional[int] = None,
         worker_description: Optional[str] = None,
+        headers: Optional[List[Tuple[str, str]]] = None,
+        reconnection_config: Optional[Dict[str, Any]] = None,
     ) -> None: ...
     @property
     def address(self) -> str:
@@ -102,20 +104,29 @@ class III:
     def register_function(
         self,
         function_id: str,
-        handler: Callable[..., Any],
+        handler: Any,
         description: Optional[str] = None,
         metadata: Any = None,
         request_format: Any = None,
         response_format: Any = None,
         **ignored: Any,
     ) -> FunctionRef:
-        """Registers a sync or async handler; a duplicate or empty id is a ``ValueError``."""
+        """Registers a sync or async handler, or an ``HttpInvocationConfig`` the engine calls;
+        a duplicate or empty id is a ``ValueError``."""
     def register_trigger(self, trigger: Any) -> Trigger:
         """Registers a trigger: ``{"type", "function_id", "config", "metadata"?}``."""
     def register_trigger_type(self, trigger_type: Any, handler: Any) -> TriggerTypeRef:
         """Provides a trigger type; ``handler.register_trigger`` / ``unregister_trigger`` get its triggers."""
     def unregister_trigger_type(self, trigger_type: Any) -> None:
         """Stops providing a trigger type."""
+    def get_address(self) -> str:
+        """The engine URL."""
+    def get_connection_state(self) -> str:
+        """``connecting``, ``connected``, ``reconnecting``, ``disconnected`` or ``failed``."""
+    def add_connection_state_listener(self, handler: Callable[[str], None]) -> Callable[[], None]:
+        """Calls ``handler(state)`` now and on every change; returns the unsubscribe function."""
+    def wait_stopped(self) -> None:
+        """Blocks until the worker stopped."""
     def shutdown(self) -> None:
         """Disconnects from the engine."""
 

@@ -27,6 +27,12 @@ pub struct EngineConfig {
     /// Largest JSON request body parsed into an HTTP invocation's `body`; larger ones are
     /// answered 413. Other bodies are only streamed, never held whole.
     pub max_json_body_bytes: usize,
+    /// Whether functions the engine calls over HTTP may be at loopback, private or
+    /// link-local addresses (off: a worker cannot make the engine reach its private network).
+    pub http_functions_allow_private: bool,
+    /// PEM files of extra CA certificates trusted for `https://` HTTP-invoked functions,
+    /// beside the Mozilla roots.
+    pub http_functions_ca_files: Vec<std::path::PathBuf>,
 }
 
 /// The default port of the HTTP trigger server.
@@ -47,6 +53,8 @@ impl Default for EngineConfig {
             http_port: Some(DEFAULT_HTTP_PORT),
             http_timeout: Duration::from_secs(30),
             max_json_body_bytes: 16 * 1024 * 1024,
+            http_functions_allow_private: false,
+            http_functions_ca_files: Vec::new(),
         }
     }
 }

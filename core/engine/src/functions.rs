@@ -2,12 +2,13 @@
 //! register the same id; a connection's functions die with it, but only those it still owns.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::remote::RemoteFunction;
 use crate::util::{lock, shrink_map};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
@@ -19,6 +20,8 @@ pub(crate) struct Owner {
     pub(crate) conn: ConnId,
     /// Its outbound queue.
     pub(crate) outbox: Outbox,
+    /// Set when the engine calls the function over HTTP instead of over that connection.
+    pub(crate) remote: Option<Arc<RemoteFunction>>,
 }
 
 /// What a worker said about a function when it registered it, for the listings.
@@ -124,6 +127,7 @@ mod tests {
         Owner {
             conn: ConnId(conn),
             outbox: Outbox::new(tx),
+            remote: None,
         }
     }
 

@@ -34,6 +34,7 @@ mod http;
 mod invocations;
 mod lifecycle;
 mod listener;
+mod remote;
 mod runtime;
 mod state;
 mod stats;

@@ -45,6 +45,15 @@ struct Cli {
     /// Seconds the engine waits for the answer of a call before answering `timeout`.
     #[arg(long, default_value_t = 300)]
     invocation_timeout_secs: u64,
+    /// Let functions the engine calls over HTTP (registered with an `invocation` URL) be at
+    /// loopback, private or link-local addresses. Off by default: a worker cannot make the
+    /// engine reach into its network.
+    #[arg(long, env = "III_HTTP_FUNCTIONS_ALLOW_PRIVATE")]
+    http_functions_allow_private: bool,
+    /// A PEM file of CA certificates trusted for `https://` HTTP-invoked functions, beside the
+    /// Mozilla roots (repeatable).
+    #[arg(long = "http-functions-ca", value_name = "FILE")]
+    http_functions_ca: Vec<std::path::PathBuf>,
     /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
@@ -62,6 +71,8 @@ impl Cli {
             http_port: (!self.no_http).then_some(self.http_port),
             http_timeout: Duration::from_secs(self.http_timeout_secs),
             max_json_body_bytes: self.max_json_body_bytes,
+            http_functions_allow_private: self.http_functions_allow_private,
+            http_functions_ca_files: self.http_functions_ca.clone(),
             ..EngineConfig::default()
         }
     }

@@ -9,6 +9,7 @@ use crate::config::EngineConfig;
 use crate::functions::FunctionRegistry;
 use crate::http::routes::RouteTable;
 use crate::invocations::Invocations;
+use crate::remote::RemoteClient;
 use crate::stats::ByteCounters;
 use crate::triggers::{TriggerRegistry, TriggerTypeRegistry};
 use crate::worker::registry::ConnectionRegistry;
@@ -26,11 +27,14 @@ pub(crate) struct EngineState {
     pub(crate) invocations: Invocations,
     pub(crate) channels: Arc<ChannelRegistry>,
     pub(crate) bytes: Arc<ByteCounters>,
+    /// Calls of functions the engine makes over HTTP.
+    pub(crate) remote: Arc<RemoteClient>,
 }
 
 impl EngineState {
-    /// Empty registries for an engine configured by `config`.
-    pub(crate) fn new(config: EngineConfig) -> Self {
+    /// Empty registries for an engine configured by `config`, calling HTTP-invoked functions
+    /// through `remote`.
+    pub(crate) fn new(config: EngineConfig, remote: RemoteClient) -> Self {
         let bytes = Arc::new(ByteCounters::default());
         Self {
             connections: ConnectionRegistry::default(),
@@ -41,6 +45,7 @@ impl EngineState {
             invocations: Invocations::new(config.invocation_timeout),
             channels: Arc::new(ChannelRegistry::new(&config, bytes.clone())),
             bytes,
+            remote: Arc::new(remote),
             config,
         }
     }

@@ -43,6 +43,21 @@ pub const RESPONSE_ABORTED: &str = "response_aborted";
 /// HTTP: the response channel expired before the function wrote to it (500).
 pub const EXPIRED: &str = "expired";
 
+/// A function the engine calls over HTTP was invoked on a worker's socket.
+pub const FUNCTION_NOT_INVOKABLE: &str = "function_not_invokable";
+/// HTTP-invoked function: its URL may not be called (not http/https, or a private address
+/// the engine is not allowed to reach).
+pub const URL_VALIDATION_FAILED: &str = "url_validation_failed";
+/// HTTP-invoked function: the request could not be sent, or no response came in time.
+pub const HTTP_REQUEST_FAILED: &str = "http_request_failed";
+/// HTTP-invoked function: the response body could not be read (or was too large).
+pub const HTTP_RESPONSE_FAILED: &str = "http_response_failed";
+/// HTTP-invoked function: it answered with a 4xx or 5xx status.
+pub const HTTP_ERROR: &str = "http_error";
+/// HTTP-invoked function: the environment variable holding its credentials is not set on the
+/// engine.
+pub const CREDENTIALS_NOT_FOUND: &str = "credentials_not_found";
+
 /// SDK: a handler of this process failed (before it became an invocation error).
 pub const HANDLER: &str = "handler";
 /// SDK: the remote function failed; the remote code is the error's own code.

@@ -12,6 +12,7 @@ pub mod codes;
 pub mod http;
 pub mod limits;
 pub mod message;
+pub mod remote;
 
 pub use channel::{
     ChannelDirection, PathStep, StreamChannelRef, extract_channel_refs, find_channel_refs,

@@ -33,6 +33,8 @@ pub struct RegisterFunction {
     /// A schema of the output.
     pub response_format: Option<Value>,
     pub(crate) handler: Handler,
+    /// Set for a function the engine calls over HTTP (see [`http`](Self::http)).
+    pub(crate) invocation: Option<Value>,
 }
 
 impl RegisterFunction {
@@ -58,7 +60,34 @@ impl RegisterFunction {
             request_format: None,
             response_format: None,
             handler,
+            invocation: None,
         }
+    }
+
+    /// A function the engine calls over HTTP instead of over this worker's socket:
+    /// `invocation` is `{url, method?, timeout_ms?, headers?, auth?}` as the published clients
+    /// take it ([`HttpInvocation`](iii_protocol::remote::HttpInvocation)). The function stays
+    /// registered while this worker is connected. A malformed config is
+    /// [`IIIError::InvalidArgument`].
+    pub fn http(id: impl Into<String>, invocation: Value) -> Result<Self, IIIError> {
+        let checked = iii_protocol::remote::HttpInvocation::from_value(&invocation)
+            .map_err(IIIError::InvalidArgument)?;
+        let id = id.into();
+        let not_here = id.clone();
+        let handler: Handler = Arc::new(move |_| {
+            let message =
+                format!("{not_here} is called over HTTP by the engine, not by this worker");
+            Box::pin(async move {
+                Err(IIIError::Invocation {
+                    code: iii_protocol::codes::FUNCTION_NOT_INVOKABLE.into(),
+                    message,
+                    stacktrace: None,
+                })
+            })
+        });
+        let mut function = Self::from_handler(id, handler);
+        function.invocation = serde_json::to_value(checked).ok();
+        Ok(function)
     }
 
     /// Sets the description.
@@ -81,7 +110,7 @@ impl RegisterFunction {
             metadata: self.metadata.clone(),
             request_format: self.request_format.clone(),
             response_format: self.response_format.clone(),
-            invocation: None,
+            invocation: self.invocation.clone(),
         }
     }
 }

@@ -104,7 +104,9 @@ impl InitOptions {
         let has_authorization = headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
-        let token = std::env::var("III_TOKEN").ok().filter(|token| !token.is_empty());
+        let token = std::env::var("III_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty());
         if let (false, Some(token)) = (has_authorization, token) {
             headers.push(("Authorization".into(), format!("Bearer {token}")));
         }

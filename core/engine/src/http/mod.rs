@@ -188,6 +188,11 @@ async fn invoke(
         ));
     };
     let (reply, outcome) = oneshot::channel();
+    if let Some(function) = owner.remote {
+        let (client, waiter) = (shared.remote.clone(), Some(Waiter::Engine(reply)));
+        crate::remote::spawn_call(client, function, function_id.to_string(), data, waiter);
+        return Ok(outcome);
+    }
     let id = shared
         .invocations
         .begin(Waiter::Engine(reply), owner.conn, function_id.to_string());

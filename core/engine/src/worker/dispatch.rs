@@ -11,6 +11,7 @@ use super::Conn;
 use super::registrations;
 use crate::functions::{FunctionDetails, Owner};
 use crate::invocations::{Caller, stopped_error};
+use crate::remote::{self, RemoteFunction};
 use crate::state::EngineState;
 use crate::triggers::Trigger;
 use crate::{builtins, discovery};
@@ -28,11 +29,12 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             metadata,
             request_format,
             response_format,
-            ..
+            invocation,
         } => {
             let owner = Owner {
                 conn: conn.id,
                 outbox: conn.outbox.clone(),
+                remote: invocation.map(|invocation| RemoteFunction::new(&id, &invocation)),
             };
             let details = FunctionDetails {
                 description,
@@ -235,6 +237,11 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
             CALLER_WORKER_ID.to_string(),
             Value::String(conn.worker_id.to_string()),
         );
+    }
+    if let Some(function) = owner.remote {
+        let client = shared.remote.clone();
+        remote::spawn_call(client, function, function_id, data, caller.map(Into::into));
+        return;
     }
     // Recorded before forwarding, so an answer can never arrive before the call is known.
     let engine_id = match caller {

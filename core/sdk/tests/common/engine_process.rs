@@ -37,9 +37,16 @@ fn engine_binary() -> PathBuf {
 impl EngineProcess {
     /// Starts `iii` on free ports and waits for the addresses it prints.
     pub fn start() -> Self {
+        Self::start_with(&[], &[])
+    }
+
+    /// [`start`](Self::start) with extra arguments and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(engine_binary())
             .args(["--port", "0", "--http-port", "0"])
+            .args(args)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("engine starts");

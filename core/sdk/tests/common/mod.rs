@@ -4,6 +4,7 @@
 
 pub mod engine_process;
 pub mod http_client;
+pub mod http_server;
 
 use std::future::Future;
 use std::time::Duration;

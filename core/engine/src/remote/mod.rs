@@ -1,0 +1,83 @@
+//! Functions the engine calls over HTTP instead of over a worker's socket (a worker registers
+//! them with an `invocation` config, as the published clients do): the payload goes out as a
+//! JSON body, the JSON response body comes back as the result. The registering worker owns
+//! the function: it goes away when the worker unregisters it or disconnects.
+//!
+//! What such a call may reach is bounded: only `http://` and `https://`, no loopback, private
+//! or link-local address unless the engine allows it (`--http-functions-allow-private`), the
+//! address checked after resolution and connected to as checked, a response body no larger
+//! than the engine's JSON body limit, and at most [`MAX_CONCURRENT_CALLS`] calls at once.
+
+mod address;
+mod client;
+mod credentials;
+
+use std::sync::Arc;
+
+use iii_protocol::ErrorBody;
+use iii_protocol::codes::URL_VALIDATION_FAILED;
+use iii_protocol::remote::HttpInvocation;
+use serde_json::Value;
+
+pub(crate) use client::RemoteClient;
+use credentials::Credentials;
+
+use crate::invocations::Waiter;
+
+/// Calls in flight at once over all HTTP-invoked functions; more wait for a free slot.
+pub(crate) const MAX_CONCURRENT_CALLS: usize = 256;
+
+/// A function the engine calls over HTTP, as registered: its config and credentials, or why
+/// it cannot be called (each call then fails with that error).
+#[derive(Debug)]
+pub(crate) struct RemoteFunction {
+    setup: Result<(HttpInvocation, Credentials), ErrorBody>,
+}
+
+impl RemoteFunction {
+    /// Reads `invocation` and the credentials its auth names (from the engine's environment,
+    /// once, now).
+    pub(crate) fn new(function_id: &str, invocation: &Value) -> Arc<Self> {
+        let setup = HttpInvocation::from_value(invocation)
+            .map_err(|message| ErrorBody::new(URL_VALIDATION_FAILED, message))
+            .and_then(|invocation| {
+                let credentials = Credentials::from_env(invocation.auth.as_ref())?;
+                Ok((invocation, credentials))
+            });
+        if let Err(error) = &setup {
+            tracing::warn!(%function_id, code = %error.code, reason = ?error.message,
+                "an HTTP-invoked function cannot be called; its calls will fail");
+        }
+        Arc::new(Self { setup })
+    }
+}
+
+/// Calls `function` with `data` in a task of its own, and hands the outcome to `waiter` (a
+/// void call's outcome is only logged).
+pub(crate) fn spawn_call(
+    client: Arc<RemoteClient>,
+    function: Arc<RemoteFunction>,
+    function_id: String,
+    data: Value,
+    waiter: Option<Waiter>,
+) {
+    tokio::spawn(async move {
+        let outcome = match &function.setup {
+            Ok((invocation, credentials)) => {
+                client
+                    .call(invocation, credentials, &function_id, &data)
+                    .await
+            }
+            Err(error) => Err(error.clone()),
+        };
+        match (waiter, outcome) {
+            (Some(waiter), Ok(result)) => waiter.answer(function_id, Some(result), None).await,
+            (Some(waiter), Err(error)) => waiter.fail(function_id, error).await,
+            (None, Err(error)) => {
+                tracing::warn!(%function_id, code = %error.code, reason = ?error.message,
+                    "a void call of an HTTP-invoked function failed");
+            }
+            (None, Ok(_)) => {}
+        }
+    });
+}
