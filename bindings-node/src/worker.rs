@@ -237,17 +237,9 @@ impl NativeWorker {
             let settings: Value = serde_json::from_str(&json).map_err(|error| {
                 invalid(format!("registerWorker options are not JSON: {error}"))
             })?;
-            if let Some(Value::Object(headers)) = settings.get("headers") {
-                let headers = headers.iter().filter_map(|(name, value)| {
-                    value
-                        .as_str()
-                        .map(|value| (name.clone(), value.to_string()))
-                });
-                options = options.with_headers(headers.collect());
-            }
-            if let Some(config) = settings.get("reconnectionConfig").filter(|c| c.is_object()) {
-                options.reconnection = iii_sdk::ReconnectionConfig::from_value(config);
-            }
+            options = options
+                .with_settings(&settings)
+                .map_err(|error| invalid(error.to_string()))?;
         }
         let iii = iii_sdk::try_register_worker_with(&url, options)
             .map_err(|error| invalid(error.to_string()))?;

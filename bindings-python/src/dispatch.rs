@@ -254,7 +254,7 @@ impl CallbackTarget {
     fn schedule(&self, py: Python<'_>, event_loop: &Py<PyAny>, text: String) -> PyResult<()> {
         let Some(ticket) = self.budget.take(text.len()) else {
             tracing::warn!(
-                "a channel reader's on_message callbacks are behind; a text message was dropped"
+                "a callback's asyncio loop is behind by as many messages as a reader keeps; one was dropped"
             );
             return Ok(());
         };

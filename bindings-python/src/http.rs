@@ -82,6 +82,8 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
     let address = address.to_string();
     Arc::new(move |input| {
         let (callable, address) = (callable.clone(), address.clone());
+        // The call this serves, for `iii.current_invocation()` inside the handler.
+        let call = iii_sdk::current_invocation();
         Box::pin(async move {
             let home = address.clone();
             serve_returning(&home, input, |request, response| async move {
@@ -97,7 +99,20 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
                         Py::new(py, ChannelReader::from_core(body))?,
                         Py::new(py, response)?,
                     );
-                    let coroutine = callable.bind(py).call1(args)?;
+                    let (function_id, invocation_id) = match &call {
+                        Some(call) => (call.function_id.as_str(), call.invocation_id.as_deref()),
+                        None => ("", None),
+                    };
+                    let coroutine = py.import("iii._invocation")?.call_method1(
+                        "call_with",
+                        (
+                            callable.bind(py),
+                            args,
+                            pyo3::types::PyDict::new(py),
+                            function_id,
+                            invocation_id,
+                        ),
+                    )?;
                     submit(py, &coroutine, None)
                 })
                 .map_err(failure)?;
@@ -106,4 +121,21 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
             .await
         })
     })
+}
+
+/// The `set_status` control message for `status_code`, as the JSON text of its frame (for
+/// `iii.types.StreamResponse`, which writes through a plain channel writer).
+#[pyfunction]
+pub(crate) fn status_message(status_code: u16) -> String {
+    iii_sdk::protocol::http::ResponseControl::status(status_code).to_json()
+}
+
+/// The `set_headers` control message for `headers` (`{name: value | [values]}`), or `None`
+/// when there are none.
+#[pyfunction]
+pub(crate) fn headers_message(headers: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    let pairs = header_pairs(&from_py(headers)?).ok_or_else(|| {
+        PyTypeError::new_err("headers must be a dict of strings or lists of strings")
+    })?;
+    Ok(iii_sdk::protocol::http::ResponseControl::headers(pairs).map(|control| control.to_json()))
 }

@@ -35,6 +35,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<wait::CancelOnDone>()?;
     module.add_function(wrap_pyfunction!(gil::quiesce, module)?)?;
     module.add_function(wrap_pyfunction!(refs::is_channel_ref, module)?)?;
+    module.add_function(wrap_pyfunction!(http::status_message, module)?)?;
+    module.add_function(wrap_pyfunction!(http::headers_message, module)?)?;
     module.add_function(wrap_pyfunction!(refs::extract_channel_refs, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -159,6 +159,23 @@ def test_handlers_get_metadata_and_the_current_invocation(worker):
 
 
 @pytest.mark.timeout(20)
+def test_http_handlers_see_the_current_invocation(engine, worker):
+    import urllib.request
+
+    from iii.utils import http
+
+    @http
+    async def where(req, res):
+        return {"status_code": 200, "body": iii.current_invocation().function_id}
+
+    worker.register_function("compat::where", where)
+    worker.register_trigger({"type": "http", "function_id": "compat::where", "config": {"api_path": "/where"}})
+    worker.ready()
+    with urllib.request.urlopen(f"{engine.http_url}/where", timeout=10) as response:
+        assert response.read() == b"compat::where"
+
+
+@pytest.mark.timeout(20)
 def test_connection_states_reach_listeners_on_their_loop(engine):
     import asyncio
     import threading
@@ -197,20 +214,21 @@ def test_message_callbacks_run_on_the_loop_that_registered_them(worker):
         channel = await worker.create_channel_async()
         loop_thread = threading.get_ident()
         heard = asyncio.get_running_loop().create_future()
-        threads = []
+        heard_texts = []
 
         def on_message(text):
-            threads.append(threading.get_ident() == loop_thread)
+            heard_texts.append((text, threading.get_ident() == loop_thread))
             if text == "last":
-                heard.set_result(len(threads))
+                heard.set_result(None)
 
         channel.reader.on_message(on_message)
         for text in ("first", "second", "last"):
             await channel.writer.send_message_async(text)
-        return await asyncio.wait_for(heard, 5), threads
+        await asyncio.wait_for(heard, 5)
+        return heard_texts
 
-    count, threads = asyncio.run(main())
-    assert count == 3 and all(threads), threads
+    heard_texts = asyncio.run(main())
+    assert heard_texts == [("first", True), ("second", True), ("last", True)], heard_texts
 
 
 @pytest.mark.timeout(20)

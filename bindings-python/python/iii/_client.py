@@ -5,7 +5,6 @@ shutdown)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Optional
 
 from . import _native
@@ -32,9 +31,9 @@ class III(_native.III):
         return None
 
     async def connect_async(self) -> None:
-        """Waits until the worker is connected (it connects by itself; this only waits)."""
-        while self.get_connection_state() in ("connecting", "reconnecting"):
-            await asyncio.sleep(0.01)
+        """Waits until the worker is connected (it connects by itself; this only waits);
+        raises :class:`iii.ConnectionError` if it cannot (see ``ready_async``)."""
+        await self.ready_async()
 
     async def shutdown_async(self) -> None:
         """:meth:`shutdown`, for async code."""

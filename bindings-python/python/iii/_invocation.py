@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 __all__ = ["InvocationContext", "current_invocation"]
 
@@ -53,12 +53,25 @@ def call(
     metadata: Any,
     pass_metadata: bool,
 ) -> Any:
-    """Calls ``handler`` as the call ``function_id`` / ``invocation_id``; a coroutine it
-    returns is wrapped so that it also sees the call."""
+    """Calls ``handler`` as the call ``function_id`` / ``invocation_id`` (with ``metadata=``
+    when it declares that parameter)."""
+    keywords = {"metadata": metadata} if pass_metadata else {}
+    return call_with(handler, (data,), keywords, function_id, invocation_id)
+
+
+def call_with(
+    handler: Callable[..., Any],
+    args: Tuple[Any, ...],
+    keywords: Dict[str, Any],
+    function_id: str,
+    invocation_id: Optional[str],
+) -> Any:
+    """Calls ``handler(*args, **keywords)`` as the call ``function_id`` / ``invocation_id``; a
+    coroutine it returns is wrapped so that it also sees the call."""
     context = InvocationContext(function_id, invocation_id or "")
     token = _current.set(context)
     try:
-        result = handler(data, metadata=metadata) if pass_metadata else handler(data)
+        result = handler(*args, **keywords)
     finally:
         _current.reset(token)
     if inspect.isawaitable(result):

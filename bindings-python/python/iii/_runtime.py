@@ -43,6 +43,16 @@ def submit(awaitable: Any, done: Callable[[Any], None], target: Optional[asyncio
     future.add_done_callback(done)
 
 
+_running: "set[asyncio.Future[Any]]" = set()
+
+
+def _finished(task: "asyncio.Future[Any]") -> None:
+    _running.discard(task)
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        traceback.print_exception(type(error), error, error.__traceback__)
+
+
 def deliver(
     target: asyncio.AbstractEventLoop, callback: Callable[[str], Any], text: str, done: Callable[[], None]
 ) -> bool:
@@ -54,7 +64,9 @@ def deliver(
         try:
             result = callback(text)
             if inspect.isawaitable(result):
-                asyncio.ensure_future(result)
+                task = asyncio.ensure_future(result)
+                _running.add(task)  # held until it ends (the loop keeps only weak references)
+                task.add_done_callback(_finished)
         except Exception:  # reported, never raised into iii
             traceback.print_exc()
 

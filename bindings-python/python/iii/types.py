@@ -3,12 +3,12 @@ response of an HTTP-triggered function."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Union
 
 from ._model import Model
+from . import _native
 from ._native import ChannelReader, ChannelWriter
 
 __all__ = [
@@ -216,11 +216,13 @@ class StreamResponse:
 
     async def status(self, status_code: int) -> None:
         """Sets the status code (before the first body byte)."""
-        await self._writer.send_message_async(json.dumps({"type": "set_status", "status_code": status_code}))
+        await self._writer.send_message_async(_native.status_message(status_code))
 
     async def headers(self, headers: Mapping[str, Union[str, List[str]]]) -> None:
         """Sets response headers (before the first body byte)."""
-        await self._writer.send_message_async(json.dumps({"type": "set_headers", "headers": dict(headers)}))
+        message = _native.headers_message(dict(headers))
+        if message is not None:
+            await self._writer.send_message_async(message)
 
     @property
     def stream(self) -> ChannelWriter:

@@ -33,6 +33,9 @@ pub struct EngineConfig {
     /// PEM files of extra CA certificates trusted for `https://` HTTP-invoked functions,
     /// beside the Mozilla roots.
     pub http_functions_ca_files: Vec<std::path::PathBuf>,
+    /// The environment variables of the engine an HTTP-invoked function's `auth` may name
+    /// (none by default: a worker cannot make the engine send any of its environment).
+    pub http_functions_secrets: Vec<String>,
 }
 
 /// The default port of the HTTP trigger server.
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             max_json_body_bytes: 16 * 1024 * 1024,
             http_functions_allow_private: false,
             http_functions_ca_files: Vec::new(),
+            http_functions_secrets: Vec::new(),
         }
     }
 }

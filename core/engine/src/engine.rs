@@ -56,11 +56,13 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     let (stop, stop_rx) = watch::channel(false);
     let (lifeline_tx, finished) = mpsc::channel(1);
     let lifeline = Lifeline(lifeline_tx);
-    let remote = crate::remote::RemoteClient::new(
-        config.http_functions_allow_private,
-        &config.http_functions_ca_files,
-        config.max_json_body_bytes,
-    )
+    let remote = crate::remote::RemoteClient::new(crate::remote::RemoteSettings {
+        allow_private: config.http_functions_allow_private,
+        ca_files: &config.http_functions_ca_files,
+        allowed_secrets: config.http_functions_secrets.clone(),
+        max_response_bytes: config.max_json_body_bytes,
+        max_timeout: config.invocation_timeout,
+    })
     .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()))?;
     let shared = Arc::new(EngineState::new(config, remote));
     let shutdown = Shutdown(stop_rx);

@@ -54,6 +54,15 @@ struct Cli {
     /// Mozilla roots (repeatable).
     #[arg(long = "http-functions-ca", value_name = "FILE")]
     http_functions_ca: Vec<std::path::PathBuf>,
+    /// An environment variable of the engine that HTTP-invoked functions may name in their
+    /// `auth` (repeatable, or comma-separated in III_HTTP_FUNCTIONS_SECRETS); no other is read.
+    #[arg(
+        long = "http-functions-secret",
+        value_name = "NAME",
+        env = "III_HTTP_FUNCTIONS_SECRETS",
+        value_delimiter = ','
+    )]
+    http_functions_secret: Vec<String>,
     /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
@@ -73,6 +82,7 @@ impl Cli {
             max_json_body_bytes: self.max_json_body_bytes,
             http_functions_allow_private: self.http_functions_allow_private,
             http_functions_ca_files: self.http_functions_ca.clone(),
+            http_functions_secrets: self.http_functions_secret.clone(),
             ..EngineConfig::default()
         }
     }

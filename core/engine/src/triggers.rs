@@ -70,6 +70,13 @@ impl TriggerRegistry {
         None
     }
 
+    /// The metadata trigger `id` was registered with, if any.
+    pub(crate) fn metadata(&self, id: &str) -> Option<Value> {
+        lock(&self.map)
+            .get(id)
+            .and_then(|trigger| trigger.metadata.clone())
+    }
+
     /// Every trigger with its id, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, Trigger)> {
         let mut all: Vec<_> = (lock(&self.map).iter())

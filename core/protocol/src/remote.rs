@@ -97,17 +97,74 @@ pub enum HttpAuth {
     },
 }
 
+/// Headers a config may not set: they frame the request or belong to the connection, so
+/// setting them could make the engine send something else than one well-formed request.
+const RESERVED_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+/// Whether `name` is an HTTP header name (RFC 9110 token characters).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be a header value (visible ASCII, spaces and tabs; no line breaks).
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
 impl HttpInvocation {
-    /// Reads an `invocation` value; the error says what is wrong with it.
+    /// Reads an `invocation` value and checks it once for every reader (the SDK at
+    /// registration, the engine before calling): an `http://` or `https://` URL with a host and
+    /// no user name or password in it, header names and values that are valid HTTP and none of
+    /// the headers that frame a request. The error says what is wrong.
     pub fn from_value(value: &Value) -> Result<Self, String> {
-        let invocation: Self = serde_json::from_value(value.clone())
-            .map_err(|error| format!("invalid HTTP invocation config: {error}"))?;
-        let scheme = invocation.url.split_once("://").map(|(scheme, _)| scheme);
-        if !matches!(scheme, Some("http" | "https")) {
-            return Err(format!(
-                "invalid HTTP invocation config: url {:?} is not an http:// or https:// URL",
-                invocation.url
+        let invalid = |why: String| format!("invalid HTTP invocation config: {why}");
+        let invocation: Self =
+            serde_json::from_value(value.clone()).map_err(|error| invalid(error.to_string()))?;
+        let rest = match invocation.url.split_once("://") {
+            Some(("http" | "https", rest)) => rest,
+            _ => {
+                return Err(invalid(format!(
+                    "url {:?} is not an http:// or https:// URL",
+                    invocation.url
+                )));
+            }
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(invalid(format!("url {:?} has no host", invocation.url)));
+        }
+        if authority.contains('@') {
+            return Err(invalid(
+                "the url may not carry a user name or password (use auth)".into(),
             ));
+        }
+        for (name, value) in invocation.headers.iter().flatten() {
+            if !is_header_name(name) || !is_header_value(value) {
+                return Err(invalid(format!(
+                    "header {name:?} is not a valid HTTP header"
+                )));
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(invalid(format!(
+                    "header {name:?} is set by the engine itself"
+                )));
+            }
         }
         Ok(invocation)
     }
@@ -150,6 +207,12 @@ mod tests {
             json!({"url": "http://h/", "method": "TRACE"}),
             json!({"url": "http://h/", "auth": {"type": "basic"}}),
             json!({"url": "http://h/", "surprise": 1}),
+            json!({"url": "http:///x"}),
+            json!({"url": "https://user:secret@h/x"}),
+            json!({"url": "http://h/", "headers": {"content-length": "5"}}),
+            json!({"url": "http://h/", "headers": {"Transfer-Encoding": "chunked"}}),
+            json!({"url": "http://h/", "headers": {"x-a": "b\r\nx-injected: 1"}}),
+            json!({"url": "http://h/", "headers": {"bad name": "v"}}),
         ] {
             assert!(HttpInvocation::from_value(&bad).is_err(), "{bad}");
         }

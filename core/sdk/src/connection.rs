@@ -396,7 +396,7 @@ async fn goodbye(sink: &mut Sink, outbound: &mut mpsc::Receiver<Outbound>) {
 
 /// The handshake request for `address`, with the options' extra headers; a header that is
 /// not valid HTTP is [`IIIError::InvalidArgument`] (retrying could not fix it).
-fn handshake_request(
+pub(crate) fn handshake_request(
     address: &str,
     options: &crate::InitOptions,
 ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, IIIError> {

@@ -96,17 +96,56 @@ impl InitOptions {
         self
     }
 
+    /// These options with a binding's settings given as JSON in the published clients'
+    /// names: `headers` (an object of strings) and `reconnectionConfig` /
+    /// `reconnection_config` (see [`ReconnectionConfig::from_value`]); absent or `null` ones
+    /// keep their values. A header value that is not a string is
+    /// [`IIIError::InvalidArgument`](crate::IIIError::InvalidArgument).
+    pub fn with_settings(mut self, settings: &serde_json::Value) -> Result<Self, crate::IIIError> {
+        match settings.get("headers") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Object(headers)) => {
+                let mut pairs = Vec::with_capacity(headers.len());
+                for (name, value) in headers {
+                    let value = value.as_str().ok_or_else(|| {
+                        crate::IIIError::InvalidArgument(format!(
+                            "header {name:?} must be a string"
+                        ))
+                    })?;
+                    pairs.push((name.clone(), value.to_string()));
+                }
+                self.headers = pairs;
+            }
+            Some(_) => {
+                return Err(crate::IIIError::InvalidArgument(
+                    "headers must be an object of strings".into(),
+                ));
+            }
+        }
+        let reconnection = ["reconnectionConfig", "reconnection_config"]
+            .iter()
+            .find_map(|key| settings.get(*key).filter(|config| config.is_object()));
+        if let Some(config) = reconnection {
+            self.reconnection = ReconnectionConfig::from_value(config);
+        }
+        Ok(self)
+    }
+
     /// The handshake's extra headers: [`headers`](Self::headers), plus
     /// `Authorization: Bearer $III_TOKEN` when `III_TOKEN` is set and no header is named
     /// `Authorization`.
     pub fn handshake_headers(&self) -> Vec<(String, String)> {
+        self.headers_with_token(std::env::var("III_TOKEN").ok())
+    }
+
+    /// [`headers`](Self::headers), plus `Authorization: Bearer <token>` for a non-empty
+    /// `token` when no header is named `Authorization`.
+    fn headers_with_token(&self, token: Option<String>) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
         let has_authorization = headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
-        let token = std::env::var("III_TOKEN")
-            .ok()
-            .filter(|token| !token.is_empty());
+        let token = token.filter(|token| !token.is_empty());
         if let (false, Some(token)) = (has_authorization, token) {
             headers.push(("Authorization".into(), format!("Bearer {token}")));
         }
@@ -213,6 +252,37 @@ pub(crate) fn jitter_sample() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_becomes_a_bearer_header_unless_one_is_given() {
+        let plain = InitOptions::default();
+        let with_token = plain.headers_with_token(Some("t0k".into()));
+        assert_eq!(
+            with_token,
+            vec![("Authorization".into(), "Bearer t0k".into())]
+        );
+        assert!(plain.headers_with_token(Some(String::new())).is_empty());
+        let given = plain.with_headers(vec![("authorization".into(), "Basic x".into())]);
+        assert_eq!(given.headers_with_token(Some("t0k".into())).len(), 1);
+    }
+
+    #[test]
+    fn settings_in_the_published_names() {
+        let settings =
+            serde_json::json!({"headers": {"x-a": "1"}, "reconnectionConfig": {"maxRetries": 2}});
+        let options = InitOptions::default()
+            .with_settings(&settings)
+            .expect("valid");
+        assert_eq!(options.headers, vec![("x-a".to_string(), "1".to_string())]);
+        assert_eq!(options.reconnection.max_retries, Some(2));
+        let bad = serde_json::json!({"headers": {"x-a": 1}});
+        assert!(InitOptions::default().with_settings(&bad).is_err());
+        assert!(
+            InitOptions::default()
+                .with_settings(&serde_json::json!({}))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn reads_the_published_names() {

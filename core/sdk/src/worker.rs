@@ -35,10 +35,12 @@ pub fn register_worker_with(url: &str, options: InitOptions) -> III {
     start(url, options)
 }
 
-/// Like [`register_worker_with`], but refuses a `url` that can never work (not `ws://` or
-/// `wss://`, no host) with [`IIIError::InvalidArgument`] instead of starting the worker.
+/// Like [`register_worker_with`], but refuses what can never work — a `url` that is not
+/// `ws://` or `wss://` with a host, or handshake headers that are not valid HTTP — with
+/// [`IIIError::InvalidArgument`] instead of starting the worker.
 pub fn try_register_worker_with(url: &str, options: InitOptions) -> Result<III, IIIError> {
     check_engine_url(url)?;
+    connection::handshake_request(url, &options)?;
     Ok(start(url, options))
 }
 

@@ -99,3 +99,13 @@ async fn the_handshake_carries_the_extra_headers() {
     );
     iii.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_that_are_not_http_are_refused_at_once() {
+    for (name, value) in [("bad name", "v"), ("x-ok", "line\r\nbreak")] {
+        let options = InitOptions::default().with_headers(vec![(name.into(), value.into())]);
+        let refused = iii_sdk::try_register_worker_with("ws://127.0.0.1:1", options);
+        let error = refused.expect_err("refused");
+        assert_eq!(error.kind(), iii_sdk::ErrorKind::InvalidArgument, "{error}");
+    }
+}

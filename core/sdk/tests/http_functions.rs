@@ -20,7 +20,11 @@ const SECRET: &str = "hmac-secret-for-tests";
 const TOKEN: &str = "bearer-token-for-tests";
 
 fn private_engine(extra: &[&str]) -> EngineProcess {
-    let mut args = vec!["--http-functions-allow-private"];
+    let mut args = vec![
+        "--http-functions-allow-private",
+        "--http-functions-secret",
+        "III_TEST_HMAC,III_TEST_TOKEN,III_TEST_KEY,III_TEST_UNSET",
+    ];
     args.extend_from_slice(extra);
     EngineProcess::start_with(
         &args,
@@ -110,9 +114,9 @@ async fn calls_go_out_as_json_with_the_engine_headers_and_credentials() {
     assert!(uuid::Uuid::parse_str(&header(&seen, "x-iii-invocation-id")).is_ok());
     // The signature: HMAC-SHA256 of "<timestamp>:<base64 body>", checked as a receiver would.
     let timestamp = header(&seen, "x-iii-timestamp");
-    let body = serde_json::to_vec(&seen.body).expect("json");
+    let body = &seen.raw;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(format!("{timestamp}:{}", data_encoding::BASE64.encode(&body)).as_bytes());
+    mac.update(format!("{timestamp}:{}", data_encoding::BASE64.encode(body)).as_bytes());
     let expected = data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes());
     assert_eq!(
         header(&seen, "x-iii-signature"),
@@ -165,6 +169,10 @@ async fn answers_and_failures_come_back_with_their_codes() {
         json!({"url": format!("{base}/double"),
         "auth": {"type": "bearer", "token_key": "III_TEST_UNSET"}}),
     );
+    // PATH is set in the engine's environment, but the operator did not offer it.
+    let exfiltrate = json!({"url": format!("{base}/double"),
+        "auth": {"type": "bearer", "token_key": "PATH"}});
+    remote(&iii, "r::exfiltrate", exfiltrate);
     ready(&iii).await;
 
     assert_eq!(
@@ -197,6 +205,9 @@ async fn answers_and_failures_come_back_with_their_codes() {
     let (code, message) = code_of(call(&iii, "r::secretless", json!({})).await);
     assert_eq!(code, "credentials_not_found");
     assert!(message.contains("III_TEST_UNSET"), "{message}");
+    let (code, message) = code_of(call(&iii, "r::exfiltrate", json!({})).await);
+    assert_eq!(code, "credentials_not_found");
+    assert!(message.contains("--http-functions-secret"), "{message}");
 
     // A config the engine could not call is refused at registration.
     assert!(RegisterFunction::http("r::bad", json!({"url": "ftp://x"})).is_err());
@@ -381,4 +392,48 @@ async fn https_works_with_a_trusted_ca_and_fails_without() {
     assert!(message.contains("TLS"), "{message}");
     iii.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_bounded_in_number_and_by_the_invocation_timeout() {
+    let engine = private_engine(&["--invocation-timeout-secs", "1"]);
+    let server = FunctionServer::start(None).await;
+    let iii = iii_sdk::register_worker(&engine.ws_url);
+    // Asks for 5 s; the engine's invocation timeout (1 s) is the ceiling.
+    let slow = json!({"url": format!("http://{}/slow", server.addr), "timeout_ms": 5000});
+    remote(&iii, "r::slow", slow);
+    ready(&iii).await;
+    let started = Instant::now();
+    let (code, message) = code_of(call(&iii, "r::slow", json!({})).await);
+    assert_eq!(code, "http_request_failed", "{message}");
+    assert!(message.contains("1000 ms"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 256 calls in flight at most: the next one fails at once.
+    let calls: Vec<_> = (0..256)
+        .map(|_| {
+            let iii = iii.clone();
+            tokio::spawn(
+                async move { iii.trigger(TriggerRequest::new("r::slow", json!({}))).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let (code, message) = code_of(call(&iii, "r::slow", json!({})).await);
+    assert_eq!(code, "http_request_failed", "{message}");
+    assert!(message.contains("in flight"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    for call in calls {
+        let _ = call.await;
+    }
+    iii.shutdown();
 }

@@ -23,11 +23,15 @@ iii.registerFunction('compat::plain', http(async (req) => ({
   body: { name: req.path_params.name, q: req.query_params.q },
 })))
 iii.registerTrigger({ type: 'http', function_id: 'compat::plain', config: { api_path: '/compat/plain/:name', http_method: 'GET' } })
+iii.registerFunction('compat::meta', async (data, metadata) => ({ status_code: 200, body: { metadata, method: data.method } }))
+iii.registerTrigger({ type: 'http', function_id: 'compat::meta', config: { api_path: '/compat/meta', http_method: 'GET' }, metadata: { route: 'meta' } })
 await new Promise((resolve) => setTimeout(resolve, 500))
 const out = {}
 let response = await fetch(`${process.env.III_HTTP_URL}/compat/echo`, { method: 'POST', body: 'hello' })
 out.echo = { status: response.status, type: response.headers.get('content-type'), 'x-compat': response.headers.get('x-compat'), body: await response.text() }
 response = await fetch(`${process.env.III_HTTP_URL}/compat/plain/ann?q=1`)
 out.plain = { status: response.status, body: await response.json() }
+response = await fetch(`${process.env.III_HTTP_URL}/compat/meta`)
+out['trigger metadata'] = { status: response.status, body: await response.json() }
 await iii.shutdown()
 report(out)

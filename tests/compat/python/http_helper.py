@@ -36,7 +36,13 @@ async def plain(req, res):
 
 iii.register_function("compat::echo", echo)
 iii.register_trigger({"type": "http", "function_id": "compat::echo", "config": {"api_path": "/compat/echo", "http_method": "POST"}})
+def with_metadata(data, metadata=None):
+    return {"status_code": 200, "body": {"metadata": metadata, "method": data["method"]}}
+
+
 iii.register_function("compat::plain", plain)
+iii.register_function("compat::meta", with_metadata)
+iii.register_trigger({"type": "http", "function_id": "compat::meta", "config": {"api_path": "/compat/meta", "http_method": "GET"}, "metadata": {"route": "meta"}})
 iii.register_trigger({"type": "http", "function_id": "compat::plain", "config": {"api_path": "/compat/plain/:name", "http_method": "GET"}})
 time.sleep(0.5)
 
@@ -55,5 +61,7 @@ status, headers, body = fetch("/compat/echo", b"hello")
 out["echo"] = {"status": status, "type": headers.get("content-type"), "x-compat": headers.get("x-compat"), "body": body.decode()}
 status, headers, body = fetch("/compat/plain/ann?q=1")
 out["plain"] = {"status": status, "body": json.loads(body)}
+status, headers, body = fetch("/compat/meta")
+out["trigger metadata"] = {"status": status, "body": json.loads(body)}
 iii.shutdown()
 report(out)

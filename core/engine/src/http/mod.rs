@@ -153,7 +153,8 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         response: response_channel.writer,
     };
     let data = request::payload(&route, &parts, body, refs);
-    match invoke(&shared, &route.function_id, data).await {
+    let metadata = shared.triggers.metadata(&route.trigger_id);
+    match invoke(&shared, &route.function_id, data, metadata).await {
         Ok(outcome) => exchange.outcome = Some(outcome),
         Err(error) => {
             let message = format!("Function {} not found", route.function_id);
@@ -175,11 +176,13 @@ fn create_channels(shared: &EngineState) -> Option<(Created, Created)> {
     Some((create()?, create()?))
 }
 
-/// Calls `function_id` with `data` on behalf of the engine; the receiver gets its answer.
+/// Calls `function_id` with `data` (and the trigger's `metadata`) on behalf of the engine;
+/// the receiver gets its answer.
 async fn invoke(
     shared: &EngineState,
     function_id: &str,
     data: Value,
+    metadata: Option<Value>,
 ) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
     let Some(owner) = shared.functions.lookup(function_id) else {
         return Err(ErrorBody::new(
@@ -201,7 +204,7 @@ async fn invoke(
         function_id: function_id.to_string(),
         data,
         action: None,
-        metadata: None,
+        metadata,
         traceparent: None,
         baggage: None,
         namespace: None,

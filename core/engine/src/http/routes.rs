@@ -41,6 +41,8 @@ struct Route {
 /// A request's route: which function serves it, and the parameters taken from its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteMatch {
+    /// The trigger that registered the route (its metadata goes with each call).
+    pub(crate) trigger_id: String,
     /// The function to invoke.
     pub(crate) function_id: String,
     /// The registered pattern, e.g. `/files/:filename`.
@@ -143,17 +145,22 @@ impl RouteTable {
         let best = |wanted: &Method| {
             inner
                 .routes
-                .values()
-                .filter(|route| route.method == *wanted)
-                .filter_map(|route| Some((route, match_segments(&route.segments, &segments)?)))
-                .max_by_key(|(route, params)| (route.segments.len() - params.len(), route.order))
+                .iter()
+                .filter(|(_, route)| route.method == *wanted)
+                .filter_map(|(id, route)| {
+                    Some(((id, route), match_segments(&route.segments, &segments)?))
+                })
+                .max_by_key(|((_, route), params)| {
+                    (route.segments.len() - params.len(), route.order)
+                })
         };
-        let (route, params) = match best(method) {
+        let ((trigger_id, route), params) = match best(method) {
             Some(found) => found,
             None if *method == Method::HEAD => best(&Method::GET)?,
             None => return None,
         };
         Some(RouteMatch {
+            trigger_id: trigger_id.clone(),
             function_id: route.function_id.clone(),
             pattern: route.pattern.clone(),
             method: route.method.clone(),

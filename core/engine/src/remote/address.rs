@@ -16,10 +16,12 @@ pub(crate) struct Target {
     /// The host as given (brackets of an IPv6 literal removed).
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// `host[:port]` as given, for the `Host` header.
+    /// `host[:port]`, for the `Host` header.
     pub(crate) authority: String,
     /// Path and query (`/` when empty), the request target.
     pub(crate) path: String,
+    /// The URL without its query, to name it in errors and logs (a query may hold a key).
+    pub(crate) shown: String,
 }
 
 fn refused(message: String) -> ErrorBody {
@@ -27,36 +29,50 @@ fn refused(message: String) -> ErrorBody {
 }
 
 impl Target {
-    /// Reads `url` (`http://` or `https://`, with a host).
+    /// Reads `url` (`http://` or `https://`, with a host, without user name or password).
     pub(crate) fn parse(url: &str) -> Result<Self, ErrorBody> {
         let uri: Uri = url
             .parse()
-            .map_err(|error| refused(format!("invalid URL {url:?}: {error}")))?;
+            .map_err(|_| refused("the function's URL is not a valid URL".into()))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
             _ => {
-                return Err(refused(format!(
-                    "{url:?} is not an http:// or https:// URL"
-                )));
+                return Err(refused(
+                    "the function's URL is not http:// or https://".into(),
+                ));
             }
         };
         let authority = uri
             .authority()
-            .ok_or_else(|| refused(format!("{url:?} has no host")))?;
+            .filter(|authority| !authority.host().is_empty())
+            .ok_or_else(|| refused("the function's URL has no host".into()))?;
+        if authority.as_str().contains('@') {
+            return Err(refused(
+                "the function's URL may not carry a user name or password".into(),
+            ));
+        }
         let host = authority
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let shown = format!(
+            "{}://{}{}",
+            if https { "https" } else { "http" },
+            authority.as_str(),
+            uri.path()
+        );
         Ok(Self {
             https,
-            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            port,
             authority: authority.as_str().to_string(),
             host,
             path: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |path| path.as_str().to_string()),
+            shown,
         })
     }
 
@@ -82,12 +98,14 @@ impl Target {
     }
 }
 
-/// Whether `ip` is an ordinary public address (not loopback, private, link-local, shared,
-/// documentation, multicast, broadcast or unspecified; IPv4-mapped IPv6 judged as IPv4).
+/// Whether `ip` is an ordinary public address: not loopback, private, link-local, shared
+/// (100.64/10), benchmarking, reserved, documentation, multicast, broadcast or unspecified;
+/// IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by it,
+/// and Teredo, site-local and documentation IPv6 ranges are refused.
 pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -96,18 +114,40 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
                 || v4.is_unspecified()
                 || v4.is_multicast()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0))
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+            match s {
+                // IPv4-compatible (deprecated) and NAT64 well-known prefix: the IPv4 address.
+                [0, 0, 0, 0, 0, 0, high, low] if high != 0 => embedded(high, low),
+                [0x64, 0xff9b, 0, 0, 0, 0, high, low] => embedded(high, low),
+                // 6to4: the IPv4 address follows the prefix.
+                [0x2002, high, low, ..] => embedded(high, low),
+                _ => {
+                    let first = s[0];
+                    !(v6.is_loopback()
+                        || v6.is_unspecified()
+                        || v6.is_multicast()
+                        || (first & 0xfe00) == 0xfc00 // unique local
+                        || (first & 0xffc0) == 0xfe80 // link-local
+                        || (first & 0xffc0) == 0xfec0 // site-local
+                        || (first == 0x2001 && s[1] == 0x0db8) // documentation
+                        || (first == 0x2001 && s[1] == 0) // Teredo
+                        || (first == 0x64 && s[1] == 0xff9b && s[2] == 1)) // local-use NAT64
+                }
+            }
         }
     }
 }
@@ -150,7 +190,13 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().expect("ip")), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(is_public(public.parse().expect("ip")), "{public}");
         }
     }

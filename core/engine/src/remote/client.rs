@@ -30,12 +30,27 @@ use super::MAX_CONCURRENT_CALLS;
 use super::address::Target;
 use super::credentials::Credentials;
 
-/// What every call shares: TLS settings, the address policy, the bounds.
+/// What every call shares: TLS settings, the address policy, the credentials variables the
+/// operator allows, the bounds.
 pub(crate) struct RemoteClient {
     tls: TlsConnector,
     allow_private: bool,
+    /// The environment variables a function's `auth` may name (`--http-functions-secret`).
+    pub(crate) allowed_secrets: Vec<String>,
     max_response_bytes: usize,
-    permits: Semaphore,
+    /// The longest any call may take (the engine's invocation timeout).
+    max_timeout: Duration,
+    /// Calls in flight; a call finding none free fails at once.
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+/// The settings of a [`RemoteClient`], from the engine's configuration.
+pub(crate) struct RemoteSettings<'a> {
+    pub(crate) allow_private: bool,
+    pub(crate) ca_files: &'a [PathBuf],
+    pub(crate) allowed_secrets: Vec<String>,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) max_timeout: Duration,
 }
 
 /// Why the client could not be set up (an unreadable CA file).
@@ -49,14 +64,10 @@ fn request_failed(message: String) -> ErrorBody {
 
 impl RemoteClient {
     /// A client trusting the Mozilla roots plus the certificates in `ca_files` (PEM).
-    pub(crate) fn new(
-        allow_private: bool,
-        ca_files: &[PathBuf],
-        max_response_bytes: usize,
-    ) -> Result<Self, RemoteSetupError> {
+    pub(crate) fn new(settings: RemoteSettings<'_>) -> Result<Self, RemoteSetupError> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for file in ca_files {
+        for file in settings.ca_files {
             let unreadable =
                 |error: String| RemoteSetupError(format!("CA file {}: {error}", file.display()));
             let certificates = CertificateDer::pem_file_iter(file)
@@ -79,13 +90,17 @@ impl RemoteClient {
             .with_no_client_auth();
         Ok(Self {
             tls: TlsConnector::from(Arc::new(config)),
-            allow_private,
-            max_response_bytes,
-            permits: Semaphore::new(MAX_CONCURRENT_CALLS),
+            allow_private: settings.allow_private,
+            allowed_secrets: settings.allowed_secrets,
+            max_response_bytes: settings.max_response_bytes,
+            max_timeout: settings.max_timeout,
+            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS)),
         })
     }
 
     /// Calls `function_id` at `invocation.url` with `data`; its JSON answer, or the error.
+    /// The whole call, connecting included, takes at most the config's `timeout_ms`, and never
+    /// longer than the engine's invocation timeout.
     pub(crate) async fn call(
         &self,
         invocation: &HttpInvocation,
@@ -93,21 +108,16 @@ impl RemoteClient {
         function_id: &str,
         data: &Value,
     ) -> Result<Value, ErrorBody> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| request_failed("the engine is stopping".into()))?;
         let target = Target::parse(&invocation.url)?;
         let body = serde_json::to_vec(data).map_err(|error| request_failed(error.to_string()))?;
         let request = build_request(invocation, credentials, &target, function_id, body)?;
-        let limit = Duration::from_millis(invocation.timeout_ms());
+        let limit = Duration::from_millis(invocation.timeout_ms()).min(self.max_timeout);
         let exchange = self.exchange(&target, request);
         match tokio::time::timeout(limit, exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Err(request_failed(format!(
                 "{} did not answer within {} ms",
-                invocation.url,
+                target.shown,
                 limit.as_millis()
             ))),
         }
@@ -124,7 +134,7 @@ impl RemoteClient {
             return self.send(tcp, request).await;
         }
         let name = ServerName::try_from(target.host.clone())
-            .map_err(|error| request_failed(format!("{}: {error}", target.host)))?;
+            .map_err(|error| request_failed(format!("{}: {error}", target.shown)))?;
         let tls = self
             .tls
             .connect(name, tcp)
@@ -188,12 +198,13 @@ fn build_request(
     body: Vec<u8>,
 ) -> Result<Request<Full<Bytes>>, ErrorBody> {
     let mut headers = HeaderMap::new();
+    // Valid and not framing headers: `HttpInvocation::from_value` checked them.
     for (name, value) in invocation.headers.iter().flatten() {
-        let name = HeaderName::try_from(name.as_str());
-        let value = HeaderValue::try_from(value.as_str());
-        if let (Ok(name), Ok(value)) = (name, value) {
-            headers.insert(name, value);
-        }
+        let name = HeaderName::try_from(name.as_str())
+            .map_err(|error| request_failed(error.to_string()))?;
+        let value = HeaderValue::try_from(value.as_str())
+            .map_err(|error| request_failed(error.to_string()))?;
+        headers.insert(name, value);
     }
     // The engine's own headers come last: a config cannot forge them.
     let timestamp = SystemTime::now()

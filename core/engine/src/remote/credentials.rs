@@ -30,7 +30,18 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-fn variable(name: &str) -> Result<String, ErrorBody> {
+/// The value of `name`, if the operator allows it and it is set. A name the operator did not
+/// allow gets the same code whether or not it is set, and nothing about its value, so a
+/// worker learns nothing about the engine's environment.
+fn variable(name: &str, allowed: &[String]) -> Result<String, ErrorBody> {
+    if !allowed.iter().any(|allowed| allowed == name) {
+        return Err(ErrorBody::new(
+            CREDENTIALS_NOT_FOUND,
+            format!(
+                "{name} is not a credentials variable this engine offers (the operator names them with --http-functions-secret)"
+            ),
+        ));
+    }
     std::env::var(name)
         .ok()
         .filter(|value| !value.is_empty())
@@ -54,13 +65,16 @@ fn header_value(text: String, what: &str) -> Result<HeaderValue, ErrorBody> {
 }
 
 impl Credentials {
-    /// The credentials `auth` names, read from the engine's environment.
-    pub(crate) fn from_env(auth: Option<&HttpAuth>) -> Result<Self, ErrorBody> {
+    /// The credentials `auth` names, read from the engine's environment (only variables in
+    /// `allowed`).
+    pub(crate) fn from_env(auth: Option<&HttpAuth>, allowed: &[String]) -> Result<Self, ErrorBody> {
         Ok(match auth {
             None => Self::None,
-            Some(HttpAuth::Hmac { secret_key }) => Self::Hmac(variable(secret_key)?.into_bytes()),
+            Some(HttpAuth::Hmac { secret_key }) => {
+                Self::Hmac(variable(secret_key, allowed)?.into_bytes())
+            }
             Some(HttpAuth::Bearer { token_key }) => {
-                let token = variable(token_key)?;
+                let token = variable(token_key, allowed)?;
                 Self::Header(
                     AUTHORIZATION,
                     header_value(format!("Bearer {token}"), token_key)?,
@@ -73,7 +87,10 @@ impl Credentials {
                         format!("{header:?} is not a header name"),
                     )
                 })?;
-                Self::Header(name, header_value(variable(value_key)?, value_key)?)
+                Self::Header(
+                    name,
+                    header_value(variable(value_key, allowed)?, value_key)?,
+                )
             }
         })
     }
@@ -123,12 +140,29 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_variable_is_a_clear_error() {
+    fn only_allowed_variables_are_read_and_a_missing_one_is_a_clear_error() {
+        let name = "III_TEST_SURELY_UNSET_VARIABLE".to_string();
         let auth = HttpAuth::Bearer {
-            token_key: "III_TEST_SURELY_UNSET_VARIABLE".into(),
+            token_key: name.clone(),
         };
-        let error = Credentials::from_env(Some(&auth)).expect_err("unset");
+        let error =
+            Credentials::from_env(Some(&auth), std::slice::from_ref(&name)).expect_err("unset");
         assert_eq!(error.code, CREDENTIALS_NOT_FOUND);
-        assert!(error.message.contains("III_TEST_SURELY_UNSET_VARIABLE"));
+        assert!(
+            error.message.contains("no environment variable"),
+            "{}",
+            error.message
+        );
+        // PATH is set, but not allowed: the same code, and nothing about whether it is set.
+        let path = HttpAuth::Bearer {
+            token_key: "PATH".into(),
+        };
+        let error = Credentials::from_env(Some(&path), &[name]).expect_err("not allowed");
+        assert_eq!(error.code, CREDENTIALS_NOT_FOUND);
+        assert!(
+            error.message.contains("--http-functions-secret"),
+            "{}",
+            error.message
+        );
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! What such a call may reach is bounded: only `http://` and `https://`, no loopback, private
 //! or link-local address unless the engine allows it (`--http-functions-allow-private`), the
-//! address checked after resolution and connected to as checked, a response body no larger
-//! than the engine's JSON body limit, and at most [`MAX_CONCURRENT_CALLS`] calls at once.
+//! address checked after resolution and connected to as checked, credentials only from the
+//! environment variables the operator names (`--http-functions-secret`), a response body no
+//! larger than the engine's JSON body limit, a call no longer than the invocation timeout, and
+//! at most [`MAX_CONCURRENT_CALLS`] calls at once.
 
 mod address;
 mod client;
@@ -15,11 +17,11 @@ mod credentials;
 use std::sync::Arc;
 
 use iii_protocol::ErrorBody;
-use iii_protocol::codes::URL_VALIDATION_FAILED;
+use iii_protocol::codes::{HTTP_REQUEST_FAILED, URL_VALIDATION_FAILED};
 use iii_protocol::remote::HttpInvocation;
 use serde_json::Value;
 
-pub(crate) use client::RemoteClient;
+pub(crate) use client::{RemoteClient, RemoteSettings};
 use credentials::Credentials;
 
 use crate::invocations::Waiter;
@@ -36,12 +38,16 @@ pub(crate) struct RemoteFunction {
 
 impl RemoteFunction {
     /// Reads `invocation` and the credentials its auth names (from the engine's environment,
-    /// once, now).
-    pub(crate) fn new(function_id: &str, invocation: &Value) -> Arc<Self> {
+    /// once, now; only variables the operator allowed in `allowed_secrets`).
+    pub(crate) fn new(
+        function_id: &str,
+        invocation: &Value,
+        allowed_secrets: &[String],
+    ) -> Arc<Self> {
         let setup = HttpInvocation::from_value(invocation)
             .map_err(|message| ErrorBody::new(URL_VALIDATION_FAILED, message))
             .and_then(|invocation| {
-                let credentials = Credentials::from_env(invocation.auth.as_ref())?;
+                let credentials = Credentials::from_env(invocation.auth.as_ref(), allowed_secrets)?;
                 Ok((invocation, credentials))
             });
         if let Err(error) = &setup {
@@ -53,7 +59,8 @@ impl RemoteFunction {
 }
 
 /// Calls `function` with `data` in a task of its own, and hands the outcome to `waiter` (a
-/// void call's outcome is only logged).
+/// void call's outcome is only logged). When [`MAX_CONCURRENT_CALLS`] calls are in flight,
+/// the call fails at once instead of waiting (a slow endpoint cannot pile up calls).
 pub(crate) fn spawn_call(
     client: Arc<RemoteClient>,
     function: Arc<RemoteFunction>,
@@ -61,14 +68,21 @@ pub(crate) fn spawn_call(
     data: Value,
     waiter: Option<Waiter>,
 ) {
+    let permit = client.permits.clone().try_acquire_owned();
     tokio::spawn(async move {
-        let outcome = match &function.setup {
-            Ok((invocation, credentials)) => {
+        let outcome = match (&function.setup, permit) {
+            (Err(error), _) => Err(error.clone()),
+            (Ok(_), Err(_)) => Err(ErrorBody::new(
+                HTTP_REQUEST_FAILED,
+                format!(
+                    "{MAX_CONCURRENT_CALLS} calls of HTTP-invoked functions are in flight already"
+                ),
+            )),
+            (Ok((invocation, credentials)), Ok(_permit)) => {
                 client
                     .call(invocation, credentials, &function_id, &data)
                     .await
             }
-            Err(error) => Err(error.clone()),
         };
         match (waiter, outcome) {
             (Some(waiter), Ok(result)) => waiter.answer(function_id, Some(result), None).await,

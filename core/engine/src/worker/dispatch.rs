@@ -34,7 +34,9 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             let owner = Owner {
                 conn: conn.id,
                 outbox: conn.outbox.clone(),
-                remote: invocation.map(|invocation| RemoteFunction::new(&id, &invocation)),
+                remote: invocation.map(|invocation| {
+                    RemoteFunction::new(&id, &invocation, &shared.remote.allowed_secrets)
+                }),
             };
             let details = FunctionDetails {
                 description,

@@ -24,6 +24,8 @@ pub struct Seen {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body's bytes as received.
+    pub raw: Bytes,
 }
 
 /// The server's address and what it has seen.
@@ -94,6 +96,7 @@ impl FunctionServer {
                                 path,
                                 headers: parts.headers,
                                 body,
+                                raw: bytes,
                             });
                             Ok::<_, Infallible>(response)
                         }
