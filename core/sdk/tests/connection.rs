@@ -49,6 +49,7 @@ async fn a_worker_that_gives_up_reports_not_connected() {
         .await
         .expect_err("refused");
     assert!(matches!(error, IIIError::NotConnected), "{error:?}");
+    assert_eq!(iii.connection_state(), iii_sdk::ConnectionState::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread")]
