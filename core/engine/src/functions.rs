@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::remote::RemoteFunction;
-use crate::util::{lock, shrink_map};
+use crate::util::{lock, shrink_map, sorted_entries};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
 
@@ -77,11 +77,7 @@ impl FunctionRegistry {
 
     /// Every registered function with its id, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, Registered)> {
-        let mut all: Vec<_> = (lock(&self.map).iter())
-            .map(|(id, entry)| (id.clone(), entry.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        sorted_entries(&lock(&self.map))
     }
 
     /// Removes every function `conn` still owns.

@@ -6,12 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use iii_protocol::Message;
 use iii_protocol::builtins::{EVENT_FUNCTIONS_CHANGED, TRIGGER_FUNCTIONS_AVAILABLE};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::discovery;
+use crate::forward::{Call, Pace, forward};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 
@@ -35,11 +34,11 @@ pub(crate) async fn run(shared: Arc<EngineState>, mut shutdown: Shutdown, _lifel
             _ = tokio::time::sleep(COALESCE) => {}
         }
         announced = shared.functions.generation();
-        announce(&shared);
+        announce(&shared).await;
     }
 }
 
-fn announce(shared: &EngineState) {
+async fn announce(shared: &EngineState) {
     let subscribers = shared.triggers.of_type(TRIGGER_FUNCTIONS_AVAILABLE);
     if subscribers.is_empty() {
         return;
@@ -50,18 +49,14 @@ fn announce(shared: &EngineState) {
             tracing::debug!(%trigger_id, function_id = %trigger.function_id, "functions-available: its function is not registered");
             continue;
         };
-        // A fresh id, as for any forwarded call; the answer is dropped.
-        let message = Message::InvokeFunction {
-            invocation_id: Some(Uuid::new_v4().to_string()),
+        let call = Call {
             function_id: trigger.function_id.clone(),
             data: json!({"event": EVENT_FUNCTIONS_CHANGED, "functions": functions}),
-            action: None,
             metadata: trigger.metadata.clone(),
             traceparent: None,
             baggage: None,
-            namespace: None,
         };
-        // Offered, not awaited: one subscriber that stops reading holds up no other.
-        owner.outbox.offer(&message);
+        // Nobody waits for the answer; offered, not awaited.
+        forward(shared, owner, call, None, Pace::Offer).await;
     }
 }

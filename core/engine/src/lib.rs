@@ -28,6 +28,7 @@ mod channels;
 mod config;
 mod discovery;
 mod engine;
+mod forward;
 mod functions;
 mod functions_available;
 mod http;

@@ -13,7 +13,7 @@ use iii_protocol::builtins::TRIGGER_FUNCTIONS_AVAILABLE;
 use iii_protocol::http::TRIGGER_TYPE as HTTP_TRIGGER_TYPE;
 use serde_json::Value;
 
-use crate::util::{lock, shrink_map};
+use crate::util::{lock, shrink_map, sorted_entries};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
 
@@ -79,11 +79,7 @@ impl TriggerRegistry {
 
     /// Every trigger with its id, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, Trigger)> {
-        let mut all: Vec<_> = (lock(&self.map).iter())
-            .map(|(id, trigger)| (id.clone(), trigger.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        sorted_entries(&lock(&self.map))
     }
 
     /// The triggers of `trigger_type`, with their ids.
@@ -181,11 +177,7 @@ impl TriggerTypeRegistry {
 
     /// The types workers provide, with their ids, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, TriggerType)> {
-        let mut all: Vec<_> = (lock(&self.map).iter())
-            .map(|(id, provider)| (id.clone(), provider.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        sorted_entries(&lock(&self.map))
     }
 
     /// Withdraws every type `conn` provides.

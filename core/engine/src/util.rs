@@ -28,6 +28,13 @@ fn is_sparse(len: usize, capacity: usize) -> bool {
     capacity >= MIN_SHRINK_CAPACITY && capacity > len.saturating_mul(4)
 }
 
+/// A copy of `map`'s entries in key order (for the listings, which answer in a stable order).
+pub(crate) fn sorted_entries<V: Clone>(map: &HashMap<String, V>) -> Vec<(String, V)> {
+    let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
 /// Shrinks `map` when it uses less than a quarter of its capacity, so a burst of entries does
 /// not keep its memory forever.
 pub(crate) fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {

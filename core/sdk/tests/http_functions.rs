@@ -244,8 +244,39 @@ async fn http_triggers_reach_them_and_they_leave_with_their_worker() {
         .expect("body");
     assert_eq!(body.to_bytes(), "made remotely");
 
+    // Bound to engine::functions-available, it is called over HTTP like any other call.
+    let mut server = server;
+    remote(
+        &owner,
+        "r::watch",
+        json!({"url": format!("http://{}/empty", server.addr)}),
+    );
+    let watch = iii_sdk::RegisterTrigger {
+        trigger_type: "engine::functions-available".into(),
+        function_id: "r::watch".into(),
+        config: json!({}),
+        metadata: None,
+    };
+    owner.register_trigger(watch).expect("bound");
+    ready(&owner).await;
     let caller = iii_sdk::register_worker(&engine.ws_url);
+    caller.register_function(RegisterFunction::new_async(
+        "r::late",
+        |input: Value| async move { Ok(input) },
+    ));
     ready(&caller).await;
+    let announced = loop {
+        let seen = server.next().await;
+        let listed = seen.body["functions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if listed.iter().any(|f| f["function_id"] == "r::late") {
+            break seen;
+        }
+    };
+    assert_eq!(announced.path, "/empty");
+    assert_eq!(announced.body["event"], "functions_changed");
     owner.shutdown();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(

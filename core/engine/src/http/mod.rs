@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
-use iii_protocol::{ChannelDirection, ErrorBody, Message, codes};
+use iii_protocol::{ChannelDirection, ErrorBody, codes};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -27,7 +27,8 @@ use tokio::sync::oneshot;
 use crate::accept::accept_loop;
 use crate::channels::Claim;
 use crate::channels::registry::Created;
-use crate::invocations::{Outcome, Waiter, stopped_error};
+use crate::forward::{Call, Pace, forward};
+use crate::invocations::{Outcome, Waiter};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 use body::HttpBody;
@@ -191,29 +192,13 @@ async fn invoke(
         ));
     };
     let (reply, outcome) = oneshot::channel();
-    if let Some(function) = owner.remote {
-        let (client, waiter) = (shared.remote.clone(), Some(Waiter::Engine(reply)));
-        crate::remote::spawn_call(client, function, function_id.to_string(), data, waiter);
-        return Ok(outcome);
-    }
-    let id = shared
-        .invocations
-        .begin(Waiter::Engine(reply), owner.conn, function_id.to_string());
-    let message = Message::InvokeFunction {
-        invocation_id: Some(id.to_string()),
+    let call = Call {
         function_id: function_id.to_string(),
         data,
-        action: None,
         metadata,
         traceparent: None,
         baggage: None,
-        namespace: None,
     };
-    if !owner.outbox.send(&message).await
-        && let Some((waiter, function_id)) = shared.invocations.cancel(id)
-    {
-        let error = stopped_error(&function_id);
-        waiter.fail(function_id, error).await;
-    }
+    forward(shared, owner, call, Some(Waiter::Engine(reply)), Pace::Wait).await;
     Ok(outcome)
 }

@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use super::Conn;
 use super::registrations;
+use crate::forward::{Call, Pace, forward};
 use crate::functions::{FunctionDetails, Owner};
-use crate::invocations::{Caller, stopped_error};
-use crate::remote::{self, RemoteFunction};
+use crate::invocations::Caller;
+use crate::remote::RemoteFunction;
 use crate::state::EngineState;
 use crate::triggers::Trigger;
 use crate::{builtins, discovery};
@@ -240,38 +241,14 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
             Value::String(conn.worker_id.to_string()),
         );
     }
-    if let Some(function) = owner.remote {
-        let client = shared.remote.clone();
-        remote::spawn_call(client, function, function_id, data, caller.map(Into::into));
-        return;
-    }
-    // Recorded before forwarding, so an answer can never arrive before the call is known.
-    let engine_id = match caller {
-        Some(caller) => Some(
-            shared
-                .invocations
-                .begin(caller, owner.conn, function_id.clone()),
-        ),
-        None => None,
-    };
-    let forward = Message::InvokeFunction {
-        invocation_id: Some(engine_id.unwrap_or_else(Uuid::new_v4).to_string()),
+    let call = Call {
         function_id,
         data,
-        action: None,
         metadata,
         traceparent,
         baggage,
-        namespace: None,
     };
-    if !owner.outbox.send(&forward).await {
-        // The owner is disconnecting and its cleanup may already have run.
-        if let Some((caller, function_id)) = engine_id.and_then(|id| shared.invocations.cancel(id))
-        {
-            let error = stopped_error(&function_id);
-            caller.fail(function_id, error).await;
-        }
-    }
+    forward(shared, owner, call, caller.map(Into::into), Pace::Wait).await;
 }
 
 async fn answer_error(caller: Option<Caller>, function_id: String, error: ErrorBody) {

@@ -1,0 +1,80 @@
+//! Handing a call to the function that serves it — the one place every caller (a worker's
+//! `invokefunction`, an HTTP trigger, `engine::functions-available`) goes through: a function
+//! the engine calls over HTTP gets an HTTP request ([`crate::remote`]); any other gets an
+//! `invokefunction` on its owner's connection, recorded first when someone waits for the answer.
+
+use iii_protocol::Message;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::functions::Owner;
+use crate::invocations::{Waiter, stopped_error};
+use crate::state::EngineState;
+
+/// One call on its way to its function.
+pub(crate) struct Call {
+    pub(crate) function_id: String,
+    pub(crate) data: Value,
+    pub(crate) metadata: Option<Value>,
+    pub(crate) traceparent: Option<String>,
+    pub(crate) baggage: Option<String>,
+}
+
+/// How the call is put on the owner's connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Wait while the owner's queue is full (the caller slows down).
+    Wait,
+    /// Drop the call (logged) when the owner's queue is full: one owner that stops reading
+    /// holds up no other (announcements).
+    Offer,
+}
+
+/// Sends `call` to `owner`; `waiter`, if any, gets the answer (or `invocation_stopped` when the
+/// owner is going away).
+pub(crate) async fn forward(
+    shared: &EngineState,
+    owner: Owner,
+    call: Call,
+    waiter: Option<Waiter>,
+    pace: Pace,
+) {
+    let Call {
+        function_id,
+        data,
+        metadata,
+        traceparent,
+        baggage,
+    } = call;
+    if let Some(function) = owner.remote {
+        crate::remote::spawn_call(shared.remote.clone(), function, function_id, data, waiter);
+        return;
+    }
+    // Recorded before forwarding, so an answer can never arrive before the call is known.
+    let engine_id = waiter.map(|waiter| {
+        shared
+            .invocations
+            .begin(waiter, owner.conn, function_id.clone())
+    });
+    let message = Message::InvokeFunction {
+        invocation_id: Some(engine_id.unwrap_or_else(Uuid::new_v4).to_string()),
+        function_id,
+        data,
+        action: None,
+        metadata,
+        traceparent,
+        baggage,
+        namespace: None,
+    };
+    let sent = match pace {
+        Pace::Wait => owner.outbox.send(&message).await,
+        Pace::Offer => owner.outbox.offer(&message),
+    };
+    // The owner is disconnecting and its cleanup may already have run.
+    if !sent
+        && let Some((waiter, function_id)) = engine_id.and_then(|id| shared.invocations.cancel(id))
+    {
+        let error = stopped_error(&function_id);
+        waiter.fail(function_id, error).await;
+    }
+}
