@@ -49,14 +49,13 @@ pub(crate) fn submit(
         settled: Mutex::new(Some(settled)),
     };
     let target = target_loop.map(|l| l.bind(py).clone());
-    py.import("iii._runtime")?
-        .call_method1("submit", (awaitable, completion, target))?;
+    crate::python_names::runtime_submit(py)?.call1((awaitable, completion, target))?;
     Ok(outcome)
 }
 
 fn is_awaitable(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    py.import("inspect")?
-        .call_method1("isawaitable", (value,))?
+    crate::python_names::is_awaitable(py)?
+        .call1((value,))?
         .is_truthy()
 }
 
@@ -121,17 +120,14 @@ impl PyHandler {
             Some(metadata) => to_py(py, metadata, &self.address)?.unbind(),
             None => py.None(),
         };
-        let result = py.import("iii._invocation")?.call_method1(
-            "call",
-            (
-                self.callable.bind(py),
-                data,
-                context.function_id.as_str(),
-                context.invocation_id.as_deref(),
-                metadata,
-                self.takes_metadata,
-            ),
-        )?;
+        let result = crate::python_names::invocation_call(py)?.call1((
+            self.callable.bind(py),
+            data,
+            context.function_id.as_str(),
+            context.invocation_id.as_deref(),
+            metadata,
+            self.takes_metadata,
+        ))?;
         if is_awaitable(py, &result)? {
             return Ok(Started::Running(submit(py, &result, None)?));
         }
@@ -177,13 +173,11 @@ pub(crate) async fn result_of(
 /// The core handler that calls `callable` with each invocation's input, refs made live
 /// against `address`.
 pub(crate) fn handler(py: Python<'_>, callable: Py<PyAny>, address: &str) -> PyResult<Handler> {
-    let is_async = py
-        .import("inspect")?
-        .call_method1("iscoroutinefunction", (callable.bind(py),))?
+    let is_async = crate::python_names::is_coroutine_function(py)?
+        .call1((callable.bind(py),))?
         .is_truthy()?;
-    let takes_metadata = py
-        .import("iii._invocation")?
-        .call_method1("takes_metadata", (callable.bind(py),))?
+    let takes_metadata = crate::python_names::takes_metadata(py)?
+        .call1((callable.bind(py),))?
         .is_truthy()?;
     let handler = Arc::new(PyHandler {
         callable,
@@ -222,10 +216,7 @@ impl MessageDone {
 impl CallbackTarget {
     /// Captures `callback` and the asyncio loop running in this thread, if any.
     pub(crate) fn capture(py: Python<'_>, callback: Py<PyAny>) -> PyResult<Self> {
-        let running = py
-            .import("asyncio")?
-            .getattr("_get_running_loop")?
-            .call0()?;
+        let running = crate::python_names::running_loop(py)?.call0()?;
         Ok(Self {
             callback,
             event_loop: (!running.is_none()).then(|| running.unbind()),
@@ -261,15 +252,12 @@ impl CallbackTarget {
         let done = MessageDone {
             ticket: Mutex::new(Some(ticket)),
         };
-        let scheduled = py.import("iii._runtime")?.call_method1(
-            "deliver",
-            (
-                event_loop.bind(py),
-                self.callback.bind(py),
-                text.as_str(),
-                done,
-            ),
-        )?;
+        let scheduled = crate::python_names::runtime_deliver(py)?.call1((
+            event_loop.bind(py),
+            self.callback.bind(py),
+            text.as_str(),
+            done,
+        ))?;
         if scheduled.is_truthy()? {
             Ok(())
         } else {

@@ -103,16 +103,13 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
                         Some(call) => (call.function_id.as_str(), call.invocation_id.as_deref()),
                         None => ("", None),
                     };
-                    let coroutine = py.import("iii._invocation")?.call_method1(
-                        "call_with",
-                        (
-                            callable.bind(py),
-                            args,
-                            pyo3::types::PyDict::new(py),
-                            function_id,
-                            invocation_id,
-                        ),
-                    )?;
+                    let coroutine = crate::python_names::invocation_call_with(py)?.call1((
+                        callable.bind(py),
+                        args,
+                        pyo3::types::PyDict::new(py),
+                        function_id,
+                        invocation_id,
+                    ))?;
                     submit(py, &coroutine, None)
                 })
                 .map_err(failure)?;

@@ -11,6 +11,7 @@ mod dispatch;
 mod errors;
 mod gil;
 mod http;
+mod python_names;
 mod refs;
 mod wait;
 mod worker;

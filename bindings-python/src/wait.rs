@@ -34,11 +34,7 @@ pub(crate) fn check_fork() -> PyResult<()> {
 
 /// True when an asyncio event loop runs in this thread.
 pub(crate) fn in_running_loop(py: Python<'_>) -> PyResult<bool> {
-    let running = py
-        .import("asyncio")?
-        .getattr("_get_running_loop")?
-        .call0()?;
-    Ok(!running.is_none())
+    Ok(!crate::python_names::running_loop(py)?.call0()?.is_none())
 }
 
 /// Runs `future` to its end, blocking this thread with the GIL released. `name` is the
@@ -79,9 +75,8 @@ pub(crate) fn settled<'py, T>(py: Python<'py>, outcome: PyResult<T>) -> PyResult
 where
     T: IntoPyObject<'py>,
 {
-    let future = py
-        .import("asyncio")?
-        .call_method0("get_running_loop")?
+    let future = crate::python_names::get_running_loop(py)?
+        .call0()?
         .call_method0("create_future")?;
     match outcome {
         Ok(value) => future.call_method1("set_result", (value.into_bound_py_any(py)?,))?,
@@ -130,7 +125,7 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     check_fork()?;
-    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let event_loop = crate::python_names::get_running_loop(py)?.call0()?;
     let py_future = event_loop.call_method0("create_future")?;
     let (target_loop, target) = (event_loop.unbind(), py_future.clone().unbind());
     let task = iii_sdk::runtime().spawn(async move {
@@ -141,7 +136,7 @@ where
                     Ok(value) => (py.None(), value.into_py_any(py)?),
                     Err(error) => (error.into_value(py).into_any(), py.None()),
                 };
-                let settle = py.import("iii._runtime")?.getattr("settle")?;
+                let settle = crate::python_names::runtime_settle(py)?;
                 target_loop.call_method1(
                     py,
                     "call_soon_threadsafe",

@@ -88,24 +88,23 @@ impl Worker {
     /// to `connect_timeout_ms`). A `url` that is not `ws://` or `wss://` is refused.
     #[new]
     #[pyo3(signature = (url, worker_name = None, invocation_timeout_ms = None, connect_timeout_ms = None,
-                        worker_description = None, headers = None, reconnection_config = None))]
+                        worker_description = None, settings = None))]
     fn new(
         url: &str,
         worker_name: Option<String>,
         invocation_timeout_ms: Option<u64>,
         connect_timeout_ms: Option<u64>,
         worker_description: Option<String>,
-        headers: Option<Vec<(String, String)>>,
-        reconnection_config: Option<&Bound<'_, PyAny>>,
+        settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         check_fork()?;
         iii_sdk::binding::logs::init();
         let mut options = InitOptions::for_binding("python", worker_name, invocation_timeout_ms)
             .with_connect_timeout(connect_timeout_ms)
-            .with_description(worker_description)
-            .with_headers(headers.unwrap_or_default());
-        if let Some(config) = reconnection_config.filter(|config| !config.is_none()) {
-            options.reconnection = iii_sdk::ReconnectionConfig::from_value(&from_py(config)?);
+            .with_description(worker_description);
+        // `{"headers", "reconnection_config"}`, read by the core as every binding's are.
+        if let Some(settings) = settings.filter(|settings| !settings.is_none()) {
+            options = options.with_settings(&from_py(settings)?).py()?;
         }
         let _runtime = iii_sdk::runtime().enter();
         let inner = iii_sdk::try_register_worker_with(url, options).py()?;

@@ -149,15 +149,16 @@ def register_worker(address: Optional[str] = None, options: Optional[Any] = None
     url = address or os.environ.get("III_URL") or DEFAULT_ENGINE_URL
     options = dict(_options_dict(options))
     worker_name = options.get("worker_name") or os.environ.get("III_WORKER_NAME") or None
-    headers = options.get("headers")
     worker = III(
         url,
         worker_name=worker_name,
         invocation_timeout_ms=options.get("invocation_timeout_ms"),
         connect_timeout_ms=options.get("connect_timeout_ms"),
         worker_description=options.get("worker_description"),
-        headers=list(dict(headers).items()) if headers else None,
-        reconnection_config=_options_dict(options.get("reconnection_config")) or None,
+        settings={
+            "headers": dict(options.get("headers") or {}),
+            "reconnection_config": dict(_options_dict(options.get("reconnection_config"))) or None,
+        },
     )
     _workers.add(worker)
     return worker

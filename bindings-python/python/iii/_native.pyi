@@ -83,8 +83,7 @@ class III:
         invocation_timeout_ms: Optional[int] = None,
         connect_timeout_ms: Optional[int] = None,
         worker_description: Optional[str] = None,
-        headers: Optional[List[Tuple[str, str]]] = None,
-        reconnection_config: Optional[Dict[str, Any]] = None,
+        settings: Optional[Dict[str, Any]] = None,
     ) -> None: ...
     @property
     def address(self) -> str:

@@ -97,11 +97,18 @@ impl TriggerRegistry {
             .count()
     }
 
-    /// Removes every trigger `conn` registered.
-    pub(crate) fn remove_connection(&self, conn: ConnId) {
+    /// Removes every trigger `conn` registered, and returns them.
+    pub(crate) fn remove_connection(&self, conn: ConnId) -> Vec<(String, Trigger)> {
         let mut map = lock(&self.map);
-        map.retain(|_, trigger| trigger.owner != conn);
+        let owned: Vec<String> = (map.iter())
+            .filter(|(_, trigger)| trigger.owner == conn)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let removed = (owned.into_iter())
+            .filter_map(|id| map.remove(&id).map(|trigger| (id, trigger)))
+            .collect();
         shrink_map(&mut map);
+        removed
     }
 }
 

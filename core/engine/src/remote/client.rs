@@ -27,8 +27,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::MAX_CONCURRENT_CALLS;
+use super::Prepared;
 use super::address::Target;
-use super::credentials::Credentials;
 
 /// What every call shares: TLS settings, the address policy, the credentials variables the
 /// operator allows, the bounds.
@@ -103,16 +103,15 @@ impl RemoteClient {
     /// longer than the engine's invocation timeout.
     pub(crate) async fn call(
         &self,
-        invocation: &HttpInvocation,
-        credentials: &Credentials,
+        prepared: &Prepared,
         function_id: &str,
         data: &Value,
     ) -> Result<Value, ErrorBody> {
-        let target = Target::parse(&invocation.url)?;
+        let target = &prepared.target;
         let body = serde_json::to_vec(data).map_err(|error| request_failed(error.to_string()))?;
-        let request = build_request(invocation, credentials, &target, function_id, body)?;
-        let limit = Duration::from_millis(invocation.timeout_ms()).min(self.max_timeout);
-        let exchange = self.exchange(&target, request);
+        let request = build_request(prepared, function_id, body)?;
+        let limit = Duration::from_millis(prepared.invocation.timeout_ms()).min(self.max_timeout);
+        let exchange = self.exchange(target, request);
         match tokio::time::timeout(limit, exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Err(request_failed(format!(
@@ -190,15 +189,10 @@ async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, ErrorBody> {
     ))
 }
 
-fn build_request(
-    invocation: &HttpInvocation,
-    credentials: &Credentials,
-    target: &Target,
-    function_id: &str,
-    body: Vec<u8>,
-) -> Result<Request<Full<Bytes>>, ErrorBody> {
+/// The config's headers as HTTP headers (valid and not framing ones:
+/// `HttpInvocation::from_value` checked them).
+pub(crate) fn config_headers(invocation: &HttpInvocation) -> Result<HeaderMap, ErrorBody> {
     let mut headers = HeaderMap::new();
-    // Valid and not framing headers: `HttpInvocation::from_value` checked them.
     for (name, value) in invocation.headers.iter().flatten() {
         let name = HeaderName::try_from(name.as_str())
             .map_err(|error| request_failed(error.to_string()))?;
@@ -206,6 +200,16 @@ fn build_request(
             .map_err(|error| request_failed(error.to_string()))?;
         headers.insert(name, value);
     }
+    Ok(headers)
+}
+
+fn build_request(
+    prepared: &Prepared,
+    function_id: &str,
+    body: Vec<u8>,
+) -> Result<Request<Full<Bytes>>, ErrorBody> {
+    let (invocation, target) = (&prepared.invocation, &prepared.target);
+    let mut headers = prepared.headers.clone();
     // The engine's own headers come last: a config cannot forge them.
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -231,7 +235,7 @@ fn build_request(
             HeaderValue::try_from(value).map_err(|error| request_failed(error.to_string()))?;
         headers.insert(name, value);
     }
-    credentials.apply(&mut headers, timestamp, &body);
+    prepared.credentials.apply(&mut headers, timestamp, &body);
     let mut request = Request::builder()
         .method(invocation.method.as_str())
         .uri(target.path.as_str())

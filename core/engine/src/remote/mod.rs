@@ -21,6 +21,7 @@ use iii_protocol::codes::{HTTP_REQUEST_FAILED, URL_VALIDATION_FAILED};
 use iii_protocol::remote::HttpInvocation;
 use serde_json::Value;
 
+use address::Target;
 pub(crate) use client::{RemoteClient, RemoteSettings};
 use credentials::Credentials;
 
@@ -29,11 +30,21 @@ use crate::invocations::Waiter;
 /// Calls in flight at once over all HTTP-invoked functions; more wait for a free slot.
 pub(crate) const MAX_CONCURRENT_CALLS: usize = 256;
 
-/// A function the engine calls over HTTP, as registered: its config and credentials, or why
-/// it cannot be called (each call then fails with that error).
+/// A function the engine calls over HTTP, as registered: everything a call needs, read once,
+/// or why it cannot be called (each call then fails with that error).
 #[derive(Debug)]
 pub(crate) struct RemoteFunction {
-    setup: Result<(HttpInvocation, Credentials), ErrorBody>,
+    setup: Result<Prepared, ErrorBody>,
+}
+
+/// What every call of one function shares, prepared at registration.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) invocation: HttpInvocation,
+    pub(crate) target: Target,
+    /// The config's headers, as HTTP headers.
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) credentials: Credentials,
 }
 
 impl RemoteFunction {
@@ -47,8 +58,12 @@ impl RemoteFunction {
         let setup = HttpInvocation::from_value(invocation)
             .map_err(|message| ErrorBody::new(URL_VALIDATION_FAILED, message))
             .and_then(|invocation| {
-                let credentials = Credentials::from_env(invocation.auth.as_ref(), allowed_secrets)?;
-                Ok((invocation, credentials))
+                Ok(Prepared {
+                    target: Target::parse(&invocation.url)?,
+                    headers: client::config_headers(&invocation)?,
+                    credentials: Credentials::from_env(invocation.auth.as_ref(), allowed_secrets)?,
+                    invocation,
+                })
             });
         if let Err(error) = &setup {
             tracing::warn!(%function_id, code = %error.code, reason = ?error.message,
@@ -78,11 +93,7 @@ pub(crate) fn spawn_call(
                     "{MAX_CONCURRENT_CALLS} calls of HTTP-invoked functions are in flight already"
                 ),
             )),
-            (Ok((invocation, credentials)), Ok(_permit)) => {
-                client
-                    .call(invocation, credentials, &function_id, &data)
-                    .await
-            }
+            (Ok(prepared), Ok(_permit)) => client.call(prepared, &function_id, &data).await,
         };
         match (waiter, outcome) {
             (Some(waiter), Ok(result)) => waiter.answer(function_id, Some(result), None).await,

@@ -127,7 +127,6 @@ async fn forget(shared: &EngineState, conn: &Conn, stopping: bool) {
     shared.functions.remove_connection(conn.id);
     shared.trigger_types.remove_connection(conn.id);
     registrations::withdraw_connection_triggers(shared, conn);
-    shared.triggers.remove_connection(conn.id);
     shared.routes.remove_connection(conn.id);
     let stopped = shared.invocations.connection_gone(conn.id);
     if stopping {

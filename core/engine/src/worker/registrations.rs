@@ -101,10 +101,9 @@ pub(crate) async fn register_trigger_type(
     }
 }
 
-/// Before a connection's triggers go: their providers learn that they are withdrawn.
+/// Removes a connection's triggers; their providers learn that they are withdrawn.
 pub(crate) fn withdraw_connection_triggers(shared: &EngineState, conn: &Conn) {
-    let owned = shared.triggers.snapshot().into_iter();
-    for (id, trigger) in owned.filter(|(_, trigger)| trigger.owner == conn.id) {
+    for (id, trigger) in shared.triggers.remove_connection(conn.id) {
         forward_withdrawal(shared, &id, &trigger);
     }
 }
