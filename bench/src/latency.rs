@@ -1,8 +1,20 @@
-//! Text-message round trip: this process sends a message on one channel, an echo process
-//! sends it back on a second channel; four WebSocket hops through the engine per round trip.
+//! Round trips, each beside what bounds it:
+//! - text messages: this process sends a message on one channel, an echo process sends it back
+//!   on a second channel; four WebSocket hops through the engine per round trip. Its ceiling
+//!   is the same four hops through a plain relay process ([`crate::plain_echo`]).
+//! - `trigger()`: this process calls a no-op function served by a second process through the
+//!   engine — what the bindings' round trips are measured against (`bench/roundtrip`): no
+//!   binding can do better than the Rust SDK on both ends.
 
 use crate::procs::{ChildProc, EngineProc};
+use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Warm-up round trips before timing.
+const WARMUP: usize = 200;
+/// The function the trigger benchmark calls.
+pub const NOOP_FUNCTION: &str = "bench::noop";
 
 /// Round-trip percentiles in microseconds.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +49,8 @@ pub async fn message_round_trips(count: usize) -> Result<RoundTrips, String> {
             let _ = tx.send(text);
         })
         .await;
-    let warmup = 200;
     let mut samples = Vec::with_capacity(count);
-    for i in 0..warmup + count {
+    for i in 0..WARMUP + count {
         let text = format!("{{\"seq\":{i}}}");
         let started = Instant::now();
         there
@@ -54,7 +65,7 @@ pub async fn message_round_trips(count: usize) -> Result<RoundTrips, String> {
         if answer != text {
             return Err(format!("echo returned {answer}, sent {text}"));
         }
-        if i >= warmup {
+        if i >= WARMUP {
             samples.push(started.elapsed().as_secs_f64() * 1e6);
         }
     }
@@ -65,11 +76,96 @@ pub async fn message_round_trips(count: usize) -> Result<RoundTrips, String> {
         .map_err(|e| e.to_string())?;
     let _ = echo.child.wait().await;
     iii.shutdown();
+    Ok(percentiles(samples))
+}
+
+/// The ceiling of [`message_round_trips`]: the same four hops through a plain relay.
+pub async fn plain_round_trips(count: usize) -> Result<RoundTrips, String> {
+    let mut relay = ChildProc::spawn(&["plain-relay".into()])?;
+    let line = relay.line(Duration::from_secs(30)).await?;
+    let port = line
+        .strip_prefix("READY ")
+        .ok_or_else(|| format!("unexpected relay output: {line}"))?;
+    let url = format!("ws://127.0.0.1:{port}");
+    let mut echo = ChildProc::spawn(&["plain-echo".into(), "--url".into(), url.clone()])?;
+    echo.line(Duration::from_secs(30)).await?;
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..WARMUP + count {
+        let text = format!("{{\"seq\":{i}}}");
+        let started = Instant::now();
+        socket
+            .send(Message::Text(text.clone().into()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .map_err(|_| "plain echo timed out")?
+            .ok_or("the relay closed")?
+            .map_err(|e| e.to_string())?;
+        if answer.to_text().ok() != Some(text.as_str()) {
+            return Err(format!("plain echo returned {answer:?}, sent {text}"));
+        }
+        if i >= WARMUP {
+            samples.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    socket
+        .send(Message::Text("STOP".into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = echo.child.wait().await;
+    Ok(percentiles(samples))
+}
+
+/// Times `count` `trigger()` calls of a no-op in another process, one after another.
+pub async fn trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
+    let engine = EngineProc::start(60).await?;
+    let mut handler =
+        ChildProc::spawn(&["trigger-handler".into(), "--url".into(), engine.url.clone()])?;
+    handler.line(Duration::from_secs(30)).await?;
+    let iii = iii_sdk::register_worker(&engine.url);
+    let request = || iii_sdk::TriggerRequest::new(NOOP_FUNCTION, serde_json::json!({"n": 1}));
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..WARMUP + count {
+        let started = Instant::now();
+        let call = tokio::time::timeout(Duration::from_secs(10), iii.trigger(request()));
+        call.await
+            .map_err(|_| "trigger timed out")?
+            .map_err(|e| e.to_string())?;
+        if i >= WARMUP {
+            samples.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    iii.shutdown();
+    Ok(percentiles(samples))
+}
+
+/// Serves [`NOOP_FUNCTION`] (returns its input) on the engine at `url`; prints `READY` once
+/// the engine has the registration, then serves until killed.
+pub async fn trigger_handler(url: &str) -> Result<(), String> {
+    let iii = iii_sdk::register_worker(url);
+    iii.register_function(iii_sdk::RegisterFunction::new_async(
+        NOOP_FUNCTION,
+        |input| async move { Ok(input) },
+    ));
+    tokio::time::timeout(Duration::from_secs(30), iii.ready())
+        .await
+        .map_err(|_| "the engine did not answer")?
+        .map_err(|e| e.to_string())?;
+    println!("READY");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+fn percentiles(mut samples: Vec<f64>) -> RoundTrips {
     samples.sort_by(f64::total_cmp);
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    Ok(RoundTrips {
+    RoundTrips {
         p50_us: pick(0.50),
         p99_us: pick(0.99),
-        count,
-    })
+        count: samples.len(),
+    }
 }

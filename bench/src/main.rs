@@ -9,6 +9,7 @@ mod http;
 mod http_workers;
 mod latency;
 mod memory;
+mod plain_echo;
 mod procs;
 mod setups;
 mod throughput;
@@ -39,7 +40,8 @@ enum Command {
         #[arg(long, default_value_t = 1 << 30)]
         bytes: u64,
     },
-    /// Text message round trips through two channels.
+    /// Text message round trips through two channels, beside a plain two-hop echo, and
+    /// `trigger()` round trips between two Rust SDK processes.
     Latency {
         /// Round trips to time.
         #[arg(long, default_value_t = 10_000)]
@@ -90,6 +92,18 @@ enum Command {
     #[command(hide = true)]
     SinkServer,
     #[command(hide = true)]
+    PlainRelay,
+    #[command(hide = true)]
+    PlainEcho {
+        #[arg(long)]
+        url: String,
+    },
+    #[command(hide = true)]
+    TriggerHandler {
+        #[arg(long)]
+        url: String,
+    },
+    #[command(hide = true)]
     SetupSink,
     #[command(hide = true)]
     HopWriter {
@@ -132,7 +146,13 @@ fn main() {
     let threads = match &cli.command {
         Command::EngineProc { threads, .. } => *threads,
         // A plain server on one thread, like the engine, for a fair ceiling.
-        Command::PlainHttpServer => iii_engine::DEFAULT_WORKER_THREADS,
+        Command::PlainHttpServer | Command::PlainRelay => iii_engine::DEFAULT_WORKER_THREADS,
+        // Round trips are timed on single-threaded runtimes, in every process but the engine:
+        // a second worker thread adds its own wake-ups to each hop (BENCHMARKS.md).
+        Command::Latency { .. }
+        | Command::PlainEcho { .. }
+        | Command::Echo { .. }
+        | Command::TriggerHandler { .. } => 1,
         _ => 2,
     };
     let runtime = iii_engine::build_runtime(threads);
@@ -161,6 +181,9 @@ async fn run(command: Command) -> Result<(), String> {
             tombstone_ttl_secs, ..
         } => workers::engine_proc(tombstone_ttl_secs).await,
         Command::SinkServer => workers::sink_server().await,
+        Command::PlainRelay => plain_echo::relay_server().await,
+        Command::PlainEcho { url } => plain_echo::echo_client(&url).await,
+        Command::TriggerHandler { url } => latency::trigger_handler(&url).await,
         Command::SetupSink => workers::setup_sink().await,
         Command::HopWriter { url, bytes } => workers::hop_writer(&url, bytes).await,
         Command::ChannelWriter {
@@ -246,16 +269,42 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 async fn report_latency(count: usize) -> Result<Vec<Row>, String> {
-    let trips = latency::message_round_trips(count).await?;
+    let plain = latency::plain_round_trips(count).await?;
     println!(
-        "message round trip ({} trips): p50 {:.0} µs, p99 {:.0} µs",
+        "ceiling (plain two-hop WebSocket echo, {} trips): p50 {:.0} µs, p99 {:.0} µs",
+        plain.count, plain.p50_us, plain.p99_us
+    );
+    let trips = latency::message_round_trips(count).await?;
+    let ratio = trips.p50_us / plain.p50_us;
+    println!(
+        "message round trip ({} trips): p50 {:.0} µs, p99 {:.0} µs = {ratio:.2} × the ceiling at p50",
         trips.count, trips.p50_us, trips.p99_us
     );
-    Ok(vec![(
-        "text message round trip".into(),
-        format!("p50 {:.0} µs, p99 {:.0} µs", trips.p50_us, trips.p99_us),
-        "—".into(),
-    )])
+    let calls = latency::trigger_round_trips(count).await?;
+    println!(
+        "trigger() round trip, Rust SDK on both ends ({} calls): p50 {:.0} µs, p99 {:.0} µs",
+        calls.count, calls.p50_us, calls.p99_us
+    );
+    Ok(vec![
+        (
+            "plain two-hop WebSocket echo (ceiling)".into(),
+            format!("p50 {:.0} µs, p99 {:.0} µs", plain.p50_us, plain.p99_us),
+            "—".into(),
+        ),
+        (
+            "text message round trip".into(),
+            format!(
+                "p50 {:.0} µs, p99 {:.0} µs ({ratio:.2} × the ceiling)",
+                trips.p50_us, trips.p99_us
+            ),
+            "≤ 2 × the ceiling".into(),
+        ),
+        (
+            "trigger() round trip, Rust SDK both ends".into(),
+            format!("p50 {:.0} µs, p99 {:.0} µs", calls.p50_us, calls.p99_us),
+            "—".into(),
+        ),
+    ])
 }
 
 async fn report_setups(count: usize) -> Result<Vec<Row>, String> {
