@@ -27,8 +27,33 @@ pub struct RoundTrips {
     pub count: usize,
 }
 
+/// Runs `timing` on a single-threaded runtime of its own thread, whatever runtime calls this:
+/// the timed side of every round trip is single-threaded, like its peers.
+async fn single_threaded<F, Fut>(timing: F) -> Result<RoundTrips, String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<RoundTrips, String>>,
+{
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let outcome = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))
+            .and_then(|runtime| runtime.block_on(timing()));
+        let _ = done.send(outcome);
+    });
+    result
+        .await
+        .map_err(|_| "the timing thread failed".to_string())?
+}
+
 /// Times `count` round trips after a short warm-up.
 pub async fn message_round_trips(count: usize) -> Result<RoundTrips, String> {
+    single_threaded(move || timed_message_round_trips(count)).await
+}
+
+async fn timed_message_round_trips(count: usize) -> Result<RoundTrips, String> {
     let engine = EngineProc::start(60).await?;
     let iii = iii_sdk::register_worker(&engine.url);
     let there = iii.create_channel(None).await.map_err(|e| e.to_string())?;
@@ -81,6 +106,10 @@ pub async fn message_round_trips(count: usize) -> Result<RoundTrips, String> {
 
 /// The ceiling of [`message_round_trips`]: the same four hops through a plain relay.
 pub async fn plain_round_trips(count: usize) -> Result<RoundTrips, String> {
+    single_threaded(move || timed_plain_round_trips(count)).await
+}
+
+async fn timed_plain_round_trips(count: usize) -> Result<RoundTrips, String> {
     let mut relay = ChildProc::spawn(&["plain-relay".into()])?;
     let line = relay.line(Duration::from_secs(30)).await?;
     let port = line
@@ -122,6 +151,10 @@ pub async fn plain_round_trips(count: usize) -> Result<RoundTrips, String> {
 
 /// Times `count` `trigger()` calls of a no-op in another process, one after another.
 pub async fn trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
+    single_threaded(move || timed_trigger_round_trips(count)).await
+}
+
+async fn timed_trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
     let engine = EngineProc::start(60).await?;
     let mut handler =
         ChildProc::spawn(&["trigger-handler".into(), "--url".into(), engine.url.clone()])?;

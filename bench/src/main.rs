@@ -147,12 +147,9 @@ fn main() {
         Command::EngineProc { threads, .. } => *threads,
         // A plain server on one thread, like the engine, for a fair ceiling.
         Command::PlainHttpServer | Command::PlainRelay => iii_engine::DEFAULT_WORKER_THREADS,
-        // Round trips are timed on single-threaded runtimes, in every process but the engine:
-        // a second worker thread adds its own wake-ups to each hop (BENCHMARKS.md).
-        Command::Latency { .. }
-        | Command::PlainEcho { .. }
-        | Command::Echo { .. }
-        | Command::TriggerHandler { .. } => 1,
+        // The peers of a round trip run single-threaded runtimes (so does its timed side, see
+        // `latency`): a second worker thread adds its own wake-ups to each hop (BENCHMARKS.md).
+        Command::PlainEcho { .. } | Command::Echo { .. } | Command::TriggerHandler { .. } => 1,
         _ => 2,
     };
     let runtime = iii_engine::build_runtime(threads);
