@@ -11,6 +11,7 @@ mod latency;
 mod memory;
 mod plain_echo;
 mod procs;
+mod scaling;
 mod setups;
 mod throughput;
 mod workers;
@@ -73,6 +74,38 @@ enum Command {
         /// Seconds of load per server.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// How cost grows: 1–4,096 concurrent channels, 1–1,000 connected workers, 1–256 calls
+    /// in flight; `--json` writes the figures for `bench/scaling/plot.py`.
+    Scaling {
+        /// Bytes per channel run (split over its channels).
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        /// Seconds of calls per call run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Fewer points and smaller sizes, for a smoke run.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the figures as JSON.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    #[command(hide = true)]
+    ScaleWriter {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        refs_file: String,
+        #[arg(long)]
+        bytes: u64,
+    },
+    #[command(hide = true)]
+    ScaleWorkers {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        count: usize,
     },
     #[command(hide = true)]
     HttpWorker {
@@ -172,6 +205,18 @@ async fn run(command: Command) -> Result<(), String> {
         Command::SlowReader { bytes } => report_slow_reader(bytes).await.map(drop),
         Command::Churn { count } => report_churn(count).await.map(drop),
         Command::Http { bytes, seconds } => report_http(bytes, seconds).await.map(drop),
+        Command::Scaling {
+            bytes,
+            seconds,
+            quick,
+            json,
+        } => report_scaling(bytes, seconds, quick, json).await,
+        Command::ScaleWriter {
+            url,
+            refs_file,
+            bytes,
+        } => scaling::scale_writer(&url, &refs_file, bytes).await,
+        Command::ScaleWorkers { url, count } => scaling::scale_workers(&url, count).await,
         Command::HttpWorker { url } => http_workers::http_worker(&url).await,
         Command::PlainHttpServer => http_workers::plain_http_server().await,
         Command::EngineProc {
@@ -263,6 +308,21 @@ async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+async fn report_scaling(
+    bytes: u64,
+    seconds: u64,
+    quick: bool,
+    json: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    let figures = scaling::run(bytes, seconds, quick).await?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(())
 }
 
 async fn report_latency(count: usize) -> Result<Vec<Row>, String> {

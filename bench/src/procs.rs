@@ -18,11 +18,16 @@ pub struct ChildProc {
 impl ChildProc {
     /// Starts this executable with `args`.
     pub fn spawn(args: &[String]) -> Result<Self, String> {
+        Self::spawn_with_stdin(args, Stdio::null())
+    }
+
+    /// Starts this executable with `args` and `stdin`.
+    pub fn spawn_with_stdin(args: &[String], stdin: Stdio) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut child = Command::new(exe)
             .args(args)
             .stdout(Stdio::piped())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("spawn {args:?}: {e}"))?;
@@ -110,6 +115,11 @@ impl EngineProc {
 }
 
 impl EngineProc {
+    /// The engine process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
     /// CPU seconds (user + system) the engine has used so far.
     pub fn cpu_seconds(&self) -> f64 {
         self.proc
