@@ -23,7 +23,8 @@ trap 'rm -rf "$WORK"' EXIT
 wheel=(dist/iii-*.whl)
 tarball=(dist/iii-sdk-*.tgz)
 [[ -f "${wheel[0]}" && -f "${tarball[0]}" ]] || { echo "run scripts/package.sh first" >&2; exit 1; }
-cargo build --release -q -p iii-engine --bin iii -p iii-bench
+cargo build --release -q -p iii-engine --bin iii
+cargo build --release -q -p iii-bench
 ENGINE="$ROOT/target/release/iii"
 bash tests/interop/setup.sh >&2
 

@@ -14,17 +14,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 
 
-def panel(axis, xs, ys, title, ylabel, xlabel, log_x=True, ylim_zero=True):
+def panel(axis, xs, ys, title, ylabel, xlabel):
+    """Draws one curve on `axis`: a log-2 x axis labelled with the measured points, y from 0,
+    each point annotated with its value."""
     axis.plot(xs, ys, marker="o")
     axis.set_title(title, fontsize=10)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
-    if log_x:
-        axis.set_xscale("log", base=2 if max(xs) <= 4096 and min(xs) >= 1 else 10)
-        axis.set_xticks(xs)
-        axis.set_xticklabels([str(x) for x in xs])
-    if ylim_zero:
-        axis.set_ylim(bottom=0)
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(xs)
+    axis.set_xticklabels([str(x) for x in xs])
+    axis.set_ylim(bottom=0)
     axis.grid(True, alpha=0.3)
     for x, y in zip(xs, ys):
         label = f"{y:,.0f}" if abs(y) >= 100 else f"{y:.3g}"
@@ -32,52 +32,45 @@ def panel(axis, xs, ys, title, ylabel, xlabel, log_x=True, ylim_zero=True):
                       ha="center", fontsize=8)
 
 
+# Each picture: its file, title, layout, the JSON list it draws, the x field and label, and its
+# panels as (y field, panel title, y label).
+PICTURES = [
+    ("channels.png", "Channels streaming at once", (2, 2), (10, 7),
+     "channels", "channels", "concurrent channels", [
+         ("mb_per_s", "aggregate throughput", "MB/s"),
+         ("fairness", "fairness: slowest / fastest channel", "ratio (1 = even)"),
+         ("engine_cpu_s_per_gib", "engine CPU per GiB relayed", "CPU s / GiB"),
+         ("engine_rss_peak_mib", "engine peak RSS while streaming", "MiB"),
+     ]),
+    ("workers.png", "Connected workers", (1, 3), (13, 3.8),
+     "workers", "workers", "connected workers", [
+         ("calls_per_s", "calls/s, 16 in flight, spread over all", "calls/s"),
+         ("engine_cpu_us_per_call", "engine CPU per call", "µs"),
+         ("engine_rss_mib", "engine RSS with the workers connected", "MiB"),
+     ]),
+    ("in_flight.png", "Calls in flight", (1, 2), (9, 3.8),
+     "in_flight", "in_flight", "calls in flight", [
+         ("calls_per_s", "calls/s to one worker", "calls/s"),
+         ("engine_cpu_us_per_call", "engine CPU per call", "µs"),
+     ]),
+]
+
+
 def main(figures_path, out_dir):
+    """Draws every picture of PICTURES from the figures at `figures_path` into `out_dir`."""
     figures = json.loads(Path(figures_path).read_text())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
-    channels = figures["channels"]
-    xs = [p["channels"] for p in channels]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    panel(axes[0][0], xs, [p["mb_per_s"] for p in channels],
-          "aggregate throughput", "MB/s", "concurrent channels")
-    panel(axes[0][1], xs, [p["fairness"] for p in channels],
-          "fairness: slowest / fastest channel", "ratio (1 = even)", "concurrent channels")
-    panel(axes[1][0], xs, [p["engine_cpu_s_per_gib"] for p in channels],
-          "engine CPU per GiB relayed", "CPU s / GiB", "concurrent channels")
-    panel(axes[1][1], xs, [p["engine_rss_peak_mib"] for p in channels],
-          "engine peak RSS while streaming", "MiB", "concurrent channels")
-    fig.suptitle("Channels streaming at once (iii-bench scaling)")
-    fig.tight_layout()
-    fig.savefig(out / "channels.png", dpi=90)
-    plt.close(fig)
-
-    workers = figures["workers"]
-    xs = [p["workers"] for p in workers]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    panel(axes[0], xs, [p["calls_per_s"] for p in workers],
-          "calls/s, 16 in flight, spread over all", "calls/s", "connected workers")
-    panel(axes[1], xs, [p["engine_cpu_us_per_call"] for p in workers],
-          "engine CPU per call", "µs", "connected workers")
-    panel(axes[2], xs, [p["engine_rss_mib"] for p in workers],
-          "engine RSS with the workers connected", "MiB", "connected workers")
-    fig.suptitle("Connected workers (iii-bench scaling)")
-    fig.tight_layout()
-    fig.savefig(out / "workers.png", dpi=90)
-    plt.close(fig)
-
-    in_flight = figures["in_flight"]
-    xs = [p["in_flight"] for p in in_flight]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    panel(axes[0], xs, [p["calls_per_s"] for p in in_flight],
-          "calls/s to one worker", "calls/s", "calls in flight")
-    panel(axes[1], xs, [p["engine_cpu_us_per_call"] for p in in_flight],
-          "engine CPU per call", "µs", "calls in flight")
-    fig.suptitle("Calls in flight (iii-bench scaling)")
-    fig.tight_layout()
-    fig.savefig(out / "in_flight.png", dpi=90)
-    plt.close(fig)
+    for name, title, (rows, cols), size, series, x_field, x_label, panels in PICTURES:
+        points = figures[series]
+        xs = [p[x_field] for p in points]
+        fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
+        for axis, (y_field, panel_title, y_label) in zip(axes.flat, panels):
+            panel(axis, xs, [p[y_field] for p in points], panel_title, y_label, x_label)
+        fig.suptitle(f"{title} (iii-bench scaling)")
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 //! Round trips, each beside what bounds it:
 //! - text messages: this process sends a message on one channel, an echo process sends it back
-//!   on a second channel; four WebSocket hops through the engine per round trip. Its ceiling
-//!   is the same four hops through a plain relay process ([`crate::plain_echo`]).
+//!   on a second channel; two WebSocket hops each way, through the engine. Its ceiling is the
+//!   same hops through a plain relay process ([`crate::plain_echo`]).
 //! - `trigger()`: this process calls a no-op function served by a second process through the
 //!   engine — what the bindings' round trips are measured against (`bench/roundtrip`): no
 //!   binding can do better than the Rust SDK on both ends.
 
+use crate::Row;
 use crate::procs::{ChildProc, EngineProc};
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
@@ -99,7 +100,7 @@ async fn timed_message_round_trips(count: usize) -> Result<RoundTrips, String> {
         .send_message("STOP")
         .await
         .map_err(|e| e.to_string())?;
-    let _ = echo.child.wait().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), echo.child.wait()).await;
     iii.shutdown();
     Ok(percentiles(samples))
 }
@@ -117,7 +118,7 @@ async fn timed_plain_round_trips(count: usize) -> Result<RoundTrips, String> {
         .ok_or_else(|| format!("unexpected relay output: {line}"))?;
     let url = format!("ws://127.0.0.1:{port}");
     let mut echo = ChildProc::spawn(&["plain-echo".into(), "--url".into(), url.clone()])?;
-    echo.line(Duration::from_secs(30)).await?;
+    expect_line(&mut echo, "READY").await?;
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -145,7 +146,7 @@ async fn timed_plain_round_trips(count: usize) -> Result<RoundTrips, String> {
         .send(Message::Text("STOP".into()))
         .await
         .map_err(|e| e.to_string())?;
-    let _ = echo.child.wait().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), echo.child.wait()).await;
     Ok(percentiles(samples))
 }
 
@@ -158,7 +159,7 @@ async fn timed_trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
     let engine = EngineProc::start(60).await?;
     let mut handler =
         ChildProc::spawn(&["trigger-handler".into(), "--url".into(), engine.url.clone()])?;
-    handler.line(Duration::from_secs(30)).await?;
+    expect_line(&mut handler, "READY").await?;
     let iii = iii_sdk::register_worker(&engine.url);
     let request = || iii_sdk::TriggerRequest::new(NOOP_FUNCTION, serde_json::json!({"n": 1}));
     let mut samples = Vec::with_capacity(count);
@@ -193,7 +194,23 @@ pub async fn trigger_handler(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Waits for `child` to print `expected`.
+pub async fn expect_line(child: &mut ChildProc, expected: &str) -> Result<(), String> {
+    let line = child.line(Duration::from_secs(120)).await?;
+    if line == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {expected:?} from a child process, got {line:?}"
+        ))
+    }
+}
+
+/// p50 and p99 of `samples` (at least one: every benchmark times one or more).
 fn percentiles(mut samples: Vec<f64>) -> RoundTrips {
+    if samples.is_empty() {
+        samples.push(f64::NAN);
+    }
     samples.sort_by(f64::total_cmp);
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     RoundTrips {
@@ -201,4 +218,44 @@ fn percentiles(mut samples: Vec<f64>) -> RoundTrips {
         p99_us: pick(0.99),
         count: samples.len(),
     }
+}
+
+/// Measures and prints the three round trips; returns the summary rows.
+pub async fn report(count: usize) -> Result<Vec<Row>, String> {
+    let plain = plain_round_trips(count).await?;
+    println!(
+        "ceiling (plain WebSocket echo through a relay, two hops each way, {} trips): p50 {:.0} µs, p99 {:.0} µs",
+        plain.count, plain.p50_us, plain.p99_us
+    );
+    let trips = message_round_trips(count).await?;
+    let ratio = trips.p50_us / plain.p50_us;
+    println!(
+        "message round trip ({} trips): p50 {:.0} µs, p99 {:.0} µs = {ratio:.2} × the ceiling at p50",
+        trips.count, trips.p50_us, trips.p99_us
+    );
+    let calls = trigger_round_trips(count).await?;
+    println!(
+        "trigger() round trip, Rust SDK on both ends ({} calls): p50 {:.0} µs, p99 {:.0} µs",
+        calls.count, calls.p50_us, calls.p99_us
+    );
+    Ok(vec![
+        (
+            "plain WebSocket echo through a relay (ceiling)".into(),
+            format!("p50 {:.0} µs, p99 {:.0} µs", plain.p50_us, plain.p99_us),
+            "—".into(),
+        ),
+        (
+            "text message round trip".into(),
+            format!(
+                "p50 {:.0} µs, p99 {:.0} µs ({ratio:.2} × the ceiling)",
+                trips.p50_us, trips.p99_us
+            ),
+            "≤ 2 × the ceiling".into(),
+        ),
+        (
+            "trigger() round trip, Rust SDK both ends".into(),
+            format!("p50 {:.0} µs, p99 {:.0} µs", calls.p50_us, calls.p99_us),
+            "—".into(),
+        ),
+    ])
 }

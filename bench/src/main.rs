@@ -41,12 +41,12 @@ enum Command {
         #[arg(long, default_value_t = 1 << 30)]
         bytes: u64,
     },
-    /// Text message round trips through two channels, beside a plain two-hop echo, and
-    /// `trigger()` round trips between two Rust SDK processes.
+    /// Text message round trips through two channels, beside a plain WebSocket echo through a
+    /// relay (two hops each way), and `trigger()` round trips between two Rust SDK processes.
     Latency {
         /// Round trips to time.
-        #[arg(long, default_value_t = 10_000)]
-        count: usize,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
     },
     /// Channel setups per second, serial and 16 in flight.
     Setups {
@@ -82,9 +82,10 @@ enum Command {
         #[arg(long, default_value_t = 1 << 30)]
         bytes: u64,
         /// Seconds of calls per call run.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
         seconds: u64,
-        /// Fewer points and smaller sizes, for a smoke run.
+        /// Fewer points (no 4,096 channels, no 1,000 workers), at most 256 MiB per channel
+        /// run and 2 s per call run: a smoke run.
         #[arg(long)]
         quick: bool,
         /// Where to write the figures as JSON.
@@ -180,9 +181,13 @@ fn main() {
         Command::EngineProc { threads, .. } => *threads,
         // A plain server on one thread, like the engine, for a fair ceiling.
         Command::PlainHttpServer | Command::PlainRelay => iii_engine::DEFAULT_WORKER_THREADS,
-        // The peers of a round trip run single-threaded runtimes (so does its timed side, see
-        // `latency`): a second worker thread adds its own wake-ups to each hop (BENCHMARKS.md).
-        Command::PlainEcho { .. } | Command::Echo { .. } | Command::TriggerHandler { .. } => 1,
+        // The peers of a round trip, and the workers calls go to, run single-threaded runtimes
+        // (so does the timed side, see `latency`): a second worker thread adds its own
+        // wake-ups to each hop (BENCHMARKS.md).
+        Command::PlainEcho { .. }
+        | Command::Echo { .. }
+        | Command::TriggerHandler { .. }
+        | Command::ScaleWorkers { .. } => 1,
         _ => 2,
     };
     let runtime = iii_engine::build_runtime(threads);
@@ -200,7 +205,7 @@ async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::All { quick } => all(quick).await,
         Command::Throughput { bytes } => report_throughput(bytes).await.map(drop),
-        Command::Latency { count } => report_latency(count).await.map(drop),
+        Command::Latency { count } => latency::report(count as usize).await.map(drop),
         Command::Setups { count } => report_setups(count).await.map(drop),
         Command::SlowReader { bytes } => report_slow_reader(bytes).await.map(drop),
         Command::Churn { count } => report_churn(count).await.map(drop),
@@ -210,7 +215,7 @@ async fn run(command: Command) -> Result<(), String> {
             seconds,
             quick,
             json,
-        } => report_scaling(bytes, seconds, quick, json).await,
+        } => scaling::report(bytes, seconds, quick, json).await,
         Command::ScaleWriter {
             url,
             refs_file,
@@ -250,7 +255,7 @@ async fn all(quick: bool) -> Result<(), String> {
     let scale = |full: u64, small: u64| if quick { small } else { full };
     let mut rows = Vec::new();
     rows.extend(report_throughput(scale(1 << 30, 32 << 20)).await?);
-    rows.extend(report_latency(scale(10_000, 500) as usize).await?);
+    rows.extend(latency::report(scale(10_000, 500) as usize).await?);
     rows.extend(report_setups(scale(10_000, 500) as usize).await?);
     rows.extend(report_slow_reader(scale(500_000_000, 20_000_000)).await?);
     rows.extend(report_churn(scale(100_000, 2_000) as usize).await?);
@@ -262,7 +267,8 @@ async fn all(quick: bool) -> Result<(), String> {
     Ok(())
 }
 
-type Row = (String, String, String);
+/// One line of the summary table: benchmark, figure, target.
+pub type Row = (String, String, String);
 
 /// Rounds of ceiling + relay; the figures reported are the medians (this VM is noisy).
 const THROUGHPUT_ROUNDS: usize = 3;
@@ -308,60 +314,6 @@ async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-async fn report_scaling(
-    bytes: u64,
-    seconds: u64,
-    quick: bool,
-    json: Option<std::path::PathBuf>,
-) -> Result<(), String> {
-    let figures = scaling::run(bytes, seconds, quick).await?;
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("figures written to {}", path.display());
-    }
-    Ok(())
-}
-
-async fn report_latency(count: usize) -> Result<Vec<Row>, String> {
-    let plain = latency::plain_round_trips(count).await?;
-    println!(
-        "ceiling (plain two-hop WebSocket echo, {} trips): p50 {:.0} µs, p99 {:.0} µs",
-        plain.count, plain.p50_us, plain.p99_us
-    );
-    let trips = latency::message_round_trips(count).await?;
-    let ratio = trips.p50_us / plain.p50_us;
-    println!(
-        "message round trip ({} trips): p50 {:.0} µs, p99 {:.0} µs = {ratio:.2} × the ceiling at p50",
-        trips.count, trips.p50_us, trips.p99_us
-    );
-    let calls = latency::trigger_round_trips(count).await?;
-    println!(
-        "trigger() round trip, Rust SDK on both ends ({} calls): p50 {:.0} µs, p99 {:.0} µs",
-        calls.count, calls.p50_us, calls.p99_us
-    );
-    Ok(vec![
-        (
-            "plain two-hop WebSocket echo (ceiling)".into(),
-            format!("p50 {:.0} µs, p99 {:.0} µs", plain.p50_us, plain.p99_us),
-            "—".into(),
-        ),
-        (
-            "text message round trip".into(),
-            format!(
-                "p50 {:.0} µs, p99 {:.0} µs ({ratio:.2} × the ceiling)",
-                trips.p50_us, trips.p99_us
-            ),
-            "≤ 2 × the ceiling".into(),
-        ),
-        (
-            "trigger() round trip, Rust SDK both ends".into(),
-            format!("p50 {:.0} µs, p99 {:.0} µs", calls.p50_us, calls.p99_us),
-            "—".into(),
-        ),
-    ])
 }
 
 async fn report_setups(count: usize) -> Result<Vec<Row>, String> {

@@ -1,6 +1,6 @@
-//! The ceiling of a message round trip: the same four WebSocket hops as a channel echo
-//! (sender → relay → echoer → relay → sender), made by plain tokio-tungstenite processes with
-//! no protocol of their own. The relay stands where the engine stands, in its own process on
+//! The ceiling of a message round trip: the same WebSocket hops as a channel echo, two each
+//! way (sender → relay → echoer → relay → sender), made by plain tokio-tungstenite processes
+//! with no protocol of their own. The relay stands where the engine stands, in its own process on
 //! the engine's runtime, so the channel figure can be read as a multiple of this one.
 
 use futures_util::{SinkExt, StreamExt};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use iii_sdk::{ChannelWriter, III, RegisterFunction, StreamChannelRef, TriggerRequest};
 use serde::Serialize;
 
-use crate::latency::NOOP_FUNCTION;
+use crate::latency::{NOOP_FUNCTION, expect_line};
 use crate::procs::{ChildProc, EngineProc};
 use crate::workers::{FRAME, frame};
 
@@ -24,7 +24,9 @@ pub struct ChannelPoint {
     /// Aggregate throughput: the bytes sent after every channel was open and streaming, over
     /// the time until the last channel ended.
     pub mb_per_s: f64,
-    /// The slowest channel's throughput over the fastest's (1 = perfectly even).
+    /// The slowest channel's throughput over the fastest's, each from the common start to
+    /// its own end (1 = perfectly even). All carry the same bytes, so this is also the
+    /// earliest finish time over the latest.
     pub fairness: f64,
     /// Engine CPU seconds per GiB relayed.
     pub engine_cpu_s_per_gib: f64,
@@ -71,6 +73,27 @@ pub struct Scaling {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// Measures everything, prints each point, and writes the figures to `json` if given.
+pub async fn report(
+    bytes: u64,
+    seconds: u64,
+    quick: bool,
+    json: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    let (bytes, seconds) = if quick {
+        (bytes.min(256 << 20), seconds.min(2))
+    } else {
+        (bytes, seconds)
+    };
+    let figures = run(bytes, seconds, quick).await?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(())
+}
+
 /// Measures every point: `total` bytes per channel run, `seconds` of calls per call run.
 pub async fn run(total: u64, seconds: u64, quick: bool) -> Result<Scaling, String> {
     let channel_counts: &[usize] = if quick {
@@ -79,6 +102,15 @@ pub async fn run(total: u64, seconds: u64, quick: bool) -> Result<Scaling, Strin
         &[1, 16, 256, 4096]
     };
     let worker_counts: &[usize] = if quick { &[1, 100] } else { &[1, 100, 1000] };
+    let most = channel_counts.iter().max().copied().unwrap_or(1);
+    // The engine (a child, with this process's limits) holds two sockets per channel.
+    check_open_files(2 * most + 256)?;
+    if total / most as u64 <= FRAME as u64 {
+        return Err(format!(
+            "--bytes {total} leaves {most} channels one frame or less each: give at least {} bytes",
+            2 * FRAME as u64 * most as u64
+        ));
+    }
     let mut scaling = Scaling {
         channels: Vec::new(),
         workers: Vec::new(),
@@ -107,16 +139,15 @@ pub async fn run(total: u64, seconds: u64, quick: bool) -> Result<Scaling, Strin
     let engine = EngineProc::start(60).await?;
     let mut handler =
         ChildProc::spawn(&["trigger-handler".into(), "--url".into(), engine.url.clone()])?;
-    handler.line(Duration::from_secs(30)).await?;
+    expect_line(&mut handler, "READY").await?;
     let iii = iii_sdk::register_worker(&engine.url);
     for in_flight in [1, 16, 256] {
-        let cpu = engine.cpu_seconds();
-        let calls = calls_for(&iii, in_flight, seconds, |_| NOOP_FUNCTION.to_string()).await?;
-        let per_call = (engine.cpu_seconds() - cpu) * 1e6 / calls.max(1) as f64;
+        let noop = |_| NOOP_FUNCTION.to_string();
+        let calls = calls_for(&iii, in_flight, seconds, &engine, noop).await?;
         let point = InFlightPoint {
             in_flight,
-            calls_per_s: calls as f64 / seconds as f64,
-            engine_cpu_us_per_call: per_call,
+            calls_per_s: calls.per_second,
+            engine_cpu_us_per_call: calls.engine_cpu_us_per_call,
         };
         println!(
             "{in_flight} calls in flight: {:.0} calls/s, engine {:.1} µs CPU per call",
@@ -142,9 +173,9 @@ async fn channel_point(channels: usize, total: u64) -> Result<ChannelPoint, Stri
         readers.push(channel.reader);
     }
     let refs_file =
-        std::env::temp_dir().join(format!("iii-bench-refs-{}.json", std::process::id()));
+        TempFile(std::env::temp_dir().join(format!("iii-bench-refs-{}.json", std::process::id())));
     let refs_json = serde_json::to_string(&refs).map_err(|e| e.to_string())?;
-    std::fs::write(&refs_file, refs_json).map_err(|e| format!("refs file: {e}"))?;
+    std::fs::write(&refs_file.0, refs_json).map_err(|e| format!("refs file: {e}"))?;
 
     // Every socket is opened, and one frame per channel has arrived, before the clock starts:
     // the figures are about streaming at once, not about connecting.
@@ -154,7 +185,7 @@ async fn channel_point(channels: usize, total: u64) -> Result<ChannelPoint, Stri
             "--url".into(),
             engine.url.clone(),
             "--refs-file".into(),
-            refs_file.display().to_string(),
+            refs_file.0.display().to_string(),
             "--bytes".into(),
             per_channel.to_string(),
         ],
@@ -170,10 +201,7 @@ async fn channel_point(channels: usize, total: u64) -> Result<ChannelPoint, Stri
             .ok_or("a channel ended before its first frame")?;
         opened.push((reader, first.len() as u64));
     }
-    let line = writer.line(Duration::from_secs(120)).await?;
-    if line != "OPEN" {
-        return Err(format!("unexpected writer output: {line}"));
-    }
+    expect_line(&mut writer, "OPEN").await?;
     let cpu = engine.cpu_seconds();
     let started = Instant::now();
     tokio::io::AsyncWriteExt::write_all(&mut go, b"GO\n")
@@ -228,7 +256,6 @@ async fn channel_point(channels: usize, total: u64) -> Result<ChannelPoint, Stri
     sampling.store(false, Ordering::Release);
     let _ = sampler.await;
     let status = writer.child.wait().await.map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&refs_file);
     if !status.success() {
         return Err(format!("the writer process failed: {status}"));
     }
@@ -309,21 +336,17 @@ async fn worker_point(workers: usize, seconds: u64) -> Result<WorkerPoint, Strin
         "--count".into(),
         workers.to_string(),
     ])?;
-    pool.line(Duration::from_secs(120)).await?;
+    expect_line(&mut pool, "READY").await?;
     let iii = iii_sdk::register_worker(&engine.url);
     let rss = engine.rss();
-    let cpu = engine.cpu_seconds();
     let count = workers as u64;
-    let calls = calls_for(&iii, 16, seconds, move |n| {
-        worker_function((n % count) as usize)
-    })
-    .await?;
-    let per_call = (engine.cpu_seconds() - cpu) * 1e6 / calls.max(1) as f64;
+    let spread = move |n| worker_function((n % count) as usize);
+    let calls = calls_for(&iii, 16, seconds, &engine, spread).await?;
     iii.shutdown();
     Ok(WorkerPoint {
         workers,
-        calls_per_s: calls as f64 / seconds as f64,
-        engine_cpu_us_per_call: per_call,
+        calls_per_s: calls.per_second,
+        engine_cpu_us_per_call: calls.engine_cpu_us_per_call,
         engine_rss_mib: rss.total as f64 / MIB,
     })
 }
@@ -355,34 +378,77 @@ pub async fn scale_workers(url: &str, count: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Calls `function(n)` for `seconds`, `in_flight` at a time; returns the calls completed.
+/// What a run of calls measured.
+struct Calls {
+    per_second: f64,
+    engine_cpu_us_per_call: f64,
+}
+
+/// Calls `function(n)` for `seconds`, `in_flight` at a time, after a warm-up of 10 calls per
+/// lane (connections made, every function called once at least in the worker runs).
 async fn calls_for(
     iii: &III,
     in_flight: usize,
     seconds: u64,
+    engine: &EngineProc,
     function: impl Fn(u64) -> String + Send + Sync + 'static,
-) -> Result<u64, String> {
+) -> Result<Calls, String> {
     let function = Arc::new(function);
     let next = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let lanes: Vec<_> = (0..in_flight)
-        .map(|_| {
-            let (iii, function, next) = (iii.clone(), function.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let request = TriggerRequest::new(function(n), serde_json::json!({"n": n}));
-                    iii.trigger(request).await.map_err(|e| e.to_string())?;
-                    done += 1;
-                }
-                Ok::<_, String>(done)
+    let run = |until: Option<Instant>, per_lane: u64| {
+        (0..in_flight)
+            .map(|_| {
+                let (iii, function, next) = (iii.clone(), function.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while until.map_or(done < per_lane, |until| Instant::now() < until) {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let request = TriggerRequest::new(function(n), serde_json::json!({"n": n}));
+                        iii.trigger(request).await.map_err(|e| e.to_string())?;
+                        done += 1;
+                    }
+                    Ok::<_, String>(done)
+                })
             })
-        })
-        .collect();
-    let mut total = 0;
-    for lane in lanes {
+            .collect::<Vec<_>>()
+    };
+    for lane in run(None, 10) {
+        lane.await.map_err(|e| e.to_string())??;
+    }
+    let cpu = engine.cpu_seconds();
+    let started = Instant::now();
+    let mut total = 0u64;
+    for lane in run(Some(started + Duration::from_secs(seconds)), 0) {
         total += lane.await.map_err(|e| e.to_string())??;
     }
-    Ok(total)
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Calls {
+        per_second: total as f64 / elapsed,
+        engine_cpu_us_per_call: (engine.cpu_seconds() - cpu) * 1e6 / total.max(1) as f64,
+    })
+}
+
+/// A file deleted when dropped (also on the error paths).
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Fails with advice when this process may open fewer than `needed` files.
+fn check_open_files(needed: usize) -> Result<(), String> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < needed => Err(format!(
+            "{needed} open files are needed and the limit is {soft}: raise it (ulimit -n {needed})"
+        )),
+        _ => Ok(()),
+    }
 }
