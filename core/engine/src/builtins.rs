@@ -5,7 +5,7 @@ use iii_protocol::ErrorBody;
 use iii_protocol::builtins::{
     CHANNELS_CREATE_BUFFER_SIZE, CHANNELS_CREATE_READER, CHANNELS_CREATE_WRITER,
 };
-use iii_protocol::codes::{DESERIALIZATION_ERROR, INTERNAL_ERROR};
+use iii_protocol::codes::DESERIALIZATION_ERROR;
 use iii_protocol::limits::{DEFAULT_BUFFER_FRAMES, MAX_BUFFER_FRAMES};
 use serde_json::Value;
 
@@ -16,10 +16,7 @@ use crate::worker::Conn;
 /// `{"writer": <ref>, "reader": <ref>}`.
 pub(crate) fn create_channel(shared: &EngineState, data: &Value) -> Result<Value, ErrorBody> {
     let frames = buffer_size(data)?;
-    let (writer, reader) = shared.channels.create(frames).map_err(|error| {
-        tracing::error!(%error, "no randomness for channel keys");
-        ErrorBody::new(INTERNAL_ERROR, "could not create channel keys")
-    })?;
+    let (writer, reader) = shared.channels.create(frames);
     let mut refs = serde_json::Map::new();
     refs.insert(CHANNELS_CREATE_WRITER.into(), Value::from(writer));
     refs.insert(CHANNELS_CREATE_READER.into(), Value::from(reader));

@@ -263,7 +263,7 @@ mod tests {
     use std::time::Duration;
 
     fn channel() -> Channel {
-        let keys = AccessKey::generate_pair().expect("random");
+        let keys = AccessKey::generate_pair();
         let buffer = buffer::buffer(4, Arc::new(ByteCounters::default()));
         Channel::new(Uuid::new_v4(), keys, buffer, Instant::now())
     }

@@ -79,18 +79,15 @@ impl ChannelRegistry {
     }
 
     /// Creates a channel buffering `frames` frames; returns the (writer, reader) refs.
-    pub(crate) fn create(
-        &self,
-        frames: usize,
-    ) -> Result<(StreamChannelRef, StreamChannelRef), getrandom::Error> {
-        self.create_channel(frames)
-            .map(|created| (created.writer, created.reader))
+    pub(crate) fn create(&self, frames: usize) -> (StreamChannelRef, StreamChannelRef) {
+        let created = self.create_channel(frames);
+        (created.writer, created.reader)
     }
 
     /// [`create`](Self::create), also giving the channel itself, for ends the engine holds
     /// (HTTP request and response bodies).
-    pub(crate) fn create_channel(&self, frames: usize) -> Result<Created, getrandom::Error> {
-        let keys = AccessKey::generate_pair()?;
+    pub(crate) fn create_channel(&self, frames: usize) -> Created {
+        let keys = AccessKey::generate_pair();
         let id = Uuid::new_v4();
         let channel_id = id.to_string();
         let writer = StreamChannelRef {
@@ -111,11 +108,11 @@ impl ChannelRegistry {
             deadline,
         ));
         lock(&self.inner).live.insert(id, channel.clone());
-        Ok(Created {
+        Created {
             channel,
             writer,
             reader,
-        })
+        }
     }
 
     /// What `id` refers to for the holder of `key` to its `direction` end: a wrong key finds
@@ -213,7 +210,7 @@ mod tests {
     #[tokio::test]
     async fn refs_carry_distinct_keys_that_open_only_their_end() {
         let registry = registry(Duration::from_secs(60), Duration::from_secs(60));
-        let (writer, reader) = registry.create(8).expect("created");
+        let (writer, reader) = registry.create(8);
         assert_eq!(writer.channel_id, reader.channel_id);
         assert_ne!(writer.access_key, reader.access_key);
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
@@ -239,7 +236,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_and_tombstones() {
         let registry = registry(Duration::ZERO, Duration::ZERO);
-        let (writer, reader) = registry.create(8).expect("created");
+        let (writer, reader) = registry.create(8);
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
         let (write, read) = (ChannelDirection::Write, ChannelDirection::Read);
         let expired = registry.sweep(Instant::now());

@@ -19,14 +19,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
-use iii_protocol::{ChannelDirection, ErrorBody, codes};
+use iii_protocol::{ChannelDirection, EndStatus, ErrorBody, codes};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::accept::accept_loop;
 use crate::channels::Claim;
-use crate::channels::registry::Created;
 use crate::forward::{Call, Pace, forward};
 use crate::invocations::{Outcome, Waiter};
 use crate::lifecycle::{Lifeline, Shutdown};
@@ -119,13 +118,9 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
     } else {
         (BodySource::Streaming(incoming), Value::Null)
     };
-    let Some((request_channel, response_channel)) = create_channels(&shared) else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL_ERROR,
-            "could not create channels",
-        );
-    };
+    let frames = usize::try_from(DEFAULT_BUFFER_FRAMES).unwrap_or(64);
+    let request_channel = shared.channels.create_channel(frames);
+    let response_channel = shared.channels.create_channel(frames);
     let (Claim::Writer { buffer, stop }, Claim::Reader(rx)) = (
         request_channel.channel.claim(ChannelDirection::Write),
         response_channel.channel.claim(ChannelDirection::Read),
@@ -148,7 +143,12 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         buffer,
         stop,
     };
-    tokio::spawn(request::pump_body(shared.channels.clone(), source, writer));
+    if source.is_empty() {
+        // Nothing to stream (most GETs): end the channel here instead of spawning a pump.
+        request::finish_body(&shared.channels, writer, EndStatus::Complete);
+    } else {
+        tokio::spawn(request::pump_body(shared.channels.clone(), source, writer));
+    }
     let refs = BodyRefs {
         request_body: request_channel.reader,
         response: response_channel.writer,
@@ -164,17 +164,6 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         }
     }
     response::respond(rx, exchange, shared.config.http_timeout).await
-}
-
-fn create_channels(shared: &EngineState) -> Option<(Created, Created)> {
-    let create = || {
-        shared
-            .channels
-            .create_channel(usize::try_from(DEFAULT_BUFFER_FRAMES).unwrap_or(64))
-            .inspect_err(|error| tracing::error!(%error, "no randomness for channel keys"))
-            .ok()
-    };
-    Some((create()?, create()?))
 }
 
 /// Calls `function_id` with `data` (and the trigger's `metadata`) on behalf of the engine;

@@ -160,6 +160,16 @@ pub(crate) enum BodySource {
     Read(Bytes),
 }
 
+impl BodySource {
+    /// True when there is no body at all (known from the request's framing).
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Self::Streaming(body) => hyper::body::Body::is_end_stream(body),
+            Self::Read(data) => data.is_empty(),
+        }
+    }
+}
+
 /// The engine's writer end of a request-body channel.
 pub(crate) struct BodyWriter {
     /// The channel.
@@ -176,22 +186,24 @@ pub(crate) struct BodyWriter {
 pub(crate) async fn pump_body(
     channels: Arc<ChannelRegistry>,
     source: BodySource,
-    writer: BodyWriter,
+    mut writer: BodyWriter,
 ) {
-    let BodyWriter {
-        channel,
-        buffer,
-        mut stop,
-    } = writer;
     let status = tokio::select! {
         biased;
-        status = &mut stop => status.unwrap_or(EndStatus::Expired),
-        status = feed(source, &buffer) => status,
+        status = &mut writer.stop => status.unwrap_or(EndStatus::Expired),
+        status = feed(source, &writer.buffer) => status,
     };
+    finish_body(&channels, writer, status);
+}
+
+/// Ends the request-body channel's writer side with `status`.
+pub(crate) fn finish_body(channels: &ChannelRegistry, writer: BodyWriter, status: EndStatus) {
+    let channel = writer.channel;
     tracing::debug!(channel_id = %channel.id, ?status, "request body finished");
     if let Some(final_status) = channel.writer_finished(status) {
         channels.retire(&channel, final_status);
     }
+    drop(writer.buffer);
 }
 
 async fn feed(source: BodySource, buffer: &BufferTx) -> EndStatus {
