@@ -22,6 +22,9 @@
 //   process) with the reader of one and the writer of the other, then times `--trips` text
 //   messages there and back (sendMessage / onMessage, after 200 untimed; four WebSocket hops
 //   through the engine each), then `--trips` triggers of `bench::noop` in the echo process.
+// - channel setups: the reader process also serves `bench::count` (counts a reader's bytes); a
+//   setups process runs `--setups` setups (create a channel, call `bench::count` with its reader ref, write 1 KiB,
+//   end, await the call's byte count), one at a time and then 16 in flight, after 50 untimed.
 // - context, same engine: the Rust SDK's relay (iii-bench's channel writer and reader
 //   processes) and the one-hop ceiling (one plain tokio-tungstenite WebSocket between two
 //   processes, no engine), when the iii-bench binary exists.
@@ -45,6 +48,9 @@ const TARGET = process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CAR
 const CACHE = process.env.III_INTEROP_CACHE ?? path.join(os.homedir(), '.cache', 'iii-interop')
 const CORES = os.cpus().length || 1
 
+/** Channel setups kept in flight by the parallel setups figure. */
+const SETUPS_IN_FLIGHT = 16
+
 const log = (line) => process.stdout.write(`${line}\n`)
 
 // ---------------------------------------------------------------- arguments
@@ -58,6 +64,7 @@ function parseArgs(argv) {
     rounds: 3,
     bytes: GIB,
     trips: 2000,
+    setups: 500,
     timeout: 600,
     only: null,
     build: '',
@@ -75,11 +82,12 @@ function parseArgs(argv) {
     else if (name === '--rounds') args.rounds = Number(value())
     else if (name === '--bytes') args.bytes = Number(value())
     else if (name === '--trips') args.trips = Number(value())
+    else if (name === '--setups') args.setups = Number(value())
     else if (name === '--timeout') args.timeout = Number(value())
     else if (name === '--only') args.only = value() // ours | published
     else if (name === '--build') args.build = value() // what run.sh built, for the header
     else if (name === '--published-label') args.publishedLabel = value() // when --published is another build
-    else if (name === '--quick') Object.assign(args, { rounds: 1, bytes: 32 * 2 ** 20, trips: 200 })
+    else if (name === '--quick') Object.assign(args, { rounds: 1, bytes: 32 * 2 ** 20, trips: 200, setups: 100 })
     else if (name === '--help' || name === '-h') {
       log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0].replace(/^#!.*\n/, ''))
       process.exit(0)
@@ -238,6 +246,26 @@ class Bench {
     }
   }
 
+  /** Setups per second, one at a time and `SETUPS_IN_FLIGHT` at a time. */
+  async setups(engine, variant) {
+    const reader = this.worker(variant, engine.url, 'reader')
+    try {
+      await reader.line('READY', 60)
+      const rates = {}
+      for (const inFlight of [1, SETUPS_IN_FLIGHT]) {
+        const run = this.worker(variant, engine.url, 'setups', '--count', this.args.setups, '--in-flight', inFlight)
+        try {
+          rates[inFlight] = JSON.parse(await run.line('RESULT ', this.args.timeout)).per_sec
+        } finally {
+          await run.stop()
+        }
+      }
+      return { serial: rates[1], parallel: rates[SETUPS_IN_FLIGHT] }
+    } finally {
+      await reader.stop()
+    }
+  }
+
   /** The Rust SDK's writer and reader processes through the same engine; the channel is
    * created by a worker of our package (any client would do). */
   async rustRelay(engine, total) {
@@ -318,7 +346,7 @@ async function main() {
       `64 KiB writes, ${args.trips} round trips`,
   )
 
-  const keys = ['mb_s', 'engine', 'reader', 'writer', 'clients', 'reader_rss', 'writer_rss', 'msg_p50', 'msg_p99', 'trig_p50', 'trig_p99']
+  const keys = ['mb_s', 'engine', 'reader', 'writer', 'clients', 'reader_rss', 'writer_rss', 'msg_p50', 'msg_p99', 'trig_p50', 'trig_p99', 'setups_serial', 'setups_parallel']
   const figures = Object.fromEntries(variants.map((v) => [v, Object.fromEntries(keys.map((k) => [k, []]))]))
   const ratios = []
   const rust = []
@@ -392,6 +420,20 @@ async function main() {
             `p99 ${t.triggers.p99_us.toFixed(0)} µs (${load(t.triggers)})`,
         )
       }
+      for (const variant of order) {
+        try {
+          const r = await bench.setups(engine, variant)
+          figures[variant].setups_serial.push(r.serial)
+          figures[variant].setups_parallel.push(r.parallel)
+          log(
+            `round ${round}: ${LABELS[variant]}: channel setups ${r.serial.toFixed(0)}/s one at a time, ` +
+              `${r.parallel.toFixed(0)}/s ${SETUPS_IN_FLIGHT} in flight (${args.setups} each)`,
+          )
+        } catch (error) {
+          failures.push(`round ${round} ${variant} setups: ${error.message}`)
+          log(`round ${round}: ${LABELS[variant]}: setups FAILED: ${error.message}`)
+        }
+      }
     } finally {
       await engine.stop()
     }
@@ -433,6 +475,26 @@ async function main() {
     log(
       `ours / published: ${ratio.toFixed(2)} × (ratio of the medians; target ≥ 3 ×: ${ratio >= 3 ? 'met' : 'NOT met'}); ` +
         `per round ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`,
+    )
+  }
+  const setupRatio = (key) => {
+    const published = figures.published ? median(figures.published[key]) : NaN
+    const ours = figures.ours ? median(figures.ours[key]) : NaN
+    return ours / published
+  }
+  for (const variant of variants) {
+    const f = figures[variant]
+    log(
+      `  ${LABELS[variant]}: channel setups ${median(f.setups_serial).toFixed(0)}/s one at a time [${range(f.setups_serial)}], ` +
+        `${median(f.setups_parallel).toFixed(0)}/s ${SETUPS_IN_FLIGHT} in flight [${range(f.setups_parallel)}]`,
+    )
+  }
+  if (variants.length === 2) {
+    const serial = setupRatio('setups_serial')
+    const parallel = setupRatio('setups_parallel')
+    log(
+      `ours / published, channel setups: ${serial.toFixed(2)} × one at a time, ${parallel.toFixed(2)} × ${SETUPS_IN_FLIGHT} in flight ` +
+        `(target ≥ 3 ×: ${serial >= 3 && parallel >= 3 ? 'met' : 'NOT met'})`,
     )
   }
   for (const failure of failures) log(`failure: ${failure}`)

@@ -14,6 +14,9 @@
 //                                                   (PIDs: the echo's and the engine's, whose CPU
 //                                                   is read from /proc for the load figures)
 //   node worker.mjs PKG_DIR URL mkchannel           create a channel, print REFS <json>, wait
+//   node worker.mjs PKG_DIR URL setups --count N --in-flight K
+//                                                   N channel setups handed to bench::count,
+//                                                   K at a time (RESULT <json>)
 //
 // stdout carries only protocol lines; everything else goes to stderr. Serving roles run until
 // stdin closes.
@@ -135,6 +138,13 @@ function ended(stream) {
 // ---------------------------------------------------------------- throughput
 
 function serveReader() {
+  // The setups' reader: counts the bytes, nothing else (bench::read's figures cost more
+  // than a small stream).
+  iii.registerFunction('bench::count', async (input) => {
+    let bytes = 0
+    for await (const chunk of input.reader.stream) bytes += chunk.length
+    return { bytes }
+  })
   iii.registerFunction('bench::read', async (input) => {
     let bytes = 0
     let first = null
@@ -321,6 +331,50 @@ async function ping(count, peers) {
   return { messages, triggers }
 }
 
+// ---------------------------------------------------------------- channel setups
+
+/** Bytes each setup streams: small, so the setup itself is what is timed. */
+const SETUP_BYTES = 1024
+
+/**
+ * One channel setup as an application does it: create a channel, hand its reader ref to
+ * `bench::count` in the reader process, write SETUP_BYTES and end; done when the call returns
+ * with every byte counted.
+ */
+async function oneSetup(data) {
+  const channel = await createChannel(iii)
+  const call = later(
+    iii.trigger({ function_id: 'bench::count', payload: { reader: channel.readerRef }, timeoutMs: 30_000 }),
+  )
+  const stream = channel.writer.stream
+  stream.write(data)
+  await ended(stream)
+  const result = await call
+  if (result?.bytes !== SETUP_BYTES) throw new Error(`bench::count counted ${JSON.stringify(result)}, sent ${SETUP_BYTES}`)
+}
+
+/** `count` setups after 50 untimed, `inFlight` at a time; setups per second. */
+async function setups(count, inFlight) {
+  await awaitReady()
+  const data = chunkBytes().subarray(0, SETUP_BYTES)
+  const run = async (total) => {
+    let next = 0
+    const lane = async () => {
+      while (next < total) {
+        next += 1
+        await oneSetup(data)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(inFlight, total) }, lane))
+  }
+  await run(50)
+  const cpu = ownCpu()
+  const started = performance.now()
+  await run(count)
+  const secs = (performance.now() - started) / 1e3
+  return { count, in_flight: inFlight, secs, per_sec: count / secs, cpu: ownCpu() - cpu }
+}
+
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -335,6 +389,8 @@ async function main() {
   } else if (role === 'ping') {
     const peers = (arg('peers', '') || '').split(',').filter(Boolean).map(Number)
     emit(`RESULT ${JSON.stringify(await ping(Number(arg('count', '2000')), peers))}`)
+  } else if (role === 'setups') {
+    emit(`RESULT ${JSON.stringify(await setups(Number(arg('count', '300')), Number(arg('in-flight', '1'))))}`)
   } else if (role === 'mkchannel') {
     await awaitReady()
     const channel = await createChannel(iii)

@@ -21,9 +21,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use iii_protocol::{EndStatus, StreamChannelRef};
+use iii_protocol::{ChannelDirection, EndStatus, StreamChannelRef};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -61,10 +61,32 @@ impl Channel {
 /// A connected channel socket.
 pub(crate) type ChannelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Opens a channel socket with Nagle disabled; HTTP refusals (404 wrong key, 400 bad request)
-/// and unreachable engines become [`IIIError::ChannelConnect`].
-pub(crate) async fn connect(url: &str) -> Result<ChannelSocket, IIIError> {
-    match tokio_tungstenite::connect_async_with_config(url, None, true).await {
+/// Read buffer of a reader end: one full frame (64 KiB of payload plus the largest header).
+const READER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
+/// Read buffer of a writer end, which receives only close frames and the odd text message.
+/// Tungstenite zero-fills the free part of its read buffer on every read attempt and allocates
+/// it per socket; its 128 KiB default cost a channel setup 4 % of a Node process's CPU in
+/// `memset` alone, plus the page faults of a fresh mapping (BENCHMARKS.md).
+const WRITER_READ_BUFFER: usize = 4 * 1024;
+
+/// The WebSocket settings of a channel end reading or writing (`direction`).
+fn socket_config(direction: ChannelDirection) -> WebSocketConfig {
+    let read_buffer = match direction {
+        ChannelDirection::Read => READER_READ_BUFFER,
+        ChannelDirection::Write => WRITER_READ_BUFFER,
+    };
+    WebSocketConfig::default().read_buffer_size(read_buffer)
+}
+
+/// Opens a channel socket for the end reading or writing (`direction`) with Nagle disabled;
+/// HTTP refusals (404 wrong key, 400 bad request) and unreachable engines become
+/// [`IIIError::ChannelConnect`].
+pub(crate) async fn connect(
+    url: &str,
+    direction: ChannelDirection,
+) -> Result<ChannelSocket, IIIError> {
+    let config = Some(socket_config(direction));
+    match tokio_tungstenite::connect_async_with_config(url, config, true).await {
         Ok((socket, _response)) => Ok(socket),
         Err(WsError::Http(response)) => Err(IIIError::ChannelConnect(format!(
             "the engine refused the channel socket with HTTP {}",
@@ -82,10 +104,11 @@ pub(crate) async fn connect(url: &str) -> Result<ChannelSocket, IIIError> {
 pub(crate) struct Connecting(Pin<Box<dyn Future<Output = Result<ChannelSocket, IIIError>> + Send>>);
 
 impl Connecting {
-    /// Starts opening `url` (nothing happens until it is polled).
-    pub(crate) fn start(url: &str) -> Self {
+    /// Starts opening `url` for the end reading or writing (`direction`); nothing happens
+    /// until it is polled.
+    pub(crate) fn start(url: &str, direction: ChannelDirection) -> Self {
         let url = url.to_string();
-        Self(Box::pin(async move { connect(&url).await }))
+        Self(Box::pin(async move { connect(&url, direction).await }))
     }
 }
 

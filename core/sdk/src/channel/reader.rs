@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use iii_protocol::StreamChannelRef;
 use iii_protocol::close::COMPLETE;
+use iii_protocol::{ChannelDirection, StreamChannelRef};
 use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -197,7 +197,7 @@ impl Shared {
     /// Connects the socket (on the home runtime) if nobody has yet.
     pub(super) async fn open(&self, state: &mut Socket) -> Result<(), IIIError> {
         if let Socket::Idle = state {
-            *state = Socket::Connecting(Connecting::start(&self.url));
+            *state = Socket::Connecting(Connecting::start(&self.url, ChannelDirection::Read));
         }
         if let Socket::Connecting(connecting) = state {
             match connecting.await {
@@ -444,11 +444,12 @@ impl ChannelReader {
                 let connected = match previous {
                     Socket::Open(socket) => Ok(socket),
                     Socket::Connecting(connecting) => connecting.await,
-                    Socket::Idle => {
-                        tokio::time::timeout(CLOSE_ACK_TIMEOUT, Connecting::start(&url))
-                            .await
-                            .unwrap_or(Err(IIIError::ReaderClosed))
-                    }
+                    Socket::Idle => tokio::time::timeout(
+                        CLOSE_ACK_TIMEOUT,
+                        Connecting::start(&url, ChannelDirection::Read),
+                    )
+                    .await
+                    .unwrap_or(Err(IIIError::ReaderClosed)),
                     Socket::Ended => return,
                 };
                 let Ok(mut socket) = connected else { return };

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::close::{ABORTED, COMPLETE};
 use iii_protocol::limits::CHANNEL_FRAME_BYTES;
-use iii_protocol::{EndStatus, StreamChannelRef};
+use iii_protocol::{ChannelDirection, EndStatus, StreamChannelRef};
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
@@ -266,7 +266,7 @@ impl ChannelWriter {
     /// The socket, connecting it (on the home runtime) on first use.
     async fn open<'c>(&self, conn: &'c mut Conn) -> Result<&'c mut Sink, IIIError> {
         if let Conn::Idle = conn {
-            *conn = Conn::Connecting(Connecting::start(&self.url));
+            *conn = Conn::Connecting(Connecting::start(&self.url, ChannelDirection::Write));
         }
         if let Conn::Connecting(connecting) = conn {
             let socket = match connecting.await {
