@@ -23,6 +23,10 @@ first, ...):
 - message round trip: a ping process creates two channels and calls `bench::echo` (an echo
   process) with the reader of one and the writer of the other; it times `--trips` text
   messages there and back (after 200 untimed), four WebSocket hops through the engine each.
+- channel setups: one program for both clients (setups.py, the asyncio API they share): a
+  serving process counts the bytes of each reader ref `bench::count` is called with; a setups
+  process creates a channel, calls `bench::count` with its reader ref, writes 1 KiB, closes and
+  awaits the call, `--setups` times one at a time and then 16 in flight (after 50 untimed).
 - context, same engine: the Rust SDK's relay (iii-bench's channel writer and reader
   processes) and the one-hop ceiling (one plain tokio-tungstenite WebSocket between two
   processes, no engine), when target/release/iii-bench exists.
@@ -49,6 +53,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 GIB = 1 << 30
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Channel setups kept in flight by the parallel setups figure.
+SETUPS_IN_FLIGHT = 16
 
 # name: (worker script, --api value, label)
 VARIANTS = {
@@ -216,6 +223,25 @@ class Bench:
                 ping.stop()
             echo.stop()
 
+    # ------------------------------------------------------------ channel setups
+
+    def setups(self, engine: Engine, python: str) -> dict:
+        """Setups per second with the client of `python`, one at a time and 16 in flight."""
+        script = HERE / "setups.py"
+        server = Proc([python, script, engine.url, "serve"])
+        try:
+            server.line("READY", 60)
+            rates = {}
+            for in_flight in (1, SETUPS_IN_FLIGHT):
+                run = Proc([python, script, engine.url, "run", "--count", self.args.setups, "--in-flight", in_flight])
+                try:
+                    rates[in_flight] = json.loads(run.line("RESULT ", self.args.timeout))["per_sec"]
+                finally:
+                    run.stop()
+            return {"serial": rates[1], "parallel": rates[SETUPS_IN_FLIGHT]}
+        finally:
+            server.stop()
+
     # ------------------------------------------------------------ context (Rust, one hop)
 
     def rust_relay(self, engine: Engine, total: int) -> dict:
@@ -293,12 +319,13 @@ def main() -> int:
     parser.add_argument("--bytes", type=int, default=GIB, help="bytes per transfer (default 1 GiB)")
     parser.add_argument("--published-bytes", type=int, help="bytes per transfer for the published client (default: --bytes)")
     parser.add_argument("--trips", type=int, default=2000)
+    parser.add_argument("--setups", type=int, default=500, help="channel setups per figure (0 skips them)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds one transfer or round-trip run may take")
     parser.add_argument("--variants", default="published,ours-sync,ours-async")
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 MiB, 200 trips, one round")
     args = parser.parse_args()
     if args.quick:
-        args.bytes, args.trips, args.rounds = 32 << 20, 200, 1
+        args.bytes, args.trips, args.rounds, args.setups = 32 << 20, 200, 1, 100
     published_bytes = args.published_bytes or args.bytes
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     with_context = bool(args.rust_bench) and os.access(args.rust_bench, os.X_OK)
@@ -325,6 +352,8 @@ def main() -> int:
     round_ratios: dict = {v: [] for v in variants}
     failures: list = []
     rust, hop = [], []
+    setup_sides = {"published": ("published iii-sdk 0.25.0", args.published_python), "ours": ("ours", args.ours_python)}
+    setup_rates: dict = {side: {"serial": [], "parallel": []} for side in setup_sides}
     for round_no in range(1, args.rounds + 1):
         order = variants if round_no % 2 == 1 else list(reversed(variants))
         engine = Engine(args.engine)
@@ -377,6 +406,20 @@ def main() -> int:
                     f"round {round_no}: {VARIANTS[variant][2]}: message round trip ({t['count']} trips) "
                     f"p50 {t['p50_us']:.0f} µs, p99 {t['p99_us']:.0f} µs ({load(t)})"
                 )
+            for side in (list(setup_sides) if round_no % 2 == 1 else list(reversed(setup_sides))) if args.setups else []:
+                label, python = setup_sides[side]
+                try:
+                    r = bench.setups(engine, python)
+                except Exception as error:
+                    failures.append(f"round {round_no} {side} setups: {error}")
+                    log(f"round {round_no}: {label}: setups FAILED: {error}")
+                    continue
+                setup_rates[side]["serial"].append(r["serial"])
+                setup_rates[side]["parallel"].append(r["parallel"])
+                log(
+                    f"round {round_no}: {label}: channel setups {r['serial']:.0f}/s one at a time, "
+                    f"{r['parallel']:.0f}/s {SETUPS_IN_FLIGHT} in flight ({args.setups} each)"
+                )
         finally:
             engine.stop()
         if "published" in round_rates:
@@ -406,6 +449,16 @@ def main() -> int:
             f"engine {median(engine_cpu[variant]):.2f} / clients {median(client_cpu[variant]):.2f} CPU s per GiB; "
             f"round trip p50 {p50:.0f} µs, p99 {p99:.0f} µs"
         )
+    for side, (label, _) in setup_sides.items():
+        if setup_rates[side]["serial"]:
+            log(
+                f"  {label}: channel setups {median(setup_rates[side]['serial']):.0f}/s one at a time, "
+                f"{median(setup_rates[side]['parallel']):.0f}/s {SETUPS_IN_FLIGHT} in flight"
+            )
+    if setup_rates["ours"]["serial"] and setup_rates["published"]["serial"]:
+        serial = median(setup_rates["ours"]["serial"]) / median(setup_rates["published"]["serial"])
+        parallel = median(setup_rates["ours"]["parallel"]) / median(setup_rates["published"]["parallel"])
+        log(f"ours / published, channel setups: {serial:.2f} × one at a time, {parallel:.2f} × {SETUPS_IN_FLIGHT} in flight")
     if rust:
         log(f"  context: Rust SDK relay through the same engine {median(rust):.0f} MB/s")
     if hop:
