@@ -93,6 +93,14 @@ step "node package: npm install (builds the release addon with cargo, as package
 (cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 npm test) | tee "$LOGS/node.log"
 summary+=("$(printf '%-8s %s passed, %s failed' node "$(awk '/^# pass /{print $3}' "$LOGS/node.log")" "$(awk '/^# fail /{print $3}' "$LOGS/node.log")")")
 
+step "channel streams (III_CHANNEL_STREAMS=1): the Python and Node channel tests again, every end a stream on its worker's connection"
+(export III_CHANNEL_STREAMS=1
+ III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests/test_backpressure.py \
+     bindings-python/tests/test_channel_errors.py bindings-python/tests/test_sync_async.py bindings-python/tests/test_examples.py
+ cd bindings-node && III_ENGINE="$PWD/../target/debug/iii" III_PYTHON="$PY_VENV/bin/python" timeout 900 \
+     node --test --test-timeout=60000 test/channels.test.js test/guide-pipeline.test.js test/examples.test.js) | tee "$LOGS/streams.log"
+summary+=("$(printf '%-8s python %s; node %s passed, %s failed' streams "$(grep -E '^=+ .*(passed|failed).* =+$' "$LOGS/streams.log" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//')" "$(awk '/^# pass /{print $3}' "$LOGS/streams.log")" "$(awk '/^# fail /{print $3}' "$LOGS/streams.log")")")
+
 step "C examples and tests: gcc -Wall -Wextra -Werror, linked dynamically and statically, then under valgrind"
 timeout 900 bash bindings-c/tests/run.sh | tee "$LOGS/c.log"
 keep c "$LOGS/c.log" '^c tests: '

@@ -12,7 +12,7 @@ use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::accept_hdr_async_with_config;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use uuid::Uuid;
 
 use crate::accept::accept_loop;
@@ -61,15 +61,27 @@ async fn handle(
     lifeline: Lifeline,
 ) {
     let mut route = None;
+    let mut streams = false;
     // The callback's signature is tungstenite's; its error is the refusal response.
     #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, response: Response| match decide(request, &shared.channels) {
-        Ok(decided) => {
-            route = Some(decided);
-            Ok(response)
-        }
-        Err(status) => Err(refuse(status)),
-    };
+    let callback =
+        |request: &Request, mut response: Response| match decide(request, &shared.channels) {
+            Ok(decided) => {
+                if let Route::Main = decided
+                    && wants_streams(request)
+                {
+                    // Channel streams on this main socket (docs/PROTOCOL.md §4.8).
+                    response.headers_mut().insert(
+                        iii_protocol::streams::HEADER,
+                        HeaderValue::from_static(iii_protocol::streams::VERSION),
+                    );
+                    streams = true;
+                }
+                route = Some(decided);
+                Ok(response)
+            }
+            Err(status) => Err(refuse(status)),
+        };
     let max_main_message_bytes = shared.config.max_main_message_bytes;
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
         let config = socket_config(socket_kind(&stream).await, max_main_message_bytes);
@@ -91,7 +103,7 @@ async fn handle(
         }
     };
     match route {
-        Some(Route::Main) => crate::worker::serve(shared, ws, shutdown, lifeline).await,
+        Some(Route::Main) => crate::worker::serve(shared, ws, streams, shutdown, lifeline).await,
         Some(Route::Otel) => discard(ws, shutdown).await,
         Some(Route::Channel(channel, direction)) => {
             crate::channels::relay::serve_end(
@@ -110,16 +122,32 @@ async fn handle(
     }
 }
 
-/// What the connecting socket is, from a peek at its request line (see [`SocketKind`]).
+/// True when a worker's upgrade request asks for channel streams in the version we serve.
+fn wants_streams(request: &Request) -> bool {
+    request
+        .headers()
+        .get(iii_protocol::streams::HEADER)
+        .is_some_and(|value| value.as_bytes() == iii_protocol::streams::VERSION.as_bytes())
+}
+
+/// What the connecting socket is, from a peek at its request (see [`SocketKind`]).
 async fn socket_kind(stream: &TcpStream) -> SocketKind {
-    let mut head = [0u8; 256];
+    let mut head = [0u8; 1024];
     let seen = stream.peek(&mut head).await.unwrap_or(0);
     let head = head.get(..seen).unwrap_or_default();
     let line = head.split(|byte| *byte == b'\r').next().unwrap_or_default();
     if line.starts_with(b"GET /otel") {
         SocketKind::Otel
     } else if !line.starts_with(b"GET /ws/channels/") {
-        SocketKind::Main
+        let streams = iii_protocol::streams::HEADER.as_bytes();
+        let asks_for_streams = head
+            .windows(streams.len())
+            .any(|window| window.eq_ignore_ascii_case(streams));
+        if asks_for_streams {
+            SocketKind::MainWithStreams
+        } else {
+            SocketKind::Main
+        }
     } else if line.windows(9).any(|window| window == b"dir=write") {
         SocketKind::ChannelWriter
     } else {

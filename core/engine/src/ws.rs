@@ -9,13 +9,38 @@ use iii_protocol::{EndStatus, close};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 /// An accepted WebSocket.
 pub(crate) type WsStream = WebSocketStream<TcpStream>;
+
+/// What a channel end is served over: its own WebSocket, or a stream inside a worker's main
+/// socket (docs/PROTOCOL.md §4.8). Both carry the same messages, so one relay serves both.
+pub(crate) trait EndSocket:
+    futures_util::Stream<Item = Result<WsMessage, WsError>>
+    + futures_util::Sink<WsMessage, Error = WsError>
+    + Unpin
+    + Send
+    + 'static
+{
+    /// After closing on an oversized frame: discard what the peer still sends, so it reads
+    /// our close instead of a reset.
+    fn linger(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl EndSocket for WsStream {
+    async fn linger(&mut self) {
+        linger(self.get_mut()).await;
+    }
+}
+
+impl EndSocket for iii_streams::StreamSocket {
+    /// A stream has no bytes in flight to discard: the connection's framing is intact.
+    async fn linger(&mut self) {}
+}
 
 /// How long closing a socket may take: sending the close frame and waiting for the answer.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -33,6 +58,8 @@ const MAX_CLOSE_REASON: usize = 123;
 pub(crate) enum SocketKind {
     /// A worker's main socket (or anything not recognised).
     Main,
+    /// A worker's main socket that asks for channel streams (§4.8): bulk data may arrive.
+    MainWithStreams,
     /// Telemetry, discarded.
     Otel,
     /// The writing end of a channel: bulk data in.
@@ -67,6 +94,13 @@ pub(crate) fn socket_config(kind: SocketKind, max_main_message_bytes: usize) -> 
         SocketKind::Main => (
             max_main_message_bytes,
             MAIN_READ_BUFFER,
+            DEFAULT_WRITE_BUFFER,
+        ),
+        // Tungstenite reads at most its buffer's size per system call: a channel frame
+        // should take one read, not four.
+        SocketKind::MainWithStreams => (
+            max_main_message_bytes,
+            WRITER_READ_BUFFER,
             DEFAULT_WRITE_BUFFER,
         ),
         SocketKind::Otel => (
@@ -117,7 +151,7 @@ pub(crate) fn going_away() -> CloseFrame {
 
 /// Sends `frame` (or completes a close the peer started) and reads until the peer answers,
 /// discarding anything it still sends, for at most [`CLOSE_GRACE`].
-pub(crate) async fn close_and_drain(ws: &mut WsStream, frame: Option<CloseFrame>) {
+pub(crate) async fn close_and_drain<S: EndSocket>(ws: &mut S, frame: Option<CloseFrame>) {
     let closing = async {
         let sent = match frame {
             Some(frame) => ws.send(WsMessage::Close(Some(frame))).await,
@@ -134,10 +168,10 @@ pub(crate) async fn close_and_drain(ws: &mut WsStream, frame: Option<CloseFrame>
 
 /// Closes with 1009 after an oversized frame, then discards the rest of that frame from the
 /// TCP stream until the peer goes quiet, so the peer reads our close frame instead of a reset.
-pub(crate) async fn close_too_big(ws: &mut WsStream) {
+pub(crate) async fn close_too_big<S: EndSocket>(ws: &mut S) {
     let frame = close_frame(close::MESSAGE_TOO_BIG, close::REASON_MESSAGE_TOO_BIG);
     let _ = tokio::time::timeout(CLOSE_GRACE, ws.send(WsMessage::Close(Some(frame)))).await;
-    linger(ws.get_mut()).await;
+    ws.linger().await;
 }
 
 /// Reads and discards from `tcp` until EOF, an error, [`LINGER_QUIET`] without data, or

@@ -13,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod message;
 pub mod remote;
+pub mod streams;
 
 pub use channel::{
     ChannelDirection, PathStep, StreamChannelRef, extract_channel_refs, find_channel_refs,

@@ -19,11 +19,13 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::IIIError;
 use crate::channel::close_frame;
+use crate::channel::end_socket;
 use crate::invocation::{Invocation, dispatch};
 use crate::link::{Outbound, Pings, Sink, Socket};
 use crate::options::jitter_sample;
 use crate::state::{WorkerState, lock};
 use crate::trigger_type;
+use iii_streams::StreamTable;
 
 type Stream = futures_util::stream::SplitStream<Socket>;
 
@@ -44,14 +46,31 @@ struct Session {
 /// its 128 KiB default cost every message received a 128 KiB `memset`.
 fn main_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     let limit = Some(iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES);
+    // With channel streams, bulk data may arrive here: one frame per read system call.
+    let read_buffer = if crate::channel::end_socket::streams_wanted() {
+        MAIN_READ_BUFFER_WITH_STREAMS
+    } else {
+        MAIN_READ_BUFFER
+    };
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(MAIN_READ_BUFFER)
+        .read_buffer_size(read_buffer)
         .max_message_size(limit)
         .max_frame_size(limit)
 }
 
 /// Read buffer of the main socket: JSON messages, most of them small.
 const MAIN_READ_BUFFER: usize = 16 * 1024;
+/// Read buffer of a main socket that may carry channel streams: one full frame.
+const MAIN_READ_BUFFER_WITH_STREAMS: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
+
+/// How long a shutdown waits for channel streams on the connection to finish.
+const STREAM_DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How often it looks.
+const STREAM_DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// Stream frames (at most 64 KiB of payload each) queued for the main socket before a
+/// stream waits; each stream is also bounded by its credit.
+const STREAM_FRAMES_QUEUED: usize = 64;
 
 pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Outbound>) {
     let mut shutdown = inner.shutdown.subscribe();
@@ -83,12 +102,18 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
             .map_err(|_| format!("no answer within {} ms", limit.as_millis()))
             .and_then(|attempt| attempt.map_err(|error| error.to_string()));
         match connected {
-            Ok((socket, _response)) => {
+            Ok((socket, response)) => {
                 failures = 0;
                 *lock(&inner.last_failure) = None;
                 tracing::info!(address = %inner.address, "connected to the engine");
+                let streams = response
+                    .headers()
+                    .get(iii_protocol::streams::HEADER)
+                    .is_some_and(|value| {
+                        value.as_bytes() == iii_protocol::streams::VERSION.as_bytes()
+                    });
                 let io = (&mut outbound, &mut shutdown);
-                if serve(&inner, socket, io, &mut session).await {
+                if serve(&inner, socket, io, &mut session, streams).await {
                     break IIIError::Shutdown;
                 }
             }
@@ -135,9 +160,12 @@ async fn serve(
     socket: Socket,
     io: Io<'_>,
     session: &mut Session,
+    streams: bool,
 ) -> bool {
     let (outbound, shutdown) = io;
     let link = &inner.link;
+    let (frames, mut frames_queue) = mpsc::channel(STREAM_FRAMES_QUEUED);
+    let table = streams.then(|| StreamTable::for_worker(frames, crate::runtime::home()));
     let (mut sink, mut stream) = socket.split();
     if let Err(error) = greet(&mut sink, greeting(inner, session)).await {
         tracing::warn!(%error, "connection to the engine lost while greeting");
@@ -148,23 +176,46 @@ async fn serve(
         .was_connected
         .store(true, std::sync::atomic::Ordering::Release);
     inner.connected.send_replace(true);
+    if let Some(table) = &table {
+        end_socket::offer(&inner.address, table);
+    }
     let pings = Pings::default();
     let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
     let stopping = {
-        let reading = read_loop(inner, &mut stream, &pings, &urgent, session);
-        let writing = link.write_loop(&mut urgent_queue, outbound, &pings);
-        tokio::select! {
+        let reading = read_loop(inner, &mut stream, &pings, &urgent, session, table.as_ref());
+        let writing = link.write_loop(&mut urgent_queue, outbound, &pings, &mut frames_queue);
+        tokio::pin!(reading, writing);
+        let stopping = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => true,
-            reason = reading => {
+            reason = &mut reading => {
                 tracing::warn!(%reason, "connection to the engine lost");
                 false
             }
-            reason = writing => {
+            reason = &mut writing => {
                 tracing::warn!(%reason, "connection to the engine lost");
                 false
+            }
+        };
+        if let (true, Some(table)) = (stopping, &table) {
+            // Channel ends on this connection's streams finish first (bounded), as ends with
+            // sockets of their own would outlive it: a handler still writing a response is
+            // not cut off by the shutdown.
+            let drained = async {
+                while !table.is_empty() {
+                    tokio::time::sleep(STREAM_DRAIN_POLL).await;
+                }
+            };
+            tokio::select! {
+                _ = drained => {}
+                _ = &mut reading => {}
+                _ = &mut writing => {}
+                _ = tokio::time::sleep(STREAM_DRAIN_GRACE) => {
+                    tracing::warn!(streams = table.len(), "shutting down with channel streams still open");
+                }
             }
         }
+        stopping
     };
     let error = if stopping {
         IIIError::Shutdown
@@ -172,6 +223,11 @@ async fn serve(
         IIIError::Connection("the connection to the engine was lost".into())
     };
     inner.connected.send_replace(false);
+    if let Some(table) = &table {
+        // Its streams end as their sockets would if they dropped.
+        end_socket::withdraw(table);
+        table.shut();
+    }
     let sink = link.detach(&error).await;
     if let (true, Some(mut sink)) = (stopping, sink) {
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye(&mut sink, outbound)).await;
@@ -263,10 +319,18 @@ async fn read_loop(
     pings: &Pings,
     urgent: &mpsc::UnboundedSender<String>,
     session: &mut Session,
+    streams: Option<&Arc<StreamTable>>,
 ) -> String {
     while let Some(frame) = stream.next().await {
         let text = match frame {
             Ok(WsMessage::Text(text)) => text,
+            Ok(WsMessage::Binary(bytes)) => {
+                if let Some(table) = streams {
+                    // The engine never opens streams; an `open` from it is dropped (closed).
+                    drop(table.route(bytes));
+                }
+                continue;
+            }
             Ok(WsMessage::Close(frame)) => {
                 return format!("the engine closed the socket: {frame:?}");
             }
@@ -392,7 +456,8 @@ async fn goodbye(sink: &mut Sink, outbound: &mut mpsc::Receiver<Outbound>) {
             Outbound::Call { reply, .. } => {
                 let _ = reply.send(Err(IIIError::Shutdown));
             }
-            Outbound::Ping(_) => {}
+            // Streams ended with the connection.
+            Outbound::Ping(_) | Outbound::Frame(_) => {}
         }
     }
     let _ = sink
@@ -416,6 +481,13 @@ pub(crate) fn handshake_request(
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("bad name"))?;
         let value = HeaderValue::from_str(&value).map_err(|_| invalid("bad value"))?;
         request.headers_mut().append(header, value);
+    }
+    if crate::channel::end_socket::streams_wanted() {
+        // Channel ends as streams on this socket, if the engine serves them (PROTOCOL.md §4.8).
+        request.headers_mut().insert(
+            iii_protocol::streams::HEADER,
+            HeaderValue::from_static(iii_protocol::streams::VERSION),
+        );
     }
     Ok(request)
 }

@@ -47,6 +47,8 @@ pub(crate) enum Outbound {
     },
     /// A JSON ping; `reply` completes when its pong arrives.
     Ping(oneshot::Sender<()>),
+    /// A channel stream frame (binary), from the connection's stream table.
+    Frame(WsMessage),
 }
 
 /// See the module documentation.
@@ -122,6 +124,7 @@ impl Link {
         urgent: &mut mpsc::UnboundedReceiver<String>,
         outbound: &mut mpsc::Receiver<Outbound>,
         pings: &Pings,
+        frames: &mut mpsc::Receiver<WsMessage>,
     ) -> String {
         loop {
             let first = tokio::select! {
@@ -132,6 +135,8 @@ impl Link {
                     Some(item) => Some(item),
                     None => return "the worker stopped".into(),
                 },
+                // Stream frames last: steady channel traffic never holds up calls.
+                Some(frame) = frames.recv() => Some(Outbound::Frame(frame)),
             };
             let mut sink = self.sink.lock().await;
             let Some(sink) = sink.as_mut() else {
@@ -143,6 +148,7 @@ impl Link {
                     .take()
                     .or_else(|| urgent.try_recv().ok().map(Outbound::Send))
                     .or_else(|| outbound.try_recv().ok())
+                    .or_else(|| frames.try_recv().ok().map(Outbound::Frame))
             };
             if let Err(error) = self.write(sink, more, Some(pings)).await {
                 return error.to_string();
@@ -166,6 +172,10 @@ impl Link {
             let Some(item) = next() else { break };
             let text = match item {
                 Outbound::Send(text) => text,
+                Outbound::Frame(frame) => {
+                    sink.feed(frame).await?;
+                    continue;
+                }
                 // The caller gave up while the call was queued.
                 Outbound::Call { reply, .. } if reply.is_closed() => continue,
                 Outbound::Call { id, text, reply } => {

@@ -19,15 +19,15 @@ use super::buffer::{BufferClosed, BufferRx, BufferTx, Frame, split_binary};
 use super::registry::ChannelRegistry;
 use super::{Channel, Claim};
 use crate::lifecycle::Shutdown;
-use crate::ws::{WsStream, close_and_drain, close_too_big, going_away, status_frame};
+use crate::ws::{EndSocket, close_and_drain, close_too_big, going_away, status_frame};
 
 /// Most frames written to a reader between two flushes.
 const MAX_BATCH: usize = 256;
 
 /// Serves a socket that connected to one end of `channel`.
-pub(crate) async fn serve_end(
+pub(crate) async fn serve_end<S: EndSocket>(
     channels: Arc<ChannelRegistry>,
-    mut ws: WsStream,
+    mut ws: S,
     channel: Arc<Channel>,
     direction: ChannelDirection,
     shutdown: Shutdown,
@@ -62,10 +62,10 @@ enum WriterEnd {
     Shutdown,
 }
 
-async fn serve_writer(
+async fn serve_writer<S: EndSocket>(
     channels: &ChannelRegistry,
     channel: &Channel,
-    mut ws: WsStream,
+    mut ws: S,
     buffer: BufferTx,
     mut stop: oneshot::Receiver<EndStatus>,
     mut shutdown: Shutdown,
@@ -95,8 +95,8 @@ async fn serve_writer(
     }
 }
 
-async fn pump_writer(
-    ws: &mut WsStream,
+async fn pump_writer<S: EndSocket>(
+    ws: &mut S,
     buffer: &BufferTx,
     stop: &mut oneshot::Receiver<EndStatus>,
 ) -> WriterEnd {
@@ -177,10 +177,10 @@ enum ReaderEnd {
     Shutdown,
 }
 
-async fn serve_reader(
+async fn serve_reader<S: EndSocket>(
     channels: &ChannelRegistry,
     channel: &Channel,
-    ws: WsStream,
+    ws: S,
     mut buffer: BufferRx,
     mut shutdown: Shutdown,
 ) {
@@ -207,9 +207,9 @@ async fn serve_reader(
     }
 }
 
-async fn pump_reader(
-    sink: &mut ReaderSink,
-    stream: &mut ReaderStream,
+async fn pump_reader<S: EndSocket>(
+    sink: &mut ReaderSink<S>,
+    stream: &mut ReaderStream<S>,
     buffer: &mut BufferRx,
     channel: &Channel,
 ) -> ReaderEnd {
@@ -247,8 +247,8 @@ async fn pump_reader(
     }
 }
 
-type ReaderSink = SplitSink<WsStream, WsMessage>;
-type ReaderStream = SplitStream<WsStream>;
+type ReaderSink<S> = SplitSink<S, WsMessage>;
+type ReaderStream<S> = SplitStream<S>;
 
 /// True when what the reader sent ends it. Pings are answered by tungstenite while reading;
 /// data from a reader is ignored.
@@ -257,8 +257,8 @@ fn reader_gone(message: Option<Result<WsMessage, WsError>>) -> bool {
 }
 
 /// Writes `first` and every other ready frame, then flushes once.
-async fn write_batch(
-    ws: &mut ReaderSink,
+async fn write_batch<S: EndSocket>(
+    ws: &mut ReaderSink<S>,
     buffer: &mut BufferRx,
     first: Frame,
 ) -> Result<(), WsError> {
@@ -274,7 +274,11 @@ async fn write_batch(
 
 /// Hands one frame to the socket; its bytes leave the buffer's budget once the socket has
 /// them (or the write failed or was cancelled).
-async fn feed(ws: &mut ReaderSink, buffer: &BufferRx, frame: Frame) -> Result<(), WsError> {
+async fn feed<S: EndSocket>(
+    ws: &mut ReaderSink<S>,
+    buffer: &BufferRx,
+    frame: Frame,
+) -> Result<(), WsError> {
     let _release = Release {
         buffer,
         len: frame.len(),

@@ -6,6 +6,7 @@ pub(crate) mod dispatch;
 pub(crate) mod outbound;
 pub(crate) mod registrations;
 pub(crate) mod registry;
+pub(crate) mod streams;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use iii_protocol::Message;
 use iii_protocol::close::{MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG};
+use iii_streams::{Routed, StreamTable};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use uuid::Uuid;
@@ -32,6 +34,8 @@ pub(crate) struct Conn {
     pub(crate) worker_id: Uuid,
     /// The connection's outbound queue.
     pub(crate) outbox: Outbox,
+    /// Channel ends opened as streams on this socket, when the worker asked for them.
+    pub(crate) streams: Option<Arc<StreamTable>>,
 }
 
 /// Why a main socket's read loop ended.
@@ -48,6 +52,7 @@ enum End {
 pub(crate) async fn serve(
     shared: Arc<EngineState>,
     ws: WsStream,
+    streams: bool,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -58,6 +63,8 @@ pub(crate) async fn serve(
     let conn = Conn {
         id: shared.connections.next_id(),
         worker_id: Uuid::new_v4(),
+        streams: streams
+            .then(|| StreamTable::for_engine(queue_tx.clone(), tokio::runtime::Handle::current())),
         outbox: Outbox::new(queue_tx),
     };
     shared
@@ -68,12 +75,13 @@ pub(crate) async fn serve(
         worker_id: conn.worker_id.to_string(),
         reattach_token: Some(Uuid::new_v4().to_string()),
     };
+    let for_streams = shutdown.clone();
     let end = tokio::select! {
         biased;
         _ = shutdown.wait() => End::Shutdown,
         end = async {
             conn.outbox.send(&registered).await;
-            read_loop(&shared, &conn, &mut stream).await
+            read_loop(&shared, &conn, &mut stream, &for_streams).await
         } => end,
     };
     let close = match end {
@@ -81,6 +89,10 @@ pub(crate) async fn serve(
         End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG)),
         End::Shutdown => Some(going_away()),
     };
+    // Streams end as their sockets would if the connection dropped.
+    if let Some(streams) = &conn.streams {
+        streams.shut();
+    }
     let _ = stop_writer.send(close);
     // Once the writer is done its queue is gone, so a call forwarded from now on fails at
     // once and is answered by its sender; calls forwarded before are answered below.
@@ -94,18 +106,30 @@ pub(crate) async fn serve(
     tracing::info!(worker_id = %conn.worker_id, "worker disconnected");
 }
 
-async fn read_loop(shared: &EngineState, conn: &Conn, stream: &mut SplitStream<WsStream>) -> End {
+async fn read_loop(
+    shared: &Arc<EngineState>,
+    conn: &Conn,
+    stream: &mut SplitStream<WsStream>,
+    shutdown: &Shutdown,
+) -> End {
     let limit = shared.config.max_main_message_bytes;
     while let Some(message) = stream.next().await {
         match message {
             Ok(WsMessage::Text(text)) if text.len() > limit => return End::TooBig,
             Ok(WsMessage::Text(text)) => dispatch::handle(shared, conn, text.as_str()).await,
-            Ok(WsMessage::Binary(bytes)) => {
-                tracing::debug!(
+            Ok(WsMessage::Binary(bytes)) => match &conn.streams {
+                Some(table) => {
+                    if let Routed::Open(socket, payload) = table.route(bytes) {
+                        let serving =
+                            streams::serve_open(shared.clone(), socket, payload, shutdown.clone());
+                        tokio::spawn(serving);
+                    }
+                }
+                None => tracing::debug!(
                     len = bytes.len(),
                     "ignoring a binary frame on a main socket"
-                );
-            }
+                ),
+            },
             Ok(WsMessage::Close(_)) => return End::PeerGone,
             Ok(_) => {}
             Err(WsError::Capacity(error)) => {

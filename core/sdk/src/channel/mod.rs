@@ -6,6 +6,8 @@
 //! the socket from the caller's future and a read takes the next frame straight from it, which
 //! works from any executor because tokio sockets are woken by the reactor they belong to.
 
+pub(crate) mod end_socket;
+pub use end_socket::{STREAMS_ENV, streams_in_use};
 mod pump;
 mod reader;
 pub mod write_queue;
@@ -22,12 +24,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use iii_protocol::{ChannelDirection, EndStatus, StreamChannelRef};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::IIIError;
+pub(crate) use end_socket::{ChannelSocket, Target};
 
 /// A channel created by this worker: both local ends and both serializable refs.
 #[derive(Debug)]
@@ -58,9 +59,6 @@ impl Channel {
     }
 }
 
-/// A connected channel socket.
-pub(crate) type ChannelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// Read buffer of a reader end: one full frame (64 KiB of payload plus the largest header).
 const READER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
 /// Read buffer of a writer end, which receives only close frames and the odd text message.
@@ -87,7 +85,7 @@ pub(crate) async fn connect(
 ) -> Result<ChannelSocket, IIIError> {
     let config = Some(socket_config(direction));
     match tokio_tungstenite::connect_async_with_config(url, config, true).await {
-        Ok((socket, _response)) => Ok(socket),
+        Ok((socket, _response)) => Ok(ChannelSocket::Socket(Box::new(socket))),
         Err(WsError::Http(response)) => Err(IIIError::ChannelConnect(format!(
             "the engine refused the channel socket with HTTP {}",
             response.status()
@@ -104,11 +102,18 @@ pub(crate) async fn connect(
 pub(crate) struct Connecting(Pin<Box<dyn Future<Output = Result<ChannelSocket, IIIError>> + Send>>);
 
 impl Connecting {
-    /// Starts opening `url` for the end reading or writing (`direction`); nothing happens
-    /// until it is polled.
-    pub(crate) fn start(url: &str, direction: ChannelDirection) -> Self {
-        let url = url.to_string();
-        Self(Box::pin(async move { connect(&url, direction).await }))
+    /// Starts opening `target`: as a stream on a worker connection to its engine that serves
+    /// them, else as its own socket. Nothing happens until it is polled.
+    pub(crate) fn start(target: &Target) -> Self {
+        let target = target.clone();
+        Self(Box::pin(async move {
+            if end_socket::streams_wanted()
+                && let Some(opened) = end_socket::open_stream(&target).await
+            {
+                return opened;
+            }
+            connect(&target.url, target.channel_ref.direction).await
+        }))
     }
 }
 

@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use iii_protocol::StreamChannelRef;
 use iii_protocol::close::COMPLETE;
-use iii_protocol::{ChannelDirection, StreamChannelRef};
 use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{ChannelSocket, Connecting, close_frame, end_status, pump, socket_lost};
+use super::{ChannelSocket, Connecting, Target, close_frame, end_status, pump, socket_lost};
 use crate::IIIError;
 
 /// Text messages a reader keeps for a consumer that has not taken them yet, at most: those
@@ -89,7 +89,7 @@ pub(super) enum Socket {
 
 /// State shared by a reader's handle and its pump.
 pub(super) struct Shared {
-    pub(super) url: String,
+    pub(super) target: Target,
     /// How the stream ended: `Ok(())` for a clean end.
     end: OnceLock<Result<(), IIIError>>,
     messages: StdMutex<Messages>,
@@ -197,7 +197,7 @@ impl Shared {
     /// Connects the socket (on the home runtime) if nobody has yet.
     pub(super) async fn open(&self, state: &mut Socket) -> Result<(), IIIError> {
         if let Socket::Idle = state {
-            *state = Socket::Connecting(Connecting::start(&self.url, ChannelDirection::Read));
+            *state = Socket::Connecting(Connecting::start(&self.target));
         }
         if let Socket::Connecting(connecting) = state {
             match connecting.await {
@@ -252,7 +252,7 @@ impl ChannelReader {
         Self {
             channel_ref: channel_ref.clone(),
             shared: Arc::new(Shared {
-                url: channel_ref.url(address),
+                target: Target::new(address, channel_ref),
                 end: OnceLock::new(),
                 messages: StdMutex::new(Messages::default()),
                 stash: StdMutex::new(VecDeque::new()),
@@ -438,18 +438,17 @@ impl ChannelReader {
         let _ = self.shared.finish(Err(IIIError::ReaderClosed));
         drop(state);
         if let Socket::Idle | Socket::Open(_) | Socket::Connecting(_) = previous {
-            let url = self.shared.url.clone();
+            let target = self.shared.target.clone();
             // The close handshake runs on the home runtime (it needs its timer).
             let closing = crate::runtime::home().spawn(async move {
                 let connected = match previous {
                     Socket::Open(socket) => Ok(socket),
                     Socket::Connecting(connecting) => connecting.await,
-                    Socket::Idle => tokio::time::timeout(
-                        CLOSE_ACK_TIMEOUT,
-                        Connecting::start(&url, ChannelDirection::Read),
-                    )
-                    .await
-                    .unwrap_or(Err(IIIError::ReaderClosed)),
+                    Socket::Idle => {
+                        tokio::time::timeout(CLOSE_ACK_TIMEOUT, Connecting::start(&target))
+                            .await
+                            .unwrap_or(Err(IIIError::ReaderClosed))
+                    }
                     Socket::Ended => return,
                 };
                 let Ok(mut socket) = connected else { return };
@@ -469,7 +468,7 @@ impl ChannelReader {
 impl std::fmt::Debug for ChannelReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelReader")
-            .field("url", &self.shared.url)
+            .field("url", &self.shared.target.url)
             .finish_non_exhaustive()
     }
 }

@@ -15,11 +15,11 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::close::{ABORTED, COMPLETE};
 use iii_protocol::limits::CHANNEL_FRAME_BYTES;
-use iii_protocol::{ChannelDirection, EndStatus, StreamChannelRef};
+use iii_protocol::{EndStatus, StreamChannelRef};
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
-use super::{ChannelSocket, Connecting, close_frame, end_status, socket_lost};
+use super::{ChannelSocket, Connecting, Target, close_frame, end_status, socket_lost};
 use crate::IIIError;
 
 type Sink = futures_util::stream::SplitSink<ChannelSocket, WsMessage>;
@@ -84,7 +84,7 @@ enum Conn {
 /// closing it drops the socket, and its reader gets [`IIIError::WriterLost`]. Cancelling a
 /// `write` part-way may leave part of its data written.
 pub struct ChannelWriter {
-    url: String,
+    target: Target,
     channel_ref: StreamChannelRef,
     shared: Arc<Shared>,
     conn: Mutex<Conn>,
@@ -94,7 +94,7 @@ impl ChannelWriter {
     /// A writer for `channel_ref` on the engine at `address` (the worker's engine URL).
     pub fn new(address: &str, channel_ref: &StreamChannelRef) -> Self {
         Self {
-            url: channel_ref.url(address),
+            target: Target::new(address, channel_ref),
             channel_ref: channel_ref.clone(),
             shared: Arc::new(Shared {
                 peer_end: OnceLock::new(),
@@ -266,7 +266,7 @@ impl ChannelWriter {
     /// The socket, connecting it (on the home runtime) on first use.
     async fn open<'c>(&self, conn: &'c mut Conn) -> Result<&'c mut Sink, IIIError> {
         if let Conn::Idle = conn {
-            *conn = Conn::Connecting(Connecting::start(&self.url, ChannelDirection::Write));
+            *conn = Conn::Connecting(Connecting::start(&self.target));
         }
         if let Conn::Connecting(connecting) = conn {
             let socket = match connecting.await {
@@ -296,7 +296,7 @@ impl ChannelWriter {
 impl std::fmt::Debug for ChannelWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelWriter")
-            .field("url", &self.url)
+            .field("url", &self.target.url)
             .finish_non_exhaustive()
     }
 }
