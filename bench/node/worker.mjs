@@ -353,7 +353,7 @@ async function oneSetup(data) {
   if (result?.bytes !== SETUP_BYTES) throw new Error(`bench::count counted ${JSON.stringify(result)}, sent ${SETUP_BYTES}`)
 }
 
-/** `count` setups after 50 untimed, `inFlight` at a time; setups per second. */
+/** `count` setups after 300 untimed (the JIT warms up), `inFlight` at a time; setups per second. */
 async function setups(count, inFlight) {
   await awaitReady()
   const data = chunkBytes().subarray(0, SETUP_BYTES)
@@ -367,7 +367,7 @@ async function setups(count, inFlight) {
     }
     await Promise.all(Array.from({ length: Math.min(inFlight, total) }, lane))
   }
-  await run(50)
+  await run(300)
   const cpu = ownCpu()
   const started = performance.now()
   await run(count)
