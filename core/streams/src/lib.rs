@@ -12,6 +12,7 @@
 //! window; a peer that sends past it breaks the stream, never the process.
 #![deny(missing_docs)]
 
+mod shared;
 mod socket;
 
 pub use socket::StreamSocket;
@@ -26,7 +27,7 @@ use iii_protocol::streams::{self, INITIAL_WINDOW, Op};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use socket::Shared;
+use shared::Shared;
 
 /// What a routed frame asks of the connection.
 #[derive(Debug)]
