@@ -127,7 +127,7 @@ fn wants_streams(request: &Request) -> bool {
     request
         .headers()
         .get(iii_protocol::streams::HEADER)
-        .is_some_and(|value| value.as_bytes() == iii_protocol::streams::VERSION.as_bytes())
+        .is_some_and(|value| iii_protocol::streams::accepts(value.as_bytes()))
 }
 
 /// What the connecting socket is, from a peek at its request (see [`SocketKind`]).

@@ -72,7 +72,7 @@ pub(crate) enum SocketKind {
 /// header). Tungstenite hands out each payload as a slice of its read buffer's allocation, and
 /// a buffered frame keeps that allocation alive; sized like this, an allocation holds about one
 /// frame (frames that queue up are also copied out, see `channels::buffer`).
-const WRITER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
+const WRITER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_WIRE_BYTES;
 /// Read buffer of a main socket: JSON messages.
 const MAIN_READ_BUFFER: usize = 16 * 1024;
 /// Read buffer of a channel reader socket and of telemetry: control frames only.

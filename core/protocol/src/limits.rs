@@ -4,6 +4,10 @@
 /// Largest binary frame a writer sends and the engine forwards to a reader (64 KiB).
 pub const CHANNEL_FRAME_BYTES: usize = 64 * 1024;
 
+/// One such frame on the wire, with the largest WebSocket header (14 bytes): the read buffer
+/// that takes a channel frame in one system call.
+pub const CHANNEL_FRAME_WIRE_BYTES: usize = CHANNEL_FRAME_BYTES + 14;
+
 /// Largest frame the engine accepts on a channel socket; larger ones close with 1009.
 pub const MAX_CHANNEL_FRAME_BYTES: usize = 16 * 1024 * 1024;
 

@@ -13,6 +13,11 @@ pub const HEADER: &str = "x-iii-channel-streams";
 /// The value of [`HEADER`]: the version of the stream framing.
 pub const VERSION: &str = "1";
 
+/// True when a [`HEADER`] value asks for (or agrees to) the streams of this [`VERSION`].
+pub fn accepts(value: &[u8]) -> bool {
+    value == VERSION.as_bytes()
+}
+
 /// Payload bytes (data and text) either side may send on a new stream before the other side
 /// grants more with [`Op::Credit`].
 pub const INITIAL_WINDOW: u32 = 1024 * 1024;

@@ -61,7 +61,7 @@ fn main_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketCo
 /// Read buffer of the main socket: JSON messages, most of them small.
 const MAIN_READ_BUFFER: usize = 16 * 1024;
 /// Read buffer of a main socket that may carry channel streams: one full frame.
-const MAIN_READ_BUFFER_WITH_STREAMS: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
+const MAIN_READ_BUFFER_WITH_STREAMS: usize = iii_protocol::limits::CHANNEL_FRAME_WIRE_BYTES;
 
 /// How long a shutdown waits for channel streams on the connection to finish.
 const STREAM_DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -109,9 +109,7 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
                 let streams = response
                     .headers()
                     .get(iii_protocol::streams::HEADER)
-                    .is_some_and(|value| {
-                        value.as_bytes() == iii_protocol::streams::VERSION.as_bytes()
-                    });
+                    .is_some_and(|value| iii_protocol::streams::accepts(value.as_bytes()));
                 let io = (&mut outbound, &mut shutdown);
                 if serve(&inner, socket, io, &mut session, streams).await {
                     break IIIError::Shutdown;

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use iii_protocol::streams::{self, INITIAL_WINDOW, Op};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use shared::Shared;
 
@@ -165,10 +165,9 @@ impl StreamTable {
                 None
             }
             Op::Data => shared.receive(WsMessage::Binary(payload)),
-            Op::Text => match std::str::from_utf8(&payload) {
-                Ok(_) => shared.receive(WsMessage::Text(
-                    String::from_utf8_lossy(&payload).into_owned().into(),
-                )),
+            // Checked once and kept without a copy.
+            Op::Text => match Utf8Bytes::try_from(payload) {
+                Ok(text) => shared.receive(WsMessage::Text(text)),
                 Err(_) => shared.violate("a text frame that is not UTF-8"),
             },
             Op::Close => match streams::parse_close(&payload) {

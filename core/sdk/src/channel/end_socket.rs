@@ -61,14 +61,15 @@ const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 static TABLES: Mutex<Vec<(String, Weak<StreamTable>)>> = Mutex::new(Vec::new());
 
 fn tables() -> std::sync::MutexGuard<'static, Vec<(String, Weak<StreamTable>)>> {
-    TABLES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::state::lock(&TABLES)
 }
 
-/// True when [`STREAMS_ENV`] is `1`.
+/// True when [`STREAMS_ENV`] is `1`, read once per process (every channel open asks).
 pub(crate) fn streams_wanted() -> bool {
-    std::env::var(STREAMS_ENV).is_ok_and(|value| value.trim() == "1")
+    static WANTED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        std::env::var(STREAMS_ENV).is_ok_and(|value| value.trim() == "1")
+    });
+    *WANTED
 }
 
 /// Offers `table` (a connection to the engine at `address` that serves streams) to the

@@ -60,7 +60,7 @@ impl Channel {
 }
 
 /// Read buffer of a reader end: one full frame (64 KiB of payload plus the largest header).
-const READER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_BYTES + 14;
+const READER_READ_BUFFER: usize = iii_protocol::limits::CHANNEL_FRAME_WIRE_BYTES;
 /// Read buffer of a writer end, which receives only close frames and the odd text message.
 /// Tungstenite zero-fills the free part of its read buffer on every read attempt and allocates
 /// it per socket; its 128 KiB default cost a channel setup 4 % of a Node process's CPU in
