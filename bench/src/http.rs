@@ -1,6 +1,7 @@
 //! HTTP trigger figures: a large download streamed by a Rust handler through the engine, and
 //! requests per second on a small plain-result route under 64 connections (wrk), each next
-//! to the same request answered by a plain hyper server in one hop.
+//! to the same request answered by a plain hyper server in one hop, and by a plain hyper server
+//! asking a plain WebSocket peer: the same two hops as the engine's, with no protocol.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,12 +21,25 @@ const LIMIT: Duration = Duration::from_secs(300);
 pub struct HttpFigures {
     /// MB/s of the plain hyper server (the ceiling).
     pub download_ceiling: f64,
+    /// MB/s of a plain hyper server relaying a plain WebSocket peer's frames (the same two
+    /// hops as the engine's, with no protocol).
+    pub download_two_hops: f64,
     /// MB/s through the engine.
     pub download: f64,
     /// Engine CPU seconds per GiB downloaded.
     pub engine_cpu_per_gib: f64,
-    /// Requests/s of the plain server and through the engine, when wrk is installed.
-    pub requests: Option<(f64, f64)>,
+    /// Requests/s, when wrk is installed.
+    pub requests: Option<Requests>,
+}
+
+/// Requests/s of a small plain-result route under 64 connections.
+pub struct Requests {
+    /// A plain hyper server answering in-process (one hop).
+    pub plain: f64,
+    /// A plain hyper server asking a plain WebSocket peer (two hops, no protocol).
+    pub two_hops: f64,
+    /// Through the engine, answered by an SDK worker.
+    pub engine: f64,
 }
 
 /// Downloads `path` from `addr`, checks its length, returns MB/s (request to last byte).
@@ -103,6 +117,23 @@ pub async fn http_figures(total: u64, seconds: u64) -> Result<HttpFigures, Strin
     download(plain_addr, "/bytes/1048576", 1 << 20).await?;
     let download_ceiling = download(plain_addr, &path, total).await?;
 
+    let mut relay = ChildProc::spawn(&["relay-http-server".into()])?;
+    let line = relay.line(Duration::from_secs(30)).await?;
+    let mut fields = line
+        .strip_prefix("READY ")
+        .ok_or("relay server did not start")?
+        .split_whitespace();
+    let (ws_port, relay_addr) = (fields.next().unwrap_or_default(), fields.next());
+    let relay_addr = parse_addr(relay_addr.ok_or("relay server printed no address")?)?;
+    let mut answerer = ChildProc::spawn(&[
+        "relay-http-answerer".into(),
+        "--url".into(),
+        format!("ws://127.0.0.1:{ws_port}"),
+    ])?;
+    answerer.line(Duration::from_secs(30)).await?;
+    download(relay_addr, "/bytes/1048576", 1 << 20).await?;
+    let download_two_hops = download(relay_addr, &path, total).await?;
+
     let engine = EngineProc::start(60).await?;
     let engine_addr = parse_addr(&engine.http_addr)?;
     let mut worker = ChildProc::spawn(&["http-worker".into(), "--url".into(), engine.url.clone()])?;
@@ -114,16 +145,23 @@ pub async fn http_figures(total: u64, seconds: u64) -> Result<HttpFigures, Strin
         (engine.cpu_seconds() - cpu_before) / (total as f64 / (1u64 << 30) as f64);
 
     let requests = match wrk(&format!("http://{plain_addr}/hello"), seconds).await? {
-        Some(ceiling) => {
-            let engine_rps = wrk(&format!("http://{engine_addr}/hello"), seconds)
-                .await?
-                .ok_or("wrk vanished")?;
-            Some((ceiling, engine_rps))
+        Some(plain) => {
+            let rate = |addr: SocketAddr| async move {
+                wrk(&format!("http://{addr}/hello"), seconds)
+                    .await?
+                    .ok_or_else(|| "wrk vanished".to_string())
+            };
+            Some(Requests {
+                plain,
+                two_hops: rate(relay_addr).await?,
+                engine: rate(engine_addr).await?,
+            })
         }
         None => None,
     };
     Ok(HttpFigures {
         download_ceiling,
+        download_two_hops,
         download: through,
         engine_cpu_per_gib,
         requests,

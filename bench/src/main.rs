@@ -6,6 +6,7 @@
 //! cores), or one benchmark by name; `--quick` shrinks every size for a smoke run.
 
 mod http;
+mod http_relay;
 mod http_workers;
 mod latency;
 mod memory;
@@ -116,6 +117,13 @@ enum Command {
     #[command(hide = true)]
     PlainHttpServer,
     #[command(hide = true)]
+    RelayHttpServer,
+    #[command(hide = true)]
+    RelayHttpAnswerer {
+        #[arg(long)]
+        url: String,
+    },
+    #[command(hide = true)]
     EngineProc {
         #[arg(long, default_value_t = 60)]
         tombstone_ttl_secs: u64,
@@ -180,7 +188,9 @@ fn main() {
     let threads = match &cli.command {
         Command::EngineProc { threads, .. } => *threads,
         // A plain server on one thread, like the engine, for a fair ceiling.
-        Command::PlainHttpServer | Command::PlainRelay => iii_engine::DEFAULT_WORKER_THREADS,
+        Command::PlainHttpServer | Command::RelayHttpServer | Command::PlainRelay => {
+            iii_engine::DEFAULT_WORKER_THREADS
+        }
         // The peers of a round trip, and the workers calls go to, run single-threaded runtimes
         // (so does the timed side, see `latency`): a second worker thread adds its own
         // wake-ups to each hop (BENCHMARKS.md).
@@ -224,6 +234,8 @@ async fn run(command: Command) -> Result<(), String> {
         Command::ScaleWorkers { url, count } => scaling::scale_workers(&url, count).await,
         Command::HttpWorker { url } => http_workers::http_worker(&url).await,
         Command::PlainHttpServer => http_workers::plain_http_server().await,
+        Command::RelayHttpServer => http_relay::relay_http_server().await,
+        Command::RelayHttpAnswerer { url } => http_relay::relay_http_answerer(&url).await,
         Command::EngineProc {
             tombstone_ttl_secs, ..
         } => workers::engine_proc(tombstone_ttl_secs).await,
@@ -400,9 +412,11 @@ async fn report_http(bytes: u64, seconds: u64) -> Result<Vec<Row>, String> {
     let figures = http::http_figures(bytes, seconds).await?;
     let ratio = figures.download / figures.download_ceiling;
     println!(
-        "http download ({:.0} MiB): plain hyper server {:.0} MB/s, through the engine {:.0} MB/s = {ratio:.2} × (engine CPU {:.2} s per GiB)",
+        "http download ({:.0} MiB): plain hyper server {:.0} MB/s, two plain hops {:.0} MB/s = {:.2} ×, through the engine {:.0} MB/s = {ratio:.2} × (engine CPU {:.2} s per GiB)",
         bytes as f64 / MIB,
         figures.download_ceiling,
+        figures.download_two_hops,
+        figures.download_two_hops / figures.download_ceiling,
         figures.download,
         figures.engine_cpu_per_gib
     );
@@ -413,29 +427,45 @@ async fn report_http(bytes: u64, seconds: u64) -> Result<Vec<Row>, String> {
             "—".into(),
         ),
         (
+            "HTTP download, two plain hops (hyper ← WebSocket peer)".into(),
+            format!(
+                "{:.0} MB/s ({:.2} × ceiling)",
+                figures.download_two_hops,
+                figures.download_two_hops / figures.download_ceiling
+            ),
+            "—".into(),
+        ),
+        (
             format!(
                 "HTTP download of {:.0} MiB through the engine",
                 bytes as f64 / MIB
             ),
             format!("{:.0} MB/s ({ratio:.2} × ceiling)", figures.download),
-            "—".into(),
+            "≥ 0.8 × ceiling".into(),
         ),
     ];
     match figures.requests {
-        Some((ceiling, engine)) => {
+        Some(rates) => {
+            let (plain, two_hops, engine) = (rates.plain, rates.two_hops, rates.engine);
             println!(
-                "requests/s, 64 connections ({seconds} s of wrk each): plain hyper server {ceiling:.0}/s, through the engine {engine:.0}/s = {:.2} ×",
-                engine / ceiling
+                "requests/s, 64 connections ({seconds} s of wrk each): plain hyper server {plain:.0}/s, two plain hops {two_hops:.0}/s = {:.2} ×, through the engine {engine:.0}/s = {:.2} ×",
+                two_hops / plain,
+                engine / plain
             );
             rows.push((
                 "small plain-result route, 64 connections, plain hyper (ceiling)".into(),
-                format!("{ceiling:.0} req/s"),
+                format!("{plain:.0} req/s"),
+                "—".into(),
+            ));
+            rows.push((
+                "small plain-result route, 64 connections, two plain hops".into(),
+                format!("{two_hops:.0} req/s ({:.2} × ceiling)", two_hops / plain),
                 "—".into(),
             ));
             rows.push((
                 "small plain-result route, 64 connections, through the engine".into(),
-                format!("{engine:.0} req/s ({:.2} × ceiling)", engine / ceiling),
-                "—".into(),
+                format!("{engine:.0} req/s ({:.2} × ceiling)", engine / plain),
+                "≥ 0.5 × ceiling".into(),
             ));
         }
         None => println!("requests/s: skipped, wrk is not installed (apt-get install wrk)"),
