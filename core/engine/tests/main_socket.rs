@@ -163,6 +163,19 @@ async fn malformed_input_is_answered_and_the_connection_survives() {
     assert_eq!(answer["invocation_id"], "abc");
     assert_eq!(answer["error"]["code"], "invalid_message");
 
+    // So is one that stops being JSON after its id: a NaN, or nesting past the parser's limit.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for (id, data) in [("nan", "NaN"), ("deep", deep.as_str())] {
+        let text = format!(
+            r#"{{"type":"invokefunction","invocation_id":"{id}","function_id":"x","data":{data}}}"#
+        );
+        caller.ws.send(WsMessage::text(text)).await.expect("send");
+        let answer = caller.recv().await;
+        assert_eq!(answer["type"], "invocationresult", "{id}");
+        assert_eq!(answer["invocation_id"], id);
+        assert_eq!(answer["error"]["code"], "invalid_message");
+    }
+
     // Binary frames and unknown types are ignored; the socket still works.
     caller
         .ws

@@ -123,28 +123,68 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
 
 /// Answers a frame that is not a message we understand: with an `invocationresult` when it
 /// carries an invocation id (so the caller does not wait for its timeout), else with an
-/// `error` frame.
+/// `error` frame. The id is found even when the frame is not JSON past it (see [`salvage`]).
 async fn reply_unreadable(conn: &Conn, text: &str, error: &serde_json::Error) {
     tracing::debug!(%error, "unreadable message");
-    let value = serde_json::from_str::<Value>(text).ok();
-    let field = |name: &str| {
-        value
-            .as_ref()
-            .and_then(|v| v.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let found = salvage(text);
     let body = ErrorBody::new(INVALID_MESSAGE, format!("invalid message: {error}"));
-    let is_result = field("type").as_deref() == Some("invocationresult");
-    match field("invocation_id") {
+    let is_result = found.kind.as_deref() == Some("invocationresult");
+    match found.invocation_id {
         Some(invocation_id) if !is_result => {
-            let reply = Message::error(invocation_id, field("function_id"), body);
+            let reply = Message::error(invocation_id, found.function_id, body);
             conn.outbox.send(&reply).await;
         }
         _ => {
             let frame = json!({"type": "error", "error": body});
             conn.outbox.send_text(frame.to_string()).await;
         }
+    }
+}
+
+/// The string fields of an unreadable frame that let the engine answer it.
+#[derive(Debug, Default, PartialEq)]
+struct Salvaged {
+    kind: Option<String>,
+    invocation_id: Option<String>,
+    function_id: Option<String>,
+}
+
+/// Reads `type`, `invocation_id` and `function_id` from the top-level object of `text` as far
+/// as it can be read: a frame that breaks off later (a `NaN`, nesting past the parser's depth
+/// limit, a cut) still gives the fields that came before the break.
+fn salvage(text: &str) -> Salvaged {
+    let mut found = Salvaged::default();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let _ = serde::Deserializer::deserialize_map(&mut deserializer, SalvageFields(&mut found));
+    found
+}
+
+/// Fills a [`Salvaged`] field by field, so what was read stays when a later field fails.
+struct SalvageFields<'a>(&'a mut Salvaged);
+
+impl<'de> serde::de::Visitor<'de> for SalvageFields<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "type" => &mut self.0.kind,
+                "invocation_id" => &mut self.0.invocation_id,
+                "function_id" => &mut self.0.function_id,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if let Value::String(value) = map.next_value::<Value>()? {
+                *slot = Some(value);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -257,5 +297,35 @@ async fn answer_error(caller: Option<Caller>, function_id: String, error: ErrorB
         None => {
             tracing::debug!(%function_id, code = %error.code, "dropping an error for a void call")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salvage_keeps_the_fields_before_the_break() {
+        let nan = r#"{"type":"invokefunction","invocation_id":"a-1","function_id":"f","data":NaN}"#;
+        assert_eq!(
+            salvage(nan),
+            Salvaged {
+                kind: Some("invokefunction".into()),
+                invocation_id: Some("a-1".into()),
+                function_id: Some("f".into()),
+            }
+        );
+        let deep = format!(
+            r#"{{"invocation_id":"a-2","data":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(salvage(&deep).invocation_id.as_deref(), Some("a-2"));
+        let cut = r#"{"invocation_id":"a-3","function_id":5,"data":{"x":"#;
+        let found = salvage(cut);
+        assert_eq!(found.invocation_id.as_deref(), Some("a-3"));
+        assert_eq!(found.function_id, None);
+        assert_eq!(salvage("[1, 2]"), Salvaged::default());
+        assert_eq!(salvage("{not json"), Salvaged::default());
     }
 }
