@@ -31,6 +31,7 @@ mod engine;
 mod forward;
 mod functions;
 mod functions_available;
+mod health;
 mod http;
 mod invocations;
 mod lifecycle;

@@ -1,7 +1,8 @@
 //! The accept loop, and routing of each upgrade request by path: `/` is a worker's main
 //! socket, `/otel` is telemetry (accepted and discarded), `/ws/channels/{id}?key=&dir=` is a
 //! channel end. Bad channel requests are refused with 400/404 before the upgrade, decided
-//! in the handshake callback from the channel registry.
+//! in the handshake callback from the channel registry. A request without an upgrade is plain
+//! HTTP (`/health`, see [`crate::health`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config
 
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of a request's head is peeked (not consumed) to tell plain HTTP from an upgrade
+/// and what kind of socket an upgrade is.
+const PEEK_BYTES: usize = 2048;
 
 /// Where an upgrade request goes.
 enum Route {
@@ -83,8 +88,22 @@ async fn handle(
             Err(status) => Err(refuse(status)),
         };
     let max_main_message_bytes = shared.config.max_main_message_bytes;
+    let mut head = [0u8; PEEK_BYTES];
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut head)) => peeked,
+        _ = shutdown.wait() => return,
+    };
+    let head = match peeked {
+        Ok(Ok(seen)) => head.get(..seen).unwrap_or_default(),
+        Ok(Err(_)) | Err(_) => return,
+    };
+    if crate::health::is_plain_request(head) {
+        crate::health::serve(stream, shared.clone(), shutdown).await;
+        return;
+    }
+    let kind = socket_kind(head);
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
-        let config = socket_config(socket_kind(&stream).await, max_main_message_bytes);
+        let config = socket_config(kind, max_main_message_bytes);
         accept_hdr_async_with_config(stream, callback, Some(config)).await
     });
     let upgraded = tokio::select! {
@@ -131,10 +150,7 @@ fn wants_streams(request: &Request) -> bool {
 }
 
 /// What the connecting socket is, from a peek at its request (see [`SocketKind`]).
-async fn socket_kind(stream: &TcpStream) -> SocketKind {
-    let mut head = [0u8; 1024];
-    let seen = stream.peek(&mut head).await.unwrap_or(0);
-    let head = head.get(..seen).unwrap_or_default();
+fn socket_kind(head: &[u8]) -> SocketKind {
     let line = head.split(|byte| *byte == b'\r').next().unwrap_or_default();
     if line.starts_with(b"GET /otel") {
         SocketKind::Otel

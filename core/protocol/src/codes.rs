@@ -32,6 +32,10 @@ pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 pub const INVALID_JSON: &str = "invalid_json";
 /// HTTP: a request the engine cannot read (400).
 pub const BAD_REQUEST: &str = "bad_request";
+/// The worker port: a plain HTTP request where a WebSocket upgrade was expected (426).
+pub const UPGRADE_REQUIRED: &str = "upgrade_required";
+/// The worker port: a method its plain HTTP endpoints do not answer (405).
+pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 /// Nothing by that name: no HTTP route matches the request (404), or a listing built-in was
 /// asked about a function, worker or trigger that does not exist. Spelled as the published
 /// engine spells it.

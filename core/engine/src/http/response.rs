@@ -178,7 +178,12 @@ fn scalar(value: &Value) -> Option<String> {
 /// A JSON error response: `{"error": {"code": …, "message": …}}`.
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response<HttpBody> {
     let body = json!({"error": {"code": code, "message": message}}).to_string();
-    let mut response = Response::new(HttpBody::full(Bytes::from(body)));
+    json_response(status, Bytes::from(body))
+}
+
+/// A response with `status` and the JSON text `body`.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<HttpBody> {
+    let mut response = Response::new(HttpBody::full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

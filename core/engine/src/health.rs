@@ -1,0 +1,137 @@
+//! Plain HTTP on the worker port. Health checks, load balancers and people with `curl` speak
+//! HTTP without asking for a WebSocket; they get `GET /health` and, for anything else, a
+//! clear `426 Upgrade Required` instead of an empty reply. Served by hyper, on the same
+//! listener, for requests whose head (peeked, not consumed) carries no `Upgrade` header.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::{ALLOW, CONNECTION, HeaderValue, UPGRADE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use iii_protocol::codes;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use crate::http::body::HttpBody;
+use crate::http::response::{error_response, json_response};
+use crate::lifecycle::Shutdown;
+use crate::state::EngineState;
+
+/// The health endpoint's path.
+pub(crate) const HEALTH_PATH: &str = "/health";
+
+/// How long a plain HTTP client may take to send a request's head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// True when `head` (the start of what a client sent) is a complete HTTP request head that
+/// does not ask for an upgrade: it is served as plain HTTP, not handed to the WebSocket
+/// handshake. A head that does not fit in `head` goes to the handshake, as before.
+pub(crate) fn is_plain_request(head: &[u8]) -> bool {
+    let Some(end) = head.windows(4).position(|window| window == b"\r\n\r\n") else {
+        return false;
+    };
+    let upgrade = b"upgrade:";
+    let mut lines = head
+        .get(..end)
+        .unwrap_or_default()
+        .split(|byte| *byte == b'\n');
+    let is_http = lines
+        .next()
+        .is_some_and(|line| line.windows(5).any(|window| window == b"HTTP/"));
+    is_http
+        && !lines.any(|line| {
+            line.get(..upgrade.len())
+                .is_some_and(|name| name.eq_ignore_ascii_case(upgrade))
+        })
+}
+
+/// Serves plain HTTP requests on `stream` until the client leaves or the engine stops.
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<EngineState>, mut shutdown: Shutdown) {
+    let stopping = shutdown.clone();
+    let service = service_fn(move |request| {
+        let answer = answer(&shared, &stopping, &request);
+        async move { Ok::<_, Infallible>(answer) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        finished = connection.as_mut() => {
+            if let Err(error) = finished {
+                tracing::debug!(%error, "plain http on the worker port ended");
+            }
+        }
+        _ = shutdown.wait() => connection.as_mut().graceful_shutdown(),
+    }
+}
+
+/// The answer to one plain request.
+fn answer<B>(
+    shared: &EngineState,
+    shutdown: &Shutdown,
+    request: &Request<B>,
+) -> Response<HttpBody> {
+    if request.uri().path() != HEALTH_PATH {
+        let message = "this is the iii worker port: connect with a WebSocket, or GET /health";
+        let mut response = error_response(
+            StatusCode::UPGRADE_REQUIRED,
+            codes::UPGRADE_REQUIRED,
+            message,
+        );
+        let headers = response.headers_mut();
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        return response;
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let message = "the health endpoint answers GET and HEAD";
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            codes::METHOD_NOT_ALLOWED,
+            message,
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let (status, state) = if shutdown.is_stopping() {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let body = json!({
+        "status": state,
+        "workers": shared.connections.len(),
+        "channels": shared.channels.len(),
+    });
+    json_response(status, Bytes::from(body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_requests_are_complete_heads_without_upgrade() {
+        assert!(is_plain_request(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(is_plain_request(b"HEAD / HTTP/1.0\r\n\r\n"));
+        let upgrade =
+            b"GET / HTTP/1.1\r\nHost: x\r\nupgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        assert!(!is_plain_request(upgrade));
+        assert!(!is_plain_request(
+            b"GET / HTTP/1.1\r\nUPGRADE: WebSocket\r\n\r\n"
+        ));
+        // Not complete yet, or not HTTP: the handshake decides, as before.
+        assert!(!is_plain_request(b"GET /health HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!is_plain_request(b"\x16\x03\x01 TLS hello\r\n\r\n"));
+        assert!(!is_plain_request(b""));
+    }
+}
