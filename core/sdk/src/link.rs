@@ -2,17 +2,12 @@
 //!
 //! While connected, a call, a void trigger or a handler's result is written by the future that
 //! produced it (after any registration changes still pending, so a call never overtakes the
-//! registration before it) — no task hop on the way out. Items produced in the same turn of
-//! the runtime share one write: the first one yields once before writing, and the others, seeing
-//! a write on its way, join its batch (at most [`BATCH_MESSAGES`] wait; the next writes itself).
-//! Under load, one `send` system call then carries many results instead of one each.
-//! While disconnected, items wait in the bounded outbound queue, which the connection task sends
-//! after its greeting; it also sends pongs, pings and registration changes nobody else flushed,
-//! in batches with one flush each.
+//! registration before it) — no task hop on the way out. While disconnected, items wait in the
+//! bounded outbound queue, which the connection task sends after its greeting; it also sends
+//! pongs, pings and registration changes nobody else flushed, in batches with one flush each.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::SinkExt;
 use iii_protocol::Message;
@@ -66,20 +61,6 @@ pub(crate) struct Link {
     registrations_changed: Notify,
     /// Calls written on the current connection and waiting for their result.
     calls: Mutex<Calls>,
-    /// True while a greeted socket is attached.
-    attached: AtomicBool,
-    /// Items handed over by callers, waiting for the caller that writes them.
-    batch: Mutex<Batch>,
-    /// Woken when the caller that claimed a batch was dropped before writing it.
-    batch_abandoned: Notify,
-}
-
-/// Items waiting for one write (see the module documentation).
-#[derive(Default)]
-struct Batch {
-    items: VecDeque<Outbound>,
-    /// A caller has committed to write `items` (it holds, or will take, the socket).
-    claimed: bool,
 }
 
 #[derive(Default)]
@@ -103,12 +84,10 @@ impl Link {
     /// Makes `sink` (already greeted) the connection's writing half.
     pub(crate) async fn attach(&self, sink: Sink) {
         *self.sink.lock().await = Some(sink);
-        self.attached.store(true, Ordering::Release);
     }
 
     /// Takes the writing half away (the connection ended) and fails the calls waiting on it.
     pub(crate) async fn detach(&self, error: &IIIError) -> Option<Sink> {
-        self.attached.store(false, Ordering::Release);
         let sink = self.sink.lock().await.take();
         for (_, reply) in lock(&self.calls).waiting.drain() {
             let _ = reply.send(Err(error.clone()));
@@ -123,76 +102,19 @@ impl Link {
         }
     }
 
-    /// Sends `item` from the caller's own future when connected (joining a write already on
-    /// its way when there is one); gives it back otherwise. A failed write is reported as a
-    /// connection error (the connection task reconnects).
+    /// Sends `item` from the caller's own future when connected; gives it back otherwise.
+    /// A failed write is reported as a connection error (the connection task reconnects).
     pub(crate) async fn send_now(&self, item: Outbound) -> Result<Result<(), IIIError>, Outbound> {
         if let Outbound::Ping(_) = item {
             return Err(item); // pongs are matched by the connection task
         }
-        if !self.attached.load(Ordering::Acquire) {
-            return Err(item);
-        }
-        let first = {
-            let mut batch = lock(&self.batch);
-            batch.items.push_back(item);
-            if batch.claimed && batch.items.len() < BATCH_MESSAGES {
-                return Ok(Ok(())); // the caller that claimed the batch writes it
-            }
-            !std::mem::replace(&mut batch.claimed, true)
-        };
-        // Dropped before the batch is written (a cancelled call), it hands the batch over.
-        let claim = Claim { link: self };
-        if first {
-            // Let what this turn of the runtime produces join the batch.
-            tokio::task::yield_now().await;
-        }
         let mut sink = self.sink.lock().await;
         let Some(sink) = sink.as_mut() else {
-            let error = IIIError::Connection("the connection to the engine was lost".into());
-            self.fail_batch(&error);
-            std::mem::forget(claim);
-            return Ok(Err(error));
+            return Err(item);
         };
-        let written = self.write_batch(sink).await;
-        std::mem::forget(claim);
-        Ok(written)
-    }
-
-    /// Writes the batch until it is empty, then releases the claim on it. Items leave the
-    /// batch one at a time as they are written, so a cancelled writer loses none but the one
-    /// it was writing.
-    async fn write_batch(&self, sink: &mut Sink) -> Result<(), IIIError> {
-        loop {
-            {
-                let mut batch = lock(&self.batch);
-                if batch.items.is_empty() {
-                    batch.claimed = false;
-                    return Ok(());
-                }
-            }
-            if let Err(error) = self.write(sink, || self.take_batched(), None).await {
-                let error = IIIError::Connection(format!("main socket: {error}"));
-                self.fail_batch(&error);
-                return Err(error);
-            }
-        }
-    }
-
-    /// The next item a caller left for the batch, for the connection task.
-    fn take_batched(&self) -> Option<Outbound> {
-        lock(&self.batch).items.pop_front()
-    }
-
-    /// Gives up on the items waiting for a write (the socket failed or went away): their
-    /// calls fail with `error`; the rest would have been lost with the socket.
-    fn fail_batch(&self, error: &IIIError) {
-        let items = {
-            let mut batch = lock(&self.batch);
-            batch.claimed = false;
-            std::mem::take(&mut batch.items)
-        };
-        fail_calls(items, error);
+        let mut next = Some(item);
+        let written = self.write(sink, || next.take(), None).await;
+        Ok(written.map_err(|error| IIIError::Connection(format!("main socket: {error}"))))
     }
 
     /// The connection task's side: sends queued items, pongs and registration changes until
@@ -209,7 +131,6 @@ impl Link {
                 biased;
                 Some(text) = urgent.recv() => Some(Outbound::Send(text)),
                 _ = self.registrations_changed.notified() => None,
-                _ = self.batch_abandoned.notified() => None,
                 item = outbound.recv() => match item {
                     Some(item) => Some(item),
                     None => return "the worker stopped".into(),
@@ -226,7 +147,6 @@ impl Link {
                 first
                     .take()
                     .or_else(|| urgent.try_recv().ok().map(Outbound::Send))
-                    .or_else(|| self.take_batched())
                     .or_else(|| outbound.try_recv().ok())
                     .or_else(|| frames.try_recv().ok().map(Outbound::Frame))
             };
@@ -282,31 +202,5 @@ impl Link {
             calls.prune_at = (calls.waiting.len() * 2).max(64);
         }
         calls.waiting.insert(id, reply);
-    }
-}
-
-/// A caller's claim on the batch; dropped before the batch is written (the caller's future was
-/// cancelled), it releases the claim and wakes the connection task to write what waits.
-struct Claim<'a> {
-    link: &'a Link,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        let mut batch = lock(&self.link.batch);
-        batch.claimed = false;
-        if !batch.items.is_empty() {
-            drop(batch);
-            self.link.batch_abandoned.notify_one();
-        }
-    }
-}
-
-/// Fails the calls among `items` with `error`.
-fn fail_calls(items: VecDeque<Outbound>, error: &IIIError) {
-    for item in items {
-        if let Outbound::Call { reply, .. } = item {
-            let _ = reply.send(Err(error.clone()));
-        }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use iii_engine::EngineConfig;
 use iii_sdk::{ErrorKind, IIIError, RegisterFunction, TriggerRequest};
 use serde_json::{Value, json};
@@ -33,28 +33,6 @@ async fn calls_return_results_across_workers() {
     .expect("result");
     // The engine may add `_caller_worker_id` to object payloads (docs/PROTOCOL.md §3).
     assert_eq!(result["a"], json!([1, 2]));
-    engine.shutdown().await;
-}
-
-/// Calls made in the same turn share one write, made by the first of them; when that first
-/// call is dropped before writing (a cancelled call), the others must still go out.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_call_dropped_before_its_shared_write_does_not_strand_the_others() {
-    let engine = engine().await;
-    let owner = worker(&engine);
-    owner.register_function(echo());
-    ready(&owner).await;
-    let caller = worker(&engine);
-    ready(&caller).await;
-    for round in 0..20 {
-        let mut first = Box::pin(caller.trigger(TriggerRequest::new("test::echo", json!(1))));
-        let mut second = Box::pin(caller.trigger(TriggerRequest::new("test::echo", json!(2))));
-        assert!((&mut first).now_or_never().is_none(), "round {round}");
-        assert!((&mut second).now_or_never().is_none(), "round {round}");
-        drop(first);
-        let result = within(5, second).await.expect("the second call's result");
-        assert_eq!(result, json!(2));
-    }
     engine.shutdown().await;
 }
 
