@@ -144,6 +144,11 @@ pub(crate) fn status_frame(status: &EndStatus) -> CloseFrame {
     close_frame(code, &reason)
 }
 
+/// The close frame for a text frame that is not UTF-8 (1007).
+pub(crate) fn invalid_utf8() -> CloseFrame {
+    close_frame(close::INVALID_PAYLOAD, close::REASON_INVALID_UTF8)
+}
+
 /// The close frame sent to every socket when the engine stops.
 pub(crate) fn going_away() -> CloseFrame {
     close_frame(close::GOING_AWAY, close::REASON_ENGINE_SHUTDOWN)

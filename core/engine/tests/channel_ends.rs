@@ -262,3 +262,40 @@ async fn oversized_frames_close_the_writer_with_1009() {
     assert_eq!(binary_bytes(&frames), vec![1u8; 10]);
     assert_eq!(closed, Some((4002, "writer_lost".into())));
 }
+
+/// When the engine stops, every end of a live channel is told the engine went away (1001),
+/// whichever end's task sees the stop first: never writer-lost or reader-closed, which would
+/// blame a peer that did nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_shutdown_is_going_away_for_both_ends() {
+    let engine = engine().await;
+    let mut worker = worker(&engine).await;
+    let mut ends = Vec::new();
+    for _ in 0..16 {
+        let (_, _, mut w, r) = worker.connected_channel(&engine, json!(8)).await;
+        w.send(WsMessage::binary(vec![7u8; 1000]))
+            .await
+            .expect("send");
+        ends.push(("writer", w));
+        ends.push(("reader", r));
+    }
+    let closes = futures_util::future::join_all(ends.into_iter().map(|(end, mut ws)| async move {
+        (end, read_to_close(&mut ws).await.1.map(|close| close.0))
+    }));
+    let (closes, ()) = tokio::join!(closes, engine.shutdown());
+    for (end, code) in closes {
+        assert_eq!(code, Some(1001), "the {end} end");
+    }
+}
+
+/// A text frame that is not UTF-8 closes the writer's socket with 1007; its reader learns
+/// that the writer was lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_utf8_from_a_writer_is_1007() {
+    let engine = engine().await;
+    let mut worker = worker(&engine).await;
+    let (_, _, mut w, mut r) = worker.connected_channel(&engine, json!(8)).await;
+    w.send(invalid_text_frame()).await.expect("send");
+    assert_eq!(close_of(&mut w).await.map(|c| c.0), Some(1007));
+    assert_eq!(close_of(&mut r).await.map(|c| c.0), Some(4002));
+}

@@ -189,6 +189,14 @@ async fn malformed_input_is_answered_and_the_connection_survives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn invalid_utf8_text_closes_the_main_socket_with_1007() {
+    let engine = engine().await;
+    let mut caller = worker(&engine).await;
+    caller.ws.send(invalid_text_frame()).await.expect("send");
+    assert_eq!(close_of(&mut caller.ws).await.map(|c| c.0), Some(1007));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn enqueue_is_enqueue_error() {
     let engine = engine().await;
     let mut owner = worker(&engine).await;

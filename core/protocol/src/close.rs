@@ -7,6 +7,8 @@
 pub const COMPLETE: u16 = 1000;
 /// The engine is going away (shutting down).
 pub const GOING_AWAY: u16 = 1001;
+/// A text frame whose payload is not UTF-8 (RFC 6455 §7.4.1).
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// A frame larger than the engine accepts.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// The writer aborted the stream; the reason follows `aborted: `.
@@ -32,6 +34,8 @@ pub const REASON_READER_CLOSED: &str = "reader_closed";
 pub const REASON_EXPIRED: &str = "expired";
 /// Close reason sent with [`GOING_AWAY`] when the engine stops.
 pub const REASON_ENGINE_SHUTDOWN: &str = "engine_shutdown";
+/// Close reason sent with [`INVALID_PAYLOAD`] for a text frame that is not UTF-8.
+pub const REASON_INVALID_UTF8: &str = "invalid_utf8";
 /// Close reason sent with [`MESSAGE_TOO_BIG`].
 pub const REASON_MESSAGE_TOO_BIG: &str = "message_too_big";
 /// Close reason sent with [`END_ALREADY_CONNECTED`].

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use iii_protocol::close::{ABORTED, COMPLETE};
+use iii_protocol::close::{ABORTED, COMPLETE, GOING_AWAY, REASON_ENGINE_SHUTDOWN};
 use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::sync::oneshot;
@@ -19,7 +19,9 @@ use super::buffer::{BufferClosed, BufferRx, BufferTx, Frame, split_binary};
 use super::registry::ChannelRegistry;
 use super::{Channel, Claim};
 use crate::lifecycle::Shutdown;
-use crate::ws::{EndSocket, close_and_drain, close_too_big, going_away, status_frame};
+use crate::ws::{
+    EndSocket, close_and_drain, close_too_big, going_away, invalid_utf8, status_frame,
+};
 
 /// Most frames written to a reader between two flushes.
 const MAX_BATCH: usize = 256;
@@ -56,6 +58,8 @@ enum WriterEnd {
     Closed(EndStatus),
     /// The writer sent a frame over the limit.
     TooBig,
+    /// The writer sent a text frame that is not UTF-8.
+    InvalidText,
     /// The engine stops the writer: the reader left or the channel expired.
     Stopped(EndStatus),
     /// The engine is shutting down.
@@ -77,7 +81,9 @@ async fn serve_writer<S: EndSocket>(
     };
     let status = match &end {
         WriterEnd::Closed(status) | WriterEnd::Stopped(status) => status.clone(),
-        WriterEnd::TooBig | WriterEnd::Shutdown => EndStatus::WriterLost,
+        WriterEnd::TooBig | WriterEnd::InvalidText => EndStatus::WriterLost,
+        // The reader learns that the engine went away, not its writer.
+        WriterEnd::Shutdown => shutdown_status(),
     };
     tracing::debug!(channel_id = %channel.id, ?status, "writer finished");
     // Record the status before the buffer's sender goes, so the reader finds it once drained.
@@ -90,8 +96,27 @@ async fn serve_writer<S: EndSocket>(
         // frame the writer sent before its close is in the buffer.
         WriterEnd::Closed(_) => close_and_drain(&mut ws, None).await,
         WriterEnd::TooBig => close_too_big(&mut ws).await,
-        WriterEnd::Stopped(status) => close_and_drain(&mut ws, Some(status_frame(&status))).await,
+        WriterEnd::InvalidText => close_and_drain(&mut ws, Some(invalid_utf8())).await,
+        WriterEnd::Stopped(status) => {
+            let frame = close_for(&status, &shutdown);
+            close_and_drain(&mut ws, Some(frame)).await;
+        }
         WriterEnd::Shutdown => close_and_drain(&mut ws, Some(going_away())).await,
+    }
+}
+
+/// The status an end records when the engine stops under it: going away (1001).
+fn shutdown_status() -> EndStatus {
+    EndStatus::Other(GOING_AWAY, REASON_ENGINE_SHUTDOWN.to_string())
+}
+
+/// The close frame for an end whose channel ended with `status`. While the engine stops, a
+/// peer that vanished went with the engine: the end is told going away (1001), not that its
+/// writer was lost or its reader closed.
+fn close_for(status: &EndStatus, shutdown: &Shutdown) -> CloseFrame {
+    match status {
+        EndStatus::WriterLost | EndStatus::ReaderClosed if shutdown.is_stopping() => going_away(),
+        _ => status_frame(status),
     }
 }
 
@@ -124,6 +149,10 @@ async fn pump_writer<S: EndSocket>(
             Some(Err(WsError::Capacity(error))) => {
                 tracing::debug!(%error, "channel writer frame too big");
                 return WriterEnd::TooBig;
+            }
+            Some(Err(WsError::Utf8(error))) => {
+                tracing::debug!(%error, "channel writer text frame is not UTF-8");
+                return WriterEnd::InvalidText;
             }
             Some(Err(error)) => {
                 tracing::debug!(%error, "channel writer socket failed");
@@ -201,7 +230,10 @@ async fn serve_reader<S: EndSocket>(
         return;
     };
     match end {
-        ReaderEnd::Drained(status) => close_and_drain(&mut ws, Some(status_frame(&status))).await,
+        ReaderEnd::Drained(status) => {
+            let frame = close_for(&status, &shutdown);
+            close_and_drain(&mut ws, Some(frame)).await;
+        }
         ReaderEnd::Gone => close_and_drain(&mut ws, None).await,
         ReaderEnd::Shutdown => close_and_drain(&mut ws, Some(going_away())).await,
     }

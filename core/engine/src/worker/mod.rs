@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::invocations::stopped_error;
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
-use crate::ws::{WsStream, close_frame, going_away, linger};
+use crate::ws::{WsStream, close_frame, going_away, invalid_utf8, linger};
 use outbound::{OUTBOX_CAPACITY, Outbox, run_writer};
 use registry::ConnId;
 
@@ -44,6 +44,8 @@ enum End {
     PeerGone,
     /// The worker sent a message over the limit.
     TooBig,
+    /// The worker sent a text frame that is not UTF-8.
+    InvalidText,
     /// The engine is shutting down.
     Shutdown,
 }
@@ -87,6 +89,7 @@ pub(crate) async fn serve(
     let close = match end {
         End::PeerGone => None,
         End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG)),
+        End::InvalidText => Some(invalid_utf8()),
         End::Shutdown => Some(going_away()),
     };
     // Streams end as their sockets would if the connection dropped.
@@ -135,6 +138,10 @@ async fn read_loop(
             Err(WsError::Capacity(error)) => {
                 tracing::debug!(%error, "main socket message too big");
                 return End::TooBig;
+            }
+            Err(WsError::Utf8(error)) => {
+                tracing::debug!(%error, "main socket text frame is not UTF-8");
+                return End::InvalidText;
             }
             Err(error) => {
                 tracing::debug!(%error, "main socket failed");
