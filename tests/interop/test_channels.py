@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import pytest
 
@@ -71,6 +72,27 @@ def test_pipeline(serve, drive, driver, server):
 
 
 CROSS_PAIRS = [("node", "python"), ("python", "node")]
+
+
+@pytest.fixture
+def quick_pings(monkeypatch):
+    """The engine pings a quiet worker after 1 s and drops it 1 s after an unanswered ping."""
+    monkeypatch.setenv("III_PING_INTERVAL_SECS", "1")
+    monkeypatch.setenv("III_PING_TIMEOUT_SECS", "1")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("driver,server", CROSS_PAIRS, ids=map(pair_id, CROSS_PAIRS))
+def test_published_workers_answer_the_engines_pings(quick_pings, engine, serve, drive, driver, server):
+    """The published clients' WebSocket libraries answer the engine's pings by themselves: a
+    worker quiet for several ping timeouts is never dropped (the clients would reconnect and
+    hide it, so the engine's log is checked) and serves the pipeline."""
+    serve(server, "pipeline")
+    time.sleep(4)
+    check_pipeline(drive(driver, "pipeline", "--records", str(RECORDS)), server)
+    log = engine.log.read_text(errors="replace")
+    assert "worker connected" in log, log[-2000:]
+    assert "unresponsive" not in log, log[-2000:]
 
 
 @pytest.mark.timeout(240)

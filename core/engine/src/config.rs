@@ -18,6 +18,13 @@ pub struct EngineConfig {
     pub invocation_timeout: Duration,
     /// Largest message accepted on a main socket; larger ones close it with 1009.
     pub max_main_message_bytes: usize,
+    /// A main socket that sends nothing for this long is pinged (a WebSocket Ping, which
+    /// every WebSocket library answers on its own).
+    pub ping_interval: Duration,
+    /// A worker that sends nothing, not even the Pong, for this long after a ping is dropped
+    /// as unresponsive (a frozen or vanished process): the calls it owed fail at once with
+    /// `invocation_stopped` instead of waiting for `invocation_timeout`.
+    pub ping_timeout: Duration,
     /// Port of the HTTP trigger server (on `host`); `Some(0)` picks any free port, `None`
     /// runs no HTTP server.
     pub http_port: Option<u16>,
@@ -53,6 +60,8 @@ impl Default for EngineConfig {
             tombstone_ttl: Duration::from_secs(60),
             invocation_timeout: Duration::from_secs(5 * 60),
             max_main_message_bytes: iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES,
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(20),
             http_port: Some(DEFAULT_HTTP_PORT),
             http_timeout: Duration::from_secs(30),
             max_json_body_bytes: 16 * 1024 * 1024,

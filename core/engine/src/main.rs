@@ -45,6 +45,13 @@ struct Cli {
     /// Seconds the engine waits for the answer of a call before answering `timeout`.
     #[arg(long, default_value_t = 300)]
     invocation_timeout_secs: u64,
+    /// Seconds a worker's main socket may be quiet before the engine pings it.
+    #[arg(long, env = "III_PING_INTERVAL_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    ping_interval_secs: u64,
+    /// Seconds a pinged worker may stay silent before it is dropped as unresponsive (its
+    /// pending calls fail with `invocation_stopped`).
+    #[arg(long, env = "III_PING_TIMEOUT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    ping_timeout_secs: u64,
     /// Let functions the engine calls over HTTP (registered with an `invocation` URL) be at
     /// loopback, private or link-local addresses. Off by default: a worker cannot make the
     /// engine reach into its network.
@@ -77,6 +84,8 @@ impl Cli {
             channel_ttl: Duration::from_secs(self.channel_ttl_secs),
             tombstone_ttl: Duration::from_secs(self.tombstone_ttl_secs),
             invocation_timeout: Duration::from_secs(self.invocation_timeout_secs),
+            ping_interval: Duration::from_secs(self.ping_interval_secs),
+            ping_timeout: Duration::from_secs(self.ping_timeout_secs),
             http_port: (!self.no_http).then_some(self.http_port),
             http_timeout: Duration::from_secs(self.http_timeout_secs),
             max_json_body_bytes: self.max_json_body_bytes,

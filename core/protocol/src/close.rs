@@ -21,6 +21,9 @@ pub const READER_CLOSED: u16 = 4003;
 pub const EXPIRED: u16 = 4008;
 /// A second connection tried to take an end that is already connected.
 pub const END_ALREADY_CONNECTED: u16 = 4009;
+/// A worker's main socket answered nothing, not even a ping, within the engine's ping
+/// timeout: the engine dropped it as unresponsive.
+pub const UNRESPONSIVE: u16 = 4010;
 
 /// Close reason sent with [`COMPLETE`].
 pub const REASON_COMPLETE: &str = "stream_complete";
@@ -38,6 +41,8 @@ pub const REASON_ENGINE_SHUTDOWN: &str = "engine_shutdown";
 pub const REASON_INVALID_UTF8: &str = "invalid_utf8";
 /// Close reason sent with [`MESSAGE_TOO_BIG`].
 pub const REASON_MESSAGE_TOO_BIG: &str = "message_too_big";
+/// Close reason sent with [`UNRESPONSIVE`].
+pub const REASON_UNRESPONSIVE: &str = "unresponsive";
 /// Close reason sent with [`END_ALREADY_CONNECTED`].
 pub const REASON_END_ALREADY_CONNECTED: &str = "end_already_connected";
 

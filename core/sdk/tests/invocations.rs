@@ -36,6 +36,37 @@ async fn calls_return_results_across_workers() {
     engine.shutdown().await;
 }
 
+/// The engine drops a worker that answers no ping (docs/PROTOCOL.md §5). The SDK answers pings
+/// from its own connection task, so a worker whose handler is busy for several ping timeouts
+/// stays connected and its answer arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_busy_in_a_handler_still_answers_the_engines_pings() {
+    let engine = engine_with(EngineConfig {
+        ping_interval: Duration::from_millis(100),
+        ping_timeout: Duration::from_millis(300),
+        ..EngineConfig::ephemeral()
+    })
+    .await;
+    let owner = worker(&engine);
+    owner.register_function(RegisterFunction::new_async(
+        "test::slow",
+        |input: Value| async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Ok(input)
+        },
+    ));
+    ready(&owner).await;
+    let caller = worker(&engine);
+    let result = within(
+        10,
+        caller.trigger(TriggerRequest::new("test::slow", json!(7))),
+    )
+    .await
+    .expect("the slow call's result");
+    assert_eq!(result, json!(7));
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_functions_are_function_not_found() {
     let engine = engine().await;

@@ -9,11 +9,14 @@ pub(crate) mod registry;
 pub(crate) mod streams;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use iii_protocol::Message;
-use iii_protocol::close::{MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG};
+use iii_protocol::close::{
+    MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG, REASON_UNRESPONSIVE, UNRESPONSIVE,
+};
 use iii_streams::{Routed, StreamTable};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -46,6 +49,8 @@ enum End {
     TooBig,
     /// The worker sent a text frame that is not UTF-8.
     InvalidText,
+    /// The worker answered nothing, not even a ping, within the ping timeout.
+    Unresponsive,
     /// The engine is shutting down.
     Shutdown,
 }
@@ -90,6 +95,10 @@ pub(crate) async fn serve(
         End::PeerGone => None,
         End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG)),
         End::InvalidText => Some(invalid_utf8()),
+        End::Unresponsive => {
+            tracing::warn!(worker_id = %conn.worker_id, "dropping an unresponsive worker");
+            Some(close_frame(UNRESPONSIVE, REASON_UNRESPONSIVE))
+        }
         End::Shutdown => Some(going_away()),
     };
     // Streams end as their sockets would if the connection dropped.
@@ -116,7 +125,25 @@ async fn read_loop(
     shutdown: &Shutdown,
 ) -> End {
     let limit = shared.config.max_main_message_bytes;
-    while let Some(message) = stream.next().await {
+    let mut liveness = Liveness::new(shared.config.ping_interval, shared.config.ping_timeout);
+    let deadline = tokio::time::sleep(liveness.interval);
+    tokio::pin!(deadline);
+    loop {
+        let message = tokio::select! {
+            biased;
+            message = stream.next() => message,
+            () = &mut deadline => {
+                match liveness.tick(Instant::now(), &conn.outbox) {
+                    Some(next) => deadline.as_mut().reset(next.into()),
+                    None => return End::Unresponsive,
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else {
+            return End::PeerGone;
+        };
+        liveness.heard(Instant::now());
         match message {
             Ok(WsMessage::Text(text)) if text.len() > limit => return End::TooBig,
             Ok(WsMessage::Text(text)) => dispatch::handle(shared, conn, text.as_str()).await,
@@ -149,7 +176,48 @@ async fn read_loop(
             }
         }
     }
-    End::PeerGone
+}
+
+/// When a main socket last spoke and whether the engine is waiting for it to answer a ping.
+/// Checked by one timer that fires at most once per interval, not per message.
+struct Liveness {
+    interval: Duration,
+    timeout: Duration,
+    last_heard: Instant,
+    pinged_at: Option<Instant>,
+}
+
+impl Liveness {
+    fn new(interval: Duration, timeout: Duration) -> Self {
+        Self {
+            interval,
+            timeout,
+            last_heard: Instant::now(),
+            pinged_at: None,
+        }
+    }
+
+    /// Anything arrived from the worker: it is alive.
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+        self.pinged_at = None;
+    }
+
+    /// The timer fired at `now`: pings a socket quiet for an interval. Returns when to check
+    /// next, or `None` when a ping went unanswered for the timeout.
+    fn tick(&mut self, now: Instant, outbox: &outbound::Outbox) -> Option<Instant> {
+        match self.pinged_at {
+            Some(at) if now >= at + self.timeout => None,
+            Some(at) => Some(at + self.timeout),
+            None if now >= self.last_heard + self.interval => {
+                // A ping that finds the queue full is not sent, but the silence still counts.
+                outbox.ping();
+                self.pinged_at = Some(now);
+                Some(now + self.timeout)
+            }
+            None => Some(self.last_heard + self.interval),
+        }
+    }
 }
 
 /// Removes everything the connection registered and answers the calls it owed.

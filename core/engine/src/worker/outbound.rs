@@ -41,6 +41,12 @@ impl Outbox {
         self.0.send(WsMessage::text(text)).await.is_ok()
     }
 
+    /// Queues a WebSocket Ping if there is room now (a worker whose queue is full is not
+    /// reading, and its silence is judged all the same). False if it was not queued.
+    pub(crate) fn ping(&self) -> bool {
+        self.0.try_send(WsMessage::Ping(Default::default())).is_ok()
+    }
+
     /// Queues `message` only if there is room now: for what the engine tells a worker on
     /// its own account (announcements, forwarded trigger registrations), so that one worker
     /// that stops reading cannot hold up anyone else. False (logged) if it was not queued.
