@@ -18,6 +18,14 @@ pub struct EngineConfig {
     pub invocation_timeout: Duration,
     /// Largest message accepted on a main socket; larger ones close it with 1009.
     pub max_main_message_bytes: usize,
+    /// Bytes of messages the engine holds for one worker that is not reading them. Calls to a
+    /// worker over this bound are refused at once with `worker_busy`; a worker whose answers
+    /// pile up to twice the bound is dropped as a slow consumer. A queue with nothing in it
+    /// always takes one message (up to `max_main_message_bytes`).
+    pub max_outbound_bytes: usize,
+    /// A worker whose queue stays over `max_outbound_bytes` this long is dropped as a slow
+    /// consumer (its pending calls fail with `invocation_stopped`).
+    pub slow_consumer_timeout: Duration,
     /// A main socket that sends nothing for this long is pinged (a WebSocket Ping, which
     /// every WebSocket library answers on its own).
     pub ping_interval: Duration,
@@ -60,6 +68,8 @@ impl Default for EngineConfig {
             tombstone_ttl: Duration::from_secs(60),
             invocation_timeout: Duration::from_secs(5 * 60),
             max_main_message_bytes: iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES,
+            max_outbound_bytes: 32 * 1024 * 1024,
+            slow_consumer_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
             http_port: Some(DEFAULT_HTTP_PORT),

@@ -3,13 +3,15 @@
 //! the engine calls over HTTP gets an HTTP request ([`crate::remote`]); any other gets an
 //! `invokefunction` on its owner's connection, recorded first when someone waits for the answer.
 
-use iii_protocol::Message;
+use iii_protocol::codes::WORKER_BUSY;
+use iii_protocol::{ErrorBody, Message};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::functions::Owner;
 use crate::invocations::{Waiter, stopped_error};
 use crate::state::EngineState;
+use crate::worker::outbound::Refused;
 
 /// One call on its way to its function.
 pub(crate) struct Call {
@@ -20,13 +22,13 @@ pub(crate) struct Call {
     pub(crate) baggage: Option<String>,
 }
 
-/// How the call is put on the owner's connection.
+/// How the call is put on the owner's connection. Neither waits: one owner that stops reading
+/// holds up nobody else (docs/PROTOCOL.md §2.4).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pace {
-    /// Wait while the owner's queue is full (the caller slows down).
-    Wait,
-    /// Drop the call (logged) when the owner's queue is full: one owner that stops reading
-    /// holds up no other (announcements).
+    /// Refuse the call at once with `worker_busy` when the owner's queue is over its bound.
+    Call,
+    /// Drop the call (logged) when the owner's queue is over its bound (announcements).
     Offer,
 }
 
@@ -66,15 +68,29 @@ pub(crate) async fn forward(
         baggage,
         namespace: None,
     };
-    let sent = match pace {
-        Pace::Wait => owner.outbox.send(&message).await,
-        Pace::Offer => owner.outbox.offer(&message),
+    let refused = match pace {
+        Pace::Call => owner.outbox.call(&message).err(),
+        Pace::Offer => (!owner.outbox.offer(&message)).then_some(Refused::Gone),
     };
-    // The owner is disconnecting and its cleanup may already have run.
-    if !sent
-        && let Some((waiter, function_id)) = engine_id.and_then(|id| shared.invocations.cancel(id))
-    {
-        let error = stopped_error(&function_id);
-        waiter.fail(function_id, error).await;
-    }
+    let Some(refused) = refused else { return };
+    // The call is not on its way: whoever waits learns why (the owner may be disconnecting,
+    // and its cleanup may already have run).
+    let Some((waiter, function_id)) = engine_id.and_then(|id| shared.invocations.cancel(id)) else {
+        return;
+    };
+    let error = match refused {
+        Refused::Busy(queued) => busy_error(&function_id, queued),
+        Refused::Gone => stopped_error(&function_id),
+    };
+    waiter.fail(function_id, error).await;
+}
+
+/// The error of a call refused because its owner does not read its socket.
+fn busy_error(function_id: &str, queued: usize) -> ErrorBody {
+    ErrorBody::new(
+        WORKER_BUSY,
+        format!(
+            "the worker serving {function_id} is not reading its socket ({queued} bytes wait for it): try again later"
+        ),
+    )
 }

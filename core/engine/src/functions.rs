@@ -122,7 +122,7 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         Owner {
             conn: ConnId(conn),
-            outbox: Outbox::new(tx),
+            outbox: Outbox::unbounded(tx),
             remote: None,
         }
     }

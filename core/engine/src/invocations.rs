@@ -48,7 +48,7 @@ impl Caller {
                 result.unwrap_or(Value::Null),
             ),
         };
-        self.outbox.send(&message).await;
+        self.outbox.send(&message);
     }
 
     /// Sends the caller an error.
@@ -270,7 +270,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(8);
         let caller = Caller {
             conn: ConnId(conn),
-            outbox: Outbox::new(tx),
+            outbox: Outbox::unbounded(tx),
             invocation_id: "caller-id".into(),
         };
         (caller, rx)

@@ -45,6 +45,14 @@ struct Cli {
     /// Seconds the engine waits for the answer of a call before answering `timeout`.
     #[arg(long, default_value_t = 300)]
     invocation_timeout_secs: u64,
+    /// Bytes the engine holds for one worker that does not read them; calls to a worker over
+    /// this are refused with `worker_busy`, and one at twice this is dropped.
+    #[arg(long, env = "III_MAX_OUTBOUND_BYTES", default_value_t = 32 * 1024 * 1024)]
+    max_outbound_bytes: usize,
+    /// Seconds a worker may stay over --max-outbound-bytes before it is dropped as a slow
+    /// consumer.
+    #[arg(long, env = "III_SLOW_CONSUMER_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    slow_consumer_secs: u64,
     /// Seconds a worker's main socket may be quiet before the engine pings it.
     #[arg(long, env = "III_PING_INTERVAL_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     ping_interval_secs: u64,
@@ -84,6 +92,8 @@ impl Cli {
             channel_ttl: Duration::from_secs(self.channel_ttl_secs),
             tombstone_ttl: Duration::from_secs(self.tombstone_ttl_secs),
             invocation_timeout: Duration::from_secs(self.invocation_timeout_secs),
+            max_outbound_bytes: self.max_outbound_bytes,
+            slow_consumer_timeout: Duration::from_secs(self.slow_consumer_secs),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
             ping_timeout: Duration::from_secs(self.ping_timeout_secs),
             http_port: (!self.no_http).then_some(self.http_port),

@@ -232,7 +232,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let provided = |owner| TriggerType {
             owner: ConnId(owner),
-            outbox: Outbox::new(tx.clone()),
+            outbox: Outbox::unbounded(tx.clone()),
             description: None,
             trigger_request_format: None,
             call_request_format: None,

@@ -24,6 +24,9 @@ pub const END_ALREADY_CONNECTED: u16 = 4009;
 /// A worker's main socket answered nothing, not even a ping, within the engine's ping
 /// timeout: the engine dropped it as unresponsive.
 pub const UNRESPONSIVE: u16 = 4010;
+/// A worker's main socket did not take what the engine had for it: its queue stayed over its
+/// bound past the deadline, or reached twice the bound. The engine dropped it.
+pub const SLOW_CONSUMER: u16 = 4011;
 
 /// Close reason sent with [`COMPLETE`].
 pub const REASON_COMPLETE: &str = "stream_complete";
@@ -41,6 +44,8 @@ pub const REASON_ENGINE_SHUTDOWN: &str = "engine_shutdown";
 pub const REASON_INVALID_UTF8: &str = "invalid_utf8";
 /// Close reason sent with [`MESSAGE_TOO_BIG`].
 pub const REASON_MESSAGE_TOO_BIG: &str = "message_too_big";
+/// Close reason sent with [`SLOW_CONSUMER`].
+pub const REASON_SLOW_CONSUMER: &str = "slow_consumer";
 /// Close reason sent with [`UNRESPONSIVE`].
 pub const REASON_UNRESPONSIVE: &str = "unresponsive";
 /// Close reason sent with [`END_ALREADY_CONNECTED`].

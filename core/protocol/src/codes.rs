@@ -32,6 +32,9 @@ pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 pub const INVALID_JSON: &str = "invalid_json";
 /// HTTP: a request the engine cannot read (400).
 pub const BAD_REQUEST: &str = "bad_request";
+/// A call refused at once because the worker serving it does not read its socket: its queue
+/// is over the engine's bound (HTTP routes answer 503).
+pub const WORKER_BUSY: &str = "worker_busy";
 /// The worker port: a plain HTTP request where a WebSocket upgrade was expected (426).
 pub const UPGRADE_REQUIRED: &str = "upgrade_required";
 /// The worker port: a method its plain HTTP endpoints do not answer (405).

@@ -188,6 +188,6 @@ async fn invoke(
         traceparent: None,
         baggage: None,
     };
-    forward(shared, owner, call, Some(Waiter::Engine(reply)), Pace::Wait).await;
+    forward(shared, owner, call, Some(Waiter::Engine(reply)), Pace::Call).await;
     Ok(outcome)
 }

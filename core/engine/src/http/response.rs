@@ -19,7 +19,8 @@ use crate::channels::buffer::{BufferRx, Frame};
 use crate::channels::registry::ChannelRegistry;
 use crate::invocations::Outcome;
 use iii_protocol::codes::{
-    EXPIRED, INVALID_RESPONSE, INVOCATION_STOPPED, RESPONSE_ABORTED, TIMEOUT, WRITER_LOST,
+    EXPIRED, INVALID_RESPONSE, INVOCATION_STOPPED, RESPONSE_ABORTED, TIMEOUT, WORKER_BUSY,
+    WRITER_LOST,
 };
 use iii_protocol::http::{
     RESULT_BODY, RESULT_HEADERS, RESULT_STATUS_CODE, RESULT_STATUS_CODE_CAMEL, ResponseControl,
@@ -198,6 +199,10 @@ fn failed(error: &ErrorBody) -> Response<HttpBody> {
     if error.code == TIMEOUT {
         let message = "the function did not answer in time";
         return error_response(StatusCode::GATEWAY_TIMEOUT, &error.code, message);
+    }
+    if error.code == WORKER_BUSY {
+        let message = "the function's worker is not keeping up: try again later";
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, &error.code, message);
     }
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -111,7 +111,7 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             None => tracing::debug!(%invocation_id, "dropping a result nobody waits for"),
         },
         Message::Ping => {
-            conn.outbox.send(&Message::Pong).await;
+            conn.outbox.send(&Message::Pong);
         }
         Message::RegisterTriggerType { .. }
         | Message::UnregisterTriggerType { .. }
@@ -132,11 +132,11 @@ async fn reply_unreadable(conn: &Conn, text: &str, error: &serde_json::Error) {
     match found.invocation_id {
         Some(invocation_id) if !is_result => {
             let reply = Message::error(invocation_id, found.function_id, body);
-            conn.outbox.send(&reply).await;
+            conn.outbox.send(&reply);
         }
         _ => {
             let frame = json!({"type": "error", "error": body});
-            conn.outbox.send_text(frame.to_string()).await;
+            conn.outbox.send_text(frame.to_string());
         }
     }
 }
@@ -288,7 +288,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         traceparent,
         baggage,
     };
-    forward(shared, owner, call, caller.map(Into::into), Pace::Wait).await;
+    forward(shared, owner, call, caller.map(Into::into), Pace::Call).await;
 }
 
 async fn answer_error(caller: Option<Caller>, function_id: String, error: ErrorBody) {

@@ -2,6 +2,7 @@
 //! that owns the socket's write half, and what happens when the worker goes away (its
 //! functions and triggers die, calls it owed are answered `invocation_stopped`).
 
+pub(crate) mod backlog;
 pub(crate) mod dispatch;
 pub(crate) mod outbound;
 pub(crate) mod registrations;
@@ -15,7 +16,8 @@ use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use iii_protocol::Message;
 use iii_protocol::close::{
-    MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG, REASON_UNRESPONSIVE, UNRESPONSIVE,
+    MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG, REASON_SLOW_CONSUMER, REASON_UNRESPONSIVE,
+    SLOW_CONSUMER, UNRESPONSIVE,
 };
 use iii_streams::{Routed, StreamTable};
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +28,8 @@ use crate::invocations::stopped_error;
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 use crate::ws::{WsStream, close_frame, going_away, invalid_utf8, linger};
-use outbound::{OUTBOX_CAPACITY, Outbox, run_writer};
+use backlog::Backlog;
+use outbound::{OUTBOX_MESSAGES, Outbox, Queues, STREAM_FRAMES_QUEUED, run_writer};
 use registry::ConnId;
 
 /// One worker connection as the rest of the engine sees it.
@@ -51,6 +54,8 @@ enum End {
     InvalidText,
     /// The worker answered nothing, not even a ping, within the ping timeout.
     Unresponsive,
+    /// The worker does not read what is sent to it (its queue stayed over its bound).
+    SlowConsumer,
     /// The engine is shutting down.
     Shutdown,
 }
@@ -64,15 +69,26 @@ pub(crate) async fn serve(
     lifeline: Lifeline,
 ) {
     let (sink, mut stream) = ws.split();
-    let (queue_tx, queue_rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (queue_tx, messages) = mpsc::channel(OUTBOX_MESSAGES);
+    let (frames_tx, frames) = mpsc::channel(STREAM_FRAMES_QUEUED);
+    let config = &shared.config;
+    let backlog = Arc::new(Backlog::new(
+        config.max_outbound_bytes,
+        config.slow_consumer_timeout,
+    ));
+    let queues = Queues {
+        messages,
+        frames,
+        backlog: backlog.clone(),
+    };
     let (stop_writer, stop_rx) = oneshot::channel();
-    let writer = tokio::spawn(run_writer(sink, queue_rx, stop_rx, lifeline));
+    let writer = tokio::spawn(run_writer(sink, queues, stop_rx, lifeline));
     let conn = Conn {
         id: shared.connections.next_id(),
         worker_id: Uuid::new_v4(),
         streams: streams
-            .then(|| StreamTable::for_engine(queue_tx.clone(), tokio::runtime::Handle::current())),
-        outbox: Outbox::new(queue_tx),
+            .then(|| StreamTable::for_engine(frames_tx, tokio::runtime::Handle::current())),
+        outbox: Outbox::new(queue_tx, backlog),
     };
     shared
         .connections
@@ -87,7 +103,7 @@ pub(crate) async fn serve(
         biased;
         _ = shutdown.wait() => End::Shutdown,
         end = async {
-            conn.outbox.send(&registered).await;
+            conn.outbox.send(&registered);
             read_loop(&shared, &conn, &mut stream, &for_streams).await
         } => end,
     };
@@ -95,6 +111,11 @@ pub(crate) async fn serve(
         End::PeerGone => None,
         End::TooBig => Some(close_frame(MESSAGE_TOO_BIG, REASON_MESSAGE_TOO_BIG)),
         End::InvalidText => Some(invalid_utf8()),
+        End::SlowConsumer => {
+            let queued = conn.outbox.backlog().queued();
+            tracing::warn!(worker_id = %conn.worker_id, queued, "dropping a worker that does not read its socket (slow consumer)");
+            Some(close_frame(SLOW_CONSUMER, REASON_SLOW_CONSUMER))
+        }
         End::Unresponsive => {
             tracing::warn!(worker_id = %conn.worker_id, "dropping an unresponsive worker");
             Some(close_frame(UNRESPONSIVE, REASON_UNRESPONSIVE))
@@ -109,12 +130,14 @@ pub(crate) async fn serve(
     // Once the writer is done its queue is gone, so a call forwarded from now on fails at
     // once and is answered by its sender; calls forwarded before are answered below.
     let sink = writer.await.ok();
-    if let (End::TooBig, Some(sink)) = (&end, sink)
+    forget(&shared, &conn, matches!(end, End::Shutdown)).await;
+    // A worker cut off while it still sends: read what it sends for a moment, so the socket
+    // is not reset under the close frame.
+    if let (End::TooBig | End::SlowConsumer, Some(sink)) = (&end, sink)
         && let Ok(mut ws) = stream.reunite(sink)
     {
         linger(ws.get_mut()).await;
     }
-    forget(&shared, &conn, matches!(end, End::Shutdown)).await;
     tracing::info!(worker_id = %conn.worker_id, "worker disconnected");
 }
 
@@ -131,9 +154,14 @@ async fn read_loop(
     loop {
         let message = tokio::select! {
             biased;
+            () = conn.outbox.backlog().dropped() => return End::SlowConsumer,
             message = stream.next() => message,
             () = &mut deadline => {
-                match liveness.tick(Instant::now(), &conn.outbox) {
+                let now = Instant::now();
+                if conn.outbox.backlog().overdue(now) {
+                    return End::SlowConsumer;
+                }
+                match liveness.tick(now, &conn.outbox) {
                     Some(next) => deadline.as_mut().reset(next.into()),
                     None => return End::Unresponsive,
                 }

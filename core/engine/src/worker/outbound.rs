@@ -1,19 +1,29 @@
-//! The outbound half of a main socket: a bounded queue that anyone may send to (awaiting
-//! when it is full, so memory stays bounded), drained by one writer task that writes every
-//! ready message and then flushes once.
+//! The outbound half of a main socket: a queue of JSON messages bounded in bytes that anyone
+//! may send to without waiting ([`Backlog`] decides what happens past the bound), a queue of
+//! channel stream frames, and one writer task that writes every ready message and then flushes
+//! once.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use iii_protocol::Message;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 
+use super::backlog::Backlog;
 use crate::lifecycle::Lifeline;
 use crate::ws::{CLOSE_GRACE, WsStream};
 
-/// Messages a connection's queue holds before senders wait.
-pub(crate) const OUTBOX_CAPACITY: usize = 1024;
+/// Messages a connection's queue holds at most; what bounds it is its bytes ([`Backlog`]).
+pub(crate) const OUTBOX_MESSAGES: usize = 65_536;
+
+/// Channel stream frames queued for a connection before their senders wait (each stream is
+/// also held to its credit window, docs/PROTOCOL.md §4.8).
+pub(crate) const STREAM_FRAMES_QUEUED: usize = 1024;
 
 /// Most messages written between two flushes.
 const MAX_BATCH: usize = 256;
@@ -21,50 +31,134 @@ const MAX_BATCH: usize = 256;
 /// The write half of a main socket.
 pub(crate) type Sink = SplitSink<WsStream, WsMessage>;
 
-/// A handle to one connection's outbound queue.
+/// Why a call was not put on a connection's queue.
+pub(crate) enum Refused {
+    /// The queue is over its bound: the worker is not keeping up (bytes waiting).
+    Busy(usize),
+    /// The connection is gone.
+    Gone,
+}
+
+/// A handle to one connection's outbound queue. Nothing sent here ever waits: calls are
+/// refused when the queue is over its bound, and a connection that cannot take its answers
+/// is dropped as a slow consumer ([`Backlog`]).
 #[derive(Clone)]
-pub(crate) struct Outbox(mpsc::Sender<WsMessage>);
+pub(crate) struct Outbox {
+    queue: mpsc::Sender<WsMessage>,
+    backlog: Arc<Backlog>,
+}
 
 impl Outbox {
-    /// Wraps a queue's sender.
-    pub(crate) fn new(sender: mpsc::Sender<WsMessage>) -> Self {
-        Self(sender)
+    /// Wraps a queue's sender and the backlog its writer counts down.
+    pub(crate) fn new(queue: mpsc::Sender<WsMessage>, backlog: Arc<Backlog>) -> Self {
+        Self { queue, backlog }
     }
 
-    /// Queues `message`, waiting while the queue is full. False once the connection is gone.
-    pub(crate) async fn send(&self, message: &Message) -> bool {
-        self.send_text(message.to_json()).await
+    /// An outbox on `queue` without a bound, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn unbounded(queue: mpsc::Sender<WsMessage>) -> Self {
+        let deadline = std::time::Duration::from_secs(30);
+        Self::new(queue, Arc::new(Backlog::new(usize::MAX, deadline)))
     }
 
-    /// Queues one JSON text frame.
-    pub(crate) async fn send_text(&self, text: String) -> bool {
-        self.0.send(WsMessage::text(text)).await.is_ok()
+    /// The connection's backlog.
+    pub(crate) fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
+    /// Queues a call, or refuses it at once when the worker's queue is over its bound (a
+    /// worker over it past the deadline is dropped as a slow consumer).
+    pub(crate) fn call(&self, message: &Message) -> Result<(), Refused> {
+        let text = message.to_json();
+        if self.backlog.refuses_call(text.len()) {
+            if self.backlog.overdue(Instant::now()) {
+                tracing::warn!(
+                    "a worker stayed over its queue bound: dropping it as a slow consumer"
+                );
+                self.backlog.drop_as_slow();
+            }
+            return Err(Refused::Busy(self.backlog.queued()));
+        }
+        self.push(text).map_err(|error| match error {
+            TrySendError::Full(_) => Refused::Busy(self.backlog.queued()),
+            TrySendError::Closed(_) => Refused::Gone,
+        })
+    }
+
+    /// Queues an answer or the engine's own message (a reply the connection asked for is never
+    /// refused for its size). A connection whose queue cannot take it any more is dropped as a
+    /// slow consumer. False if it was not queued.
+    pub(crate) fn send(&self, message: &Message) -> bool {
+        self.send_text(message.to_json())
+    }
+
+    /// Queues one JSON text frame, like [`send`](Self::send).
+    pub(crate) fn send_text(&self, text: String) -> bool {
+        match self.push(text) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!("a worker's queue is full: dropping it as a slow consumer");
+                self.backlog.drop_as_slow();
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
     }
 
     /// Queues a WebSocket Ping if there is room now (a worker whose queue is full is not
     /// reading, and its silence is judged all the same). False if it was not queued.
     pub(crate) fn ping(&self) -> bool {
-        self.0.try_send(WsMessage::Ping(Default::default())).is_ok()
+        self.queue
+            .try_send(WsMessage::Ping(Default::default()))
+            .is_ok()
     }
 
-    /// Queues `message` only if there is room now: for what the engine tells a worker on
-    /// its own account (announcements, forwarded trigger registrations), so that one worker
-    /// that stops reading cannot hold up anyone else. False (logged) if it was not queued.
+    /// Queues `message` only if the queue is under its bound: for what the engine tells a
+    /// worker on its own account (announcements, forwarded trigger registrations), so that one
+    /// worker that stops reading cannot hold up anyone else. False (logged) if not queued.
     pub(crate) fn offer(&self, message: &Message) -> bool {
-        let queued = self.0.try_send(WsMessage::text(message.to_json())).is_ok();
+        let text = message.to_json();
+        let queued = !self.backlog.refuses_call(text.len()) && self.push(text).is_ok();
         if !queued {
             tracing::warn!("a worker's queue is full (or it is gone): a message to it was dropped");
         }
         queued
     }
+
+    /// Counts `text` into the backlog and queues it; counted out again if it is not queued.
+    fn push(&self, text: String) -> Result<(), TrySendError<WsMessage>> {
+        let len = text.len();
+        self.backlog.add(len);
+        self.queue.try_send(WsMessage::text(text)).inspect_err(|_| {
+            self.backlog.remove(len);
+        })
+    }
 }
 
-/// Drains `queue` into `sink` until told to stop (with the close frame to send, `None` to
-/// complete a close the peer started) or the socket fails. Returns the sink so the caller can
-/// linger on the socket.
+/// The bytes a queued message counts for in its connection's backlog.
+fn counted_len(message: &WsMessage) -> usize {
+    match message {
+        WsMessage::Text(text) => text.len(),
+        _ => 0,
+    }
+}
+
+/// Both queues of one connection, drained by its writer task.
+pub(crate) struct Queues {
+    /// JSON messages (and pings), counted in `backlog`.
+    pub(crate) messages: mpsc::Receiver<WsMessage>,
+    /// Channel stream frames.
+    pub(crate) frames: mpsc::Receiver<WsMessage>,
+    /// The bytes the messages hold.
+    pub(crate) backlog: Arc<Backlog>,
+}
+
+/// Drains the queues into `sink` (messages before stream frames, so steady channel traffic
+/// never holds up calls) until told to stop (with the close frame to send, `None` to complete
+/// a close the peer started) or the socket fails. Returns the sink so the caller can linger.
 pub(crate) async fn run_writer(
     mut sink: Sink,
-    mut queue: mpsc::Receiver<WsMessage>,
+    mut queues: Queues,
     mut stop: oneshot::Receiver<Option<CloseFrame>>,
     _lifeline: Lifeline,
 ) -> Sink {
@@ -75,7 +169,8 @@ pub(crate) async fn run_writer(
                 close_sink(&mut sink, close.ok().flatten()).await;
                 return sink;
             }
-            first = queue.recv() => first,
+            first = queues.messages.recv() => first,
+            Some(frame) = queues.frames.recv() => Some(frame),
         };
         let Some(first) = first else {
             close_sink(&mut sink, None).await;
@@ -87,7 +182,7 @@ pub(crate) async fn run_writer(
                 close_sink(&mut sink, close.ok().flatten()).await;
                 return sink;
             }
-            written = write_batch(&mut sink, &mut queue, first) => written,
+            written = write_batch(&mut sink, &mut queues, first) => written,
         };
         if let Err(error) = written {
             tracing::debug!(%error, "main socket write failed");
@@ -98,13 +193,23 @@ pub(crate) async fn run_writer(
 
 async fn write_batch(
     sink: &mut Sink,
-    queue: &mut mpsc::Receiver<WsMessage>,
+    queues: &mut Queues,
     first: WsMessage,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    sink.feed(first).await?;
-    for _ in 1..MAX_BATCH {
-        match queue.try_recv() {
-            Ok(next) => sink.feed(next).await?,
+    let mut message = first;
+    for written in 1..=MAX_BATCH {
+        let len = counted_len(&message);
+        sink.feed(message).await?;
+        queues.backlog.remove(len);
+        if written == MAX_BATCH {
+            break;
+        }
+        match queues
+            .messages
+            .try_recv()
+            .or_else(|_| queues.frames.try_recv())
+        {
+            Ok(next) => message = next,
             Err(_) => break,
         }
     }

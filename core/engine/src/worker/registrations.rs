@@ -33,9 +33,7 @@ pub(crate) async fn register_trigger(
                 trigger.trigger_type
             );
             tracing::warn!(trigger_id = %id, trigger_type = %trigger.trigger_type, "trigger of an unknown type refused");
-            conn.outbox
-                .send(&refusal(TRIGGER_TYPE_NOT_FOUND, why))
-                .await;
+            conn.outbox.send(&refusal(TRIGGER_TYPE_NOT_FOUND, why));
         }
         Some(Provider::Engine) if trigger.trigger_type == http::TRIGGER_TYPE => {
             let routed = shared.routes.register(
@@ -50,9 +48,7 @@ pub(crate) async fn register_trigger(
                 }
                 Err(InvalidRoute(why)) => {
                     tracing::warn!(trigger_id = %id, function_id = %trigger.function_id, %why, "http trigger refused");
-                    conn.outbox
-                        .send(&refusal(TRIGGER_REGISTRATION_FAILED, why))
-                        .await;
+                    conn.outbox.send(&refusal(TRIGGER_REGISTRATION_FAILED, why));
                 }
             }
         }

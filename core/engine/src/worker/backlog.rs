@@ -1,0 +1,137 @@
+//! How many bytes of JSON messages wait in one connection's outbound queue, against its bound
+//! (docs/PROTOCOL.md §2.4). A worker that stops reading must not make the engine hold
+//! unbounded memory for it, nor stall anyone who talks to it: calls to it are refused at once
+//! over the bound, and a worker that stays over it past a deadline, or whose answers pile up
+//! to twice the bound, is dropped as a slow consumer.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::util::lock;
+
+/// One connection's queued bytes and what happens past its bound.
+pub(crate) struct Backlog {
+    queued: AtomicUsize,
+    bound: usize,
+    deadline: Duration,
+    /// Since when the queue has been full (over `bound`, or refusing a call) without
+    /// anything leaving it.
+    over_since: Mutex<Option<Instant>>,
+    /// Woken once when the connection must be dropped as a slow consumer.
+    slow: Notify,
+}
+
+impl Backlog {
+    /// A backlog refusing calls over `bound` bytes and dropping a connection that stays over
+    /// it for `deadline`.
+    pub(crate) fn new(bound: usize, deadline: Duration) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            bound,
+            deadline,
+            over_since: Mutex::new(None),
+            slow: Notify::new(),
+        }
+    }
+
+    /// Bytes waiting now.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// True when a call of `len` bytes may not join the queue: it would take it past the bound
+    /// (a queue with nothing in it takes any one message, up to the message size limit). A
+    /// refusal starts the slow-consumer clock, as does going over the bound.
+    pub(crate) fn refuses_call(&self, len: usize) -> bool {
+        let queued = self.queued();
+        let refused = queued > 0 && queued.saturating_add(len) > self.bound;
+        if refused {
+            lock(&self.over_since).get_or_insert_with(Instant::now);
+        }
+        refused
+    }
+
+    /// Counts `len` bytes in. Past twice the bound (answers and the engine's own messages are
+    /// never refused), the connection is dropped as a slow consumer.
+    pub(crate) fn add(&self, len: usize) {
+        let queued = self
+            .queued
+            .fetch_add(len, Ordering::AcqRel)
+            .saturating_add(len);
+        if queued > self.bound {
+            lock(&self.over_since).get_or_insert_with(Instant::now);
+        }
+        if queued > self.bound.saturating_mul(2) {
+            self.drop_as_slow();
+        }
+    }
+
+    /// Counts `len` bytes out (written to the socket, or never queued after all). Bytes that
+    /// leave are progress: the slow-consumer clock stops until the queue is full again.
+    pub(crate) fn remove(&self, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                Some(queued.saturating_sub(len))
+            });
+        *lock(&self.over_since) = None;
+    }
+
+    /// True when the queue has been full without progress for longer than the deadline at
+    /// `now`.
+    pub(crate) fn overdue(&self, now: Instant) -> bool {
+        lock(&self.over_since)
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.deadline)
+    }
+
+    /// Asks the connection's read loop to drop it as a slow consumer.
+    pub(crate) fn drop_as_slow(&self) {
+        self.slow.notify_one();
+    }
+
+    /// Resolves once the connection must be dropped as a slow consumer.
+    pub(crate) async fn dropped(&self) {
+        self.slow.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_refused_over_the_bound_but_an_empty_queue_takes_one() {
+        let backlog = Backlog::new(100, Duration::from_secs(30));
+        assert!(
+            !backlog.refuses_call(1_000),
+            "an empty queue takes any one message"
+        );
+        backlog.add(60);
+        assert!(!backlog.refuses_call(40));
+        assert!(backlog.refuses_call(41));
+        backlog.remove(60);
+        assert_eq!(backlog.queued(), 0);
+        backlog.remove(5);
+        assert_eq!(backlog.queued(), 0, "never below zero");
+    }
+
+    #[test]
+    fn full_without_progress_past_the_deadline_is_overdue() {
+        let backlog = Backlog::new(100, Duration::from_millis(50));
+        let start = Instant::now();
+        backlog.add(150);
+        assert!(!backlog.overdue(start));
+        assert!(backlog.overdue(start + Duration::from_millis(60)));
+        backlog.remove(100);
+        assert!(!backlog.overdue(start + Duration::from_secs(1)), "progress");
+        // Under the bound, but refusing a call: the clock runs again.
+        assert!(backlog.refuses_call(60));
+        assert!(backlog.overdue(Instant::now() + Duration::from_millis(60)));
+    }
+}
