@@ -9,14 +9,28 @@ use iii_protocol::codes::DESERIALIZATION_ERROR;
 use iii_protocol::limits::{DEFAULT_BUFFER_FRAMES, MAX_BUFFER_FRAMES};
 use serde_json::Value;
 
+use crate::quota;
 use crate::state::EngineState;
 use crate::worker::Conn;
 
 /// `engine::channels::create`: a new channel; the result is exactly
 /// `{"writer": <ref>, "reader": <ref>}`.
-pub(crate) fn create_channel(shared: &EngineState, data: &Value) -> Result<Value, ErrorBody> {
-    let frames = buffer_size(data)?;
-    let (writer, reader) = shared.channels.create(frames);
+pub(crate) fn create_channel(
+    shared: &EngineState,
+    conn: &Conn,
+    data: &Value,
+) -> Result<Value, ErrorBody> {
+    let quotas = &shared.config.quotas;
+    let frames = buffer_size(data)?.min(quotas.max_buffer_frames);
+    let max = quotas.max_channels_per_connection;
+    let Some(slot) = conn.channels.try_take(max) else {
+        return Err(quota::exceeded(
+            "unfinished channels created by one connection",
+            max,
+            "max-channels-per-connection",
+        ));
+    };
+    let (writer, reader) = shared.channels.create(frames, Some(slot));
     let mut refs = serde_json::Map::new();
     refs.insert(CHANNELS_CREATE_WRITER.into(), Value::from(writer));
     refs.insert(CHANNELS_CREATE_READER.into(), Value::from(reader));

@@ -51,6 +51,49 @@ pub struct EngineConfig {
     /// The environment variables of the engine an HTTP-invoked function's `auth` may name
     /// (none by default: a worker cannot make the engine send any of its environment).
     pub http_functions_secrets: Vec<String>,
+    /// What one worker, or all of them together, may hold.
+    pub quotas: Quotas,
+}
+
+/// Quotas: what one connection, or all of them together, may make the engine hold, so a
+/// broken or hostile worker is refused with a clear error instead of exhausting the engine
+/// for everyone. The defaults are far above what any test or benchmark here needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quotas {
+    /// WebSocket connections (main sockets and channel sockets) open on the worker port at
+    /// once; further upgrades are answered 503 before the upgrade.
+    pub max_connections: usize,
+    /// Channels one connection has created that have not finished yet (live or still
+    /// waiting for their ends); `engine::channels::create` past it fails with
+    /// `quota_exceeded`.
+    pub max_channels_per_connection: usize,
+    /// Functions one connection may have registered at once.
+    pub max_functions_per_connection: usize,
+    /// Triggers one connection may have registered at once.
+    pub max_triggers_per_connection: usize,
+    /// Longest function id, trigger id, trigger type or HTTP route path, in bytes.
+    pub max_id_bytes: usize,
+    /// Largest `buffer_size` (frames of up to 64 KiB) a channel may ask for; larger requests
+    /// are clamped to it.
+    pub max_buffer_frames: usize,
+    /// Bytes held in all channel buffers together; past it writers wait (their streams slow
+    /// down, nothing is dropped) until readers take bytes out.
+    pub max_channel_bytes: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            max_connections: 65_536,
+            max_channels_per_connection: 16_384,
+            max_functions_per_connection: 10_000,
+            max_triggers_per_connection: 10_000,
+            max_id_bytes: 1024,
+            max_buffer_frames: usize::try_from(iii_protocol::limits::MAX_BUFFER_FRAMES)
+                .unwrap_or(1024),
+            max_channel_bytes: 1 << 30,
+        }
+    }
 }
 
 /// The default port of the HTTP trigger server.
@@ -78,6 +121,7 @@ impl Default for EngineConfig {
             http_functions_allow_private: false,
             http_functions_ca_files: Vec::new(),
             http_functions_secrets: Vec::new(),
+            quotas: Quotas::default(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Which connection serves which function id. Last writer wins when two connections
 //! register the same id; a connection's functions die with it, but only those it still owns.
+//! How many each connection owns is counted beside the map, for its quota.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::quota::PerConnection;
 use crate::remote::RemoteFunction;
 use crate::util::{lock, shrink_map, sorted_entries};
 use crate::worker::outbound::Outbox;
@@ -40,10 +42,20 @@ pub(crate) struct Registered {
     pub(crate) details: FunctionDetails,
 }
 
+#[derive(Default)]
+struct Inner {
+    map: HashMap<String, Registered>,
+    owned: PerConnection,
+}
+
+/// A connection already owns as many functions as its quota allows.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooManyFunctions;
+
 /// The function registry.
 #[derive(Default)]
 pub(crate) struct FunctionRegistry {
-    map: Mutex<HashMap<String, Registered>>,
+    inner: Mutex<Inner>,
     /// Woken whenever the set of functions changes (for `engine::functions-available`).
     pub(crate) changed: Notify,
     /// Counts the changes, so a waiter can tell a change it has not seen from one it has.
@@ -51,44 +63,76 @@ pub(crate) struct FunctionRegistry {
 }
 
 impl FunctionRegistry {
-    /// Routes calls of `id` to `owner`, replacing any earlier owner.
-    pub(crate) fn register(&self, id: String, owner: Owner, details: FunctionDetails) {
+    /// Routes calls of `id` to `owner`, replacing any earlier owner, unless the owner would
+    /// then own more than `max` functions (re-registering one it owns always succeeds).
+    pub(crate) fn register(
+        &self,
+        id: String,
+        owner: Owner,
+        details: FunctionDetails,
+        max: usize,
+    ) -> Result<(), TooManyFunctions> {
         let conn = owner.conn;
-        let previous = lock(&self.map).insert(id.clone(), Registered { owner, details });
-        if previous.is_some_and(|previous| previous.owner.conn != conn) {
-            tracing::debug!(function_id = %id, "function re-registered by another connection");
+        let mut inner = lock(&self.inner);
+        let owned_already = inner
+            .map
+            .get(&id)
+            .is_some_and(|entry| entry.owner.conn == conn);
+        if !owned_already && inner.owned.count(conn) >= max {
+            return Err(TooManyFunctions);
         }
+        let previous = inner.map.insert(id.clone(), Registered { owner, details });
+        match previous {
+            Some(previous) if previous.owner.conn != conn => {
+                tracing::debug!(function_id = %id, "function re-registered by another connection");
+                inner.owned.remove(previous.owner.conn);
+                inner.owned.add(conn);
+            }
+            Some(_) => {}
+            None => inner.owned.add(conn),
+        }
+        drop(inner);
         self.note_change();
+        Ok(())
     }
 
     /// Removes `id` if `conn` owns it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
-        let mut map = lock(&self.map);
-        if map.get(id).is_some_and(|entry| entry.owner.conn == conn) {
-            map.remove(id);
+        let mut inner = lock(&self.inner);
+        if inner
+            .map
+            .get(id)
+            .is_some_and(|entry| entry.owner.conn == conn)
+        {
+            inner.map.remove(id);
+            inner.owned.remove(conn);
             self.note_change();
         }
     }
 
     /// The owner of `id`, if any.
     pub(crate) fn lookup(&self, id: &str) -> Option<Owner> {
-        lock(&self.map).get(id).map(|entry| entry.owner.clone())
+        lock(&self.inner)
+            .map
+            .get(id)
+            .map(|entry| entry.owner.clone())
     }
 
     /// Every registered function with its id, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, Registered)> {
-        sorted_entries(&lock(&self.map))
+        sorted_entries(&lock(&self.inner).map)
     }
 
     /// Removes every function `conn` still owns.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
-        let mut map = lock(&self.map);
-        let before = map.len();
-        map.retain(|_, entry| entry.owner.conn != conn);
-        if map.len() != before {
+        let mut inner = lock(&self.inner);
+        let before = inner.map.len();
+        inner.map.retain(|_, entry| entry.owner.conn != conn);
+        inner.owned.forget(conn);
+        if inner.map.len() != before {
             self.note_change();
         }
-        shrink_map(&mut map);
+        shrink_map(&mut inner.map);
     }
 
     /// Counts a change and wakes whoever waits for one.
@@ -104,12 +148,12 @@ impl FunctionRegistry {
 
     /// Gives memory back after many functions went away.
     pub(crate) fn shrink(&self) {
-        shrink_map(&mut lock(&self.map));
+        shrink_map(&mut lock(&self.inner).map);
     }
 
     /// Registered functions.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.map).len()
+        lock(&self.inner).map.len()
     }
 }
 
@@ -131,9 +175,13 @@ mod tests {
     fn last_writer_wins_and_only_owned_functions_die() {
         let registry = FunctionRegistry::default();
         let details = FunctionDetails::default;
-        registry.register("f".into(), owner(1), details());
-        registry.register("g".into(), owner(1), details());
-        registry.register("f".into(), owner(2), details());
+        let max = usize::MAX;
+        for (id, conn) in [("f", 1), ("g", 1), ("f", 2)] {
+            assert_eq!(
+                registry.register(id.into(), owner(conn), details(), max),
+                Ok(())
+            );
+        }
         registry.unregister("g", ConnId(2));
         assert_eq!(registry.len(), 2);
         registry.remove_connection(ConnId(1));
@@ -141,5 +189,47 @@ mod tests {
         assert_eq!(registry.lookup("f").map(|o| o.conn), Some(ConnId(2)));
         registry.unregister("f", ConnId(2));
         assert!(registry.lookup("f").is_none());
+    }
+
+    #[test]
+    fn a_connection_owns_at_most_its_quota() {
+        let registry = FunctionRegistry::default();
+        let details = FunctionDetails::default;
+        assert_eq!(
+            registry.register("a".into(), owner(1), details(), 2),
+            Ok(())
+        );
+        assert_eq!(
+            registry.register("b".into(), owner(1), details(), 2),
+            Ok(())
+        );
+        assert_eq!(
+            registry.register("c".into(), owner(1), details(), 2),
+            Err(TooManyFunctions)
+        );
+        // Registering one it owns again is no new function.
+        assert_eq!(
+            registry.register("a".into(), owner(1), details(), 2),
+            Ok(())
+        );
+        // A function taken over by another connection no longer counts for the first.
+        assert_eq!(
+            registry.register("a".into(), owner(2), details(), 2),
+            Ok(())
+        );
+        assert_eq!(
+            registry.register("c".into(), owner(1), details(), 2),
+            Ok(())
+        );
+        registry.unregister("b", ConnId(1));
+        assert_eq!(
+            registry.register("d".into(), owner(1), details(), 2),
+            Ok(())
+        );
+        registry.remove_connection(ConnId(1));
+        assert_eq!(
+            registry.register("e".into(), owner(1), details(), 2),
+            Ok(())
+        );
     }
 }

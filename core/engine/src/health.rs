@@ -109,8 +109,14 @@ fn answer<B>(
     };
     let body = json!({
         "status": state,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": shared.started.elapsed().as_secs(),
         "workers": shared.connections.len(),
+        "connections": shared.sockets.taken(),
+        "functions": shared.functions.len(),
         "channels": shared.channels.len(),
+        "pending_invocations": shared.invocations.len(),
+        "buffered_bytes": shared.bytes.buffered(),
     });
     json_response(status, Bytes::from(body.to_string()))
 }

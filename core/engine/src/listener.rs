@@ -21,6 +21,7 @@ use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
+use crate::tcp::CountingTcp;
 use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
@@ -29,6 +30,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a request's head is peeked (not consumed) to tell plain HTTP from an upgrade
 /// and what kind of socket an upgrade is.
 const PEEK_BYTES: usize = 2048;
+
+/// How long to wait before peeking again at a request head that has not grown.
+const PEEK_PAUSE: Duration = Duration::from_millis(10);
 
 /// Where an upgrade request goes.
 enum Route {
@@ -65,12 +69,36 @@ async fn handle(
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
+    let mut head = [0u8; PEEK_BYTES];
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_head(&stream, &mut head)) => peeked,
+        _ = shutdown.wait() => return,
+    };
+    let head = match peeked {
+        Ok(Ok(seen)) => head.get(..seen).unwrap_or_default(),
+        Ok(Err(_)) | Err(_) => return,
+    };
+    if crate::health::is_plain_request(head) {
+        crate::health::serve(stream, shared.clone(), shutdown).await;
+        return;
+    }
+    // Plain HTTP is not counted: only sockets that stay open are.
+    let max_connections = shared.config.quotas.max_connections;
+    let slot = shared.sockets.try_take(max_connections);
+    let over_quota = slot.is_none();
     let mut route = None;
     let mut streams = false;
     // The callback's signature is tungstenite's; its error is the refusal response.
     #[allow(clippy::result_large_err)]
-    let callback =
-        |request: &Request, mut response: Response| match decide(request, &shared.channels) {
+    let callback = |request: &Request, mut response: Response| {
+        if over_quota {
+            tracing::warn!(%peer, max_connections, "connection refused: the engine holds --max-connections sockets");
+            let why = format!(
+                "the engine holds its limit of {max_connections} connections (--max-connections)"
+            );
+            return Err(refuse_because(StatusCode::SERVICE_UNAVAILABLE, why));
+        }
+        match decide(request, &shared.channels) {
             Ok(decided) => {
                 if let Route::Main = decided
                     && wants_streams(request)
@@ -86,25 +114,13 @@ async fn handle(
                 Ok(response)
             }
             Err(status) => Err(refuse(status)),
-        };
+        }
+    };
     let max_main_message_bytes = shared.config.max_main_message_bytes;
-    let mut head = [0u8; PEEK_BYTES];
-    let peeked = tokio::select! {
-        peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut head)) => peeked,
-        _ = shutdown.wait() => return,
-    };
-    let head = match peeked {
-        Ok(Ok(seen)) => head.get(..seen).unwrap_or_default(),
-        Ok(Err(_)) | Err(_) => return,
-    };
-    if crate::health::is_plain_request(head) {
-        crate::health::serve(stream, shared.clone(), shutdown).await;
-        return;
-    }
     let kind = socket_kind(head);
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
         let config = socket_config(kind, max_main_message_bytes);
-        accept_hdr_async_with_config(stream, callback, Some(config)).await
+        accept_hdr_async_with_config(CountingTcp::new(stream), callback, Some(config)).await
     });
     let upgraded = tokio::select! {
         upgraded = upgrade => upgraded,
@@ -138,6 +154,26 @@ async fn handle(
             close_and_drain(&mut ws, Some(status_frame(&status))).await;
         }
         None => close_and_drain(&mut ws, Some(going_away())).await,
+    }
+    drop(slot);
+}
+
+/// Peeks (without consuming) at the start of what the client sent until the request head is
+/// complete (`\r\n\r\n`), `head` is full, or the client stops sending: a head that arrives
+/// in pieces (a person typing, a proxy) is still told apart from an upgrade. Returns the
+/// bytes seen.
+async fn peek_head(stream: &TcpStream, head: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        let seen = stream.peek(head).await?;
+        let complete = head
+            .get(..seen)
+            .is_some_and(|bytes| bytes.windows(4).any(|window| window == b"\r\n\r\n"));
+        if seen == 0 || complete || seen == head.len() {
+            return Ok(seen);
+        }
+        // More of the head is on its way (the caller bounds the whole wait). A peek leaves
+        // the socket readable, so this polls rather than waiting for readiness.
+        tokio::time::sleep(PEEK_PAUSE).await;
     }
 }
 
@@ -227,9 +263,14 @@ fn channel_query(query: &str) -> Result<(String, ChannelDirection), StatusCode> 
 }
 
 fn refuse(status: StatusCode) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(
+    refuse_because(
+        status,
         status.canonical_reason().unwrap_or("refused").to_string(),
-    ));
+    )
+}
+
+fn refuse_because(status: StatusCode, why: String) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(why));
     *response.status_mut() = status;
     response
 }

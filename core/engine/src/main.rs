@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use iii_engine::EngineConfig;
+use iii_engine::{EngineConfig, Quotas};
 use tracing_subscriber::EnvFilter;
 
 /// The iii engine: workers connect over WebSocket, call each other's functions and stream
@@ -78,6 +78,31 @@ struct Cli {
         value_delimiter = ','
     )]
     http_functions_secret: Vec<String>,
+    /// Largest message accepted on a worker's main socket; larger ones close it with 1009.
+    #[arg(long, env = "III_MAX_MESSAGE_BYTES", default_value_t = iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// WebSocket connections (main and channel sockets) open on the worker port at once;
+    /// more are answered 503.
+    #[arg(long, env = "III_MAX_CONNECTIONS", default_value_t = Quotas::default().max_connections)]
+    max_connections: usize,
+    /// Unfinished channels one connection may have created.
+    #[arg(long, env = "III_MAX_CHANNELS_PER_CONNECTION", default_value_t = Quotas::default().max_channels_per_connection)]
+    max_channels_per_connection: usize,
+    /// Functions one connection may register.
+    #[arg(long, env = "III_MAX_FUNCTIONS_PER_CONNECTION", default_value_t = Quotas::default().max_functions_per_connection)]
+    max_functions_per_connection: usize,
+    /// Triggers one connection may register.
+    #[arg(long, env = "III_MAX_TRIGGERS_PER_CONNECTION", default_value_t = Quotas::default().max_triggers_per_connection)]
+    max_triggers_per_connection: usize,
+    /// Longest function id, trigger id, trigger type or HTTP route path, in bytes.
+    #[arg(long, env = "III_MAX_ID_BYTES", default_value_t = Quotas::default().max_id_bytes)]
+    max_id_bytes: usize,
+    /// Largest channel `buffer_size` (frames of up to 64 KiB); larger requests are clamped.
+    #[arg(long, env = "III_MAX_BUFFER_FRAMES", default_value_t = Quotas::default().max_buffer_frames)]
+    max_buffer_frames: usize,
+    /// Bytes all channel buffers together may hold; past it writers wait for readers.
+    #[arg(long, env = "III_MAX_CHANNEL_BYTES", default_value_t = Quotas::default().max_channel_bytes)]
+    max_channel_bytes: usize,
     /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
@@ -102,7 +127,17 @@ impl Cli {
             http_functions_allow_private: self.http_functions_allow_private,
             http_functions_ca_files: self.http_functions_ca.clone(),
             http_functions_secrets: self.http_functions_secret.clone(),
-            ..EngineConfig::default()
+            // Below a few KiB no worker could even register.
+            max_main_message_bytes: self.max_message_bytes.max(4096),
+            quotas: Quotas {
+                max_connections: self.max_connections,
+                max_channels_per_connection: self.max_channels_per_connection,
+                max_functions_per_connection: self.max_functions_per_connection,
+                max_triggers_per_connection: self.max_triggers_per_connection,
+                max_id_bytes: self.max_id_bytes,
+                max_buffer_frames: self.max_buffer_frames.max(1),
+                max_channel_bytes: self.max_channel_bytes,
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::config::EngineConfig;
 use crate::functions::FunctionRegistry;
 use crate::http::routes::RouteTable;
 use crate::invocations::Invocations;
+use crate::quota::Slots;
 use crate::remote::RemoteClient;
 use crate::stats::ByteCounters;
 use crate::triggers::{TriggerRegistry, TriggerTypeRegistry};
@@ -29,13 +30,17 @@ pub(crate) struct EngineState {
     pub(crate) bytes: Arc<ByteCounters>,
     /// Calls of functions the engine makes over HTTP.
     pub(crate) remote: Arc<RemoteClient>,
+    /// WebSocket connections open on the worker port (`--max-connections`).
+    pub(crate) sockets: Slots,
+    /// When the engine started (`/health` reports its uptime).
+    pub(crate) started: std::time::Instant,
 }
 
 impl EngineState {
     /// Empty registries for an engine configured by `config`, calling HTTP-invoked functions
     /// through `remote`.
     pub(crate) fn new(config: EngineConfig, remote: RemoteClient) -> Self {
-        let bytes = Arc::new(ByteCounters::default());
+        let bytes = Arc::new(ByteCounters::bounded(config.quotas.max_channel_bytes));
         Self {
             connections: ConnectionRegistry::default(),
             functions: FunctionRegistry::default(),
@@ -46,6 +51,8 @@ impl EngineState {
             channels: Arc::new(ChannelRegistry::new(&config, bytes.clone())),
             bytes,
             remote: Arc::new(remote),
+            sockets: Slots::default(),
+            started: std::time::Instant::now(),
             config,
         }
     }

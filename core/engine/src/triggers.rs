@@ -13,6 +13,7 @@ use iii_protocol::builtins::TRIGGER_FUNCTIONS_AVAILABLE;
 use iii_protocol::http::TRIGGER_TYPE as HTTP_TRIGGER_TYPE;
 use serde_json::Value;
 
+use crate::quota::PerConnection;
 use crate::util::{lock, shrink_map, sorted_entries};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
@@ -43,17 +44,46 @@ impl Trigger {
     }
 }
 
+#[derive(Default)]
+struct Inner {
+    map: HashMap<String, Trigger>,
+    /// How many triggers each connection registered, for its quota.
+    owned: PerConnection,
+}
+
 /// The trigger registry.
 #[derive(Default)]
 pub(crate) struct TriggerRegistry {
-    map: Mutex<HashMap<String, Trigger>>,
+    inner: Mutex<Inner>,
 }
 
 impl TriggerRegistry {
+    /// True when `conn` may register trigger `id` without owning more than `max` triggers
+    /// (replacing one it registered always may). A connection's messages are handled one at
+    /// a time, so the answer still holds when it then registers.
+    pub(crate) fn may_register(&self, id: &str, conn: ConnId, max: usize) -> bool {
+        let inner = lock(&self.inner);
+        let owned_already = inner
+            .map
+            .get(id)
+            .is_some_and(|trigger| trigger.owner == conn);
+        owned_already || inner.owned.count(conn) < max
+    }
+
     /// Records a trigger (replacing one with the same id). False when the very same trigger
     /// was registered already (a worker may send a registration twice around a reconnect).
     pub(crate) fn register(&self, id: String, trigger: Trigger) -> bool {
-        let previous = lock(&self.map).insert(id.clone(), trigger.clone());
+        let mut inner = lock(&self.inner);
+        let previous = inner.map.insert(id.clone(), trigger.clone());
+        match &previous {
+            Some(previous) if previous.owner == trigger.owner => {}
+            Some(previous) => {
+                inner.owned.remove(previous.owner);
+                inner.owned.add(trigger.owner);
+            }
+            None => inner.owned.add(trigger.owner),
+        }
+        drop(inner);
         if previous.is_some_and(|previous| previous.same_as(&trigger)) {
             return false;
         }
@@ -63,28 +93,31 @@ impl TriggerRegistry {
 
     /// Removes trigger `id` if `conn` registered it; returns it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) -> Option<Trigger> {
-        let mut map = lock(&self.map);
-        if map.get(id).is_some_and(|trigger| trigger.owner == conn) {
-            return map.remove(id);
+        let mut inner = lock(&self.inner);
+        if inner
+            .map
+            .get(id)
+            .is_some_and(|trigger| trigger.owner == conn)
+        {
+            inner.owned.remove(conn);
+            return inner.map.remove(id);
         }
         None
     }
 
     /// The metadata trigger `id` was registered with, if any.
     pub(crate) fn metadata(&self, id: &str) -> Option<Value> {
-        lock(&self.map)
-            .get(id)
-            .and_then(|trigger| trigger.metadata.clone())
+        (lock(&self.inner).map.get(id)).and_then(|trigger| trigger.metadata.clone())
     }
 
     /// Every trigger with its id, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, Trigger)> {
-        sorted_entries(&lock(&self.map))
+        sorted_entries(&lock(&self.inner).map)
     }
 
     /// The triggers of `trigger_type`, with their ids.
     pub(crate) fn of_type(&self, trigger_type: &str) -> Vec<(String, Trigger)> {
-        (lock(&self.map).iter())
+        (lock(&self.inner).map.iter())
             .filter(|(_, trigger)| trigger.trigger_type == trigger_type)
             .map(|(id, trigger)| (id.clone(), trigger.clone()))
             .collect()
@@ -92,14 +125,16 @@ impl TriggerRegistry {
 
     /// Registered triggers of types other than `http` (those count as routes).
     pub(crate) fn len(&self) -> usize {
-        (lock(&self.map).values())
+        (lock(&self.inner).map.values())
             .filter(|trigger| trigger.trigger_type != HTTP_TRIGGER_TYPE)
             .count()
     }
 
     /// Removes every trigger `conn` registered, and returns them.
     pub(crate) fn remove_connection(&self, conn: ConnId) -> Vec<(String, Trigger)> {
-        let mut map = lock(&self.map);
+        let mut inner = lock(&self.inner);
+        inner.owned.forget(conn);
+        let map = &mut inner.map;
         let owned: Vec<String> = (map.iter())
             .filter(|(_, trigger)| trigger.owner == conn)
             .map(|(id, _)| id.clone())
@@ -107,7 +142,7 @@ impl TriggerRegistry {
         let removed = (owned.into_iter())
             .filter_map(|id| map.remove(&id).map(|trigger| (id, trigger)))
             .collect();
-        shrink_map(&mut map);
+        shrink_map(map);
         removed
     }
 }

@@ -8,6 +8,8 @@ use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use iii_protocol::{EndStatus, close};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+
+use crate::tcp::CountingTcp;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -15,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 /// An accepted WebSocket.
-pub(crate) type WsStream = WebSocketStream<TcpStream>;
+pub(crate) type WsStream = WebSocketStream<CountingTcp>;
 
 /// What a channel end is served over: its own WebSocket, or a stream inside a worker's main
 /// socket (docs/PROTOCOL.md §4.8). Both carry the same messages, so one relay serves both.
@@ -33,7 +35,7 @@ pub(crate) trait EndSocket:
 
 impl EndSocket for WsStream {
     async fn linger(&mut self) {
-        linger(self.get_mut()).await;
+        linger(self.get_mut().tcp_mut()).await;
     }
 }
 

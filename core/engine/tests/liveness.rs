@@ -24,11 +24,18 @@ fn quick_pings() -> EngineConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_worker_is_dropped_and_its_calls_stopped() {
-    let engine = engine_with(quick_pings()).await;
+    // Slower pings than the other tests: the call must reach the owner before it is dropped,
+    // even on a loaded machine.
+    let engine = engine_with(EngineConfig {
+        ping_interval: Duration::from_millis(500),
+        ping_timeout: Duration::from_secs(1),
+        ..quick_pings()
+    })
+    .await;
+    let mut caller = worker(&engine).await;
     let mut owner = worker(&engine).await;
     owner.register("frozen::work").await;
     // From here the owner reads nothing: like a stopped process, it answers no ping.
-    let mut caller = worker(&engine).await;
     let started = Instant::now();
     let id = caller.call("frozen::work", json!({})).await;
     let answer = caller.recv().await;

@@ -40,6 +40,8 @@ async fn health_answers_with_live_counts() {
     let health: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["workers"], 0);
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert!(health["uptime_secs"].is_u64(), "{health}");
 
     // A worker on the same port is counted; the port still upgrades as before.
     let mut caller = worker(&engine).await;
@@ -48,6 +50,10 @@ async fn health_answers_with_live_counts() {
     assert_eq!(status, 200);
     let health: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(health["workers"], 1);
+    assert_eq!(
+        health["connections"], 1,
+        "the main socket; this request is no WebSocket"
+    );
     assert_eq!(health["channels"], 1);
     let id = caller.call("no::such", Value::Null).await;
     assert_eq!(caller.recv().await["invocation_id"], id.as_str());

@@ -35,6 +35,9 @@ pub const BAD_REQUEST: &str = "bad_request";
 /// A call refused at once because the worker serving it does not read its socket: its queue
 /// is over the engine's bound (HTTP routes answer 503).
 pub const WORKER_BUSY: &str = "worker_busy";
+/// A quota of the engine would be exceeded (channels, functions or triggers per connection,
+/// the length of an id); the message names the quota and the flag that sets it.
+pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
 /// The worker port: a plain HTTP request where a WebSocket upgrade was expected (426).
 pub const UPGRADE_REQUIRED: &str = "upgrade_required";
 /// The worker port: a method its plain HTTP endpoints do not answer (405).
@@ -91,5 +94,8 @@ pub const CHANNEL_EXPIRED: &str = "channel_expired";
 pub const CHANNEL_CLOSED: &str = "channel_closed";
 /// SDK: the engine refused or could not take the channel socket.
 pub const CHANNEL_CONNECT: &str = "channel_connect";
+/// SDK: the engine is going away (it is shutting down): the channel or call was cut by the
+/// engine's stop, not by its peer.
+pub const GOING_AWAY: &str = "going_away";
 /// SDK: a caller passed an argument the SDK cannot use.
 pub const INVALID_ARGUMENT: &str = "invalid_argument";

@@ -42,16 +42,18 @@ async fn calls_return_results_across_workers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_busy_in_a_handler_still_answers_the_engines_pings() {
     let engine = engine_with(EngineConfig {
-        ping_interval: Duration::from_millis(100),
-        ping_timeout: Duration::from_millis(300),
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_millis(600),
         ..EngineConfig::ephemeral()
     })
     .await;
+    // The handler outlasts a ping interval and timeout together: a worker that stopped
+    // reading its socket while a handler runs would be dropped and the call stopped.
     let owner = worker(&engine);
     owner.register_function(RegisterFunction::new_async(
         "test::slow",
         |input: Value| async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            tokio::time::sleep(Duration::from_millis(2000)).await;
             Ok(input)
         },
     ));

@@ -80,17 +80,48 @@ impl Budget {
     fn cost(&self, len: usize) -> u32 {
         u32::try_from(len.min(self.capacity)).unwrap_or(u32::MAX)
     }
+
+    /// A frame of `len` bytes left the buffer: its bytes no longer count, here or
+    /// engine-wide.
+    fn give_back(&self, len: usize) {
+        self.counters.sub(len);
+        self.counters.unreserve(len);
+        self.bytes.add_permits(self.cost(len) as usize);
+    }
+}
+
+/// A frame in the queue, holding the bytes it counts. Whoever drops it without taking the
+/// frame out (a reader gone, a channel dropped with frames in it, a send that raced a
+/// closing reader) gives its bytes back, so the counts never drift.
+struct Queued {
+    frame: Option<Frame>,
+    budget: Arc<Budget>,
+}
+
+impl Queued {
+    /// The frame; its bytes stay counted until the reader calls [`BufferRx::release`].
+    fn take(mut self) -> Option<Frame> {
+        self.frame.take()
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            self.budget.give_back(frame.len());
+        }
+    }
 }
 
 /// The writer's side of a buffer.
 pub(crate) struct BufferTx {
-    frames: mpsc::Sender<Frame>,
+    frames: mpsc::Sender<Queued>,
     budget: Arc<Budget>,
 }
 
 /// The reader's side of a buffer. Dropping it discards what is left and closes the buffer.
 pub(crate) struct BufferRx {
-    frames: mpsc::Receiver<Frame>,
+    frames: mpsc::Receiver<Queued>,
     budget: Arc<Budget>,
 }
 
@@ -124,32 +155,45 @@ impl BufferTx {
         } else {
             frame
         };
-        // Fast path: room for the frame right now.
+        let len = frame.len();
+        let counters = &self.budget.counters;
+        // Fast path: room for the frame right now, in this buffer and engine-wide.
         if let Ok(slot) = self.frames.try_reserve()
             && let Ok(permits) = self.budget.bytes.try_acquire_many(cost)
+            && let Some(reserved) = counters.try_reserve(len)
         {
             permits.forget();
-            self.budget.counters.add(frame.len());
-            slot.send(frame);
+            reserved.keep();
+            slot.send(self.queued(frame));
             return Ok(());
         }
+        // This buffer's room first, then engine-wide room: a writer whose own reader is slow
+        // waits without holding any of the room other channels share. Every step is a guard
+        // that gives its room back if the push is cancelled or the reader goes away; only
+        // the synchronous send below keeps them.
         let slot = self.frames.reserve().await.map_err(|_| BufferClosed)?;
-        self.budget
-            .bytes
-            .acquire_many(cost)
-            .await
-            .map_err(|_| BufferClosed)?
-            .forget();
-        self.budget.counters.add(frame.len());
-        slot.send(frame);
+        let permits = self.budget.bytes.acquire_many(cost).await;
+        let permits = permits.map_err(|_| BufferClosed)?;
+        let reserved = counters.reserve(len).await.map_err(|_| BufferClosed)?;
+        permits.forget();
+        reserved.keep();
+        slot.send(self.queued(frame));
         Ok(())
+    }
+
+    /// `frame` as it waits in the queue, counted.
+    fn queued(&self, frame: Frame) -> Queued {
+        Queued {
+            frame: Some(frame),
+            budget: self.budget.clone(),
+        }
     }
 }
 
 impl BufferRx {
     /// The next frame; `None` once the writer's side is dropped and the buffer is drained.
     pub(crate) async fn recv(&mut self) -> Option<Frame> {
-        self.frames.recv().await
+        self.frames.recv().await.and_then(Queued::take)
     }
 
     /// Polls for the next frame, as [`recv`](Self::recv) does.
@@ -157,21 +201,20 @@ impl BufferRx {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Frame>> {
-        self.frames.poll_recv(cx)
+        self.frames
+            .poll_recv(cx)
+            .map(|queued| queued.and_then(Queued::take))
     }
 
     /// The next frame if one is ready.
     pub(crate) fn try_recv(&mut self) -> Option<Frame> {
-        self.frames.try_recv().ok()
+        self.frames.try_recv().ok().and_then(Queued::take)
     }
 
     /// A frame of `len` bytes taken from this buffer has been handed to the reader's socket:
     /// its bytes no longer count.
     pub(crate) fn release(&self, len: usize) {
-        self.budget.counters.sub(len);
-        self.budget
-            .bytes
-            .add_permits(self.budget.cost(len) as usize);
+        self.budget.give_back(len);
     }
 }
 
@@ -179,9 +222,8 @@ impl Drop for BufferRx {
     fn drop(&mut self) {
         self.frames.close();
         self.budget.bytes.close();
-        while let Ok(frame) = self.frames.try_recv() {
-            self.budget.counters.sub(frame.len());
-        }
+        // Each frame left gives its bytes back as it drops.
+        while self.frames.try_recv().is_ok() {}
     }
 }
 
@@ -218,6 +260,26 @@ mod tests {
         drop(rx);
         assert_eq!(counters.buffered(), 0);
         assert_eq!(counters.peak(), 2 * CHANNEL_FRAME_BYTES);
+    }
+
+    #[tokio::test]
+    async fn the_engine_wide_bound_holds_writers_of_every_buffer() {
+        let counters = Arc::new(ByteCounters::bounded(CHANNEL_FRAME_BYTES));
+        let (first_tx, mut first_rx) = buffer(4, counters.clone());
+        let (second_tx, second_rx) = buffer(4, counters.clone());
+        let frame = || Frame::Binary(Bytes::from(vec![1u8; CHANNEL_FRAME_BYTES]));
+        first_tx.push(frame()).await.expect("room");
+        let blocked = tokio::time::timeout(Duration::from_millis(50), second_tx.push(frame()));
+        assert!(
+            blocked.await.is_err(),
+            "another buffer waits for the engine-wide room"
+        );
+        let taken = first_rx.recv().await.expect("frame");
+        first_rx.release(taken.len());
+        second_tx.push(frame()).await.expect("room again");
+        // A reader that goes away gives back the bytes it never read.
+        drop(second_rx);
+        first_tx.push(frame()).await.expect("room after the drop");
     }
 
     #[tokio::test]

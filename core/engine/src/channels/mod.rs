@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::quota::Slot;
 use crate::util::lock;
 use buffer::{BufferRx, BufferTx};
 use keys::AccessKey;
@@ -77,6 +78,8 @@ pub(crate) struct Channel {
     /// Both ends have connected: the TTL no longer applies.
     settled: AtomicBool,
     state: Mutex<State>,
+    /// The creating connection's channel quota slot, given back when the channel retires.
+    slot: Mutex<Option<Slot>>,
 }
 
 impl Channel {
@@ -85,12 +88,14 @@ impl Channel {
         (writer_key, reader_key): (AccessKey, AccessKey),
         (tx, rx): (BufferTx, BufferRx),
         deadline: Instant,
+        slot: Option<Slot>,
     ) -> Self {
         Self {
             id,
             writer_key,
             reader_key,
             deadline,
+            slot: Mutex::new(slot),
             settled: AtomicBool::new(false),
             state: Mutex::new(State {
                 writer: End::Waiting,
@@ -103,6 +108,11 @@ impl Channel {
                 retired: false,
             }),
         }
+    }
+
+    /// The channel no longer counts against its creator's quota.
+    pub(crate) fn release_slot(&self) {
+        lock(&self.slot).take();
     }
 
     /// True when `key` opens the `direction` end (and only that end).
@@ -265,7 +275,7 @@ mod tests {
     fn channel() -> Channel {
         let keys = AccessKey::generate_pair();
         let buffer = buffer::buffer(4, Arc::new(ByteCounters::default()));
-        Channel::new(Uuid::new_v4(), keys, buffer, Instant::now())
+        Channel::new(Uuid::new_v4(), keys, buffer, Instant::now(), None)
     }
 
     #[tokio::test]

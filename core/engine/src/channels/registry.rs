@@ -16,6 +16,7 @@ use super::Channel;
 use super::buffer::buffer;
 use super::keys::AccessKey;
 use crate::config::EngineConfig;
+use crate::quota::Slot;
 use crate::stats::ByteCounters;
 use crate::util::{deadline_after, lock, shrink_deque, shrink_map};
 
@@ -78,15 +79,24 @@ impl ChannelRegistry {
         }
     }
 
-    /// Creates a channel buffering `frames` frames; returns the (writer, reader) refs.
-    pub(crate) fn create(&self, frames: usize) -> (StreamChannelRef, StreamChannelRef) {
-        let created = self.create_channel(frames);
+    /// Creates a channel buffering `frames` frames that holds `slot` of its creator's quota
+    /// until it retires; returns the (writer, reader) refs.
+    pub(crate) fn create(
+        &self,
+        frames: usize,
+        slot: Option<Slot>,
+    ) -> (StreamChannelRef, StreamChannelRef) {
+        let created = self.create_with_slot(frames, slot);
         (created.writer, created.reader)
     }
 
-    /// [`create`](Self::create), also giving the channel itself, for ends the engine holds
-    /// (HTTP request and response bodies).
+    /// A channel for ends the engine holds (HTTP request and response bodies), with the
+    /// channel itself.
     pub(crate) fn create_channel(&self, frames: usize) -> Created {
+        self.create_with_slot(frames, None)
+    }
+
+    fn create_with_slot(&self, frames: usize, slot: Option<Slot>) -> Created {
         let keys = AccessKey::generate_pair();
         let id = Uuid::new_v4();
         let channel_id = id.to_string();
@@ -106,6 +116,7 @@ impl ChannelRegistry {
             keys,
             buffer(frames, self.counters.clone()),
             deadline,
+            slot,
         ));
         lock(&self.inner).live.insert(id, channel.clone());
         Created {
@@ -142,6 +153,7 @@ impl ChannelRegistry {
 
     /// Removes a finished channel, leaving a tombstone with its final status.
     pub(crate) fn retire(&self, channel: &Channel, status: EndStatus) {
+        channel.release_slot();
         let mut inner = lock(&self.inner);
         if inner.live.remove(&channel.id).is_some() {
             while inner.tombstone_order.len() >= MAX_TOMBSTONES {
@@ -210,7 +222,7 @@ mod tests {
     #[tokio::test]
     async fn refs_carry_distinct_keys_that_open_only_their_end() {
         let registry = registry(Duration::from_secs(60), Duration::from_secs(60));
-        let (writer, reader) = registry.create(8);
+        let (writer, reader) = registry.create(8, None);
         assert_eq!(writer.channel_id, reader.channel_id);
         assert_ne!(writer.access_key, reader.access_key);
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
@@ -236,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_and_tombstones() {
         let registry = registry(Duration::ZERO, Duration::ZERO);
-        let (writer, reader) = registry.create(8);
+        let (writer, reader) = registry.create(8, None);
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
         let (write, read) = (ChannelDirection::Write, ChannelDirection::Read);
         let expired = registry.sweep(Instant::now());

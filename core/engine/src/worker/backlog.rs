@@ -2,10 +2,10 @@
 //! (docs/PROTOCOL.md §2.4). A worker that stops reading must not make the engine hold
 //! unbounded memory for it, nor stall anyone who talks to it: calls to it are refused at once
 //! over the bound, and a worker that stays over it past a deadline, or whose answers pile up
-//! to twice the bound, is dropped as a slow consumer.
+//! past a hard cap, is dropped as a slow consumer.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -16,7 +16,12 @@ use crate::util::lock;
 pub(crate) struct Backlog {
     queued: AtomicUsize,
     bound: usize,
+    /// Past this many bytes (answers are never refused) the connection is dropped at once.
+    hard_cap: usize,
     deadline: Duration,
+    /// JSON messages that have left the queue so far: liveness counts a worker that takes
+    /// its messages, however slowly, as alive.
+    taken: AtomicU64,
     /// Since when the queue has been full (over `bound`, or refusing a call) without
     /// anything leaving it.
     over_since: Mutex<Option<Instant>>,
@@ -26,12 +31,19 @@ pub(crate) struct Backlog {
 
 impl Backlog {
     /// A backlog refusing calls over `bound` bytes and dropping a connection that stays over
-    /// it for `deadline`.
-    pub(crate) fn new(bound: usize, deadline: Duration) -> Self {
+    /// it for `deadline`. Answers are never refused; a burst of them (each up to
+    /// `max_message` bytes) may take the queue up to twice the bound, or a bound plus one
+    /// largest message, before the connection is dropped at once.
+    pub(crate) fn new(bound: usize, max_message: usize, deadline: Duration) -> Self {
+        let hard_cap = bound
+            .saturating_mul(2)
+            .max(bound.saturating_add(max_message));
         Self {
             queued: AtomicUsize::new(0),
             bound,
+            hard_cap,
             deadline,
+            taken: AtomicU64::new(0),
             over_since: Mutex::new(None),
             slow: Notify::new(),
         }
@@ -54,7 +66,7 @@ impl Backlog {
         refused
     }
 
-    /// Counts `len` bytes in. Past twice the bound (answers and the engine's own messages are
+    /// Counts `len` bytes in. Past the hard cap (answers and the engine's own messages are
     /// never refused), the connection is dropped as a slow consumer.
     pub(crate) fn add(&self, len: usize) {
         let queued = self
@@ -64,7 +76,7 @@ impl Backlog {
         if queued > self.bound {
             lock(&self.over_since).get_or_insert_with(Instant::now);
         }
-        if queued > self.bound.saturating_mul(2) {
+        if queued > self.hard_cap {
             self.drop_as_slow();
         }
     }
@@ -73,8 +85,11 @@ impl Backlog {
     /// leave are progress: the slow-consumer clock stops until the queue is full again.
     pub(crate) fn remove(&self, len: usize) {
         if len == 0 {
+            // A ping or a stream frame: no bytes counted, and no sign of a reading worker
+            // (the engine's own ping leaving must not count as the worker's answer).
             return;
         }
+        self.taken.fetch_add(1, Ordering::Relaxed);
         let _ = self
             .queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
@@ -86,8 +101,29 @@ impl Backlog {
     /// True when the queue has been full without progress for longer than the deadline at
     /// `now`.
     pub(crate) fn overdue(&self, now: Instant) -> bool {
-        lock(&self.over_since)
-            .is_some_and(|since| now.saturating_duration_since(since) >= self.deadline)
+        let mut over_since = lock(&self.over_since);
+        if self.queued() == 0 {
+            // Drained since the clock started (a refusal can race the last bytes out).
+            *over_since = None;
+            return false;
+        }
+        over_since.is_some_and(|since| now.saturating_duration_since(since) >= self.deadline)
+    }
+
+    /// When the queue, full since some time without progress, becomes overdue; when it is
+    /// not full, a quarter deadline from now if anything is queued (it may fill meanwhile),
+    /// else `None`.
+    pub(crate) fn overdue_at(&self) -> Option<Instant> {
+        match *lock(&self.over_since) {
+            Some(since) => Some(since + self.deadline),
+            None if self.queued() > 0 => Some(Instant::now() + self.deadline / 4),
+            None => None,
+        }
+    }
+
+    /// How many messages have left the queue so far.
+    pub(crate) fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Asks the connection's read loop to drop it as a slow consumer.
@@ -107,7 +143,7 @@ mod tests {
 
     #[test]
     fn calls_are_refused_over_the_bound_but_an_empty_queue_takes_one() {
-        let backlog = Backlog::new(100, Duration::from_secs(30));
+        let backlog = Backlog::new(100, 10, Duration::from_secs(30));
         assert!(
             !backlog.refuses_call(1_000),
             "an empty queue takes any one message"
@@ -123,7 +159,7 @@ mod tests {
 
     #[test]
     fn full_without_progress_past_the_deadline_is_overdue() {
-        let backlog = Backlog::new(100, Duration::from_millis(50));
+        let backlog = Backlog::new(100, 10, Duration::from_millis(50));
         let start = Instant::now();
         backlog.add(150);
         assert!(!backlog.overdue(start));
@@ -133,5 +169,27 @@ mod tests {
         // Under the bound, but refusing a call: the clock runs again.
         assert!(backlog.refuses_call(60));
         assert!(backlog.overdue(Instant::now() + Duration::from_millis(60)));
+    }
+
+    #[test]
+    fn a_drained_queue_is_never_overdue() {
+        let backlog = Backlog::new(100, 10, Duration::from_millis(10));
+        backlog.add(150);
+        assert!(backlog.refuses_call(10));
+        backlog.remove(150);
+        // A refusal that read the queue just before it drained starts the clock late.
+        assert!(!backlog.refuses_call(10));
+        *lock(&backlog.over_since) = Some(Instant::now());
+        assert!(!backlog.overdue(Instant::now() + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_hard_cap_leaves_room_for_one_largest_answer() {
+        let backlog = Backlog::new(100, 150, Duration::from_secs(30));
+        backlog.add(240);
+        let dropped = || futures_util::FutureExt::now_or_never(backlog.dropped()).is_some();
+        assert!(!dropped(), "under the bound plus one largest message");
+        backlog.add(20);
+        assert!(dropped(), "past it: dropped");
     }
 }

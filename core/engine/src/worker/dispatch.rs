@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::Conn;
 use super::registrations;
 use crate::forward::{Call, Pace, forward};
-use crate::functions::{FunctionDetails, Owner};
+use crate::functions::{FunctionDetails, Owner, TooManyFunctions};
 use crate::invocations::Caller;
+use crate::quota;
 use crate::remote::RemoteFunction;
 use crate::state::EngineState;
 use crate::triggers::Trigger;
@@ -32,6 +33,11 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             response_format,
             invocation,
         } => {
+            if let Err(error) =
+                quota::check_id("function id", &id, shared.config.quotas.max_id_bytes)
+            {
+                return refuse_function(conn, &id, error);
+            }
             let owner = Owner {
                 conn: conn.id,
                 outbox: conn.outbox.clone(),
@@ -45,8 +51,7 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
                 request_format,
                 response_format,
             };
-            tracing::info!(function_id = %id, worker_id = %conn.worker_id, "function registered");
-            shared.functions.register(id, owner, details);
+            register_function(shared, conn, id, owner, details);
         }
         Message::UnregisterFunction { id } => shared.functions.unregister(&id, conn.id),
         Message::RegisterTrigger {
@@ -119,6 +124,40 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
         | Message::Pong => {}
         other => tracing::debug!(?other, "ignoring a message"),
     }
+}
+
+/// Registers a function unless its connection owns its quota of them already.
+fn register_function(
+    shared: &EngineState,
+    conn: &Conn,
+    id: String,
+    owner: Owner,
+    details: FunctionDetails,
+) {
+    let max = shared.config.quotas.max_functions_per_connection;
+    match shared.functions.register(id.clone(), owner, details, max) {
+        Ok(()) => {
+            tracing::info!(function_id = %id, worker_id = %conn.worker_id, "function registered");
+        }
+        Err(TooManyFunctions) => {
+            let error = quota::exceeded(
+                "functions registered by one connection",
+                max,
+                "max-functions-per-connection",
+            );
+            refuse_function(conn, &id, error);
+        }
+    }
+}
+
+/// Tells a worker its function was not registered. `registerfunction` has no reply in the
+/// protocol, so the refusal is an `error` frame naming the function (logged too): calls of
+/// it then get `function_not_found`, never a silent hang.
+fn refuse_function(conn: &Conn, id: &str, error: ErrorBody) {
+    let shown: String = id.chars().take(128).collect();
+    tracing::warn!(function_id = %shown, worker_id = %conn.worker_id, code = %error.code, message = %error.message, "function registration refused");
+    let frame = json!({"type": "error", "function_id": shown, "error": error});
+    conn.outbox.send_text(frame.to_string());
 }
 
 /// Answers a frame that is not a message we understand: with an `invocationresult` when it
@@ -242,7 +281,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
     match function_id.as_str() {
         FN_CHANNELS_CREATE => {
             if let Some(caller) = caller {
-                match builtins::create_channel(shared, &data) {
+                match builtins::create_channel(shared, conn, &data) {
                     Ok(result) => caller.answer(function_id, Some(result), None).await,
                     Err(error) => caller.fail(function_id, error).await,
                 }

@@ -10,6 +10,7 @@ pub(crate) mod registry;
 pub(crate) mod streams;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use crate::invocations::stopped_error;
 use crate::lifecycle::{Lifeline, Shutdown};
+use crate::quota::Slots;
 use crate::state::EngineState;
 use crate::ws::{WsStream, close_frame, going_away, invalid_utf8, linger};
 use backlog::Backlog;
@@ -42,6 +44,8 @@ pub(crate) struct Conn {
     pub(crate) outbox: Outbox,
     /// Channel ends opened as streams on this socket, when the worker asked for them.
     pub(crate) streams: Option<Arc<StreamTable>>,
+    /// Channels this connection created that have not finished yet (its channel quota).
+    pub(crate) channels: Slots,
 }
 
 /// Why a main socket's read loop ended.
@@ -68,12 +72,14 @@ pub(crate) async fn serve(
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
+    let bytes_read = ws.get_ref().bytes_read();
     let (sink, mut stream) = ws.split();
     let (queue_tx, messages) = mpsc::channel(OUTBOX_MESSAGES);
     let (frames_tx, frames) = mpsc::channel(STREAM_FRAMES_QUEUED);
     let config = &shared.config;
     let backlog = Arc::new(Backlog::new(
         config.max_outbound_bytes,
+        config.max_main_message_bytes,
         config.slow_consumer_timeout,
     ));
     let queues = Queues {
@@ -82,13 +88,14 @@ pub(crate) async fn serve(
         backlog: backlog.clone(),
     };
     let (stop_writer, stop_rx) = oneshot::channel();
-    let writer = tokio::spawn(run_writer(sink, queues, stop_rx, lifeline));
+    let mut writer = tokio::spawn(run_writer(sink, queues, stop_rx, lifeline));
     let conn = Conn {
         id: shared.connections.next_id(),
         worker_id: Uuid::new_v4(),
         streams: streams
             .then(|| StreamTable::for_engine(frames_tx, tokio::runtime::Handle::current())),
         outbox: Outbox::new(queue_tx, backlog),
+        channels: Slots::default(),
     };
     shared
         .connections
@@ -99,12 +106,18 @@ pub(crate) async fn serve(
         reattach_token: Some(Uuid::new_v4().to_string()),
     };
     let for_streams = shutdown.clone();
+    // A writer that stops on its own has lost the socket: the connection ends with it.
+    let mut written_out = None;
     let end = tokio::select! {
         biased;
         _ = shutdown.wait() => End::Shutdown,
+        sink = &mut writer => {
+            written_out = Some(sink);
+            End::PeerGone
+        }
         end = async {
             conn.outbox.send(&registered);
-            read_loop(&shared, &conn, &mut stream, &for_streams).await
+            read_loop(&shared, &conn, &mut stream, &bytes_read, &for_streams).await
         } => end,
     };
     let close = match end {
@@ -129,14 +142,17 @@ pub(crate) async fn serve(
     let _ = stop_writer.send(close);
     // Once the writer is done its queue is gone, so a call forwarded from now on fails at
     // once and is answered by its sender; calls forwarded before are answered below.
-    let sink = writer.await.ok();
+    let sink = match written_out {
+        Some(sink) => sink.ok(),
+        None => writer.await.ok(),
+    };
     forget(&shared, &conn, matches!(end, End::Shutdown)).await;
     // A worker cut off while it still sends: read what it sends for a moment, so the socket
     // is not reset under the close frame.
     if let (End::TooBig | End::SlowConsumer, Some(sink)) = (&end, sink)
         && let Ok(mut ws) = stream.reunite(sink)
     {
-        linger(ws.get_mut()).await;
+        linger(ws.get_mut().tcp_mut()).await;
     }
     tracing::info!(worker_id = %conn.worker_id, "worker disconnected");
 }
@@ -145,6 +161,7 @@ async fn read_loop(
     shared: &Arc<EngineState>,
     conn: &Conn,
     stream: &mut SplitStream<WsStream>,
+    bytes_read: &AtomicU64,
     shutdown: &Shutdown,
 ) -> End {
     let limit = shared.config.max_main_message_bytes;
@@ -158,13 +175,21 @@ async fn read_loop(
             message = stream.next() => message,
             () = &mut deadline => {
                 let now = Instant::now();
-                if conn.outbox.backlog().overdue(now) {
+                let backlog = conn.outbox.backlog();
+                if backlog.overdue(now) {
                     return End::SlowConsumer;
                 }
-                match liveness.tick(now, &conn.outbox) {
-                    Some(next) => deadline.as_mut().reset(next.into()),
-                    None => return End::Unresponsive,
-                }
+                // Signs of life besides complete messages: bytes arriving (a large message on
+                // its way) and messages leaving (a worker reading, however slowly).
+                let activity = bytes_read.load(Ordering::Relaxed).wrapping_add(backlog.taken());
+                let Some(next) = liveness.tick(now, &conn.outbox, activity) else {
+                    return End::Unresponsive;
+                };
+                let next = match backlog.overdue_at() {
+                    Some(at) => next.min(at),
+                    None => next,
+                };
+                deadline.as_mut().reset(next.into());
                 continue;
             }
         };
@@ -213,6 +238,8 @@ struct Liveness {
     timeout: Duration,
     last_heard: Instant,
     pinged_at: Option<Instant>,
+    /// The connection's activity count when it was pinged (see [`Liveness::tick`]).
+    activity_at_ping: u64,
 }
 
 impl Liveness {
@@ -222,6 +249,7 @@ impl Liveness {
             timeout,
             last_heard: Instant::now(),
             pinged_at: None,
+            activity_at_ping: 0,
         }
     }
 
@@ -232,15 +260,25 @@ impl Liveness {
     }
 
     /// The timer fired at `now`: pings a socket quiet for an interval. Returns when to check
-    /// next, or `None` when a ping went unanswered for the timeout.
-    fn tick(&mut self, now: Instant, outbox: &outbound::Outbox) -> Option<Instant> {
+    /// next, or `None` when a ping went unanswered for the timeout with no `activity` (a count
+    /// of bytes read and messages taken) since: a worker still receiving a large message, or
+    /// still reading its queue, is slow, not frozen, and gets another timeout.
+    fn tick(&mut self, now: Instant, outbox: &outbound::Outbox, activity: u64) -> Option<Instant> {
         match self.pinged_at {
-            Some(at) if now >= at + self.timeout => None,
+            Some(at) if now >= at + self.timeout => {
+                if activity == self.activity_at_ping {
+                    return None;
+                }
+                self.activity_at_ping = activity;
+                self.pinged_at = Some(now);
+                Some(now + self.timeout)
+            }
             Some(at) => Some(at + self.timeout),
             None if now >= self.last_heard + self.interval => {
                 // A ping that finds the queue full is not sent, but the silence still counts.
                 outbox.ping();
                 self.pinged_at = Some(now);
+                self.activity_at_ping = activity;
                 Some(now + self.timeout)
             }
             None => Some(self.last_heard + self.interval),

@@ -18,8 +18,14 @@ use super::backlog::Backlog;
 use crate::lifecycle::Lifeline;
 use crate::ws::{CLOSE_GRACE, WsStream};
 
-/// Messages a connection's queue holds at most; what bounds it is its bytes ([`Backlog`]).
-pub(crate) const OUTBOX_MESSAGES: usize = 65_536;
+/// Messages a connection's queue holds at most: far more than its bytes allow (each counts
+/// [`MESSAGE_OVERHEAD`] besides its text), so what bounds it is its bytes ([`Backlog`]). The
+/// queue allocates as it fills, so the number costs nothing.
+pub(crate) const OUTBOX_MESSAGES: usize = 1 << 20;
+
+/// Bytes a queued message counts for besides its text: the queue slot and the allocation
+/// header, so a flood of tiny messages is bounded by the same byte bound as large ones.
+const MESSAGE_OVERHEAD: usize = 64;
 
 /// Channel stream frames queued for a connection before their senders wait (each stream is
 /// also held to its credit window, docs/PROTOCOL.md §4.8).
@@ -58,7 +64,7 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn unbounded(queue: mpsc::Sender<WsMessage>) -> Self {
         let deadline = std::time::Duration::from_secs(30);
-        Self::new(queue, Arc::new(Backlog::new(usize::MAX, deadline)))
+        Self::new(queue, Arc::new(Backlog::new(usize::MAX, 0, deadline)))
     }
 
     /// The connection's backlog.
@@ -70,7 +76,7 @@ impl Outbox {
     /// worker over it past the deadline is dropped as a slow consumer).
     pub(crate) fn call(&self, message: &Message) -> Result<(), Refused> {
         let text = message.to_json();
-        if self.backlog.refuses_call(text.len()) {
+        if self.backlog.refuses_call(text.len() + MESSAGE_OVERHEAD) {
             if self.backlog.overdue(Instant::now()) {
                 tracing::warn!(
                     "a worker stayed over its queue bound: dropping it as a slow consumer"
@@ -118,7 +124,8 @@ impl Outbox {
     /// worker that stops reading cannot hold up anyone else. False (logged) if not queued.
     pub(crate) fn offer(&self, message: &Message) -> bool {
         let text = message.to_json();
-        let queued = !self.backlog.refuses_call(text.len()) && self.push(text).is_ok();
+        let queued =
+            !self.backlog.refuses_call(text.len() + MESSAGE_OVERHEAD) && self.push(text).is_ok();
         if !queued {
             tracing::warn!("a worker's queue is full (or it is gone): a message to it was dropped");
         }
@@ -127,7 +134,7 @@ impl Outbox {
 
     /// Counts `text` into the backlog and queues it; counted out again if it is not queued.
     fn push(&self, text: String) -> Result<(), TrySendError<WsMessage>> {
-        let len = text.len();
+        let len = text.len() + MESSAGE_OVERHEAD;
         self.backlog.add(len);
         self.queue.try_send(WsMessage::text(text)).inspect_err(|_| {
             self.backlog.remove(len);
@@ -138,7 +145,7 @@ impl Outbox {
 /// The bytes a queued message counts for in its connection's backlog.
 fn counted_len(message: &WsMessage) -> usize {
     match message {
-        WsMessage::Text(text) => text.len(),
+        WsMessage::Text(text) => text.len() + MESSAGE_OVERHEAD,
         _ => 0,
     }
 }
@@ -153,8 +160,8 @@ pub(crate) struct Queues {
     pub(crate) backlog: Arc<Backlog>,
 }
 
-/// Drains the queues into `sink` (messages before stream frames, so steady channel traffic
-/// never holds up calls) until told to stop (with the close frame to send, `None` to complete
+/// Drains the queues into `sink` (taking from the two in turn, so neither calls nor channel
+/// streams can starve the other) until told to stop (with the close frame to send, `None` to complete
 /// a close the peer started) or the socket fails. Returns the sink so the caller can linger.
 pub(crate) async fn run_writer(
     mut sink: Sink,
@@ -204,11 +211,14 @@ async fn write_batch(
         if written == MAX_BATCH {
             break;
         }
-        match queues
-            .messages
-            .try_recv()
-            .or_else(|_| queues.frames.try_recv())
-        {
+        // In turn: a message, then a frame, then a message…, each falling back on the other
+        // queue when its own is empty.
+        let next = if written % 2 == 1 {
+            (queues.frames.try_recv()).or_else(|_| queues.messages.try_recv())
+        } else {
+            (queues.messages.try_recv()).or_else(|_| queues.frames.try_recv())
+        };
+        match next {
             Ok(next) => message = next,
             Err(_) => break,
         }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Conn;
 use crate::http::routes::InvalidRoute;
+use crate::quota;
 use crate::state::EngineState;
 use crate::triggers::{Provider, Trigger, TriggerType};
 
@@ -25,6 +26,11 @@ pub(crate) async fn register_trigger(
         function_id: trigger.function_id.clone(),
         error: Some(ErrorBody::new(code, why)),
     };
+    if let Err(error) = check_trigger(shared, conn, &id, &trigger) {
+        tracing::warn!(trigger_id = %id.chars().take(128).collect::<String>(), message = %error.message, "trigger refused");
+        conn.outbox.send(&refusal(&error.code, error.message));
+        return;
+    }
     let provider = shared.trigger_types.provider(&trigger.trigger_type);
     match provider {
         None => {
@@ -64,6 +70,33 @@ pub(crate) async fn register_trigger(
     }
 }
 
+/// The quotas a trigger registration must fit: the lengths of its ids and HTTP path, and
+/// the number of triggers its connection registered.
+fn check_trigger(
+    shared: &EngineState,
+    conn: &Conn,
+    id: &str,
+    trigger: &Trigger,
+) -> Result<(), ErrorBody> {
+    let quotas = &shared.config.quotas;
+    let max_id = quotas.max_id_bytes;
+    quota::check_id("trigger id", id, max_id)?;
+    quota::check_id("trigger type", &trigger.trigger_type, max_id)?;
+    quota::check_id("function id", &trigger.function_id, max_id)?;
+    if let Some(Value::String(path)) = trigger.config.get(http::CONFIG_API_PATH) {
+        quota::check_id("api_path", path, max_id)?;
+    }
+    let max = quotas.max_triggers_per_connection;
+    if !shared.triggers.may_register(id, conn.id, max) {
+        return Err(quota::exceeded(
+            "triggers registered by one connection",
+            max,
+            "max-triggers-per-connection",
+        ));
+    }
+    Ok(())
+}
+
 /// An `unregistertrigger` from `conn`.
 pub(crate) async fn unregister_trigger(shared: &EngineState, conn: &Conn, id: &str) {
     shared.routes.unregister(id, conn.id);
@@ -88,6 +121,10 @@ pub(crate) async fn register_trigger_type(
         trigger_request_format: formats.0,
         call_request_format: formats.1,
     };
+    if let Err(error) = quota::check_id("trigger type", &id, shared.config.quotas.max_id_bytes) {
+        tracing::warn!(message = %error.message, "trigger type refused");
+        return;
+    }
     if !shared.trigger_types.register(id.clone(), provider.clone()) {
         tracing::warn!(trigger_type = %id, "a worker tried to provide a trigger type the engine or another worker provides; ignored");
         return;
