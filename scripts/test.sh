@@ -15,6 +15,9 @@ step() { printf '\n==> %s\n' "$*"; current="$*"; }
 # Each runner's own summary line is kept, and all of them are printed at the end (with the
 # step that failed, if one did).
 LOGS="$(mktemp -d)"
+# Engines the tests stop with SIGTERM while something is still in flight drain for at most this
+# long (the default is 10 s); tests of the drain itself pass --shutdown-grace-secs.
+export III_SHUTDOWN_GRACE_SECS="${III_SHUTDOWN_GRACE_SECS:-2}"
 summary=()
 current=""
 started=$SECONDS

@@ -108,6 +108,11 @@ enum iii_result
    * A bug: a panic was caught at the API boundary.
    */
   III_PANIC = 17,
+  /**
+   * The engine is going away (shutting down): the stream or call was cut by the engine's
+   * stop, not by its peer; the data is incomplete.
+   */
+  III_GOING_AWAY = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -55,6 +55,9 @@ pub enum iii_result {
     III_SHUTDOWN = 16,
     /// A bug: a panic was caught at the API boundary.
     III_PANIC = 17,
+    /// The engine is going away (shutting down): the stream or call was cut by the engine's
+    /// stop, not by its peer; the data is incomplete.
+    III_GOING_AWAY = 18,
 }
 
 use iii_result::*;
@@ -100,6 +103,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> iii_result {
         ErrorKind::Protocol => III_PROTOCOL,
         ErrorKind::Serde => III_INVALID_ARGUMENT,
         ErrorKind::Shutdown => III_SHUTDOWN,
+        ErrorKind::GoingAway => III_GOING_AWAY,
         ErrorKind::InvalidArgument => III_INVALID_ARGUMENT,
     }
 }
@@ -179,6 +183,7 @@ pub extern "C" fn iii_result_name(result: u32) -> *const c_char {
         15 => c"III_PROTOCOL",
         16 => c"III_SHUTDOWN",
         17 => c"III_PANIC",
+        18 => c"III_GOING_AWAY",
         _ => c"III_UNKNOWN",
     };
     name.as_ptr()

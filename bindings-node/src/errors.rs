@@ -21,6 +21,7 @@ fn error_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Protocol => "ProtocolError",
         ErrorKind::Serde => "SerializationError",
         ErrorKind::Shutdown => "ShutdownError",
+        ErrorKind::GoingAway => "GoingAwayError",
         ErrorKind::InvalidArgument => "TypeError",
     }
 }

@@ -22,6 +22,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Protocol => "ProtocolError",
         ErrorKind::Serde => "SerializationError",
         ErrorKind::Shutdown => "ShutdownError",
+        ErrorKind::GoingAway => "GoingAway",
         ErrorKind::InvalidArgument => "InvalidArgument",
     }
 }

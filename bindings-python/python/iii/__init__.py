@@ -46,6 +46,7 @@ from .errors import (
     ReaderClosed,
     SerializationError,
     ShutdownError,
+    GoingAway,
     TimeoutError,
     WriterLost,
 )

@@ -33,6 +33,7 @@ __all__ = [
     "ProtocolError",
     "SerializationError",
     "ShutdownError",
+    "GoingAway",
     "InvalidArgument",
 ]
 
@@ -171,6 +172,12 @@ class SerializationError(IIIError, builtins.ValueError):
 
 class ShutdownError(IIIError):
     """The worker was shut down."""
+
+
+class GoingAway(ChannelError, ConnectionError):
+    """The engine is going away (it is shutting down): a channel end or a call in flight was
+    cut by the engine's stop, not by its peer. The data is incomplete; the worker reconnects
+    on its own."""
 
 
 class InvalidArgument(IIIError, builtins.ValueError):

@@ -18,6 +18,9 @@ use crate::worker::registry::WorkerInfo;
 /// How long [`Engine::shutdown`] waits for its tasks to finish closing their sockets.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How often [`Engine::drain`] looks whether anything is still in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
 /// A running engine. Dropping it stops it too; [`Engine::shutdown`] also waits until every
 /// socket is closed.
 pub struct Engine {
@@ -140,6 +143,21 @@ impl Engine {
     /// `engine::workers::register`.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         self.shared.connections.workers()
+    }
+
+    /// The first half of a graceful stop: from now on new workers are refused (503 on the
+    /// worker port, `/health` answers 503 `stopping`) and so are new HTTP requests (503),
+    /// while connected workers go on, channels keep connecting, and calls and streams in
+    /// flight finish. Resolves once nothing is in flight or `grace` has passed, whichever
+    /// comes first; [`shutdown`](Self::shutdown) then closes what is left with 1001.
+    pub async fn drain(&self, grace: Duration) {
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.shared.is_idle() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
     }
 
     /// Stops accepting, closes every socket and waits (a few seconds at most) for the

@@ -102,7 +102,7 @@ fn answer<B>(
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let (status, state) = if shutdown.is_stopping() {
+    let (status, state) = if shutdown.is_stopping() || shared.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "stopping")
     } else {
         (StatusCode::OK, "ok")

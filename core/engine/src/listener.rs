@@ -99,6 +99,10 @@ async fn handle(
             return Err(refuse_because(StatusCode::SERVICE_UNAVAILABLE, why));
         }
         match decide(request, &shared.channels) {
+            Ok(Route::Main) if shared.is_draining() => Err(refuse_because(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine is stopping".to_string(),
+            )),
             Ok(decided) => {
                 if let Route::Main = decided
                     && wants_streams(request)

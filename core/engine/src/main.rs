@@ -103,6 +103,10 @@ struct Cli {
     /// Bytes all channel buffers together may hold; past it writers wait for readers.
     #[arg(long, env = "III_MAX_CHANNEL_BYTES", default_value_t = Quotas::default().max_channel_bytes)]
     max_channel_bytes: usize,
+    /// Seconds a stopping engine (SIGINT or SIGTERM) lets calls and streams in flight finish
+    /// before it closes every socket with 1001; a second signal stops it at once.
+    #[arg(long, env = "III_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
     /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
@@ -176,6 +180,15 @@ async fn run(cli: Cli) -> ExitCode {
     }
 
     wait_for_signal().await;
+    let grace = Duration::from_secs(cli.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "stopping: refusing new workers and requests while calls and streams in flight finish (a second signal stops at once)"
+    );
+    tokio::select! {
+        () = engine.drain(grace) => {}
+        () = wait_for_signal() => tracing::warn!("second signal: stopping at once"),
+    }
     tracing::info!("shutting down");
     engine.shutdown().await;
     ExitCode::SUCCESS

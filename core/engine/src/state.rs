@@ -34,9 +34,23 @@ pub(crate) struct EngineState {
     pub(crate) sockets: Slots,
     /// When the engine started (`/health` reports its uptime).
     pub(crate) started: std::time::Instant,
+    /// Set when a graceful stop began ([`crate::Engine::drain`]): no new workers or HTTP
+    /// requests, while calls and streams in flight finish.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl EngineState {
+    /// True once a graceful stop began.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Nothing in flight: no pending call, and no channel that has started (an end connected
+    /// or finished) without finishing.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.invocations.len() == 0 && self.channels.started() == 0
+    }
+
     /// Empty registries for an engine configured by `config`, calling HTTP-invoked functions
     /// through `remote`.
     pub(crate) fn new(config: EngineConfig, remote: RemoteClient) -> Self {
@@ -53,6 +67,7 @@ impl EngineState {
             remote: Arc::new(remote),
             sockets: Slots::default(),
             started: std::time::Instant::now(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             config,
         }
     }

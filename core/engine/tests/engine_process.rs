@@ -34,7 +34,13 @@ struct EngineProcess {
 }
 
 fn start_engine() -> EngineProcess {
-    let mut child = engine_command(&["--port", "0", "--http-port", "0"])
+    start_engine_with(&[])
+}
+
+fn start_engine_with(extra: &[&str]) -> EngineProcess {
+    let mut args = vec!["--port", "0", "--http-port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = engine_command(&args)
         .spawn()
         .expect("the engine binary starts");
     let stdout = child.stdout.take().expect("stdout piped");
@@ -166,4 +172,87 @@ fn a_busy_port_is_named_in_the_bind_error() {
         );
         assert!(stderr.to_lowercase().contains("in use"), "{stderr}");
     }
+}
+
+/// Sends `signal` (e.g. `-TERM`) to the engine process.
+fn signal(engine: &EngineProcess, signal: &str) {
+    let pid = engine.child.id().to_string();
+    let _ = Command::new("kill").args([signal, &pid]).status();
+}
+
+/// Waits for the process to exit; its exit status.
+fn exit_status(engine: &mut EngineProcess, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = engine.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the engine did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_for_the_grace_period_and_a_second_signal_stops_at_once() {
+    // A stream left open holds the drain; after --shutdown-grace-secs both ends get 1001.
+    let mut engine = start_engine_with(&["--shutdown-grace-secs", "1"]);
+    let mut ws = connect(&engine.url).await;
+    let hello = recv_json(&mut ws).await;
+    let worker_id = hello["worker_id"].as_str().expect("worker id").to_string();
+    let mut worker = Worker { ws, worker_id };
+    let (writer, reader) = worker.create_channel(json!(4)).await;
+    let mut writer_ws = connect(&end_for(&engine.url, &writer)).await;
+    let mut reader_ws = connect(&end_for(&engine.url, &reader)).await;
+    futures_util::SinkExt::send(
+        &mut writer_ws,
+        tokio_tungstenite::tungstenite::Message::Binary(vec![1; 10].into()),
+    )
+    .await
+    .expect("send");
+    let started = Instant::now();
+    signal(&engine, "-TERM");
+    let (frames, closed) = read_to_close(&mut reader_ws).await;
+    assert_eq!(binary_bytes(&frames), vec![1; 10]);
+    assert_eq!(closed.map(|(code, _)| code), Some(1001));
+    assert_eq!(
+        close_of(&mut writer_ws).await.map(|(code, _)| code),
+        Some(1001)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "drained first"
+    );
+    assert!(exit_status(&mut engine, Duration::from_secs(10)).success());
+
+    // With a long grace period, a second signal stops the engine at once.
+    let mut engine = start_engine_with(&["--shutdown-grace-secs", "600"]);
+    let mut ws = connect(&engine.url).await;
+    recv_json(&mut ws).await;
+    let mut worker = Worker {
+        ws,
+        worker_id: String::new(),
+    };
+    let (writer, _) = worker.create_channel(json!(4)).await;
+    let mut writer_ws = connect(&end_for(&engine.url, &writer)).await;
+    signal(&engine, "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        engine.child.try_wait().expect("try_wait").is_none(),
+        "still draining"
+    );
+    signal(&engine, "-INT");
+    assert_eq!(
+        close_of(&mut writer_ws).await.map(|(code, _)| code),
+        Some(1001)
+    );
+    assert!(exit_status(&mut engine, Duration::from_secs(10)).success());
+}
+
+fn end_for(url: &str, channel_ref: &serde_json::Value) -> String {
+    format!(
+        "{url}/ws/channels/{}?key={}&dir={}",
+        channel_ref["channel_id"].as_str().expect("id"),
+        channel_ref["access_key"].as_str().expect("key"),
+        channel_ref["direction"].as_str().expect("direction"),
+    )
 }

@@ -68,6 +68,9 @@ pub enum EndStatus {
     EndAlreadyConnected,
     /// A frame was larger than allowed.
     MessageTooBig,
+    /// The engine is going away (shutting down): the stream was cut by the engine's stop,
+    /// not by its peer.
+    GoingAway,
     /// Any other close code, with its reason.
     Other(u16, String),
 }
@@ -88,6 +91,7 @@ impl EndStatus {
             EXPIRED => Self::Expired,
             END_ALREADY_CONNECTED => Self::EndAlreadyConnected,
             MESSAGE_TOO_BIG => Self::MessageTooBig,
+            GOING_AWAY => Self::GoingAway,
             other => Self::Other(other, reason.to_string()),
         }
     }
@@ -104,6 +108,7 @@ impl EndStatus {
                 (END_ALREADY_CONNECTED, REASON_END_ALREADY_CONNECTED.into())
             }
             Self::MessageTooBig => (MESSAGE_TOO_BIG, "message_too_big".into()),
+            Self::GoingAway => (GOING_AWAY, REASON_ENGINE_SHUTDOWN.into()),
             Self::Other(code, reason) => (*code, reason.clone()),
         }
     }
@@ -128,6 +133,7 @@ mod tests {
             EndStatus::Expired,
             EndStatus::EndAlreadyConnected,
             EndStatus::MessageTooBig,
+            EndStatus::GoingAway,
             EndStatus::Other(4100, "custom".into()),
         ] {
             let (code, reason) = status.to_close();

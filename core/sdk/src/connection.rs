@@ -179,6 +179,7 @@ async fn serve(
     }
     let pings = Pings::default();
     let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
+    let mut lost = IIIError::Connection("the connection to the engine was lost".into());
     let stopping = {
         let reading = read_loop(inner, &mut stream, &pings, &urgent, session, table.as_ref());
         let writing = link.write_loop(&mut urgent_queue, outbound, &pings, &mut frames_queue);
@@ -188,6 +189,9 @@ async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => true,
             reason = &mut reading => {
                 tracing::warn!(%reason, "connection to the engine lost");
+                if let Lost::GoingAway(_) = reason {
+                    lost = IIIError::GoingAway;
+                }
                 false
             }
             reason = &mut writing => {
@@ -215,16 +219,17 @@ async fn serve(
         }
         stopping
     };
-    let error = if stopping {
-        IIIError::Shutdown
-    } else {
-        IIIError::Connection("the connection to the engine was lost".into())
-    };
+    let error = if stopping { IIIError::Shutdown } else { lost };
     inner.connected.send_replace(false);
     if let Some(table) = &table {
         // Its streams end as their sockets would if they dropped.
         end_socket::withdraw(table);
-        table.shut();
+        if matches!(error, IIIError::GoingAway) {
+            let (code, reason) = iii_protocol::EndStatus::GoingAway.to_close();
+            table.shut_with(Some((code, reason)));
+        } else {
+            table.shut();
+        }
     }
     let sink = link.detach(&error).await;
     if let (true, Some(mut sink)) = (stopping, sink) {
@@ -310,6 +315,22 @@ fn worker_description(inner: &WorkerState) -> String {
     .to_json()
 }
 
+/// Why the engine's socket ended, as read.
+enum Lost {
+    /// The engine closed it with 1001: it is shutting down.
+    GoingAway(String),
+    /// It closed otherwise, or failed.
+    Other(String),
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::GoingAway(reason) | Self::Other(reason) => formatter.write_str(reason),
+        }
+    }
+}
+
 /// Reads the engine's messages until the socket ends. Returns why it ended.
 async fn read_loop(
     inner: &Arc<WorkerState>,
@@ -318,7 +339,7 @@ async fn read_loop(
     urgent: &mpsc::UnboundedSender<String>,
     session: &mut Session,
     streams: Option<&Arc<StreamTable>>,
-) -> String {
+) -> Lost {
     while let Some(frame) = stream.next().await {
         let text = match frame {
             Ok(WsMessage::Text(text)) => text,
@@ -330,10 +351,17 @@ async fn read_loop(
                 continue;
             }
             Ok(WsMessage::Close(frame)) => {
-                return format!("the engine closed the socket: {frame:?}");
+                let reason = format!("the engine closed the socket: {frame:?}");
+                let going_away = frame
+                    .is_some_and(|frame| u16::from(frame.code) == iii_protocol::close::GOING_AWAY);
+                return if going_away {
+                    Lost::GoingAway(reason)
+                } else {
+                    Lost::Other(reason)
+                };
             }
             Ok(_) => continue,
-            Err(error) => return error.to_string(),
+            Err(error) => return Lost::Other(error.to_string()),
         };
         let message = match serde_json::from_str::<Message>(text.as_str()) {
             Ok(message) => message,
@@ -438,7 +466,7 @@ async fn read_loop(
             other => tracing::debug!(?other, "ignoring a message from the engine"),
         }
     }
-    "the socket ended".into()
+    Lost::Other("the socket ended".into())
 }
 
 /// On shutdown: sends what is already queued (void calls, results), fails queued calls, and

@@ -67,6 +67,11 @@ pub enum IIIError {
     /// The worker was shut down.
     #[error("the worker was shut down")]
     Shutdown,
+    /// The engine is going away (it is shutting down): a channel end, or the calls in flight
+    /// on the main socket, were cut by the engine's stop, not by their peer. The data is
+    /// incomplete; the worker reconnects on its own.
+    #[error("the engine is going away (shutting down)")]
+    GoingAway,
     /// A caller passed an argument the SDK cannot use (a malformed call request, say).
     #[error("{0}")]
     InvalidArgument(String),
@@ -103,6 +108,8 @@ pub enum ErrorKind {
     Serde,
     /// [`IIIError::Shutdown`]
     Shutdown,
+    /// [`IIIError::GoingAway`]
+    GoingAway,
     /// [`IIIError::InvalidArgument`]
     InvalidArgument,
 }
@@ -125,6 +132,7 @@ impl ErrorKind {
             Self::Protocol => codes::PROTOCOL,
             Self::Serde => codes::SERDE,
             Self::Shutdown => codes::SHUTDOWN,
+            Self::GoingAway => codes::GOING_AWAY,
             Self::InvalidArgument => codes::INVALID_ARGUMENT,
         }
     }
@@ -148,6 +156,7 @@ impl IIIError {
             Self::Protocol(_) => ErrorKind::Protocol,
             Self::Serde(_) => ErrorKind::Serde,
             Self::Shutdown => ErrorKind::Shutdown,
+            Self::GoingAway => ErrorKind::GoingAway,
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
         }
     }
@@ -188,6 +197,7 @@ impl IIIError {
             EndStatus::WriterLost => Self::WriterLost,
             EndStatus::ReaderClosed => Self::ReaderClosed,
             EndStatus::Expired => Self::ChannelExpired,
+            EndStatus::GoingAway => Self::GoingAway,
             other => {
                 let (code, reason) = other.to_close();
                 Self::ChannelClosed { code, reason }

@@ -241,3 +241,52 @@ async fn closed_writers_refuse_more_data_and_close_once() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_stops_is_going_away_for_both_ends_and_for_calls_in_flight() {
+    let engine = engine().await;
+    let iii = worker(&engine);
+    let owner = worker(&engine);
+    owner.register_function(iii_sdk::RegisterFunction::new_async(
+        "test::never",
+        |_input: serde_json::Value| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(serde_json::Value::Null)
+        },
+    ));
+    ready(&owner).await;
+    let channel = within(10, iii.create_channel(None)).await.expect("channel");
+    within(10, channel.writer.write(&data(3, 100_000)))
+        .await
+        .expect("write");
+    let caller = iii.clone();
+    let call = tokio::spawn(async move {
+        caller
+            .trigger(iii_sdk::TriggerRequest::new(
+                "test::never",
+                serde_json::json!({}),
+            ))
+            .await
+    });
+    // The reader is connected (ends connect lazily) and the call has reached its owner
+    // before the engine stops.
+    let first = within(10, channel.reader.next_binary()).await;
+    let first = first.expect("first chunk").expect("data").len();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    engine.shutdown().await;
+    let (len, end) = within(10, drain(&channel.reader)).await;
+    assert_eq!(
+        first + len,
+        100_000,
+        "what was buffered before the stop arrives"
+    );
+    assert!(matches!(end, Err(IIIError::GoingAway)), "{end:?}");
+    assert_eq!(
+        end.err().map(|error| error.code().to_string()).as_deref(),
+        Some("going_away")
+    );
+    let written = within(10, channel.writer.write(&data(4, 10))).await;
+    assert!(matches!(written, Err(IIIError::GoingAway)), "{written:?}");
+    let called = within(10, call).await.expect("call task");
+    assert!(matches!(called, Err(IIIError::GoingAway)), "{called:?}");
+}

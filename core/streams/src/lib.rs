@@ -214,10 +214,17 @@ impl StreamTable {
 
     /// The connection ended: every stream ends as if its socket had dropped.
     pub fn shut(&self) {
+        self.shut_with(None);
+    }
+
+    /// Like [`shut`](Self::shut), but the connection closed with `close` (code, reason), a
+    /// status that holds for every stream on it (1001, the engine going away): each stream
+    /// that has not been closed by its peer reads that close after what it had received.
+    pub fn shut_with(&self, close: Option<(u16, String)>) {
         self.gone.store(true, Ordering::Release);
         let streams: Vec<_> = lock(&self.streams).drain().map(|(_, s)| s).collect();
         for shared in streams {
-            shared.connection_gone();
+            shared.connection_gone(close.as_ref());
         }
     }
 

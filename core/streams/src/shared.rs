@@ -148,8 +148,17 @@ impl Shared {
         }
     }
 
-    pub(crate) fn connection_gone(&self) {
+    pub(crate) fn connection_gone(&self, close: Option<&(u16, String)>) {
         let mut state = lock(&self.state);
+        if let (Some((code, reason)), false) = (close, state.peer_closed) {
+            // The connection closed with a status every stream shares (the engine going
+            // away): each stream reads it after what it had received, as its own close.
+            let frame = CloseFrame {
+                code: (*code).into(),
+                reason: reason.clone().into(),
+            };
+            state.inbox.push_back(WsMessage::Close(Some(frame)));
+        }
         state.gone = true;
         Self::wake_all(&mut state);
     }

@@ -110,6 +110,12 @@ impl Channel {
         }
     }
 
+    /// True once either end has connected (or finished).
+    pub(crate) fn has_started(&self) -> bool {
+        let state = lock(&self.state);
+        state.writer != End::Waiting || state.reader != End::Waiting
+    }
+
     /// The channel no longer counts against its creator's quota.
     pub(crate) fn release_slot(&self) {
         lock(&self.slot).take();

@@ -195,6 +195,16 @@ impl ChannelRegistry {
         expired
     }
 
+    /// Live channels that have started (an end connected or finished): streams in flight.
+    pub(crate) fn started(&self) -> usize {
+        let inner = lock(&self.inner);
+        inner
+            .live
+            .values()
+            .filter(|channel| channel.has_started())
+            .count()
+    }
+
     /// Live channels.
     pub(crate) fn len(&self) -> usize {
         lock(&self.inner).live.len()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use iii_protocol::close::{ABORTED, COMPLETE, GOING_AWAY, REASON_ENGINE_SHUTDOWN};
+use iii_protocol::close::{ABORTED, COMPLETE};
 use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::sync::oneshot;
@@ -107,7 +107,7 @@ async fn serve_writer<S: EndSocket>(
 
 /// The status an end records when the engine stops under it: going away (1001).
 fn shutdown_status() -> EndStatus {
-    EndStatus::Other(GOING_AWAY, REASON_ENGINE_SHUTDOWN.to_string())
+    EndStatus::GoingAway
 }
 
 /// The close frame for an end whose channel ended with `status`. While the engine stops, a

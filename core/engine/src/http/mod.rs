@@ -86,6 +86,18 @@ async fn serve_connection(
 
 /// Serves one request.
 async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Response<HttpBody> {
+    if shared.is_draining() {
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::GOING_AWAY,
+            "the engine is stopping",
+        );
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
     let (parts, incoming) = request.into_parts();
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
         return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not Found");
