@@ -6,7 +6,7 @@ use iii_protocol::builtins::{
     CHANNELS_CREATE_BUFFER_SIZE, CHANNELS_CREATE_READER, CHANNELS_CREATE_WRITER,
 };
 use iii_protocol::codes::DESERIALIZATION_ERROR;
-use iii_protocol::limits::{DEFAULT_BUFFER_FRAMES, MAX_BUFFER_FRAMES};
+use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
 use serde_json::Value;
 
 use crate::quota;
@@ -21,7 +21,7 @@ pub(crate) fn create_channel(
     data: &Value,
 ) -> Result<Value, ErrorBody> {
     let quotas = &shared.config.quotas;
-    let frames = buffer_size(data)?.min(quotas.max_buffer_frames);
+    let frames = buffer_size(data, quotas.max_buffer_frames)?;
     let max = quotas.max_channels_per_connection;
     let Some(slot) = conn.channels.try_take(max) else {
         return Err(quota::exceeded(
@@ -42,9 +42,10 @@ pub(crate) fn register_worker(shared: &EngineState, conn: &Conn, data: &Value) {
     shared.connections.describe(conn.id, data);
 }
 
-/// Reads `buffer_size` (frames): absent or null → 64, clamped to 1..=1024; negative,
-/// fractional or non-numeric → `deserialization_error`.
-fn buffer_size(data: &Value) -> Result<usize, ErrorBody> {
+/// Reads `buffer_size` (frames): absent or null → 64 (or `max` if smaller), clamped to
+/// 1..=`max` (`--max-buffer-frames`); negative, fractional or non-numeric →
+/// `deserialization_error`.
+fn buffer_size(data: &Value, max: usize) -> Result<usize, ErrorBody> {
     let invalid = |why: &str| ErrorBody::new(DESERIALIZATION_ERROR, format!("buffer_size: {why}"));
     let raw = match data {
         Value::Null => None,
@@ -69,8 +70,8 @@ fn buffer_size(data: &Value) -> Result<usize, ErrorBody> {
         },
         Some(_) => return Err(invalid("must be a number")),
     };
-    let frames = frames.clamp(1, MAX_BUFFER_FRAMES);
-    Ok(usize::try_from(frames).unwrap_or(1024))
+    let max = max.max(1);
+    Ok(usize::try_from(frames).unwrap_or(max).clamp(1, max))
 }
 
 #[cfg(test)]
@@ -84,19 +85,38 @@ mod tests {
 
     #[test]
     fn buffer_size_defaults_clamps_and_rejects() {
+        const MAX: usize = 1024;
         let bad = Err(DESERIALIZATION_ERROR.to_string());
-        assert_eq!(code(buffer_size(&Value::Null)), Ok(64));
-        assert_eq!(code(buffer_size(&json!({}))), Ok(64));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": null}))), Ok(64));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": 8}))), Ok(8));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": 0}))), Ok(1));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": 5000}))), Ok(1024));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": 16.0}))), Ok(16));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": 1e300}))), Ok(1024));
-        assert_eq!(code(buffer_size(&json!({"buffer_size": -1}))), bad);
-        assert_eq!(code(buffer_size(&json!({"buffer_size": -0.5}))), bad);
-        assert_eq!(code(buffer_size(&json!({"buffer_size": 1.5}))), bad);
-        assert_eq!(code(buffer_size(&json!({"buffer_size": "8"}))), bad);
-        assert_eq!(code(buffer_size(&json!("x"))), bad);
+        assert_eq!(code(buffer_size(&Value::Null, MAX)), Ok(64));
+        assert_eq!(code(buffer_size(&json!({}), MAX)), Ok(64));
+        assert_eq!(
+            code(buffer_size(&json!({"buffer_size": null}), MAX)),
+            Ok(64)
+        );
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 8}), MAX)), Ok(8));
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 0}), MAX)), Ok(1));
+        assert_eq!(
+            code(buffer_size(&json!({"buffer_size": 5000}), MAX)),
+            Ok(1024)
+        );
+        assert_eq!(
+            code(buffer_size(&json!({"buffer_size": 16.0}), MAX)),
+            Ok(16)
+        );
+        assert_eq!(
+            code(buffer_size(&json!({"buffer_size": 1e300}), MAX)),
+            Ok(1024)
+        );
+        assert_eq!(code(buffer_size(&json!({"buffer_size": -1}), MAX)), bad);
+        assert_eq!(code(buffer_size(&json!({"buffer_size": -0.5}), MAX)), bad);
+        assert_eq!(code(buffer_size(&json!({"buffer_size": 1.5}), MAX)), bad);
+        assert_eq!(code(buffer_size(&json!({"buffer_size": "8"}), MAX)), bad);
+        assert_eq!(code(buffer_size(&json!("x"), MAX)), bad);
+        // --max-buffer-frames sets the cap, above 1024 too.
+        assert_eq!(
+            code(buffer_size(&json!({"buffer_size": 5000}), 4096)),
+            Ok(4096)
+        );
+        assert_eq!(code(buffer_size(&Value::Null, 8)), Ok(8));
     }
 }

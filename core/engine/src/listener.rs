@@ -31,8 +31,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// and what kind of socket an upgrade is.
 const PEEK_BYTES: usize = 2048;
 
-/// How long to wait before peeking again at a request head that has not grown.
-const PEEK_PAUSE: Duration = Duration::from_millis(10);
+/// How long to wait before peeking again at a request head that is not complete, at first
+/// and at most.
+const PEEK_PAUSE: Duration = Duration::from_millis(5);
+const PEEK_PAUSE_MAX: Duration = Duration::from_millis(200);
 
 /// Where an upgrade request goes.
 enum Route {
@@ -69,23 +71,28 @@ async fn handle(
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
+    // Every socket counts from its first byte (a slow or idle client too); one over the
+    // limit is not peeked at, only answered 503 by the handshake below.
+    let max_connections = shared.config.quotas.max_connections;
+    let slot = shared.sockets.try_take(max_connections);
+    let over_quota = slot.is_none();
     let mut head = [0u8; PEEK_BYTES];
-    let peeked = tokio::select! {
-        peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_head(&stream, &mut head)) => peeked,
-        _ = shutdown.wait() => return,
-    };
-    let head = match peeked {
-        Ok(Ok(seen)) => head.get(..seen).unwrap_or_default(),
-        Ok(Err(_)) | Err(_) => return,
-    };
+    let mut seen = 0;
+    if !over_quota {
+        let peeked = tokio::select! {
+            peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_head(&stream, &mut head)) => peeked,
+            _ = shutdown.wait() => return,
+        };
+        match peeked {
+            Ok(Ok(bytes)) => seen = bytes,
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+    let head = head.get(..seen).unwrap_or_default();
     if crate::health::is_plain_request(head) {
         crate::health::serve(stream, shared.clone(), shutdown).await;
         return;
     }
-    // Plain HTTP is not counted: only sockets that stay open are.
-    let max_connections = shared.config.quotas.max_connections;
-    let slot = shared.sockets.try_take(max_connections);
-    let over_quota = slot.is_none();
     let mut route = None;
     let mut streams = false;
     // The callback's signature is tungstenite's; its error is the refusal response.
@@ -167,6 +174,7 @@ async fn handle(
 /// in pieces (a person typing, a proxy) is still told apart from an upgrade. Returns the
 /// bytes seen.
 async fn peek_head(stream: &TcpStream, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut pause = PEEK_PAUSE;
     loop {
         let seen = stream.peek(head).await?;
         let complete = head
@@ -176,8 +184,10 @@ async fn peek_head(stream: &TcpStream, head: &mut [u8]) -> std::io::Result<usize
             return Ok(seen);
         }
         // More of the head is on its way (the caller bounds the whole wait). A peek leaves
-        // the socket readable, so this polls rather than waiting for readiness.
-        tokio::time::sleep(PEEK_PAUSE).await;
+        // the socket readable, so this polls, less and less often, rather than waiting for
+        // readiness.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(PEEK_PAUSE_MAX);
     }
 }
 

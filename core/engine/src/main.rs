@@ -167,6 +167,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    let mut signals = StopSignals::new();
     let engine = match iii_engine::start(cli.config()).await {
         Ok(engine) => engine,
         Err(error) => {
@@ -179,7 +180,7 @@ async fn run(cli: Cli) -> ExitCode {
         println!("iii http triggers on {http_url}");
     }
 
-    wait_for_signal().await;
+    signals.next().await;
     let grace = Duration::from_secs(cli.shutdown_grace_secs);
     tracing::info!(
         grace_secs = grace.as_secs(),
@@ -187,33 +188,63 @@ async fn run(cli: Cli) -> ExitCode {
     );
     tokio::select! {
         () = engine.drain(grace) => {}
-        () = wait_for_signal() => tracing::warn!("second signal: stopping at once"),
+        () = signals.next() => tracing::warn!("second signal: stopping at once"),
     }
     tracing::info!("shutting down");
     engine.shutdown().await;
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn wait_for_signal() {
+/// SIGINT (Ctrl-C) and, on Unix, SIGTERM, listened for from start-up to exit: a second
+/// signal during the drain is never lost between two listeners.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for {name}");
+                    None
                 }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            Self {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves at the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn on(listener: &mut Option<tokio::signal::unix::Signal>) {
+                match listener {
+                    Some(listener) => {
+                        listener.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = on(&mut self.interrupt) => {}
+                () = on(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct EngineState {
     pub(crate) remote: Arc<RemoteClient>,
     /// WebSocket connections open on the worker port (`--max-connections`).
     pub(crate) sockets: Slots,
+    /// HTTP requests being handled (until their response head is out; a streamed body is
+    /// then a channel in flight).
+    pub(crate) http_requests: Slots,
     /// When the engine started (`/health` reports its uptime).
     pub(crate) started: std::time::Instant,
     /// Set when a graceful stop began ([`crate::Engine::drain`]): no new workers or HTTP
@@ -45,10 +48,12 @@ impl EngineState {
         self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Nothing in flight: no pending call, and no channel that has started (an end connected
-    /// or finished) without finishing.
+    /// Nothing in flight: no HTTP request being handled, no pending call, and no channel that
+    /// has started (an end connected or finished) without finishing.
     pub(crate) fn is_idle(&self) -> bool {
-        self.invocations.len() == 0 && self.channels.started() == 0
+        self.http_requests.taken() == 0
+            && self.invocations.len() == 0
+            && self.channels.started() == 0
     }
 
     /// Empty registries for an engine configured by `config`, calling HTTP-invoked functions
@@ -66,6 +71,7 @@ impl EngineState {
             bytes,
             remote: Arc::new(remote),
             sockets: Slots::default(),
+            http_requests: Slots::default(),
             started: std::time::Instant::now(),
             draining: std::sync::atomic::AtomicBool::new(false),
             config,

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use iii_protocol::limits::MAX_CHANNEL_FRAME_BYTES;
 use tokio::sync::Semaphore;
 
 /// A snapshot of what the engine holds.
@@ -51,9 +52,11 @@ impl Default for ByteCounters {
 pub(crate) struct BudgetClosed;
 
 impl ByteCounters {
-    /// Counters letting all buffers together hold `capacity` bytes.
+    /// Counters letting all buffers together hold `capacity` bytes beyond each buffer's
+    /// first frame (see `channels::buffer`). At least one largest channel frame (16 MiB), so
+    /// any frame can be charged whole.
     pub(crate) fn bounded(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        let capacity = capacity.clamp(MAX_CHANNEL_FRAME_BYTES, Semaphore::MAX_PERMITS);
         Self {
             buffered: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -62,39 +65,41 @@ impl ByteCounters {
         }
     }
 
-    /// Permits a frame of `len` bytes takes: its length, but never more than the whole
-    /// budget, so even a frame larger than the bound passes once the buffers are empty.
-    fn cost(&self, len: usize) -> u32 {
-        u32::try_from(len.min(self.capacity)).unwrap_or(u32::MAX)
+    /// Permits a charge of `bytes` takes: exactly that, as no frame is larger than the
+    /// smallest budget (the `min` only keeps a broken caller from waiting forever).
+    fn cost(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.min(self.capacity)).unwrap_or(u32::MAX)
     }
 
-    /// Takes room for `len` bytes if there is some now.
-    pub(crate) fn try_reserve(&self, len: usize) -> Option<Reservation<'_>> {
-        let permits = self.budget.try_acquire_many(self.cost(len)).ok()?;
+    /// Takes room for `bytes` if there is some now.
+    pub(crate) fn try_reserve(&self, bytes: usize) -> Option<Reservation<'_>> {
+        let permits = self.budget.try_acquire_many(self.cost(bytes)).ok()?;
         permits.forget();
         Some(Reservation {
             counters: self,
-            len,
+            bytes,
             kept: false,
         })
     }
 
-    /// Takes room for `len` bytes, waiting (first come, first served) until readers have
-    /// taken enough bytes out of the buffers. Cancel-safe: room taken is given back unless
-    /// the reservation is [kept](Reservation::keep).
-    pub(crate) async fn reserve(&self, len: usize) -> Result<Reservation<'_>, BudgetClosed> {
-        let permits = self.budget.acquire_many(self.cost(len)).await;
+    /// Takes room for `bytes`, waiting (first come, first served) until readers have taken
+    /// enough bytes out of the buffers. Cancel-safe: room taken is given back unless the
+    /// reservation is [kept](Reservation::keep).
+    pub(crate) async fn reserve(&self, bytes: usize) -> Result<Reservation<'_>, BudgetClosed> {
+        let permits = self.budget.acquire_many(self.cost(bytes)).await;
         permits.map_err(|_| BudgetClosed)?.forget();
         Ok(Reservation {
             counters: self,
-            len,
+            bytes,
             kept: false,
         })
     }
 
-    /// Gives back the room [`reserve`](Self::reserve) took for `len` bytes.
-    pub(crate) fn unreserve(&self, len: usize) {
-        self.budget.add_permits(self.cost(len) as usize);
+    /// Gives back room for `bytes` (taken by a reservation that was kept).
+    pub(crate) fn unreserve(&self, bytes: usize) {
+        if bytes > 0 {
+            self.budget.add_permits(self.cost(bytes) as usize);
+        }
     }
 
     /// `len` bytes entered a buffer.
@@ -121,26 +126,26 @@ impl ByteCounters {
     }
 }
 
-/// Room taken for a frame's bytes; given back when dropped, unless kept for a frame that is
-/// now in a buffer (which gives it back with [`ByteCounters::unreserve`] when it leaves).
+/// Room taken engine-wide; given back when dropped, unless kept for bytes that are now in a
+/// buffer (whose owner gives it back with [`ByteCounters::unreserve`] when they leave).
 pub(crate) struct Reservation<'a> {
     counters: &'a ByteCounters,
-    len: usize,
+    bytes: usize,
     kept: bool,
 }
 
 impl Reservation<'_> {
-    /// The frame is in a buffer: its bytes count until it leaves.
-    pub(crate) fn keep(mut self) {
+    /// Keeps `bytes` of the room (at most what was taken) and gives the rest back now.
+    pub(crate) fn keep_only(mut self, bytes: usize) {
         self.kept = true;
-        self.counters.add(self.len);
+        self.counters.unreserve(self.bytes.saturating_sub(bytes));
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.kept {
-            self.counters.unreserve(self.len);
+            self.counters.unreserve(self.bytes);
         }
     }
 }
@@ -164,25 +169,35 @@ mod tests {
 
     #[tokio::test]
     async fn the_budget_bounds_all_buffers_together() {
-        let counters = ByteCounters::bounded(100);
-        let first = counters.try_reserve(60);
+        const MIB: usize = 1024 * 1024;
+        let counters = ByteCounters::bounded(20 * MIB);
+        let first = counters.try_reserve(12 * MIB);
         assert!(first.is_some());
-        assert!(counters.try_reserve(60).is_none(), "60 + 60 is over 100");
-        let waiting = tokio::time::timeout(Duration::from_millis(20), counters.reserve(60));
+        assert!(
+            counters.try_reserve(12 * MIB).is_none(),
+            "12 + 12 is over 20"
+        );
+        let waiting = tokio::time::timeout(Duration::from_millis(20), counters.reserve(12 * MIB));
         assert!(waiting.await.is_err(), "a writer waits for room");
         drop(first);
-        if let Some(kept) = counters.try_reserve(60) {
-            kept.keep();
+        if let Some(kept) = counters.try_reserve(12 * MIB) {
+            kept.keep_only(10 * MIB);
         }
-        assert_eq!(counters.buffered(), 60);
-        assert!(counters.try_reserve(60).is_none(), "kept room stays taken");
-        counters.sub(60);
-        counters.unreserve(60);
-        // A frame larger than the whole budget takes all of it.
-        let whole = counters.try_reserve(500);
-        assert!(whole.is_some());
-        assert!(counters.try_reserve(1).is_none());
-        drop(whole);
-        assert!(counters.try_reserve(100).is_some());
+        assert!(
+            counters.try_reserve(10 * MIB).is_some(),
+            "two MiB were given back"
+        );
+        assert!(
+            counters.try_reserve(11 * MIB).is_none(),
+            "kept room stays taken"
+        );
+        counters.unreserve(10 * MIB);
+        assert!(counters.try_reserve(20 * MIB).is_some());
+        // Never below one largest frame.
+        assert!(
+            ByteCounters::bounded(1)
+                .try_reserve(MAX_CHANNEL_FRAME_BYTES)
+                .is_some()
+        );
     }
 }

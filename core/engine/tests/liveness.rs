@@ -95,3 +95,80 @@ async fn a_quiet_worker_that_answers_pings_stays() {
     let pings = serving.await.expect("owner task");
     assert!(pings >= 3, "the quiet owner was pinged {pings} times");
 }
+
+/// Reads one WebSocket frame a server sent (unmasked): (opcode, payload).
+async fn read_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head).await.expect("frame head");
+    let len = match head[1] & 0x7f {
+        126 => u64::from(tcp.read_u16().await.expect("length")),
+        127 => tcp.read_u64().await.expect("length"),
+        len => u64::from(len),
+    };
+    let mut payload = vec![0u8; usize::try_from(len).expect("length")];
+    tcp.read_exact(&mut payload).await.expect("payload");
+    (head[0] & 0x0f, payload)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_sending_a_large_message_slowly_is_not_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Pings after 200 ms of quiet, gives up 600 ms later; the message takes about 2 s.
+    let engine = engine_with(EngineConfig {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_millis(600),
+        ..EngineConfig::ephemeral()
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(engine.local_addr())
+        .await
+        .expect("connect");
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: engine\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .expect("upgrade request");
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        response.push(tcp.read_u8().await.expect("response byte"));
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"), "{response:?}");
+    let (opcode, hello) = read_frame(&mut tcp).await;
+    assert_eq!(opcode, 1, "workerregistered first");
+    assert!(String::from_utf8_lossy(&hello).contains("workerregistered"));
+
+    // One 2 MiB text message (a JSON ping with padding), dribbled out in 40 pieces: no
+    // whole message, and no room for a Pong, until the end. A zero mask leaves it as is.
+    let json = format!(
+        r#"{{"type":"ping","pad":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(json.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.write_all(&frame).await.expect("frame head");
+    for piece in json.as_bytes().chunks(json.len() / 40 + 1) {
+        tcp.write_all(piece).await.expect("piece");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The engine answers the message: the worker was never dropped.
+    loop {
+        let (opcode, payload) = tokio::time::timeout(WAIT, read_frame(&mut tcp))
+            .await
+            .expect("an answer in time");
+        match opcode {
+            0x9 => continue, // the engine's pings, which the bytes arriving made harmless
+            0x1 => {
+                assert_eq!(payload, br#"{"type":"pong"}"#);
+                break;
+            }
+            other => panic!(
+                "dropped while sending: opcode {other}, {:?}",
+                String::from_utf8_lossy(&payload)
+            ),
+        }
+    }
+    engine.shutdown().await;
+}

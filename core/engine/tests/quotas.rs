@@ -214,33 +214,36 @@ fn write_frames(mut ws: Ws, frames: usize, fill: u8) -> tokio::task::JoinHandle<
 #[tokio::test(flavor = "multi_thread")]
 async fn buffer_size_is_capped_and_all_channels_share_one_byte_bound() {
     const FRAME: usize = 64 * 1024;
+    const BOUND: usize = 16 * 1024 * 1024;
+    const SENT: usize = 300;
     let engine = engine_with(with_quotas(Quotas {
-        max_buffer_frames: 3,
-        max_channel_bytes: 4 * FRAME,
+        max_buffer_frames: 512,
+        max_channel_bytes: BOUND,
         ..Quotas::default()
     }))
     .await;
     let mut w = worker(&engine).await;
     let mut ends = Vec::new();
     for fill in [1u8, 2] {
-        // Asks for 1024 frames; gets 3.
+        // Asks for 1024 frames; gets 512 (32 MiB), more than the engine-wide bound.
         let (writer, reader) = w.create_channel(json!(1024)).await;
         let writer_ws = connect(&end_url(&engine, &writer)).await;
-        ends.push((write_frames(writer_ws, 8, fill), reader, fill));
+        ends.push((write_frames(writer_ws, SENT, fill), reader, fill));
     }
-    // Both writers send more than the engine takes; nobody reads.
+    // Both writers send more than the engine takes; nobody reads. Each buffer's first frame
+    // is outside the bound (so a channel being read always moves).
+    let held = BOUND + 2 * FRAME;
     eventually("the buffers to fill up to the bound", || {
-        engine.stats().buffered_bytes == 4 * FRAME
+        engine.stats().buffered_bytes == held
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let stats = engine.stats();
     assert_eq!(
-        stats.buffered_bytes,
-        4 * FRAME,
+        stats.buffered_bytes, held,
         "the engine-wide bound holds ({stats:?})"
     );
-    assert!(stats.peak_buffered_bytes <= 4 * FRAME, "{stats:?}");
+    assert!(stats.peak_buffered_bytes <= held, "{stats:?}");
 
     // Readers get every byte, in order: the bound slowed the writers, it dropped nothing.
     for (writing, reader, fill) in ends {
@@ -248,12 +251,12 @@ async fn buffer_size_is_capped_and_all_channels_share_one_byte_bound() {
         let (frames, end) = read_to_close(&mut reader_ws).await;
         assert_eq!(end.map(|(code, _)| code), Some(1000));
         let bytes = binary_bytes(&frames);
-        assert_eq!(bytes.len(), 8 * FRAME);
+        assert_eq!(bytes.len(), SENT * FRAME);
         assert!(bytes.iter().all(|byte| *byte == fill));
         writing.await.expect("writer finished");
     }
     let stats = engine.stats();
-    assert!(stats.peak_buffered_bytes <= 4 * FRAME, "{stats:?}");
+    assert!(stats.peak_buffered_bytes <= held, "{stats:?}");
     assert_eq!(stats.buffered_bytes, 0);
     engine.shutdown().await;
 }

@@ -51,8 +51,8 @@ async fn health_answers_with_live_counts() {
     let health: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(health["workers"], 1);
     assert_eq!(
-        health["connections"], 1,
-        "the main socket; this request is no WebSocket"
+        health["connections"], 2,
+        "the main socket and this request's own"
     );
     assert_eq!(health["channels"], 1);
     let id = caller.call("no::such", Value::Null).await;

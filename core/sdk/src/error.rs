@@ -275,6 +275,8 @@ mod tests {
             ErrorKind::Protocol,
             ErrorKind::Serde,
             ErrorKind::Shutdown,
+            ErrorKind::GoingAway,
+            ErrorKind::InvalidArgument,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), kinds.len());

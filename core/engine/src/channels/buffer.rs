@@ -4,10 +4,11 @@
 //! the frame). Frames are `Bytes`, so nothing is copied on the way through.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use iii_protocol::limits::CHANNEL_FRAME_BYTES;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::stats::ByteCounters;
@@ -68,10 +69,25 @@ const COMPACT_WHEN_QUEUED: usize = 2;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct BufferClosed;
 
+/// Bytes of each buffer the engine-wide bound does not count: one frame. However full the
+/// other buffers are, a channel whose reader reads always moves, one frame at a time; only
+/// what waits beyond its first frame needs engine-wide room.
+const UNCHARGED_BYTES: usize = CHANNEL_FRAME_BYTES;
+
+/// The engine-wide charge of a buffer holding `held` bytes.
+fn charge(held: usize) -> usize {
+    held.saturating_sub(UNCHARGED_BYTES)
+}
+
 struct Budget {
     bytes: Semaphore,
     capacity: usize,
     counters: Arc<ByteCounters>,
+    /// Bytes in this buffer now; its engine-wide charge is [`charge`] of it.
+    held: AtomicUsize,
+    /// Woken when the reader takes a frame out: a writer waiting for engine-wide room
+    /// looks again at what its next frame would cost (it may have become free).
+    taken_out: Notify,
 }
 
 impl Budget {
@@ -82,11 +98,29 @@ impl Budget {
     }
 
     /// A frame of `len` bytes left the buffer: its bytes no longer count, here or
-    /// engine-wide.
+    /// engine-wide (the charge given back is what the buffer's charge fell by, so charges
+    /// and refunds always add up to the charge of what is held).
     fn give_back(&self, len: usize) {
+        let before = self.held.fetch_sub(len, Ordering::AcqRel);
+        let refund = charge(before) - charge(before.saturating_sub(len));
         self.counters.sub(len);
-        self.counters.unreserve(len);
+        self.counters.unreserve(refund);
         self.bytes.add_permits(self.cost(len) as usize);
+        self.taken_out.notify_one();
+    }
+
+    /// Counts a frame of `len` bytes in; returns the engine-wide charge it added.
+    fn take_in(&self, len: usize) -> usize {
+        let before = self.held.fetch_add(len, Ordering::AcqRel);
+        self.counters.add(len);
+        charge(before.saturating_add(len)) - charge(before)
+    }
+
+    /// The charge a frame of `len` bytes would add now. Only the one writer adds and the
+    /// reader only takes out, so the charge when it is added is never more than this.
+    fn charge_now(&self, len: usize) -> usize {
+        let held = self.held.load(Ordering::Acquire);
+        charge(held.saturating_add(len)) - charge(held)
     }
 }
 
@@ -134,6 +168,8 @@ pub(crate) fn buffer(frames: usize, counters: Arc<ByteCounters>) -> (BufferTx, B
         bytes: Semaphore::new(capacity.min(Semaphore::MAX_PERMITS)),
         capacity,
         counters,
+        held: AtomicUsize::new(0),
+        taken_out: Notify::new(),
     });
     let (tx, rx) = mpsc::channel(frames);
     (
@@ -147,7 +183,7 @@ pub(crate) fn buffer(frames: usize, counters: Arc<ByteCounters>) -> (BufferTx, B
 
 impl BufferTx {
     /// Adds `frame`, waiting while the buffer is full (in frames or bytes).
-    pub(crate) async fn push(&self, frame: Frame) -> Result<(), BufferClosed> {
+    pub(crate) async fn push(&mut self, frame: Frame) -> Result<(), BufferClosed> {
         let cost = self.budget.cost(frame.len());
         let queued = self.frames.max_capacity() - self.frames.capacity();
         let frame = if queued >= COMPACT_WHEN_QUEUED {
@@ -160,10 +196,10 @@ impl BufferTx {
         // Fast path: room for the frame right now, in this buffer and engine-wide.
         if let Ok(slot) = self.frames.try_reserve()
             && let Ok(permits) = self.budget.bytes.try_acquire_many(cost)
-            && let Some(reserved) = counters.try_reserve(len)
+            && let Some(reserved) = counters.try_reserve(self.budget.charge_now(len))
         {
             permits.forget();
-            reserved.keep();
+            reserved.keep_only(self.budget.take_in(len));
             slot.send(self.queued(frame));
             return Ok(());
         }
@@ -174,9 +210,24 @@ impl BufferTx {
         let slot = self.frames.reserve().await.map_err(|_| BufferClosed)?;
         let permits = self.budget.bytes.acquire_many(cost).await;
         let permits = permits.map_err(|_| BufferClosed)?;
-        let reserved = counters.reserve(len).await.map_err(|_| BufferClosed)?;
+        let reserved = loop {
+            // What the frame costs engine-wide falls as this buffer's reader takes frames
+            // out (to nothing once the buffer is down to its free frame): wait for room, or
+            // for that, whichever comes first.
+            let taken_out = self.budget.taken_out.notified();
+            tokio::pin!(taken_out);
+            taken_out.as_mut().enable();
+            let predicted = self.budget.charge_now(len);
+            tokio::select! {
+                biased;
+                reserved = counters.reserve(predicted) => {
+                    break reserved.map_err(|_| BufferClosed)?;
+                }
+                () = &mut taken_out => {}
+            }
+        };
         permits.forget();
-        reserved.keep();
+        reserved.keep_only(self.budget.take_in(len));
         slot.send(self.queued(frame));
         Ok(())
     }
@@ -246,7 +297,7 @@ mod tests {
     #[tokio::test]
     async fn bounded_in_bytes_and_accounted() {
         let counters = Arc::new(ByteCounters::default());
-        let (tx, mut rx) = buffer(2, counters.clone());
+        let (mut tx, mut rx) = buffer(2, counters.clone());
         let frame = || Frame::Binary(Bytes::from(vec![1u8; CHANNEL_FRAME_BYTES]));
         tx.push(frame()).await.expect("room");
         tx.push(frame()).await.expect("room");
@@ -263,29 +314,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_engine_wide_bound_holds_writers_of_every_buffer() {
-        let counters = Arc::new(ByteCounters::bounded(CHANNEL_FRAME_BYTES));
-        let (first_tx, mut first_rx) = buffer(4, counters.clone());
-        let (second_tx, second_rx) = buffer(4, counters.clone());
+    async fn the_engine_wide_bound_holds_every_frame_beyond_each_buffers_first() {
+        const BOUND_FRAMES: usize = 256;
+        let counters = Arc::new(ByteCounters::bounded(BOUND_FRAMES * CHANNEL_FRAME_BYTES));
+        let (mut first_tx, mut first_rx) = buffer(1024, counters.clone());
+        let (mut second_tx, second_rx) = buffer(4, counters.clone());
         let frame = || Frame::Binary(Bytes::from(vec![1u8; CHANNEL_FRAME_BYTES]));
-        first_tx.push(frame()).await.expect("room");
+        // The first buffer's first frame is free; the next 256 take the whole bound.
+        for _ in 0..=BOUND_FRAMES {
+            first_tx.push(frame()).await.expect("room");
+        }
+        let blocked = tokio::time::timeout(Duration::from_millis(50), first_tx.push(frame()));
+        assert!(blocked.await.is_err(), "the bound is reached");
+        // Another buffer still moves its first frame: a channel whose reader reads is never
+        // starved by the others. Its second frame waits for room.
+        second_tx
+            .push(frame())
+            .await
+            .expect("a first frame is free");
         let blocked = tokio::time::timeout(Duration::from_millis(50), second_tx.push(frame()));
-        assert!(
-            blocked.await.is_err(),
-            "another buffer waits for the engine-wide room"
-        );
+        assert!(blocked.await.is_err(), "beyond it, room is engine-wide");
         let taken = first_rx.recv().await.expect("frame");
         first_rx.release(taken.len());
         second_tx.push(frame()).await.expect("room again");
-        // A reader that goes away gives back the bytes it never read.
+        // A reader that goes away gives back what its buffer held.
         drop(second_rx);
         first_tx.push(frame()).await.expect("room after the drop");
+        drop(first_tx);
+        drop(first_rx);
+        assert_eq!(counters.buffered(), 0);
+        assert!(
+            counters
+                .try_reserve(BOUND_FRAMES * CHANNEL_FRAME_BYTES)
+                .is_some(),
+            "every byte of the bound came back"
+        );
     }
 
     #[tokio::test]
     async fn a_dropped_reader_closes_the_buffer() {
         let counters = Arc::new(ByteCounters::default());
-        let (tx, rx) = buffer(1, counters);
+        let (mut tx, rx) = buffer(1, counters);
         drop(rx);
         assert_eq!(tx.push(Frame::Text("x".into())).await, Err(BufferClosed));
     }

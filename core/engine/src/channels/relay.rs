@@ -70,13 +70,13 @@ async fn serve_writer<S: EndSocket>(
     channels: &ChannelRegistry,
     channel: &Channel,
     mut ws: S,
-    buffer: BufferTx,
+    mut buffer: BufferTx,
     mut stop: oneshot::Receiver<EndStatus>,
     mut shutdown: Shutdown,
 ) {
     let end = tokio::select! {
         biased;
-        end = pump_writer(&mut ws, &buffer, &mut stop) => end,
+        end = pump_writer(&mut ws, &mut buffer, &mut stop) => end,
         _ = shutdown.wait() => WriterEnd::Shutdown,
     };
     let status = match &end {
@@ -122,7 +122,7 @@ fn close_for(status: &EndStatus, shutdown: &Shutdown) -> CloseFrame {
 
 async fn pump_writer<S: EndSocket>(
     ws: &mut S,
-    buffer: &BufferTx,
+    buffer: &mut BufferTx,
     stop: &mut oneshot::Receiver<EndStatus>,
 ) -> WriterEnd {
     loop {
@@ -168,7 +168,7 @@ async fn pump_writer<S: EndSocket>(
 
 /// Puts one frame in the buffer, waiting for room unless the engine stops the writer.
 async fn push(
-    buffer: &BufferTx,
+    buffer: &mut BufferTx,
     frame: Frame,
     stop: &mut oneshot::Receiver<EndStatus>,
 ) -> Option<WriterEnd> {

@@ -98,6 +98,9 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         );
         return response;
     }
+    // Counted until the response head is out, so a drain waits for a request still reading
+    // its body or waiting for its function.
+    let _in_flight = shared.http_requests.try_take(usize::MAX);
     let (parts, incoming) = request.into_parts();
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
         return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not Found");

@@ -191,7 +191,7 @@ pub(crate) async fn pump_body(
     let status = tokio::select! {
         biased;
         status = &mut writer.stop => status.unwrap_or(EndStatus::Expired),
-        status = feed(source, &writer.buffer) => status,
+        status = feed(source, &mut writer.buffer) => status,
     };
     finish_body(&channels, writer, status);
 }
@@ -206,16 +206,18 @@ pub(crate) fn finish_body(channels: &ChannelRegistry, writer: BodyWriter, status
     drop(writer.buffer);
 }
 
-async fn feed(source: BodySource, buffer: &BufferTx) -> EndStatus {
-    let push_all = |data: Bytes| async move {
-        for piece in split_binary(data) {
-            buffer.push(Frame::Binary(piece)).await?;
-        }
-        Ok::<(), BufferClosed>(())
-    };
+/// Puts `data` in the buffer in frames of at most 64 KiB.
+async fn push_all(buffer: &mut BufferTx, data: Bytes) -> Result<(), BufferClosed> {
+    for piece in split_binary(data) {
+        buffer.push(Frame::Binary(piece)).await?;
+    }
+    Ok(())
+}
+
+async fn feed(source: BodySource, buffer: &mut BufferTx) -> EndStatus {
     match source {
         BodySource::Read(data) => {
-            if !data.is_empty() && push_all(data).await.is_err() {
+            if !data.is_empty() && push_all(buffer, data).await.is_err() {
                 return EndStatus::ReaderClosed;
             }
             EndStatus::Complete
@@ -230,7 +232,7 @@ async fn feed(source: BodySource, buffer: &BufferTx) -> EndStatus {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data()
                         && !data.is_empty()
-                        && push_all(data).await.is_err()
+                        && push_all(buffer, data).await.is_err()
                     {
                         return EndStatus::ReaderClosed;
                     }

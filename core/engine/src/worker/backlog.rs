@@ -19,9 +19,9 @@ pub(crate) struct Backlog {
     /// Past this many bytes (answers are never refused) the connection is dropped at once.
     hard_cap: usize,
     deadline: Duration,
-    /// JSON messages that have left the queue so far: liveness counts a worker that takes
-    /// its messages, however slowly, as alive.
-    taken: AtomicU64,
+    /// Pings written to the socket so far: liveness gives a ping still queued behind other
+    /// messages time to go out before it counts the silence.
+    pings_written: AtomicU64,
     /// Since when the queue has been full (over `bound`, or refusing a call) without
     /// anything leaving it.
     over_since: Mutex<Option<Instant>>,
@@ -43,7 +43,7 @@ impl Backlog {
             bound,
             hard_cap,
             deadline,
-            taken: AtomicU64::new(0),
+            pings_written: AtomicU64::new(0),
             over_since: Mutex::new(None),
             slow: Notify::new(),
         }
@@ -85,11 +85,9 @@ impl Backlog {
     /// leave are progress: the slow-consumer clock stops until the queue is full again.
     pub(crate) fn remove(&self, len: usize) {
         if len == 0 {
-            // A ping or a stream frame: no bytes counted, and no sign of a reading worker
-            // (the engine's own ping leaving must not count as the worker's answer).
+            // A ping or a stream frame: no bytes counted.
             return;
         }
-        self.taken.fetch_add(1, Ordering::Relaxed);
         let _ = self
             .queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
@@ -121,9 +119,14 @@ impl Backlog {
         }
     }
 
-    /// How many messages have left the queue so far.
-    pub(crate) fn taken(&self) -> u64 {
-        self.taken.load(Ordering::Relaxed)
+    /// The writer wrote a ping to the socket.
+    pub(crate) fn ping_written(&self) {
+        self.pings_written.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many pings have been written so far.
+    pub(crate) fn pings_written(&self) -> u64 {
+        self.pings_written.load(Ordering::Relaxed)
     }
 
     /// Asks the connection's read loop to drop it as a slow consumer.

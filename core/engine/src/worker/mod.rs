@@ -79,7 +79,8 @@ pub(crate) async fn serve(
     let config = &shared.config;
     let backlog = Arc::new(Backlog::new(
         config.max_outbound_bytes,
-        config.max_main_message_bytes,
+        // One largest message, with room for its envelope and its count's overhead.
+        config.max_main_message_bytes.saturating_add(4096),
         config.slow_consumer_timeout,
     ));
     let queues = Queues {
@@ -179,10 +180,11 @@ async fn read_loop(
                 if backlog.overdue(now) {
                     return End::SlowConsumer;
                 }
-                // Signs of life besides complete messages: bytes arriving (a large message on
-                // its way) and messages leaving (a worker reading, however slowly).
-                let activity = bytes_read.load(Ordering::Relaxed).wrapping_add(backlog.taken());
-                let Some(next) = liveness.tick(now, &conn.outbox, activity) else {
+                let seen = Seen {
+                    bytes_read: bytes_read.load(Ordering::Relaxed),
+                    pings_written: backlog.pings_written(),
+                };
+                let Some(next) = liveness.tick(now, &conn.outbox, seen) else {
                     return End::Unresponsive;
                 };
                 let next = match backlog.overdue_at() {
@@ -238,8 +240,20 @@ struct Liveness {
     timeout: Duration,
     last_heard: Instant,
     pinged_at: Option<Instant>,
-    /// The connection's activity count when it was pinged (see [`Liveness::tick`]).
-    activity_at_ping: u64,
+    /// What the connection had seen when it was pinged (see [`Liveness::tick`]).
+    at_ping: Seen,
+    /// The timeout was extended once for a ping still queued behind other messages.
+    extended: bool,
+}
+
+/// Counts liveness compares between ticks.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Seen {
+    /// Bytes read from the worker's socket: a sign of life even before a whole message (a
+    /// large one on its way, which its Pong cannot interrupt).
+    bytes_read: u64,
+    /// Pings the engine has written to the socket.
+    pings_written: u64,
 }
 
 impl Liveness {
@@ -249,7 +263,8 @@ impl Liveness {
             timeout,
             last_heard: Instant::now(),
             pinged_at: None,
-            activity_at_ping: 0,
+            at_ping: Seen::default(),
+            extended: false,
         }
     }
 
@@ -260,16 +275,20 @@ impl Liveness {
     }
 
     /// The timer fired at `now`: pings a socket quiet for an interval. Returns when to check
-    /// next, or `None` when a ping went unanswered for the timeout with no `activity` (a count
-    /// of bytes read and messages taken) since: a worker still receiving a large message, or
-    /// still reading its queue, is slow, not frozen, and gets another timeout.
-    fn tick(&mut self, now: Instant, outbox: &outbound::Outbox, activity: u64) -> Option<Instant> {
+    /// next, or `None` when a ping went unanswered for the timeout and no byte arrived since.
+    /// Bytes arriving (a large message on its way) give another timeout; a ping still queued
+    /// behind other messages when the timeout ends gives one more, once. Messages the engine
+    /// writes never count: a frozen process's kernel buffers take them too.
+    fn tick(&mut self, now: Instant, outbox: &outbound::Outbox, seen: Seen) -> Option<Instant> {
         match self.pinged_at {
             Some(at) if now >= at + self.timeout => {
-                if activity == self.activity_at_ping {
+                if seen.bytes_read != self.at_ping.bytes_read {
+                    self.at_ping.bytes_read = seen.bytes_read;
+                } else if !self.extended && seen.pings_written == self.at_ping.pings_written {
+                    self.extended = true;
+                } else {
                     return None;
                 }
-                self.activity_at_ping = activity;
                 self.pinged_at = Some(now);
                 Some(now + self.timeout)
             }
@@ -278,7 +297,8 @@ impl Liveness {
                 // A ping that finds the queue full is not sent, but the silence still counts.
                 outbox.ping();
                 self.pinged_at = Some(now);
-                self.activity_at_ping = activity;
+                self.at_ping = seen;
+                self.extended = false;
                 Some(now + self.timeout)
             }
             None => Some(self.last_heard + self.interval),

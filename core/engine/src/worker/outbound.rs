@@ -206,8 +206,12 @@ async fn write_batch(
     let mut message = first;
     for written in 1..=MAX_BATCH {
         let len = counted_len(&message);
+        let ping = matches!(message, WsMessage::Ping(_));
         sink.feed(message).await?;
         queues.backlog.remove(len);
+        if ping {
+            queues.backlog.ping_written();
+        }
         if written == MAX_BATCH {
             break;
         }
