@@ -306,4 +306,92 @@ mod tests {
             );
         }
     }
+
+    mod fuzz {
+        //! Property tests of what the listener reads from the network before any upgrade:
+        //! nothing a client sends may panic it, and every URL our SDKs build parses back to
+        //! the same end.
+
+        use super::*;
+        use iii_protocol::StreamChannelRef;
+        use proptest::prelude::*;
+
+        fn request(uri: &str) -> Option<Request> {
+            Request::builder().uri(uri).body(()).ok()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_query_is_answered_without_a_panic(query in ".{0,300}") {
+                let _ = channel_query(&query);
+            }
+
+            #[test]
+            fn any_request_head_is_classified_without_a_panic(
+                head in proptest::collection::vec(any::<u8>(), 0..2048),
+            ) {
+                let _ = socket_kind(&head);
+                let _ = crate::health::is_plain_request(&head);
+            }
+
+            #[test]
+            fn any_path_is_routed_or_refused_without_a_panic(path in "/[ -~]{0,200}") {
+                let channels = ChannelRegistry::new(
+                    &crate::config::EngineConfig::ephemeral(),
+                    std::sync::Arc::default(),
+                );
+                if let Some(request) = request(&path) {
+                    let _ = decide(&request, &channels);
+                }
+            }
+
+            #[test]
+            fn every_url_an_sdk_builds_parses_back_to_its_end(
+                channel_id in ".{0,80}",
+                access_key in ".{1,120}",
+                write in any::<bool>(),
+                base in "ws://(127\\.0\\.0\\.1|localhost|\\[::1\\]):[0-9]{1,5}(/[a-z]{0,8})?/?",
+            ) {
+                let direction = if write { ChannelDirection::Write } else { ChannelDirection::Read };
+                let end = StreamChannelRef { channel_id, access_key, direction };
+                let url = end.url(&base);
+                let request = request(&url);
+                prop_assert!(request.is_some(), "{} is no valid URI", url);
+                let request = request.unwrap_or_default();
+                let query = request.uri().query().unwrap_or_default();
+                prop_assert_eq!(channel_query(query), Ok((end.access_key.clone(), direction)));
+                let path = request.uri().path();
+                prop_assert!(path.starts_with("/ws/channels/"), "{}", path);
+            }
+        }
+
+        #[test]
+        fn a_live_channel_is_found_only_with_its_own_key_and_direction() {
+            let channels = ChannelRegistry::new(
+                &crate::config::EngineConfig::ephemeral(),
+                std::sync::Arc::default(),
+            );
+            let (writer, reader) = channels.create(4, None);
+            let base = "ws://127.0.0.1:1";
+            let route = |url: &str| request(url).map(|request| decide(&request, &channels));
+            assert!(matches!(
+                route(&writer.url(base)),
+                Some(Ok(Route::Channel(_, ChannelDirection::Write)))
+            ));
+            assert!(matches!(
+                route(&reader.url(base)),
+                Some(Ok(Route::Channel(_, ChannelDirection::Read)))
+            ));
+            let swapped = StreamChannelRef {
+                direction: ChannelDirection::Write,
+                ..reader
+            };
+            assert!(matches!(
+                route(&swapped.url(base)),
+                Some(Err(StatusCode::NOT_FOUND))
+            ));
+        }
+    }
 }

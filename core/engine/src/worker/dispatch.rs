@@ -367,4 +367,33 @@ mod tests {
         assert_eq!(salvage("[1, 2]"), Salvaged::default());
         assert_eq!(salvage("{not json"), Salvaged::default());
     }
+
+    mod fuzz {
+        //! Property tests of the main socket's message parsing: nothing a worker sends may
+        //! panic it, and an id written before the point where a frame breaks is found.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_is_parsed_or_salvaged_without_a_panic(text in ".{0,400}") {
+                let _ = serde_json::from_str::<Message>(&text);
+                let _ = salvage(&text);
+            }
+
+            #[test]
+            fn an_id_before_the_break_is_salvaged(
+                id in "[a-zA-Z0-9-]{1,40}",
+                tail in "[\\[\\]{}:,\"0-9a-zA-Z ]{0,200}",
+            ) {
+                let text = format!(r#"{{"type":"invokefunction","invocation_id":"{id}","data":{tail}"#);
+                let found = salvage(&text);
+                prop_assert_eq!(found.invocation_id, Some(id));
+                prop_assert_eq!(found.kind.as_deref(), Some("invokefunction"));
+            }
+        }
+    }
 }
