@@ -5,6 +5,7 @@
 //! Run all of it with `cargo run --release -p iii-bench -- all` (about three minutes on two
 //! cores), or one benchmark by name; `--quick` shrinks every size for a smoke run.
 
+mod burst;
 mod http;
 mod http_relay;
 mod http_workers;
@@ -67,6 +68,8 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         count: usize,
     },
+    /// Engine RSS before, during and after a burst of 8 MiB calls and full channel buffers.
+    Burst,
     /// HTTP triggers: a download through the engine and requests/s on a small route (wrk).
     Http {
         /// Bytes to download.
@@ -219,6 +222,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Setups { count } => report_setups(count).await.map(drop),
         Command::SlowReader { bytes } => report_slow_reader(bytes).await.map(drop),
         Command::Churn { count } => report_churn(count).await.map(drop),
+        Command::Burst => report_burst().await,
         Command::Http { bytes, seconds } => report_http(bytes, seconds).await.map(drop),
         Command::Scaling {
             bytes,
@@ -406,6 +410,23 @@ async fn report_churn(count: usize) -> Result<Vec<Row>, String> {
         format!("{total:+.1} MiB vs baseline ({anon:+.1} MiB anonymous)"),
         "within 2 MiB".into(),
     )])
+}
+
+async fn report_burst() -> Result<(), String> {
+    let figures = burst::burst().await?;
+    let mib = |rss: procs::Rss| rss.total as f64 / MIB;
+    let after: Vec<String> = (burst::AFTER.iter().zip(&figures.after))
+        .map(|(at, rss)| format!("{:.1} MiB at +{:.1} s", mib(*rss), at.as_secs_f64()))
+        .collect();
+    println!(
+        "burst: engine RSS {:.1} MiB before, peak {:.1} MiB, then {}; {:.1} MiB {:.0} s after its workers left",
+        mib(figures.baseline),
+        mib(figures.peak),
+        after.join(", "),
+        mib(figures.left),
+        burst::LEFT.as_secs_f64(),
+    );
+    Ok(())
 }
 
 async fn report_http(bytes: u64, seconds: u64) -> Result<Vec<Row>, String> {

@@ -216,5 +216,6 @@ async fn sweep(shared: Arc<EngineState>, mut shutdown: Shutdown, _lifeline: Life
         }
         shared.invocations.shrink();
         shared.functions.shrink();
+        crate::memory::give_back();
     }
 }

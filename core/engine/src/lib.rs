@@ -36,6 +36,7 @@ mod http;
 mod invocations;
 mod lifecycle;
 mod listener;
+mod memory;
 mod quota;
 mod remote;
 mod runtime;
