@@ -8,7 +8,8 @@
 //! and it reconnects with backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::builtins::FN_WORKERS_REGISTER;
@@ -22,7 +23,7 @@ use crate::channel::close_frame;
 use crate::channel::end_socket;
 use crate::invocation::{Invocation, dispatch};
 use crate::link::{Outbound, Pings, Sink, Socket};
-use crate::options::jitter_sample;
+use crate::options::{InitOptions, jitter_sample};
 use crate::state::{WorkerState, lock};
 use crate::trigger_type;
 use iii_streams::StreamTable;
@@ -163,6 +164,7 @@ async fn serve(
     let (outbound, shutdown) = io;
     let link = &inner.link;
     let (frames, mut frames_queue) = mpsc::channel(STREAM_FRAMES_QUEUED);
+    let pinger = frames.clone();
     let table = streams.then(|| StreamTable::for_worker(frames, crate::runtime::home()));
     let (mut sink, mut stream) = socket.split();
     if let Err(error) = greet(&mut sink, greeting(inner, session)).await {
@@ -180,13 +182,27 @@ async fn serve(
     let pings = Pings::default();
     let (urgent, mut urgent_queue) = mpsc::unbounded_channel();
     let mut lost = IIIError::Connection("the connection to the engine was lost".into());
+    let heard = Heard::default();
     let stopping = {
-        let reading = read_loop(inner, &mut stream, &pings, &urgent, session, table.as_ref());
+        let reading = read_loop(
+            inner,
+            &mut stream,
+            &heard,
+            &pings,
+            &urgent,
+            session,
+            table.as_ref(),
+        );
         let writing = link.write_loop(&mut urgent_queue, outbound, &pings, &mut frames_queue);
-        tokio::pin!(reading, writing);
+        let watching = watch_engine(&heard, &pinger, &inner.options);
+        tokio::pin!(reading, writing, watching);
         let stopping = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => true,
+            () = &mut watching => {
+                tracing::warn!("the engine answered nothing, not even a ping: reconnecting");
+                false
+            }
             reason = &mut reading => {
                 tracing::warn!(%reason, "connection to the engine lost");
                 if let Lost::GoingAway(_) = reason {
@@ -315,6 +331,59 @@ fn worker_description(inner: &WorkerState) -> String {
     .to_json()
 }
 
+/// When the engine was last heard from: milliseconds since `since`.
+struct Heard {
+    since: Instant,
+    at_ms: AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            at_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heard {
+    /// Something arrived from the engine.
+    fn now(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the engine was last heard from.
+    fn last(&self) -> Instant {
+        self.since + Duration::from_millis(self.at_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Resolves when the engine has sent nothing, not even the answer to a ping, for the ping
+/// interval and then the ping timeout (a vanished machine, a dropped route, a frozen
+/// engine); never when the check is off.
+async fn watch_engine(heard: &Heard, pinger: &mpsc::Sender<WsMessage>, options: &InitOptions) {
+    if options.ping_interval_ms == 0 {
+        return std::future::pending().await;
+    }
+    let interval = Duration::from_millis(options.ping_interval_ms);
+    let timeout = Duration::from_millis(options.ping_timeout_ms.max(1));
+    loop {
+        let quiet_until = heard.last() + interval;
+        if Instant::now() < quiet_until {
+            tokio::time::sleep_until(quiet_until.into()).await;
+            continue;
+        }
+        // Quiet for an interval: ping (behind what is queued; a full queue still counts).
+        let pinged = Instant::now();
+        let _ = pinger.try_send(WsMessage::Ping(Default::default()));
+        tokio::time::sleep(timeout).await;
+        if heard.last() < pinged {
+            return;
+        }
+    }
+}
+
 /// Why the engine's socket ended, as read.
 enum Lost {
     /// The engine closed it with 1001: it is shutting down.
@@ -335,12 +404,14 @@ impl std::fmt::Display for Lost {
 async fn read_loop(
     inner: &Arc<WorkerState>,
     stream: &mut Stream,
+    heard: &Heard,
     pings: &Pings,
     urgent: &mpsc::UnboundedSender<String>,
     session: &mut Session,
     streams: Option<&Arc<StreamTable>>,
 ) -> Lost {
     while let Some(frame) = stream.next().await {
+        heard.now();
         let text = match frame {
             Ok(WsMessage::Text(text)) => text,
             Ok(WsMessage::Binary(bytes)) => {

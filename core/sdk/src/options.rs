@@ -38,6 +38,14 @@ pub struct InitOptions {
     /// `Authorization` and `III_TOKEN` is set, `Authorization: Bearer $III_TOKEN` is added
     /// (see [`handshake_headers`](Self::handshake_headers)).
     pub headers: Vec<(String, String)>,
+    /// Liveness of the engine: once the main socket has brought nothing for this long, the
+    /// worker pings the engine (a WebSocket Ping, which every engine answers by itself);
+    /// `0` turns the check off.
+    pub ping_interval_ms: u64,
+    /// An engine that then sends nothing at all for this long is treated as gone: calls in
+    /// flight fail with a connection error and the worker reconnects, instead of waiting
+    /// for a socket the network silently dropped.
+    pub ping_timeout_ms: u64,
 }
 
 impl Default for InitOptions {
@@ -52,6 +60,8 @@ impl Default for InitOptions {
             max_queued_messages: 1024,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             headers: Vec::new(),
+            ping_interval_ms: 20_000,
+            ping_timeout_ms: 20_000,
         }
     }
 }

@@ -9,6 +9,7 @@ use iii_sdk::{
     TriggerRequest,
 };
 use serde_json::{Value, json};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_in_flight_fail_when_the_connection_drops() {
@@ -233,4 +234,59 @@ async fn a_worker_keeps_reconnecting_and_serves_once_the_engine_is_up() {
     assert_eq!(echoed["n"], 1);
     iii.shutdown();
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_goes_silent_is_noticed_and_calls_fail_instead_of_hanging() {
+    use futures_util::StreamExt;
+    // A stand-in engine: it greets the worker, then answers nothing and reads nothing ever
+    // again (a frozen process, or a route the network dropped without a reset).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+        let hello = json!({"type": "workerregistered", "worker_id": "w"}).to_string();
+        futures_util::SinkExt::send(
+            &mut ws,
+            tokio_tungstenite::tungstenite::Message::text(hello),
+        )
+        .await
+        .expect("greet");
+        // Read for a moment (the greeting's registrations), then never again.
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            while ws.next().await.is_some() {}
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(ws);
+    });
+    let options = InitOptions {
+        ping_interval_ms: 200,
+        ping_timeout_ms: 400,
+        invocation_timeout_ms: 30_000,
+        ..fast_reconnect()
+    };
+    let iii = iii_sdk::register_worker_with(&url, options);
+    let started = std::time::Instant::now();
+    let error = within(
+        10,
+        iii.trigger(TriggerRequest::new("any::thing", json!({}))),
+    )
+    .await
+    .expect_err("no answer can come");
+    assert!(
+        matches!(error.kind(), ErrorKind::Connection),
+        "{error:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "noticed after {:?}, not at the call's 30 s timeout",
+        started.elapsed()
+    );
+    iii.shutdown();
+    held.abort();
 }
