@@ -102,7 +102,7 @@ start_engine() {
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I "$INCLUDE")
 SOURCES=("$REPO/examples/c/pipeline.c" "$REPO/examples/c/bidirectional.c"
     "$REPO/bindings-c/tests/killed_peer.c" "$REPO/bindings-c/tests/contract.c"
-    "$REPO/bindings-c/tests/stalled_writer.c")
+    "$REPO/bindings-c/tests/stalled_writer.c" "$REPO/bindings-c/tests/going_away.c")
 [[ -f "$REPO/bindings-c/tests/smoke.c" ]] && SOURCES+=("$REPO/bindings-c/tests/smoke.c")
 mkdir -p "$WORK/dynamic" "$WORK/static"
 
@@ -250,6 +250,39 @@ stalled_writer_warns() {
         grep -q "waited 5 s for its reader" "$WORK/stalled.err" && ! grep -q $'\e\[' "$WORK/stalled.err"
 }
 
+# An engine of its own (long drain), stopped under going_away's stream: SIGTERM (the stream
+# holds the drain), then SIGINT (stops at once); the reader must end with III_GOING_AWAY.
+engine_stops_under_a_stream() {
+    local bin="$1" out="$WORK/going_away.out" url="" pid status=0
+    timeout 300 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --no-http --shutdown-grace-secs 60 \
+        >"$WORK/stopping.out" 2>"$WORK/stopping.err" &
+    pid=$!
+    for _ in $(seq 200); do
+        url="$(sed -n 's/^iii engine listening on \(ws:\/\/[^ ]*\)$/\1/p' "$WORK/stopping.out")"
+        [[ -n "$url" ]] && break
+        sleep 0.05
+    done
+    III_URL="$url" "${RUN[@]}" "$bin/going_away" >"$out" 2>"$WORK/going_away.err" &
+    local reader=$!
+    for _ in $(seq 600); do
+        grep -qx READING "$out" 2>/dev/null && break
+        kill -0 "$reader" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -TERM "$pid"
+    sleep 0.5
+    kill -0 "$pid" || { echo "the engine did not drain"; status=1; }
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$reader" || status=$?
+    wait "$pid" || { echo "the engine exited with $?"; status=1; }
+    cat "$WORK/going_away.err"
+    if [[ "$(cat "$out")" != $'READING\ngoing_away 100000' ]]; then
+        echo "printed: $(cat "$out")"
+        status=1
+    fi
+    return $status
+}
+
 run_checks() {
     local label="$1" bin="$2" wait_s="$3" big="$4"
     check "$label: pipeline serve + produce 5000 and $big (exact result lines); serve ends on stdin EOF" \
@@ -261,6 +294,8 @@ run_checks() {
     check "$label: bidirectional (exact result line)" expect_output "$(bidirectional_result)" "${RUN[@]}" "$bin/bidirectional"
     check "$label: killed writer process -> III_WRITER_LOST" "${RUN[@]}" "$bin/killed_peer" writer
     check "$label: killed reader process -> III_READER_CLOSED" "${RUN[@]}" "$bin/killed_peer" reader
+    check "$label: an engine stopping under a stream -> III_GOING_AWAY after every byte" \
+        engine_stops_under_a_stream "$bin"
     check "$label: contract (NULL arguments, invalid JSON/UTF-8, wrong keys and directions, replies, timeouts, abort, close)" \
         "${RUN[@]}" "$bin/contract"
     check "$label: a write stalled with no reader warns on stderr, naming the channel" stalled_writer_warns "$bin"

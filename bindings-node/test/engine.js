@@ -13,10 +13,13 @@ function engineBinary() {
   return process.env.III_ENGINE || path.join(targetDir, 'debug', 'iii')
 }
 
-/** Resolves with `{ url, httpUrl, stop() }` once the engine printed both URLs. */
-function startEngine({ port = 0 } = {}) {
+/**
+ * Resolves with `{ url, httpUrl, stop(), signal(name), exited }` once the engine printed both
+ * URLs; `args` are extra engine flags, `exited` resolves with the exit code.
+ */
+function startEngine({ port = 0, args = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(engineBinary(), ['--port', String(port), '--http-port', '0'], {
+    const child = spawn(engineBinary(), ['--port', String(port), '--http-port', '0', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'warn' },
     })
@@ -35,6 +38,11 @@ function startEngine({ port = 0 } = {}) {
         resolve({
           url,
           httpUrl,
+          signal: (name) => child.kill(name),
+          exited: new Promise((done) => {
+            if (child.exitCode !== null) done(child.exitCode)
+            else child.once('exit', (code) => done(code))
+          }),
           stop: () =>
             new Promise((done) => {
               if (child.exitCode !== null) return done()
