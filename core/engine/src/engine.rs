@@ -203,6 +203,7 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
 /// Expires channels past their TTL and forgets old tombstones, on one timer for all.
 async fn sweep(shared: Arc<EngineState>, mut shutdown: Shutdown, _lifeline: Lifeline) {
     let mut ticks = tokio::time::interval(shared.config.sweep_interval());
+    let mut last_trim = tokio::time::Instant::now();
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -216,6 +217,9 @@ async fn sweep(shared: Arc<EngineState>, mut shutdown: Shutdown, _lifeline: Life
         }
         shared.invocations.shrink();
         shared.functions.shrink();
-        crate::memory::give_back();
+        if last_trim.elapsed() >= crate::memory::TRIM_EVERY {
+            crate::memory::give_back();
+            last_trim = tokio::time::Instant::now();
+        }
     }
 }

@@ -6,6 +6,9 @@
 //! much to give back). jemalloc with a background thread and a 1 s decay was measured too and
 //! returned less, from a higher baseline (BENCHMARKS.md, "Memory after a burst").
 
+/// How often the sweep trims (the sweep itself may run more often, with short TTLs).
+pub(crate) const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Returns the allocator's free memory to the system (glibc on Linux; elsewhere the allocator
 /// is left to its own policy).
 pub(crate) fn give_back() {

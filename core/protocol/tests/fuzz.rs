@@ -13,9 +13,9 @@ fn json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        // Eighths: exact in binary and in short decimals, so they print and parse back to the
+        // same value (arbitrary floats need serde_json's `float_roundtrip` to do that).
+        any::<i32>().prop_map(|n| Value::from(f64::from(n) / 8.0)),
         ".{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {

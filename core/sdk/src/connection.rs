@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::builtins::FN_WORKERS_REGISTER;
@@ -331,31 +331,19 @@ fn worker_description(inner: &WorkerState) -> String {
     .to_json()
 }
 
-/// When the engine was last heard from: milliseconds since `since`.
-struct Heard {
-    since: Instant,
-    at_ms: AtomicU64,
-}
-
-impl Default for Heard {
-    fn default() -> Self {
-        Self {
-            since: Instant::now(),
-            at_ms: AtomicU64::new(0),
-        }
-    }
-}
+/// Frames received from the engine so far (a count, not a clock: nothing is lost to rounding).
+#[derive(Default)]
+struct Heard(AtomicU64);
 
 impl Heard {
     /// Something arrived from the engine.
     fn now(&self) {
-        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.at_ms.store(ms, Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// When the engine was last heard from.
-    fn last(&self) -> Instant {
-        self.since + Duration::from_millis(self.at_ms.load(Ordering::Relaxed))
+    /// Frames received so far.
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -369,16 +357,17 @@ async fn watch_engine(heard: &Heard, pinger: &mpsc::Sender<WsMessage>, options: 
     let interval = Duration::from_millis(options.ping_interval_ms);
     let timeout = Duration::from_millis(options.ping_timeout_ms.max(1));
     loop {
-        let quiet_until = heard.last() + interval;
-        if Instant::now() < quiet_until {
-            tokio::time::sleep_until(quiet_until.into()).await;
+        // Quiet for a whole interval? Anything heard meanwhile starts it again.
+        let before = heard.count();
+        tokio::time::sleep(interval).await;
+        if heard.count() != before {
             continue;
         }
-        // Quiet for an interval: ping (behind what is queued; a full queue still counts).
-        let pinged = Instant::now();
+        // Ping (behind what is queued; a full queue still counts) and wait for anything.
+        let pinged = heard.count();
         let _ = pinger.try_send(WsMessage::Ping(Default::default()));
         tokio::time::sleep(timeout).await;
-        if heard.last() < pinged {
+        if heard.count() == pinged {
             return;
         }
     }

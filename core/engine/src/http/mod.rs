@@ -86,6 +86,10 @@ async fn serve_connection(
 
 /// Serves one request.
 async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Response<HttpBody> {
+    // Counted until the response head is out, so a drain waits for a request still reading
+    // its body or waiting for its function (taken before the check: a drain that starts in
+    // between sees it).
+    let _in_flight = shared.http_requests.try_take(usize::MAX);
     if shared.is_draining() {
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -98,9 +102,6 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         );
         return response;
     }
-    // Counted until the response head is out, so a drain waits for a request still reading
-    // its body or waiting for its function.
-    let _in_flight = shared.http_requests.try_take(usize::MAX);
     let (parts, incoming) = request.into_parts();
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
         return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not Found");

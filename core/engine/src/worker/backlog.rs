@@ -19,9 +19,11 @@ pub(crate) struct Backlog {
     /// Past this many bytes (answers are never refused) the connection is dropped at once.
     hard_cap: usize,
     deadline: Duration,
-    /// Pings written to the socket so far: liveness gives a ping still queued behind other
-    /// messages time to go out before it counts the silence.
-    pings_written: AtomicU64,
+    /// When a ping was last written to the socket (milliseconds after `born`, plus one; 0 =
+    /// never): liveness counts a worker's silence from then, not from when the ping was
+    /// queued behind other messages.
+    ping_written_ms: AtomicU64,
+    born: Instant,
     /// Since when the queue has been full (over `bound`, or refusing a call) without
     /// anything leaving it.
     over_since: Mutex<Option<Instant>>,
@@ -43,7 +45,8 @@ impl Backlog {
             bound,
             hard_cap,
             deadline,
-            pings_written: AtomicU64::new(0),
+            ping_written_ms: AtomicU64::new(0),
+            born: Instant::now(),
             over_since: Mutex::new(None),
             slow: Notify::new(),
         }
@@ -121,12 +124,16 @@ impl Backlog {
 
     /// The writer wrote a ping to the socket.
     pub(crate) fn ping_written(&self) {
-        self.pings_written.fetch_add(1, Ordering::Relaxed);
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.ping_written_ms.store(ms + 1, Ordering::Relaxed);
     }
 
-    /// How many pings have been written so far.
-    pub(crate) fn pings_written(&self) -> u64 {
-        self.pings_written.load(Ordering::Relaxed)
+    /// When a ping was last written to the socket (to the millisecond, rounded up).
+    pub(crate) fn ping_written_at(&self) -> Option<Instant> {
+        match self.ping_written_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.born + Duration::from_millis(ms)),
+        }
     }
 
     /// Asks the connection's read loop to drop it as a slow consumer.

@@ -182,7 +182,7 @@ async fn read_loop(
                 }
                 let seen = Seen {
                     bytes_read: bytes_read.load(Ordering::Relaxed),
-                    pings_written: backlog.pings_written(),
+                    ping_written_at: backlog.ping_written_at(),
                 };
                 let Some(next) = liveness.tick(now, &conn.outbox, seen) else {
                     return End::Unresponsive;
@@ -246,14 +246,14 @@ struct Liveness {
     extended: bool,
 }
 
-/// Counts liveness compares between ticks.
+/// What liveness compares between ticks.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct Seen {
     /// Bytes read from the worker's socket: a sign of life even before a whole message (a
     /// large one on its way, which its Pong cannot interrupt).
     bytes_read: u64,
-    /// Pings the engine has written to the socket.
-    pings_written: u64,
+    /// When the engine last wrote a ping to the socket.
+    ping_written_at: Option<Instant>,
 }
 
 impl Liveness {
@@ -276,15 +276,22 @@ impl Liveness {
 
     /// The timer fired at `now`: pings a socket quiet for an interval. Returns when to check
     /// next, or `None` when a ping went unanswered for the timeout and no byte arrived since.
-    /// Bytes arriving (a large message on its way) give another timeout; a ping still queued
-    /// behind other messages when the timeout ends gives one more, once. Messages the engine
-    /// writes never count: a frozen process's kernel buffers take them too.
+    /// Bytes arriving (a large message on its way) give another timeout. The timeout runs from
+    /// when the ping was written, not queued; a ping still queued behind other messages when
+    /// the timeout ends gets one more timeout, once. Messages the engine writes never count: a
+    /// frozen process's kernel buffers take them too.
     fn tick(&mut self, now: Instant, outbox: &outbound::Outbox, seen: Seen) -> Option<Instant> {
         match self.pinged_at {
             Some(at) if now >= at + self.timeout => {
+                let written = seen.ping_written_at.filter(|written| *written >= at);
                 if seen.bytes_read != self.at_ping.bytes_read {
                     self.at_ping.bytes_read = seen.bytes_read;
-                } else if !self.extended && seen.pings_written == self.at_ping.pings_written {
+                } else if let Some(written) = written
+                    && now < written + self.timeout
+                {
+                    // Written late: the worker gets its whole timeout from then.
+                    return Some(written + self.timeout);
+                } else if written.is_none() && !self.extended {
                     self.extended = true;
                 } else {
                     return None;
