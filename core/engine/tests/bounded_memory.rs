@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::*;
 use futures_util::SinkExt;
@@ -19,25 +18,7 @@ const BOUND: usize = 8 * 1024 * 1024;
 
 /// The engine binary with a small outbound bound; returns the process and its worker URL.
 fn start_engine() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iii"))
-        .args(["--port", "0", "--no-http"])
-        .args(["--max-outbound-bytes", &BOUND.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the engine binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("utf-8");
-    let url = line
-        .strip_prefix("iii engine listening on ")
-        .expect("the worker URL")
-        .to_string();
-    (child, url)
+    spawn_engine(&["--max-outbound-bytes", &BOUND.to_string()])
 }
 
 /// The process's resident set in bytes.
@@ -52,11 +33,7 @@ fn rss(child: &Child) -> usize {
 }
 
 async fn raw_worker(url: &str) -> Worker {
-    let mut ws = connect(url).await;
-    let hello = recv_json(&mut ws).await;
-    assert_eq!(hello["type"], "workerregistered");
-    let worker_id = hello["worker_id"].as_str().unwrap_or_default().to_string();
-    Worker { ws, worker_id }
+    worker_at(url).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,24 +90,15 @@ async fn memory_returns_after_a_burst_of_full_channel_buffers() {
     let mut readers = Vec::new();
     for _ in 0..CHANNELS {
         let (writer, reader) = w.create_channel(json!(FRAMES)).await;
-        let mut writer_ws = connect(&end_url_of(&url, &writer)).await;
-        for _ in 0..FRAMES {
-            writer_ws
-                .send(WsMessage::Binary(vec![3u8; 64 * 1024].into()))
-                .await
-                .expect("send");
-        }
-        writer_ws
-            .close(Some(close(1000, "stream_complete")))
-            .await
-            .expect("close");
+        let mut writer_ws = connect(&end_url_at(&url, &writer)).await;
+        write_complete(&mut writer_ws, (0..FRAMES).map(|_| vec![3u8; 64 * 1024])).await;
         close_of(&mut writer_ws).await;
         readers.push(reader);
         w.create_channel(json!(1)).await;
     }
     let peak = rss(&child);
     for reader in readers {
-        let mut reader_ws = connect(&end_url_of(&url, &reader)).await;
+        let mut reader_ws = connect(&end_url_at(&url, &reader)).await;
         let (frames, end) = read_to_close(&mut reader_ws).await;
         assert_eq!(binary_bytes(&frames).len(), FRAMES * 64 * 1024);
         assert_eq!(end.map(|(code, _)| code), Some(1000));
@@ -153,14 +121,4 @@ async fn memory_returns_after_a_burst_of_full_channel_buffers() {
         mib(peak),
         mib(now)
     );
-}
-
-/// The URL of a channel end on the engine at `url`.
-fn end_url_of(url: &str, channel_ref: &serde_json::Value) -> String {
-    format!(
-        "{url}/ws/channels/{}?key={}&dir={}",
-        channel_ref["channel_id"].as_str().unwrap_or_default(),
-        channel_ref["access_key"].as_str().unwrap_or_default(),
-        channel_ref["direction"].as_str().unwrap_or_default(),
-    )
 }

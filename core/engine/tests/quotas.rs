@@ -96,14 +96,7 @@ async fn channels_per_connection_are_bounded_until_they_finish() {
     // A channel that finished no longer counts.
     let mut writer_ws = connect(&end_url(&engine, &writer)).await;
     let mut reader_ws = connect(&end_url(&engine, &reader)).await;
-    writer_ws
-        .send(WsMessage::Binary(vec![1, 2, 3].into()))
-        .await
-        .expect("send");
-    writer_ws
-        .close(Some(close(1000, "stream_complete")))
-        .await
-        .expect("close");
+    write_complete(&mut writer_ws, [vec![1, 2, 3]]).await;
     let (frames, end) = read_to_close(&mut reader_ws).await;
     assert_eq!(binary_bytes(&frames), vec![1, 2, 3]);
     assert_eq!(end.map(|(code, _)| code), Some(1000));

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -102,37 +101,6 @@ fn expected(plan: &Plan) -> (Vec<u8>, Vec<String>) {
         }
     }
     (bytes, texts)
-}
-
-fn start_engine() -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iii"))
-        .args(["--port", "0", "--no-http"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the engine binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("utf-8");
-    let url = line
-        .strip_prefix("iii engine listening on ")
-        .expect("the worker URL")
-        .to_string();
-    (child, url)
-}
-
-fn end_of(url: &str, channel_ref: &serde_json::Value) -> String {
-    format!(
-        "{url}/ws/channels/{}?key={}&dir={}",
-        channel_ref["channel_id"].as_str().unwrap_or_default(),
-        channel_ref["access_key"].as_str().unwrap_or_default(),
-        channel_ref["direction"].as_str().unwrap_or_default(),
-    )
 }
 
 /// Writes a plan's pieces and ends the stream its way; returns the close the engine sent.
@@ -303,21 +271,14 @@ async fn read(plan: Plan, url: String) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_thousand_random_streams_lose_and_reorder_nothing() {
-    let (mut engine, url) = start_engine();
+    let (mut engine, url) = spawn_engine(&[]);
     let mut rng = Rng(SEED);
     let plans: Vec<Plan> = (0..STREAMS).map(|stream| plan(stream, &mut rng)).collect();
-    let mut creator = {
-        let mut ws = connect(&url).await;
-        let hello = recv_json(&mut ws).await;
-        Worker {
-            ws,
-            worker_id: hello["worker_id"].as_str().unwrap_or_default().to_string(),
-        }
-    };
+    let mut creator = worker_at(&url).await;
     let mut tasks = Vec::new();
     for plan in plans {
         let (writer, reader) = creator.create_channel(json!(64)).await;
-        let (writer_url, reader_url) = (end_of(&url, &writer), end_of(&url, &reader));
+        let (writer_url, reader_url) = (end_url_at(&url, &writer), end_url_at(&url, &reader));
         let reader_first = plan.reader_first;
         let second_after = Duration::from_millis(plan.second_after_ms);
         let for_reader = plan.clone();

@@ -163,13 +163,64 @@ pub async fn silent_for(ws: &mut Ws, wait: Duration) -> bool {
 
 /// The URL of one channel end from its ref.
 pub fn end_url(engine: &Engine, channel_ref: &Value) -> String {
+    end_url_at(&engine.ws_url(), channel_ref)
+}
+
+/// The URL of one channel end from its ref, on the engine at `url`.
+pub fn end_url_at(url: &str, channel_ref: &Value) -> String {
     format!(
-        "{}/ws/channels/{}?key={}&dir={}",
-        engine.ws_url(),
+        "{url}/ws/channels/{}?key={}&dir={}",
         channel_ref["channel_id"].as_str().expect("channel id"),
         channel_ref["access_key"].as_str().expect("key"),
         channel_ref["direction"].as_str().expect("direction"),
     )
+}
+
+/// Starts the `iii` binary with `args` (and a free worker port, no HTTP server); returns the
+/// process and its worker URL, read from its first line.
+pub fn spawn_engine(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iii"))
+        .args(["--port", "0", "--no-http"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the engine binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    let url = line
+        .strip_prefix("iii engine listening on ")
+        .expect("the worker URL")
+        .to_string();
+    (child, url)
+}
+
+/// A worker connected to the engine at `url`, past its `workerregistered`.
+pub async fn worker_at(url: &str) -> Worker {
+    let mut ws = connect(url).await;
+    let hello = recv_json(&mut ws).await;
+    assert_eq!(hello["type"], "workerregistered");
+    let worker_id = hello["worker_id"].as_str().expect("worker id").to_string();
+    Worker { ws, worker_id }
+}
+
+/// Writes `frames` as binary frames on a writer socket, then closes it cleanly (1000).
+pub async fn write_complete(ws: &mut Ws, frames: impl IntoIterator<Item = Vec<u8>>) {
+    for frame in frames {
+        ws.send(WsMessage::Binary(frame.into()))
+            .await
+            .expect("send");
+    }
+    ws.close(Some(close(1000, "stream_complete")))
+        .await
+        .expect("close");
 }
 
 /// A close frame.
