@@ -68,13 +68,16 @@ impl ByteCounters {
     /// Permits a charge of `bytes` takes: exactly that, as no frame is larger than the
     /// smallest budget (the `min` only keeps a broken caller from waiting forever).
     fn cost(&self, bytes: usize) -> u32 {
-        u32::try_from(bytes.min(self.capacity)).unwrap_or(u32::MAX)
+        permits_for(bytes, self.capacity)
     }
 
-    /// Takes room for `bytes` if there is some now.
+    /// Takes room for `bytes` if there is some now. Nothing to take (a frame within its
+    /// buffer's free first 64 KiB, the usual case) does not touch the shared semaphore.
     pub(crate) fn try_reserve(&self, bytes: usize) -> Option<Reservation<'_>> {
-        let permits = self.budget.try_acquire_many(self.cost(bytes)).ok()?;
-        permits.forget();
+        if bytes > 0 {
+            let permits = self.budget.try_acquire_many(self.cost(bytes)).ok()?;
+            permits.forget();
+        }
         Some(Reservation {
             counters: self,
             bytes,
@@ -86,8 +89,10 @@ impl ByteCounters {
     /// enough bytes out of the buffers. Cancel-safe: room taken is given back unless the
     /// reservation is [kept](Reservation::keep).
     pub(crate) async fn reserve(&self, bytes: usize) -> Result<Reservation<'_>, BudgetClosed> {
-        let permits = self.budget.acquire_many(self.cost(bytes)).await;
-        permits.map_err(|_| BudgetClosed)?.forget();
+        if bytes > 0 {
+            let permits = self.budget.acquire_many(self.cost(bytes)).await;
+            permits.map_err(|_| BudgetClosed)?.forget();
+        }
         Ok(Reservation {
             counters: self,
             bytes,
@@ -124,6 +129,12 @@ impl ByteCounters {
     pub(crate) fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
     }
+}
+
+/// Semaphore permits for `len` bytes against a budget of `capacity`: the length, but never
+/// more than the whole budget (so a larger frame waits for an empty budget, not forever).
+pub(crate) fn permits_for(len: usize, capacity: usize) -> u32 {
+    u32::try_from(len.min(capacity)).unwrap_or(u32::MAX)
 }
 
 /// Room taken engine-wide; given back when dropped, unless kept for bytes that are now in a

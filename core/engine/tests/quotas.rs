@@ -5,10 +5,8 @@
 mod common;
 
 use common::*;
-use futures_util::SinkExt;
 use iii_engine::{EngineConfig, Quotas};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 fn with_quotas(quotas: Quotas) -> EngineConfig {
     EngineConfig {
@@ -209,15 +207,7 @@ async fn ids_and_paths_are_bounded_in_bytes() {
 /// it cleanly; runs in its own task, as the engine holds it up once the bound is reached.
 fn write_frames(mut ws: Ws, frames: usize, fill: u8) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        for _ in 0..frames {
-            let frame = vec![fill; 64 * 1024];
-            ws.send(WsMessage::Binary(frame.into()))
-                .await
-                .expect("send");
-        }
-        ws.close(Some(close(1000, "stream_complete")))
-            .await
-            .expect("close");
+        write_complete(&mut ws, (0..frames).map(|_| vec![fill; 64 * 1024])).await;
         while futures_util::StreamExt::next(&mut ws).await.is_some() {}
     })
 }

@@ -11,7 +11,7 @@ use iii_protocol::limits::CHANNEL_FRAME_BYTES;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
-use crate::stats::ByteCounters;
+use crate::stats::{ByteCounters, permits_for};
 
 /// One frame on its way from writer to reader.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ impl Budget {
     /// Permits a frame of `len` bytes takes: its length, but never more than the whole budget
     /// (a text frame may be larger; it then waits for an empty buffer).
     fn cost(&self, len: usize) -> u32 {
-        u32::try_from(len.min(self.capacity)).unwrap_or(u32::MAX)
+        permits_for(len, self.capacity)
     }
 
     /// A frame of `len` bytes left the buffer: its bytes no longer count, here or
