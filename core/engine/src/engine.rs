@@ -32,14 +32,28 @@ pub struct Engine {
     finished: Option<mpsc::Receiver<()>>,
 }
 
-/// A listener on `host:port`; a failure names the address (say, the port that is busy).
+/// A listener on `host:port` (the first of its addresses that can be bound); a failure names
+/// the address (say, the port that is busy).
 async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
-    TcpListener::bind((host, port)).await.map_err(|error| {
+    let named = |error: std::io::Error| {
         std::io::Error::new(
             error.kind(),
             format!("cannot listen on {host}:{port}: {error}"),
         )
-    })
+    };
+    let mut failed = None;
+    for addr in tokio::net::lookup_host((host, port)).await.map_err(named)? {
+        match crate::accept::listen_on(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => failed = Some(error),
+        }
+    }
+    Err(named(failed.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the host resolves to no address",
+        )
+    })))
 }
 
 /// Binds the listeners (worker WebSocket, and HTTP triggers unless `http_port` is `None`)
