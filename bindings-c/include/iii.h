@@ -230,6 +230,19 @@ iii_result iii_register_function(iii_worker *worker,
 iii_result iii_unregister_function(iii_worker *worker, const char *function_id);
 
 /**
+ * Binds a trigger of `trigger_type` to `function_id`, configured by `config_json` (a JSON
+ * object; NULL means `{}`). For an HTTP route the type is `"http"` and the configuration
+ * `{"api_path": "/files/:name", "http_method": "GET"}`: each request then calls the function
+ * with the request and a `response` write ref (open it with `iii_writer_open(worker, input,
+ * "response", &writer)`). The trigger is registered now if connected and again after every
+ * reconnect, for as long as the worker lives; a trigger the engine refuses is logged.
+ */
+iii_result iii_register_trigger(iii_worker *worker,
+                                const char *trigger_type,
+                                const char *function_id,
+                                const char *config_json);
+
+/**
  * Opens the reading end of the channel whose read ref is `json` (or is under the top-level
  * `key` of the object `json`; `key` may be NULL). The socket connects on the first read; a
  * refused connect (wrong key, unknown channel) is `III_CHANNEL_CONNECT` then.

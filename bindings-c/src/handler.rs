@@ -175,3 +175,38 @@ pub unsafe extern "C" fn iii_unregister_function(
         Ok(())
     })
 }
+
+/// Binds a trigger of `trigger_type` to `function_id`, configured by `config_json` (a JSON
+/// object; NULL means `{}`). For an HTTP route the type is `"http"` and the configuration
+/// `{"api_path": "/files/:name", "http_method": "GET"}`: each request then calls the function
+/// with the request and a `response` write ref (open it with `iii_writer_open(worker, input,
+/// "response", &writer)`). The trigger is registered now if connected and again after every
+/// reconnect, for as long as the worker lives; a trigger the engine refuses is logged.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iii_register_trigger(
+    worker: *mut iii_worker,
+    trigger_type: *const c_char,
+    function_id: *const c_char,
+    config_json: *const c_char,
+) -> iii_result {
+    run(|| {
+        // SAFETY: the crate-level contract.
+        let worker = unsafe { handle(worker, "worker") }?;
+        // SAFETY: as above.
+        let trigger_type = unsafe { input_str(trigger_type, "trigger_type") }?;
+        // SAFETY: as above.
+        let function_id = unsafe { input_str(function_id, "function_id") }?;
+        // SAFETY: as above.
+        let config = match unsafe { optional_str(config_json, "config_json") }? {
+            Some(text) => parse_json(text, "config_json")?,
+            None => Value::Object(Default::default()),
+        };
+        if !config.is_object() {
+            return Err(Failure::invalid("`config_json` is not a JSON object"));
+        }
+        let trigger = iii_sdk::RegisterTrigger::new(trigger_type, function_id, config);
+        let _runtime = iii_sdk::runtime().enter();
+        worker.iii.register_trigger(trigger)?;
+        Ok(())
+    })
+}

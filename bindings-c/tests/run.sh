@@ -250,33 +250,89 @@ stalled_writer_warns() {
         grep -q "waited 5 s for its reader" "$WORK/stalled.err" && ! grep -q $'\e\[' "$WORK/stalled.err"
 }
 
-# An engine of its own (long drain), stopped under going_away's stream: SIGTERM (the stream
-# holds the drain), then SIGINT (stops at once); the reader must end with III_GOING_AWAY.
-engine_stops_under_a_stream() {
-    local bin="$1" out="$WORK/going_away.out" url="" pid status=0
-    timeout 300 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --no-http --shutdown-grace-secs 60 \
+# An engine of its own with a long drain (stopped by the check that starts it): sets
+# STOPPING_PID, STOPPING_URL (ws://) and STOPPING_HTTP (http://).
+start_stoppable_engine() {
+    STOPPING_URL="" STOPPING_HTTP=""
+    timeout 300 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 --shutdown-grace-secs 60 \
         >"$WORK/stopping.out" 2>"$WORK/stopping.err" &
-    pid=$!
+    STOPPING_PID=$!
     for _ in $(seq 200); do
-        url="$(sed -n 's/^iii engine listening on \(ws:\/\/[^ ]*\)$/\1/p' "$WORK/stopping.out")"
-        [[ -n "$url" ]] && break
+        STOPPING_URL="$(sed -n 's/^iii engine listening on \(ws:\/\/[^ ]*\)$/\1/p' "$WORK/stopping.out")"
+        STOPPING_HTTP="$(sed -n 's/^iii http triggers on \(http:\/\/[^ ]*\)$/\1/p' "$WORK/stopping.out")"
+        [[ -n "$STOPPING_URL" && -n "$STOPPING_HTTP" ]] && break
         sleep 0.05
     done
-    III_URL="$url" "${RUN[@]}" "$bin/going_away" >"$out" 2>"$WORK/going_away.err" &
-    local reader=$!
+}
+
+# waits (up to 30 s) until FILE has a line LINE, or PID has exited.
+wait_for_line() {
+    local file="$1" line="$2" pid="$3"
     for _ in $(seq 600); do
-        grep -qx READING "$out" 2>/dev/null && break
-        kill -0 "$reader" 2>/dev/null || break
+        grep -qx "$line" "$file" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.05
     done
-    kill -TERM "$pid"
+    return 1
+}
+
+# SIGTERM (what is in flight holds the drain), then SIGINT (stops at once).
+stop_draining_engine() {
+    kill -TERM "$STOPPING_PID"
     sleep 0.5
-    kill -0 "$pid" || { echo "the engine did not drain"; status=1; }
-    kill -INT "$pid" 2>/dev/null || true
+    kill -0 "$STOPPING_PID" || { echo "the engine did not drain"; return 1; }
+    kill -INT "$STOPPING_PID" 2>/dev/null || true
+}
+
+# The engine stopped under going_away's stream: the reader must end with III_GOING_AWAY.
+engine_stops_under_a_stream() {
+    local bin="$1" out="$WORK/going_away.out" status=0
+    start_stoppable_engine
+    III_URL="$STOPPING_URL" "${RUN[@]}" "$bin/going_away" >"$out" 2>"$WORK/going_away.err" &
+    local reader=$!
+    wait_for_line "$out" READING "$reader" || true
+    stop_draining_engine || status=1
     wait "$reader" || status=$?
-    wait "$pid" || { echo "the engine exited with $?"; status=1; }
+    wait "$STOPPING_PID" || { echo "the engine exited with $?"; status=1; }
     cat "$WORK/going_away.err"
     if [[ "$(cat "$out")" != $'READING\ngoing_away 100000' ]]; then
+        echo "printed: $(cat "$out")"
+        status=1
+    fi
+    return $status
+}
+
+# The engine stopped under an HTTP download served by C (curl downloading): the download goes
+# on while the engine drains, then curl sees a cut response (never a clean end) and the
+# handler's next write fails with III_GOING_AWAY.
+engine_stops_under_a_download() {
+    local bin="$1" out="$WORK/download.out" body="$WORK/download.body" status=0
+    start_stoppable_engine
+    III_URL="$STOPPING_URL" "${RUN[@]}" "$bin/going_away" http >"$out" 2>"$WORK/download.err" &
+    local server=$!
+    wait_for_line "$out" READY "$server" || true
+    rm -f "$body"
+    curl -sS -o "$body" "$STOPPING_HTTP/endless" 2>"$WORK/curl.err" &
+    local client=$!
+    for _ in $(seq 600); do
+        [[ $(stat -c %s "$body" 2>/dev/null || echo 0) -ge 100000 ]] && break
+        sleep 0.05
+    done
+    local before_stop
+    before_stop=$(stat -c %s "$body" 2>/dev/null || echo 0)
+    stop_draining_engine || status=1
+    local curl_status=0
+    wait "$client" || curl_status=$?
+    wait "$server" || status=$?
+    wait "$STOPPING_PID" || { echo "the engine exited with $?"; status=1; }
+    cat "$WORK/download.err" "$WORK/curl.err"
+    local size
+    size=$(stat -c %s "$body" 2>/dev/null || echo 0)
+    # curl 18: "transfer closed with outstanding read data remaining" (no final chunk).
+    [[ $curl_status -eq 18 ]] || { echo "curl exited with $curl_status (expected 18, a cut response)"; status=1; }
+    [[ $before_stop -ge 100000 && $size -gt $before_stop ]] ||
+        { echo "downloaded $before_stop bytes before the stop and $size in all (it must go on while draining)"; status=1; }
+    if [[ "$(cat "$out")" != $'READY\ndownload going_away' ]]; then
         echo "printed: $(cat "$out")"
         status=1
     fi
@@ -296,6 +352,8 @@ run_checks() {
     check "$label: killed reader process -> III_READER_CLOSED" "${RUN[@]}" "$bin/killed_peer" reader
     check "$label: an engine stopping under a stream -> III_GOING_AWAY after every byte" \
         engine_stops_under_a_stream "$bin"
+    check "$label: an engine stopping under an HTTP download -> curl sees a cut response, the handler III_GOING_AWAY" \
+        engine_stops_under_a_download "$bin"
     check "$label: contract (NULL arguments, invalid JSON/UTF-8, wrong keys and directions, replies, timeouts, abort, close)" \
         "${RUN[@]}" "$bin/contract"
     check "$label: a write stalled with no reader warns on stderr, naming the channel" stalled_writer_warns "$bin"

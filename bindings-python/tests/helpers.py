@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -114,3 +115,40 @@ def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait(timeout=10)
+
+
+class StoppableEngine:
+    """An engine of a test's own, which the test stops itself (the shared fixture treats an
+    engine that exits as a crash): `url` for workers, `http_url` for HTTP triggers."""
+
+    def __init__(self, tmp_path: Path, *args: str):
+        self.port = harness.free_port()
+        self.log = tmp_path / "stoppable-engine.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(harness.ENGINE_BIN), "--host", "127.0.0.1", "--port", str(self.port), "--http-port", "0", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while not (harness.port_open(self.port) and (http := harness._printed_http_url(self.log))):
+            assert self.proc.poll() is None, f"the engine exited:\n{tail(self.log)}"
+            assert time.monotonic() < deadline, f"the engine did not listen:\n{tail(self.log)}"
+            time.sleep(0.05)
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.http_url = http[0]
+
+    def stop_while_draining(self) -> None:
+        """SIGTERM (what is in flight holds the drain), then SIGINT (stops at once)."""
+        self.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert self.proc.poll() is None, "what is in flight holds the drain"
+        self.proc.send_signal(signal.SIGINT)
+
+    def __enter__(self) -> "StoppableEngine":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

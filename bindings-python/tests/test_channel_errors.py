@@ -9,7 +9,7 @@ import signal
 import pytest
 
 import iii
-from helpers import PROGRAMS, harness, start_python, stop, wait_line
+from helpers import PROGRAMS, StoppableEngine, start_python, stop, wait_line
 
 
 def read_chunks(reader) -> int:
@@ -157,26 +157,15 @@ def test_write_after_close_is_channel_closed(worker):
 
 
 @pytest.mark.timeout(30)
-def test_an_engine_that_stops_is_going_away_never_a_clean_end():
+def test_an_engine_that_stops_is_going_away_never_a_clean_end(tmp_path):
     """SIGTERM drains (a stream in flight holds it), a second signal stops at once: the reader
     gets the bytes buffered before, then `iii.GoingAway` (code ``going_away``), and so does a
     call in flight; never a clean end."""
-    import subprocess
     import threading
     import time
 
-    port = harness.free_port()
-    engine = subprocess.Popen(
-        [str(harness.ENGINE_BIN), "--port", str(port), "--no-http", "--shutdown-grace-secs", "60"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not harness.port_open(port):
-            assert time.monotonic() < deadline, "the engine did not listen"
-            time.sleep(0.05)
-        client = iii.register_worker(f"ws://127.0.0.1:{port}")
+    with StoppableEngine(tmp_path, "--shutdown-grace-secs", "60") as engine:
+        client = iii.register_worker(engine.url)
         client.register_function("stop::never", lambda data: time.sleep(60))
         client.ready()
         channel = client.create_channel()
@@ -193,10 +182,7 @@ def test_an_engine_that_stops_is_going_away_never_a_clean_end():
         caller = threading.Thread(target=call)
         caller.start()
         time.sleep(0.3)
-        engine.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        assert engine.poll() is None, "a stream in flight holds the drain"
-        engine.send_signal(signal.SIGINT)
+        engine.stop_while_draining()
         total = len(first)
         with pytest.raises(iii.GoingAway) as info:
             while (chunk := channel.reader.next_chunk()) is not None:
@@ -207,9 +193,5 @@ def test_an_engine_that_stops_is_going_away_never_a_clean_end():
         assert isinstance(info.value, iii.ConnectionError)
         caller.join(10)
         assert isinstance(outcome.get("error"), iii.GoingAway), outcome
-        assert engine.wait(10) == 0
+        assert engine.proc.wait(10) == 0
         client.shutdown()
-    finally:
-        if engine.poll() is None:
-            engine.kill()
-            engine.wait(5)

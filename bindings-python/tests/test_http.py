@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import EXAMPLES, REPO, load_module, start_python, stop, wait_line
+import iii
+from helpers import EXAMPLES, REPO, StoppableEngine, load_module, start_python, stop, wait_line
 from iii.utils import http
 
 # The SSE checks of the interop suite (six events in order, delivered as written).
@@ -208,3 +209,48 @@ def test_send_file_serves_plain_names_from_its_directory(engine, worker, tmp_pat
         status, body = http_get(engine, f"/send?name={name}")
         assert status == expected, (name, status, body)
         assert b"not for download" not in body and str(tmp_path).encode() not in body
+
+
+@pytest.mark.timeout(30)
+def test_a_stopping_engine_lets_a_download_run_through_the_drain_then_cuts_it_going_away(tmp_path):
+    """SIGTERM: the download in flight goes on while the engine drains; a second signal stops
+    the engine, the client sees a cut response (never a clean end) and the handler's next write
+    raises `iii.GoingAway`."""
+    import threading
+
+    with StoppableEngine(tmp_path, "--shutdown-grace-secs", "60") as engine:
+        worker = iii.register_worker(engine.url)
+        outcome = {}
+        ended = threading.Event()
+
+        @http
+        async def endless(_req, response):
+            await response.status(200)
+            await response.writer.write(b"x" * 100_000)
+            try:
+                while True:
+                    await asyncio.sleep(0.01)
+                    await response.writer.write(b"y" * 1000)
+            except BaseException as error:  # noqa: BLE001 - recorded for the assertion
+                outcome["error"] = error
+                ended.set()
+
+        route(worker, "t::endless", endless, "GET", "/endless")
+        url = urlsplit(engine.http_url)
+        conn = HTTPConnection(url.hostname, url.port, timeout=20)
+        try:
+            conn.request("GET", "/endless")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.read(100_000) == b"x" * 100_000
+            engine.stop_while_draining()
+            with pytest.raises(IncompleteRead) as cut:
+                resp.read()
+        finally:
+            conn.close()
+        assert len(cut.value.partial) >= 10_000, "the download went on while the engine drained"
+        assert set(cut.value.partial) == {ord("y")}
+        assert ended.wait(10), "the handler's write never failed"
+        assert isinstance(outcome["error"], iii.GoingAway), repr(outcome["error"])
+        assert engine.proc.wait(10) == 0
+        worker.shutdown()

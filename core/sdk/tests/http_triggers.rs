@@ -407,3 +407,86 @@ async fn a_200_mib_upload_streams_to_the_handler_with_engine_memory_bounded() {
     );
     iii.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_engine_lets_a_download_run_through_the_drain_then_cuts_it_going_away() {
+    let engine = engine().await;
+    let (written_tx, written_rx) = oneshot::channel::<()>();
+    let (failed_tx, failed_rx) = oneshot::channel::<IIIError>();
+    let slots = Arc::new(std::sync::Mutex::new((Some(written_tx), Some(failed_tx))));
+    let _iii = serve(
+        &engine,
+        "files::endless",
+        "GET",
+        "/endless",
+        move |_req, res| {
+            let slots = slots.clone();
+            async move {
+                res.status(200).await?;
+                res.writer.write(&vec![1; 100_000]).await?;
+                if let Some(tx) = slots.lock().ok().and_then(|mut s| s.0.take()) {
+                    let _ = tx.send(());
+                }
+                // A download that outlives any grace period: it writes until the engine cuts it.
+                loop {
+                    if let Err(error) = res.writer.write(&[2; 1000]).await {
+                        if let Some(tx) = slots.lock().ok().and_then(|mut s| s.1.take()) {
+                            let _ = tx.send(error);
+                        }
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        },
+    )
+    .await;
+    let mut response = within(30, get(http_addr(&engine), "/endless")).await;
+    assert_eq!(response.status(), 200);
+    within(10, written_rx).await.expect("the handler wrote");
+    let mut received = 0usize;
+    while received < 100_000 {
+        let chunk = within(10, next_chunk(response.body_mut())).await;
+        received += chunk.expect("intact so far").expect("more").len();
+    }
+
+    // While the engine drains, the download goes on; once it is stopped, the client sees a
+    // cut response (never a clean end) and the handler's next write fails with GoingAway.
+    let grace = Duration::from_millis(800);
+    let started = Instant::now();
+    let reading = async {
+        let mut during_drain = 0usize;
+        loop {
+            match next_chunk(response.body_mut()).await {
+                Ok(Some(chunk)) => {
+                    if started.elapsed() < grace {
+                        during_drain += chunk.len();
+                    }
+                }
+                Ok(None) => return (during_drain, Ok(())),
+                Err(error) => return (during_drain, Err(error)),
+            }
+        }
+    };
+    let stopping = async {
+        engine.drain(grace).await;
+        assert!(
+            started.elapsed() >= grace - Duration::from_millis(100),
+            "a download in flight holds the drain"
+        );
+        engine.shutdown().await;
+    };
+    let ((during_drain, end), ()) = within(20, async { tokio::join!(reading, stopping) }).await;
+    assert!(
+        end.is_err(),
+        "the cut download ended as if it were complete"
+    );
+    assert!(
+        during_drain >= 10_000,
+        "the download went on while the engine drained ({during_drain} bytes)"
+    );
+    let failed = within(10, failed_rx)
+        .await
+        .expect("the handler's write failed");
+    assert!(matches!(failed, IIIError::GoingAway), "{failed:?}");
+}
