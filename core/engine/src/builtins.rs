@@ -23,14 +23,22 @@ pub(crate) fn create_channel(
     let quotas = &shared.config.quotas;
     let frames = buffer_size(data, quotas.max_buffer_frames)?;
     let max = quotas.max_channels_per_connection;
-    let Some(slot) = conn.channels.try_take(max) else {
+    let Some(own) = conn.channels.try_take(max) else {
         return Err(quota::exceeded(
             "unfinished channels created by one connection",
             max,
             "max-channels-per-connection",
         ));
     };
-    let (writer, reader) = shared.channels.create(frames, Some(slot));
+    let max = quotas.max_channels;
+    let Some(engine_wide) = shared.channels.created_by_workers().try_take(max) else {
+        return Err(quota::exceeded(
+            "unfinished channels created by workers",
+            max,
+            "max-channels",
+        ));
+    };
+    let (writer, reader) = shared.channels.create(frames, vec![own, engine_wide]);
     let mut refs = serde_json::Map::new();
     refs.insert(CHANNELS_CREATE_WRITER.into(), Value::from(writer));
     refs.insert(CHANNELS_CREATE_READER.into(), Value::from(reader));

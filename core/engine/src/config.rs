@@ -67,9 +67,15 @@ pub struct Quotas {
     /// waiting for their ends); `engine::channels::create` past it fails with
     /// `quota_exceeded`.
     pub max_channels_per_connection: usize,
+    /// Channels workers have created that have not finished yet, all connections together
+    /// (a worker that reconnects starts a new per-connection count, while what it created
+    /// before may wait for its ends for the channel TTL); past it `engine::channels::create`
+    /// fails with `quota_exceeded`.
+    pub max_channels: usize,
     /// Functions one connection may have registered at once.
     pub max_functions_per_connection: usize,
-    /// Triggers one connection may have registered at once.
+    /// Triggers one connection may have registered at once (and, counted apart, trigger types
+    /// it may provide).
     pub max_triggers_per_connection: usize,
     /// Longest function id, trigger id, trigger type or HTTP route path, in bytes.
     pub max_id_bytes: usize,
@@ -86,6 +92,7 @@ impl Default for Quotas {
         Self {
             max_connections: 65_536,
             max_channels_per_connection: 16_384,
+            max_channels: 262_144,
             max_functions_per_connection: 10_000,
             max_triggers_per_connection: 10_000,
             max_id_bytes: 1024,

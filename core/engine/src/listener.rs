@@ -409,7 +409,7 @@ mod tests {
                 &crate::config::EngineConfig::ephemeral(),
                 std::sync::Arc::default(),
             );
-            let (writer, reader) = channels.create(4, None);
+            let (writer, reader) = channels.create(4, Vec::new());
             let base = "ws://127.0.0.1:1";
             let route = |url: &str| request(url).map(|request| decide(&request, &channels));
             assert!(matches!(

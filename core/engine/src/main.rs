@@ -88,10 +88,13 @@ struct Cli {
     /// Unfinished channels one connection may have created.
     #[arg(long, env = "III_MAX_CHANNELS_PER_CONNECTION", default_value_t = Quotas::default().max_channels_per_connection)]
     max_channels_per_connection: usize,
+    /// Unfinished channels workers may have created, all connections together.
+    #[arg(long, env = "III_MAX_CHANNELS", default_value_t = Quotas::default().max_channels)]
+    max_channels: usize,
     /// Functions one connection may register.
     #[arg(long, env = "III_MAX_FUNCTIONS_PER_CONNECTION", default_value_t = Quotas::default().max_functions_per_connection)]
     max_functions_per_connection: usize,
-    /// Triggers one connection may register.
+    /// Triggers one connection may register (and, counted apart, trigger types it may provide).
     #[arg(long, env = "III_MAX_TRIGGERS_PER_CONNECTION", default_value_t = Quotas::default().max_triggers_per_connection)]
     max_triggers_per_connection: usize,
     /// Longest function id, trigger id, trigger type or HTTP route path, in bytes.
@@ -138,6 +141,7 @@ impl Cli {
                 max_channels_per_connection: self.max_channels_per_connection,
                 max_functions_per_connection: self.max_functions_per_connection,
                 max_triggers_per_connection: self.max_triggers_per_connection,
+                max_channels: self.max_channels,
                 max_id_bytes: self.max_id_bytes,
                 max_buffer_frames: self.max_buffer_frames.max(1),
                 max_channel_bytes: self.max_channel_bytes,

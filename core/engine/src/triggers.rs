@@ -178,34 +178,62 @@ pub(crate) const ENGINE_TRIGGER_TYPES: [(&str, &str); 2] = [
 /// The trigger types workers provide.
 #[derive(Default)]
 pub(crate) struct TriggerTypeRegistry {
-    map: Mutex<HashMap<String, TriggerType>>,
+    map: Mutex<TypeMap>,
+}
+
+/// The provided types, and how many each connection provides (for its quota).
+#[derive(Default)]
+struct TypeMap {
+    providers: HashMap<String, TriggerType>,
+    owned: PerConnection,
+}
+
+/// Why a worker may not provide a trigger type.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TypeRefused {
+    /// The engine, or another connected worker, provides it.
+    Taken,
+    /// The connection provides its quota of types already.
+    OverQuota,
 }
 
 impl TriggerTypeRegistry {
-    /// Records that `trigger_type.owner` provides `id`. A type another connected worker
-    /// provides, or one the engine serves, cannot be taken over: false then (a worker could
-    /// otherwise collect every trigger's configuration, and both would fire them).
-    pub(crate) fn register(&self, id: String, trigger_type: TriggerType) -> bool {
+    /// Records that `trigger_type.owner` provides `id`, unless that connection provides `max`
+    /// other types already. A type another connected worker provides, or one the engine
+    /// serves, cannot be taken over (a worker could otherwise collect every trigger's
+    /// configuration, and both would fire them).
+    pub(crate) fn register(
+        &self,
+        id: String,
+        trigger_type: TriggerType,
+        max: usize,
+    ) -> Result<(), TypeRefused> {
         if ENGINE_TRIGGER_TYPES.iter().any(|(own, _)| *own == id) {
-            return false;
+            return Err(TypeRefused::Taken);
         }
         let mut map = lock(&self.map);
-        if map
-            .get(&id)
-            .is_some_and(|provider| provider.owner != trigger_type.owner)
-        {
-            return false;
+        let owner = trigger_type.owner;
+        match map.providers.get(&id) {
+            Some(provider) if provider.owner != owner => return Err(TypeRefused::Taken),
+            Some(_) => {}
+            None if map.owned.count(owner) >= max => return Err(TypeRefused::OverQuota),
+            None => map.owned.add(owner),
         }
         tracing::info!(%id, "trigger type registered");
-        map.insert(id, trigger_type);
-        true
+        map.providers.insert(id, trigger_type);
+        Ok(())
     }
 
     /// Withdraws `id` if `conn` provides it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
         let mut map = lock(&self.map);
-        if map.get(id).is_some_and(|provider| provider.owner == conn) {
-            map.remove(id);
+        if map
+            .providers
+            .get(id)
+            .is_some_and(|provider| provider.owner == conn)
+        {
+            map.providers.remove(id);
+            map.owned.remove(conn);
         }
     }
 
@@ -214,19 +242,24 @@ impl TriggerTypeRegistry {
         if ENGINE_TRIGGER_TYPES.iter().any(|(own, _)| *own == id) {
             return Some(Provider::Engine);
         }
-        lock(&self.map).get(id).cloned().map(Provider::Worker)
+        lock(&self.map)
+            .providers
+            .get(id)
+            .cloned()
+            .map(Provider::Worker)
     }
 
     /// The types workers provide, with their ids, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, TriggerType)> {
-        sorted_entries(&lock(&self.map))
+        sorted_entries(&lock(&self.map).providers)
     }
 
     /// Withdraws every type `conn` provides.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
         let mut map = lock(&self.map);
-        map.retain(|_, provider| provider.owner != conn);
-        shrink_map(&mut map);
+        map.providers.retain(|_, provider| provider.owner != conn);
+        shrink_map(&mut map.providers);
+        map.owned.forget(conn);
     }
 }
 
@@ -272,22 +305,25 @@ mod tests {
             trigger_request_format: None,
             call_request_format: None,
         };
-        assert!(!registry.register(HTTP_TRIGGER_TYPE.into(), provided(1)));
+        assert_eq!(
+            registry.register(HTTP_TRIGGER_TYPE.into(), provided(1), 10),
+            Err(TypeRefused::Taken)
+        );
         assert!(matches!(
             registry.provider(HTTP_TRIGGER_TYPE),
             Some(Provider::Engine)
         ));
-        assert!(registry.register("cron".into(), provided(1)));
+        assert_eq!(registry.register("cron".into(), provided(1), 10), Ok(()));
         assert!(matches!(
             registry.provider("cron"),
             Some(Provider::Worker(_))
         ));
         assert!(
-            !registry.register("cron".into(), provided(2)),
+            registry.register("cron".into(), provided(2), 10).is_err(),
             "a live type is kept"
         );
         assert!(
-            registry.register("cron".into(), provided(1)),
+            registry.register("cron".into(), provided(1), 1).is_ok(),
             "its provider may repeat it"
         );
         registry.unregister("cron", ConnId(2));
@@ -298,5 +334,42 @@ mod tests {
         registry.remove_connection(ConnId(1));
         assert!(registry.provider("cron").is_none());
         assert!(registry.provider("queue").is_none());
+    }
+
+    #[test]
+    fn a_connection_provides_at_most_its_quota_of_types() {
+        let registry = TriggerTypeRegistry::default();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let provided = |owner| TriggerType {
+            owner: ConnId(owner),
+            outbox: Outbox::unbounded(tx.clone()),
+            description: None,
+            trigger_request_format: None,
+            call_request_format: None,
+        };
+        assert_eq!(registry.register("a".into(), provided(1), 2), Ok(()));
+        assert_eq!(registry.register("b".into(), provided(1), 2), Ok(()));
+        assert_eq!(
+            registry.register("c".into(), provided(1), 2),
+            Err(TypeRefused::OverQuota)
+        );
+        assert_eq!(
+            registry.register("a".into(), provided(1), 2),
+            Ok(()),
+            "repeating one it provides never counts twice"
+        );
+        assert_eq!(
+            registry.register("c".into(), provided(2), 2),
+            Ok(()),
+            "per connection"
+        );
+        registry.unregister("a", ConnId(1));
+        assert_eq!(
+            registry.register("d".into(), provided(1), 2),
+            Ok(()),
+            "room given back"
+        );
+        registry.remove_connection(ConnId(1));
+        assert_eq!(registry.register("e".into(), provided(1), 1), Ok(()));
     }
 }

@@ -285,3 +285,41 @@ async fn one_channel_alone_is_held_to_its_capped_buffer() {
     writing.await.expect("writer finished");
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channels_of_all_connections_together_are_bounded() {
+    // A worker that reconnects gets a new per-connection count; the engine-wide one holds.
+    let engine = engine_with(with_quotas(Quotas {
+        max_channels_per_connection: 2,
+        max_channels: 3,
+        ..Quotas::default()
+    }))
+    .await;
+    let mut first = worker(&engine).await;
+    first.create_channel(json!(4)).await;
+    first.create_channel(json!(4)).await;
+    drop(first);
+    let mut again = worker(&engine).await;
+    let (writer, reader) = again.create_channel(json!(4)).await;
+    let id = again
+        .call("engine::channels::create", json!({"buffer_size": 4}))
+        .await;
+    let refused = again.recv().await;
+    assert_eq!(refused["invocation_id"], id.as_str());
+    assert_eq!(refused["error"]["code"], "quota_exceeded", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--max-channels)"), "{message}");
+
+    // A channel that finishes gives its place back.
+    let mut writer_ws = connect(&end_url(&engine, &writer)).await;
+    let mut reader_ws = connect(&end_url(&engine, &reader)).await;
+    write_complete(&mut writer_ws, [vec![7]]).await;
+    let (_, end) = read_to_close(&mut reader_ws).await;
+    assert_eq!(end.map(|(code, _)| code), Some(1000));
+    eventually("the finished channel to retire", || {
+        engine.stats().channels == 2
+    })
+    .await;
+    again.create_channel(json!(4)).await;
+    engine.shutdown().await;
+}

@@ -78,8 +78,9 @@ pub(crate) struct Channel {
     /// Both ends have connected: the TTL no longer applies.
     settled: AtomicBool,
     state: Mutex<State>,
-    /// The creating connection's channel quota slot, given back when the channel retires.
-    slot: Mutex<Option<Slot>>,
+    /// The quota slots the channel holds (its creating connection's, the engine's), given
+    /// back when it retires.
+    slots: Mutex<Vec<Slot>>,
 }
 
 impl Channel {
@@ -88,14 +89,14 @@ impl Channel {
         (writer_key, reader_key): (AccessKey, AccessKey),
         (tx, rx): (BufferTx, BufferRx),
         deadline: Instant,
-        slot: Option<Slot>,
+        slots: Vec<Slot>,
     ) -> Self {
         Self {
             id,
             writer_key,
             reader_key,
             deadline,
-            slot: Mutex::new(slot),
+            slots: Mutex::new(slots),
             settled: AtomicBool::new(false),
             state: Mutex::new(State {
                 writer: End::Waiting,
@@ -116,9 +117,9 @@ impl Channel {
         state.writer != End::Waiting || state.reader != End::Waiting
     }
 
-    /// The channel no longer counts against its creator's quota.
-    pub(crate) fn release_slot(&self) {
-        lock(&self.slot).take();
+    /// The channel no longer counts against any quota.
+    pub(crate) fn release_slots(&self) {
+        lock(&self.slots).clear();
     }
 
     /// True when `key` opens the `direction` end (and only that end).
@@ -281,7 +282,7 @@ mod tests {
     fn channel() -> Channel {
         let keys = AccessKey::generate_pair();
         let buffer = buffer::buffer(4, Arc::new(ByteCounters::default()));
-        Channel::new(Uuid::new_v4(), keys, buffer, Instant::now(), None)
+        Channel::new(Uuid::new_v4(), keys, buffer, Instant::now(), Vec::new())
     }
 
     #[tokio::test]

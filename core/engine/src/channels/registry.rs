@@ -16,7 +16,7 @@ use super::Channel;
 use super::buffer::buffer;
 use super::keys::AccessKey;
 use crate::config::EngineConfig;
-use crate::quota::Slot;
+use crate::quota::{Slot, Slots};
 use crate::stats::ByteCounters;
 use crate::util::{deadline_after, lock, shrink_deque, shrink_map};
 
@@ -64,6 +64,8 @@ struct Inner {
 pub(crate) struct ChannelRegistry {
     inner: Mutex<Inner>,
     counters: Arc<ByteCounters>,
+    /// Channels workers created that have not finished, for `--max-channels`.
+    created_by_workers: Slots,
     channel_ttl: Duration,
     tombstone_ttl: Duration,
 }
@@ -73,30 +75,37 @@ impl ChannelRegistry {
     pub(crate) fn new(config: &EngineConfig, counters: Arc<ByteCounters>) -> Self {
         Self {
             inner: Mutex::default(),
+            created_by_workers: Slots::default(),
             counters,
             channel_ttl: config.channel_ttl,
             tombstone_ttl: config.tombstone_ttl,
         }
     }
 
-    /// Creates a channel buffering `frames` frames that holds `slot` of its creator's quota
-    /// until it retires; returns the (writer, reader) refs.
+    /// The count of unfinished channels workers created, engine-wide (a slot of it goes to
+    /// [`create`](Self::create) with each).
+    pub(crate) fn created_by_workers(&self) -> &Slots {
+        &self.created_by_workers
+    }
+
+    /// Creates a channel buffering `frames` frames that holds `slots` of quotas until it
+    /// retires; returns the (writer, reader) refs.
     pub(crate) fn create(
         &self,
         frames: usize,
-        slot: Option<Slot>,
+        slots: Vec<Slot>,
     ) -> (StreamChannelRef, StreamChannelRef) {
-        let created = self.create_with_slot(frames, slot);
+        let created = self.create_with_slots(frames, slots);
         (created.writer, created.reader)
     }
 
     /// A channel for ends the engine holds (HTTP request and response bodies), with the
     /// channel itself.
     pub(crate) fn create_channel(&self, frames: usize) -> Created {
-        self.create_with_slot(frames, None)
+        self.create_with_slots(frames, Vec::new())
     }
 
-    fn create_with_slot(&self, frames: usize, slot: Option<Slot>) -> Created {
+    fn create_with_slots(&self, frames: usize, slots: Vec<Slot>) -> Created {
         let keys = AccessKey::generate_pair();
         let id = Uuid::new_v4();
         let channel_id = id.to_string();
@@ -116,7 +125,7 @@ impl ChannelRegistry {
             keys,
             buffer(frames, self.counters.clone()),
             deadline,
-            slot,
+            slots,
         ));
         lock(&self.inner).live.insert(id, channel.clone());
         Created {
@@ -153,7 +162,7 @@ impl ChannelRegistry {
 
     /// Removes a finished channel, leaving a tombstone with its final status.
     pub(crate) fn retire(&self, channel: &Channel, status: EndStatus) {
-        channel.release_slot();
+        channel.release_slots();
         let mut inner = lock(&self.inner);
         if inner.live.remove(&channel.id).is_some() {
             while inner.tombstone_order.len() >= MAX_TOMBSTONES {
@@ -232,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn refs_carry_distinct_keys_that_open_only_their_end() {
         let registry = registry(Duration::from_secs(60), Duration::from_secs(60));
-        let (writer, reader) = registry.create(8, None);
+        let (writer, reader) = registry.create(8, Vec::new());
         assert_eq!(writer.channel_id, reader.channel_id);
         assert_ne!(writer.access_key, reader.access_key);
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
@@ -258,7 +267,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_and_tombstones() {
         let registry = registry(Duration::ZERO, Duration::ZERO);
-        let (writer, reader) = registry.create(8, None);
+        let (writer, reader) = registry.create(8, Vec::new());
         let id = Uuid::parse_str(&writer.channel_id).expect("uuid");
         let (write, read) = (ChannelDirection::Write, ChannelDirection::Read);
         let expired = registry.sweep(Instant::now());

@@ -4,13 +4,10 @@
 //! over the bound, and a worker that stays over it past a deadline, or whose answers pile up
 //! past a hard cap, is dropped as a slow consumer.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-
-use crate::util::lock;
 
 /// One connection's queued bytes and what happens past its bound.
 pub(crate) struct Backlog {
@@ -25,8 +22,9 @@ pub(crate) struct Backlog {
     ping_written_ms: AtomicU64,
     born: Instant,
     /// Since when the queue has been full (over `bound`, or refusing a call) without
-    /// anything leaving it.
-    over_since: Mutex<Option<Instant>>,
+    /// anything leaving it (an instant as `ping_written_ms` stores one; 0 = not full). An
+    /// atomic, not a lock: every message written clears it.
+    over_since_ms: AtomicU64,
     /// Woken once when the connection must be dropped as a slow consumer.
     slow: Notify,
 }
@@ -47,7 +45,7 @@ impl Backlog {
             deadline,
             ping_written_ms: AtomicU64::new(0),
             born: Instant::now(),
-            over_since: Mutex::new(None),
+            over_since_ms: AtomicU64::new(0),
             slow: Notify::new(),
         }
     }
@@ -64,7 +62,7 @@ impl Backlog {
         let queued = self.queued();
         let refused = queued > 0 && queued.saturating_add(len) > self.bound;
         if refused {
-            lock(&self.over_since).get_or_insert_with(Instant::now);
+            self.full_from_now();
         }
         refused
     }
@@ -77,7 +75,7 @@ impl Backlog {
             .fetch_add(len, Ordering::AcqRel)
             .saturating_add(len);
         if queued > self.bound {
-            lock(&self.over_since).get_or_insert_with(Instant::now);
+            self.full_from_now();
         }
         if queued > self.hard_cap {
             self.drop_as_slow();
@@ -96,26 +94,50 @@ impl Backlog {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
                 Some(queued.saturating_sub(len))
             });
-        *lock(&self.over_since) = None;
+        self.over_since_ms.store(0, Ordering::Release);
+    }
+
+    /// Starts the slow-consumer clock unless it runs already.
+    fn full_from_now(&self) {
+        let now = self.stamp(Instant::now());
+        let _ = self
+            .over_since_ms
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// `at` as milliseconds after `born`, plus one (so 0 stays "never").
+    fn stamp(&self, at: Instant) -> u64 {
+        let ms = u64::try_from(at.saturating_duration_since(self.born).as_millis());
+        ms.unwrap_or(u64::MAX - 1).saturating_add(1)
+    }
+
+    /// The instant `stamp` made `ms` from (to the millisecond, rounded up); `None` for 0.
+    fn instant(&self, ms: u64) -> Option<Instant> {
+        (ms > 0).then(|| self.born + Duration::from_millis(ms))
+    }
+
+    /// Since when the queue has been full without progress.
+    fn over_since(&self) -> Option<Instant> {
+        self.instant(self.over_since_ms.load(Ordering::Acquire))
     }
 
     /// True when the queue has been full without progress for longer than the deadline at
     /// `now`.
     pub(crate) fn overdue(&self, now: Instant) -> bool {
-        let mut over_since = lock(&self.over_since);
         if self.queued() == 0 {
             // Drained since the clock started (a refusal can race the last bytes out).
-            *over_since = None;
+            self.over_since_ms.store(0, Ordering::Release);
             return false;
         }
-        over_since.is_some_and(|since| now.saturating_duration_since(since) >= self.deadline)
+        self.over_since()
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.deadline)
     }
 
     /// When the queue, full since some time without progress, becomes overdue; when it is
     /// not full, a quarter deadline from now if anything is queued (it may fill meanwhile),
     /// else `None`.
     pub(crate) fn overdue_at(&self) -> Option<Instant> {
-        match *lock(&self.over_since) {
+        match self.over_since() {
             Some(since) => Some(since + self.deadline),
             None if self.queued() > 0 => Some(Instant::now() + self.deadline / 4),
             None => None,
@@ -124,16 +146,13 @@ impl Backlog {
 
     /// The writer wrote a ping to the socket.
     pub(crate) fn ping_written(&self) {
-        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        self.ping_written_ms.store(ms + 1, Ordering::Relaxed);
+        let now = self.stamp(Instant::now());
+        self.ping_written_ms.store(now, Ordering::Relaxed);
     }
 
     /// When a ping was last written to the socket (to the millisecond, rounded up).
     pub(crate) fn ping_written_at(&self) -> Option<Instant> {
-        match self.ping_written_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(self.born + Duration::from_millis(ms)),
-        }
+        self.instant(self.ping_written_ms.load(Ordering::Relaxed))
     }
 
     /// Asks the connection's read loop to drop it as a slow consumer.
@@ -189,7 +208,7 @@ mod tests {
         backlog.remove(150);
         // A refusal that read the queue just before it drained starts the clock late.
         assert!(!backlog.refuses_call(10));
-        *lock(&backlog.over_since) = Some(Instant::now());
+        backlog.full_from_now();
         assert!(!backlog.overdue(Instant::now() + Duration::from_secs(1)));
     }
 

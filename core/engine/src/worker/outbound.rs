@@ -123,9 +123,7 @@ impl Outbox {
     /// worker on its own account (announcements, forwarded trigger registrations), so that one
     /// worker that stops reading cannot hold up anyone else. False (logged) if not queued.
     pub(crate) fn offer(&self, message: &Message) -> bool {
-        let text = message.to_json();
-        let queued =
-            !self.backlog.refuses_call(text.len() + MESSAGE_OVERHEAD) && self.push(text).is_ok();
+        let queued = self.call(message).is_ok();
         if !queued {
             tracing::warn!("a worker's queue is full (or it is gone): a message to it was dropped");
         }

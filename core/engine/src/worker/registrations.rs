@@ -11,7 +11,7 @@ use super::Conn;
 use crate::http::routes::InvalidRoute;
 use crate::quota;
 use crate::state::EngineState;
-use crate::triggers::{Provider, Trigger, TriggerType};
+use crate::triggers::{Provider, Trigger, TriggerType, TypeRefused};
 
 /// A `registertrigger` from `conn`.
 pub(crate) async fn register_trigger(
@@ -125,9 +125,20 @@ pub(crate) async fn register_trigger_type(
         tracing::warn!(message = %error.message, "trigger type refused");
         return;
     }
-    if !shared.trigger_types.register(id.clone(), provider.clone()) {
-        tracing::warn!(trigger_type = %id, "a worker tried to provide a trigger type the engine or another worker provides; ignored");
-        return;
+    let max = shared.config.quotas.max_triggers_per_connection;
+    match shared
+        .trigger_types
+        .register(id.clone(), provider.clone(), max)
+    {
+        Ok(()) => {}
+        Err(TypeRefused::Taken) => {
+            tracing::warn!(trigger_type = %id, "a worker tried to provide a trigger type the engine or another worker provides; ignored");
+            return;
+        }
+        Err(TypeRefused::OverQuota) => {
+            tracing::warn!(trigger_type = %id, max, "a worker provides its quota of trigger types (--max-triggers-per-connection); ignored");
+            return;
+        }
     }
     for (trigger_id, trigger) in shared.triggers.of_type(&id) {
         forward_registration(&provider, &trigger_id, &trigger);
