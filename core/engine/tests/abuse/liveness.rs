@@ -2,11 +2,9 @@
 //! and drops a worker that answers nothing, so the calls it owed fail at once instead of
 //! waiting for the invocation timeout.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use iii_engine::EngineConfig;
 use serde_json::json;

@@ -2,9 +2,7 @@
 //! Each refusal is a clear error (`quota_exceeded`, or a 503 before the upgrade), other
 //! connections are unaffected, and what is given back can be taken again.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use iii_engine::{EngineConfig, Quotas};
 use serde_json::{Value, json};
 

@@ -4,11 +4,9 @@
 //! a writer that drops its socket, a reader that leaves. Nothing may be lost, reordered or
 //! invented, and every end must carry its exact close code. Seeded, so a failure reproduces.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;

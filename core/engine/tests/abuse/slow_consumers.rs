@@ -2,11 +2,9 @@
 //! number of bytes for each, refuses calls to one over its bound at once, and drops one that
 //! stays over it, while everyone else's traffic goes on.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use iii_engine::EngineConfig;
 use serde_json::{Value, json};

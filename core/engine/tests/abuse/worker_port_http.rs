@@ -1,9 +1,7 @@
 //! Plain HTTP on the worker port, as a health check, a load balancer or `curl` sends it: a raw
 //! TCP client writes the request bytes itself and reads the whole answer.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

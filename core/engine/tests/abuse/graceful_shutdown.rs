@@ -3,11 +3,9 @@
 //! grace period with 1001 going-away — on both ends of a stream, never a code that blames a
 //! peer and never 1000 on a cut stream.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;

@@ -1,0 +1,30 @@
+//! The abuse suite: what one misbehaving or malicious worker could do to the engine before
+//! issue 15, each as a test against a real engine (the `iii` binary as its own process where
+//! memory is measured, its resident set read from `/proc` and held to the configured bound),
+//! with raw sockets that do exactly what an attacker would.
+//!
+//! | defect | test |
+//! |---|---|
+//! | a worker that never reads grew the engine without bound | `memory`, `slow_consumers` |
+//! | calls to a stuck worker stalled the caller's other calls | `slow_consumers` |
+//! | one worker created channels without end; eight unread channels held 512 MiB | `memory`, `quotas` |
+//! | connections, functions, triggers, id lengths unlimited | `quotas` |
+//! | memory stayed with the allocator after a burst | `memory` |
+//! | a frozen worker was never noticed | `liveness` (and the SIGSTOP test of the Python package) |
+//! | SIGTERM blamed the peers of cut streams | `graceful_shutdown` (and every SDK's going-away tests) |
+//! | plain HTTP on the worker port got an empty reply | `worker_port_http` |
+//! | nothing may be lost or reordered, whatever the ends do | `random_streams` |
+//!
+//! An invoke whose body cannot be parsed keeps its id (`main_socket.rs`); the protocol parsers
+//! are fuzzed with proptest beside their code and in `core/protocol/tests/fuzz.rs`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod graceful_shutdown;
+mod liveness;
+mod memory;
+mod quotas;
+mod random_streams;
+mod slow_consumers;
+mod worker_port_http;
