@@ -59,9 +59,10 @@ static void endless(void *userdata, const char *input_json, iii_reply *reply)
     if (result != III_GOING_AWAY)
         fprintf(stderr, "going_away http: a write failed with %s (expected III_GOING_AWAY): %s\n",
                 iii_result_name(result), iii_last_error_message());
-    download_result = (int)result;
     iii_writer_free(response);
     iii_reply_ok(reply, NULL);
+    /* Last: once it is set, main frees the worker and exits. */
+    download_result = (int)result;
 }
 
 static int serve_download(const char *url)
@@ -75,8 +76,11 @@ static int serve_download(const char *url)
                                       "{\"api_path\":\"/endless\",\"http_method\":\"GET\"}");
     if (result == III_OK)
         result = iii_worker_ready(worker, TIMEOUT_MS);
-    if (result != III_OK)
-        return fail("serving /endless", result);
+    if (result != III_OK) {
+        fail("serving /endless", result);
+        iii_worker_free(worker);
+        return 1;
+    }
     printf("READY\n");
     fflush(stdout);
     for (int waited = 0; download_result < 0 && waited < 60000; waited += 10)

@@ -220,37 +220,39 @@ def test_a_stopping_engine_lets_a_download_run_through_the_drain_then_cuts_it_go
 
     with StoppableEngine(tmp_path, "--shutdown-grace-secs", "60") as engine:
         worker = iii.register_worker(engine.url)
-        outcome = {}
-        ended = threading.Event()
-
-        @http
-        async def endless(_req, response):
-            await response.status(200)
-            await response.writer.write(b"x" * 100_000)
-            try:
-                while True:
-                    await asyncio.sleep(0.01)
-                    await response.writer.write(b"y" * 1000)
-            except BaseException as error:  # noqa: BLE001 - recorded for the assertion
-                outcome["error"] = error
-                ended.set()
-
-        route(worker, "t::endless", endless, "GET", "/endless")
-        url = urlsplit(engine.http_url)
-        conn = HTTPConnection(url.hostname, url.port, timeout=20)
         try:
-            conn.request("GET", "/endless")
-            resp = conn.getresponse()
-            assert resp.status == 200
-            assert resp.read(100_000) == b"x" * 100_000
-            engine.stop_while_draining()
-            with pytest.raises(IncompleteRead) as cut:
-                resp.read()
+            outcome = {}
+            ended = threading.Event()
+
+            @http
+            async def endless(_req, response):
+                await response.status(200)
+                await response.writer.write(b"x" * 100_000)
+                try:
+                    while True:
+                        await asyncio.sleep(0.01)
+                        await response.writer.write(b"y" * 1000)
+                except BaseException as error:  # noqa: BLE001 - recorded for the assertion
+                    outcome["error"] = error
+                    ended.set()
+
+            route(worker, "t::endless", endless, "GET", "/endless")
+            url = urlsplit(engine.http_url)
+            conn = HTTPConnection(url.hostname, url.port, timeout=20)
+            try:
+                conn.request("GET", "/endless")
+                resp = conn.getresponse()
+                assert resp.status == 200
+                assert resp.read(100_000) == b"x" * 100_000
+                engine.stop_while_draining()
+                with pytest.raises(IncompleteRead) as cut:
+                    resp.read()
+            finally:
+                conn.close()
+            assert len(cut.value.partial) >= 10_000, "the download went on while the engine drained"
+            assert set(cut.value.partial) == {ord("y")}
+            assert ended.wait(10), "the handler's write never failed"
+            assert isinstance(outcome["error"], iii.GoingAway), repr(outcome["error"])
+            assert engine.proc.wait(10) == 0
         finally:
-            conn.close()
-        assert len(cut.value.partial) >= 10_000, "the download went on while the engine drained"
-        assert set(cut.value.partial) == {ord("y")}
-        assert ended.wait(10), "the handler's write never failed"
-        assert isinstance(outcome["error"], iii.GoingAway), repr(outcome["error"])
-        assert engine.proc.wait(10) == 0
-        worker.shutdown()
+            worker.shutdown()

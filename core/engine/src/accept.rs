@@ -38,7 +38,7 @@ where
         match accepted {
             Ok((stream, peer)) => {
                 if !INHERITED_FROM_LISTENER {
-                    set_socket_options(&stream);
+                    set_socket_options(socket2::SockRef::from(&stream));
                 }
                 tokio::spawn(serve(stream, peer));
             }
@@ -65,7 +65,7 @@ pub(crate) fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // connections still hold in TIME_WAIT.
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
-    set_socket_options(&socket);
+    set_socket_options(socket2::SockRef::from(&socket));
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
@@ -76,8 +76,7 @@ const INHERITED_FROM_LISTENER: bool = cfg!(target_os = "linux");
 
 /// Disables Nagle and turns on TCP keepalive on `socket` (a listener or a connection);
 /// failures are logged, not fatal.
-fn set_socket_options<S: std::os::fd::AsFd>(socket: &S) {
-    let socket = socket2::SockRef::from(socket);
+fn set_socket_options(socket: socket2::SockRef<'_>) {
     if let Err(error) = socket.set_tcp_nodelay(true) {
         tracing::debug!(%error, "could not set TCP_NODELAY");
     }

@@ -60,8 +60,9 @@ pub struct EngineConfig {
 /// for everyone. The defaults are far above what any test or benchmark here needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quotas {
-    /// WebSocket connections (main sockets and channel sockets) open on the worker port at
-    /// once; further upgrades are answered 503 before the upgrade.
+    /// Connections open at once on both ports together (main and channel sockets, plain HTTP
+    /// on the worker port, the HTTP trigger server's connections); one more is answered 503
+    /// (before the upgrade, on the worker port).
     pub max_connections: usize,
     /// Channels one connection has created that have not finished yet (live or still
     /// waiting for their ends); `engine::channels::create` past it fails with

@@ -142,6 +142,7 @@ impl Engine {
         let shared = &self.shared;
         EngineStats {
             connections: shared.connections.len(),
+            sockets: shared.sockets.taken(),
             functions: shared.functions.len(),
             triggers: shared.triggers.len(),
             http_routes: shared.routes.len(),

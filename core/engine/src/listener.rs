@@ -73,12 +73,10 @@ async fn handle(
 ) {
     // Every socket counts from its first byte (a slow or idle client too); one over the
     // limit is answered 503 at once, whatever it asks for, and closed.
-    let max_connections = shared.config.quotas.max_connections;
-    let Some(slot) = shared.sockets.try_take(max_connections) else {
-        tracing::warn!(%peer, max_connections, "connection refused: the engine holds --max-connections sockets");
-        refuse_over_quota(stream, max_connections).await;
+    let Some(admitted) = crate::quota::take_connection(&shared, stream, peer).await else {
         return;
     };
+    let (stream, slot) = (admitted.stream, admitted.slot);
     let mut head = [0u8; PEEK_BYTES];
     let peeked = tokio::select! {
         peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_head(&stream, &mut head)) => peeked,
@@ -159,50 +157,6 @@ async fn handle(
         None => close_and_drain(&mut ws, Some(going_away())).await,
     }
     drop(slot);
-}
-
-/// How long a connection over the limit may take to send its request head before its 503.
-const REFUSAL_READ: Duration = Duration::from_secs(1);
-
-/// Answers a connection over `--max-connections` with a 503 (a WebSocket client reads it as a
-/// refused upgrade, a health check as an error status) after reading its request head (so
-/// closing does not reset the answer away), then closes it.
-async fn refuse_over_quota(mut stream: TcpStream, max_connections: usize) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut head = [0u8; PEEK_BYTES];
-    let mut seen = 0;
-    let reading = async {
-        while seen < head.len() {
-            let Some(free) = head.get_mut(seen..) else {
-                break;
-            };
-            match stream.read(free).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => seen += read,
-            }
-            if head
-                .get(..seen)
-                .is_some_and(|bytes| bytes.windows(4).any(|w| w == b"\r\n\r\n"))
-            {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(REFUSAL_READ, reading).await;
-    let body = serde_json::json!({"error": {
-        "code": iii_protocol::codes::QUOTA_EXCEEDED,
-        "message": format!("the engine holds its limit of {max_connections} connections (--max-connections)"),
-    }})
-    .to_string();
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let writing = async {
-        let _ = stream.write_all(answer.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    };
-    let _ = tokio::time::timeout(REFUSAL_READ, writing).await;
 }
 
 /// Peeks (without consuming) at the start of what the client sent until the request head is

@@ -81,8 +81,8 @@ struct Cli {
     /// Largest message accepted on a worker's main socket; larger ones close it with 1009.
     #[arg(long, env = "III_MAX_MESSAGE_BYTES", default_value_t = iii_protocol::limits::MAX_MAIN_MESSAGE_BYTES)]
     max_message_bytes: usize,
-    /// WebSocket connections (main and channel sockets) open on the worker port at once;
-    /// more are answered 503.
+    /// Connections open at once, both ports together (worker sockets and HTTP); more are
+    /// answered 503.
     #[arg(long, env = "III_MAX_CONNECTIONS", default_value_t = Quotas::default().max_connections)]
     max_connections: usize,
     /// Unfinished channels one connection may have created.

@@ -4,12 +4,17 @@
 //! carries. One place, so every quota is counted and refused the same way.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use iii_protocol::ErrorBody;
 use iii_protocol::codes::QUOTA_EXCEEDED;
 
+use tokio::net::TcpStream;
+
+use crate::state::EngineState;
 use crate::worker::registry::ConnId;
 
 /// A counter of things held at once, taken slot by slot.
@@ -94,6 +99,80 @@ pub(crate) fn check_id(what: &str, id: &str, max: usize) -> Result<(), ErrorBody
             id.len()
         ),
     ))
+}
+
+/// An accepted connection that holds its place under `--max-connections`.
+pub(crate) struct Admitted {
+    /// The connection.
+    pub(crate) stream: TcpStream,
+    /// Its place, given back when dropped.
+    pub(crate) slot: Slot,
+}
+
+/// Takes a place for an accepted connection (worker port or HTTP port: every socket counts,
+/// from its first byte); one over the limit is answered 503 at once, whatever it asks for,
+/// and closed (`None`).
+pub(crate) async fn take_connection(
+    shared: &EngineState,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<Admitted> {
+    let max_connections = shared.config.quotas.max_connections;
+    match shared.sockets.try_take(max_connections) {
+        Some(slot) => Some(Admitted { stream, slot }),
+        None => {
+            tracing::warn!(%peer, max_connections, "connection refused: the engine holds --max-connections sockets");
+            refuse_over_quota(stream, max_connections).await;
+            None
+        }
+    }
+}
+
+/// How long a connection over the limit may take to send its request head before its 503.
+const REFUSAL_READ: Duration = Duration::from_secs(1);
+
+/// Most of a refused connection's request head that is read (and discarded).
+const REFUSAL_HEAD_BYTES: usize = 2048;
+
+/// Answers a connection over `--max-connections` with a 503 (a WebSocket client reads it as a
+/// refused upgrade, a health check as an error status) after reading its request head (so
+/// closing does not reset the answer away), then closes it.
+async fn refuse_over_quota(mut stream: TcpStream, max_connections: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = [0u8; REFUSAL_HEAD_BYTES];
+    let mut seen = 0;
+    let reading = async {
+        while seen < head.len() {
+            let Some(free) = head.get_mut(seen..) else {
+                break;
+            };
+            match stream.read(free).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => seen += read,
+            }
+            if head
+                .get(..seen)
+                .is_some_and(|bytes| bytes.windows(4).any(|w| w == b"\r\n\r\n"))
+            {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_READ, reading).await;
+    let body = serde_json::json!({"error": {
+        "code": iii_protocol::codes::QUOTA_EXCEEDED,
+        "message": format!("the engine holds its limit of {max_connections} connections (--max-connections)"),
+    }})
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let writing = async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(REFUSAL_READ, writing).await;
 }
 
 #[cfg(test)]

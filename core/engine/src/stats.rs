@@ -12,6 +12,9 @@ use tokio::sync::Semaphore;
 pub struct EngineStats {
     /// Open main-socket (worker) connections.
     pub connections: usize,
+    /// Open sockets on both ports (what `--max-connections` bounds): main and channel
+    /// sockets, plain HTTP on the worker port, HTTP trigger connections.
+    pub sockets: usize,
     /// Registered functions.
     pub functions: usize,
     /// Registered triggers of types other than `http`.

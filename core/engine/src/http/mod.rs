@@ -10,6 +10,7 @@ pub(crate) mod response;
 pub(crate) mod routes;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,18 +49,30 @@ pub(crate) async fn run(
     lifeline: Lifeline,
 ) {
     let stop = shutdown.clone();
-    accept_loop(listener, stop, move |stream, _peer| {
-        serve_connection(stream, shared.clone(), shutdown.clone(), lifeline.clone())
+    accept_loop(listener, stop, move |stream, peer| {
+        serve_connection(
+            stream,
+            peer,
+            shared.clone(),
+            shutdown.clone(),
+            lifeline.clone(),
+        )
     })
     .await;
 }
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     shared: Arc<EngineState>,
     mut shutdown: Shutdown,
     _lifeline: Lifeline,
 ) {
+    // HTTP connections count against --max-connections as worker sockets do.
+    let Some(admitted) = crate::quota::take_connection(&shared, stream, peer).await else {
+        return;
+    };
+    let (stream, _slot) = (admitted.stream, admitted.slot);
     let service = service_fn(move |request| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(shared, request).await) }

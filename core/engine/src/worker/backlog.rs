@@ -127,6 +127,10 @@ impl Backlog {
         if self.queued() == 0 {
             // Drained since the clock started (a refusal can race the last bytes out).
             self.over_since_ms.store(0, Ordering::Release);
+            // Unless a message took the queue over its bound meanwhile: its clock stands.
+            if self.queued() > self.bound {
+                self.full_from_now();
+            }
             return false;
         }
         self.over_since()

@@ -119,7 +119,8 @@ impl Outbox {
             .is_ok()
     }
 
-    /// Queues `message` only if the queue is under its bound: for what the engine tells a
+    /// Queues `message` only if the queue is under its bound, exactly as a call (a worker
+    /// over it past the deadline is dropped as a slow consumer): for what the engine tells a
     /// worker on its own account (announcements, forwarded trigger registrations), so that one
     /// worker that stops reading cannot hold up anyone else. False (logged) if not queued.
     pub(crate) fn offer(&self, message: &Message) -> bool {

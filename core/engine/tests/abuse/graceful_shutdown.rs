@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_draining_engine_finishes_what_is_in_flight_and_cuts_the_rest_with_1001() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine().await;
     let mut owner = worker(&engine).await;
     owner.register("slow::work").await;
@@ -73,6 +74,7 @@ async fn a_draining_engine_finishes_what_is_in_flight_and_cuts_the_rest_with_100
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_engine_drains_at_once() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine().await;
     let mut w = worker(&engine).await;
     w.register("idle::work").await;

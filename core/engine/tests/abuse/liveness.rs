@@ -22,6 +22,7 @@ fn quick_pings() -> EngineConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_worker_is_dropped_and_its_calls_stopped() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     // Slower pings than the other tests: the call must reach the owner before it is dropped,
     // even on a loaded machine.
     let engine = engine_with(EngineConfig {
@@ -56,6 +57,7 @@ async fn a_frozen_worker_is_dropped_and_its_calls_stopped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_quiet_worker_that_answers_pings_stays() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(quick_pings()).await;
     let mut owner = worker(&engine).await;
     owner.register("quiet::echo").await;
@@ -111,6 +113,7 @@ async fn read_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_sending_a_large_message_slowly_is_not_dropped() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Pings after 200 ms of quiet, gives up 600 ms later; the message takes about 2 s.
     let engine = engine_with(EngineConfig {

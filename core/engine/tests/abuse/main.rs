@@ -28,3 +28,10 @@ mod quotas;
 mod random_streams;
 mod slow_consumers;
 mod worker_port_http;
+
+/// The suite's tests run one at a time: several read the engine's memory or time a liveness
+/// deadline, which a neighbour's load would blur on a two-core machine.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SUITE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SUITE.lock().await
+}

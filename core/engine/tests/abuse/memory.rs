@@ -39,6 +39,7 @@ async fn raw_worker(url: &str) -> Worker {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_that_never_reads_costs_at_most_its_bound() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let (mut engine, url) = start_engine();
     let mut stuck = raw_worker(&url).await;
     stuck.register("stuck::sink").await;
@@ -78,6 +79,7 @@ async fn a_worker_that_never_reads_costs_at_most_its_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_returns_after_a_burst_of_full_channel_buffers() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     const CHANNELS: usize = 16;
     const FRAMES: usize = 64;
     let (mut child, url) = start_engine();
@@ -149,6 +151,7 @@ async fn create_channels(w: &mut Worker, count: usize) -> (usize, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_channels_is_held_to_the_channel_quotas() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let (mut engine, url) = spawn_engine(&[
         "--max-channels-per-connection",
         "1000",
@@ -192,6 +195,7 @@ async fn a_flood_of_channels_is_held_to_the_channel_quotas() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn channels_nobody_reads_hold_at_most_the_engine_wide_byte_bound() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     const BYTE_BOUND: usize = 16 << 20;
     let (mut engine, url) = spawn_engine(&["--max-channel-bytes", &BYTE_BOUND.to_string()]);
     let mut w = worker_at(&url).await;

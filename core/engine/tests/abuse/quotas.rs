@@ -15,6 +15,7 @@ fn with_quotas(quotas: Quotas) -> EngineConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_past_the_limit_get_503_before_the_upgrade() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(with_quotas(Quotas {
         max_connections: 2,
         ..Quotas::default()
@@ -63,8 +64,54 @@ async fn connections_past_the_limit_get_503_before_the_upgrade() {
     engine.shutdown().await;
 }
 
+/// The status line of a GET of `path` on a new connection to `addr` (raw bytes, read to the
+/// end), and the whole answer.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_connections_count_against_the_same_limit() {
+    let _one_at_a_time = crate::one_at_a_time().await;
+    let engine = engine_with(with_quotas(Quotas {
+        max_connections: 2,
+        ..Quotas::default()
+    }))
+    .await;
+    let http = engine.http_addr().expect("the http server runs");
+    let mut w = worker(&engine).await;
+    w.sync().await;
+    // An idle connection to the HTTP port holds the second place.
+    let idle = tokio::net::TcpStream::connect(http).await.expect("connect");
+    eventually("the idle connection to count", || {
+        engine.stats().sockets == 2
+    })
+    .await;
+    let answer = http_get(http, "/nothing").await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("--max-connections"), "{answer}");
+    drop(idle);
+    eventually("the idle connection's place to come back", || {
+        engine.stats().sockets == 1
+    })
+    .await;
+    let answer = http_get(http, "/nothing").await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn channels_per_connection_are_bounded_until_they_finish() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(with_quotas(Quotas {
         max_channels_per_connection: 2,
         ..Quotas::default()
@@ -106,6 +153,7 @@ async fn channels_per_connection_are_bounded_until_they_finish() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn functions_past_the_quota_are_refused_with_an_error_frame() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(with_quotas(Quotas {
         max_functions_per_connection: 2,
         ..Quotas::default()
@@ -140,6 +188,7 @@ async fn functions_past_the_quota_are_refused_with_an_error_frame() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn triggers_past_the_quota_are_refused() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(with_quotas(Quotas {
         max_triggers_per_connection: 1,
         ..Quotas::default()
@@ -166,6 +215,7 @@ async fn triggers_past_the_quota_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ids_and_paths_are_bounded_in_bytes() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(with_quotas(Quotas {
         max_id_bytes: 64,
         ..Quotas::default()
@@ -212,6 +262,7 @@ fn write_frames(mut ws: Ws, frames: usize, fill: u8) -> tokio::task::JoinHandle<
 
 #[tokio::test(flavor = "multi_thread")]
 async fn buffer_size_is_capped_and_all_channels_share_one_byte_bound() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     const FRAME: usize = 64 * 1024;
     const BOUND: usize = 16 * 1024 * 1024;
     const SENT: usize = 300;
@@ -262,6 +313,7 @@ async fn buffer_size_is_capped_and_all_channels_share_one_byte_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_channel_alone_is_held_to_its_capped_buffer() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     const FRAME: usize = 64 * 1024;
     let engine = engine_with(with_quotas(Quotas {
         max_buffer_frames: 2,
@@ -286,6 +338,7 @@ async fn one_channel_alone_is_held_to_its_capped_buffer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn channels_of_all_connections_together_are_bounded() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     // A worker that reconnects gets a new per-connection count; the engine-wide one holds.
     let engine = engine_with(with_quotas(Quotas {
         max_channels_per_connection: 2,

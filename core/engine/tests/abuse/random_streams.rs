@@ -269,6 +269,7 @@ async fn read(plan: Plan, url: String) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_thousand_random_streams_lose_and_reorder_nothing() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let (mut engine, url) = spawn_engine(&[]);
     let mut rng = Rng(SEED);
     let plans: Vec<Plan> = (0..STREAMS).map(|stream| plan(stream, &mut rng)).collect();

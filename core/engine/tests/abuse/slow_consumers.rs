@@ -67,6 +67,7 @@ async fn answer_for(caller: &mut Worker, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_to_a_worker_that_stops_reading_are_refused_at_once() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(bounded(Duration::from_secs(600))).await;
     let mut stuck = worker(&engine).await;
     stuck.register("stuck::work").await;
@@ -105,6 +106,7 @@ async fn calls_to_a_worker_that_stops_reading_are_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_over_its_bound_past_the_deadline_is_dropped() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(bounded(Duration::from_millis(300))).await;
     let mut stuck = worker(&engine).await;
     stuck.register("stuck::work").await;
@@ -125,24 +127,38 @@ async fn a_worker_over_its_bound_past_the_deadline_is_dropped() {
             "the stuck worker was never over its bound"
         );
     }
-    // Still over the bound after the deadline: the next call drops the worker, and the
-    // calls it owed fail at once.
+    // Still over the bound after the deadline: a call then drops the worker, and the calls
+    // it owed fail at once. (Calls go on being refused until then; on a loaded machine the
+    // engine may still be pushing queued calls into the socket's buffers, which is progress
+    // and restarts the clock, so one call after the deadline is not always the one.)
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let last = caller.call("stuck::work", json!({"blob": blob})).await;
-    let answer = answer_for(&mut caller, &last).await;
-    assert_eq!(answer["error"]["code"], "worker_busy");
     let mut waiting: std::collections::HashSet<String> = queued.into_iter().collect();
+    let mut refused = std::collections::HashSet::new();
+    let give_up = Instant::now() + WAIT;
     while !waiting.is_empty() {
-        let answer = caller.recv().await;
-        let id = answer["invocation_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            waiting.remove(&id),
-            "an answer for no queued call: {answer}"
-        );
-        assert_eq!(answer["error"]["code"], "invocation_stopped", "{answer}");
+        assert!(Instant::now() < give_up, "the stuck worker was not dropped");
+        refused.insert(caller.call("stuck::work", json!({"blob": blob})).await);
+        while let Ok(answer) = tokio::time::timeout(Duration::from_millis(100), caller.recv()).await
+        {
+            let id = answer["invocation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if refused.remove(&id) {
+                // Refused while it stays, unknown once it is gone.
+                let code = answer["error"]["code"].as_str().unwrap_or_default();
+                assert!(
+                    code == "worker_busy" || code == "function_not_found",
+                    "{answer}"
+                );
+                continue;
+            }
+            assert!(
+                waiting.remove(&id),
+                "an answer for no queued call: {answer}"
+            );
+            assert_eq!(answer["error"]["code"], "invocation_stopped", "{answer}");
+        }
     }
     assert_dropped(&mut stuck.ws).await;
     engine.shutdown().await;
@@ -150,6 +166,7 @@ async fn a_worker_over_its_bound_past_the_deadline_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caller_that_never_reads_its_answers_is_dropped_and_the_callee_goes_on() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine_with(bounded(Duration::from_secs(600))).await;
     echo_worker(&engine, "ok::echo").await;
     let mut greedy = worker(&engine).await;

@@ -30,6 +30,7 @@ async fn plain(engine: &iii_engine::Engine, request: &str) -> (u16, String, Stri
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_answers_with_live_counts() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine().await;
     let request = "GET /health HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n";
     let (status, head, body) = plain(&engine, request).await;
@@ -64,6 +65,7 @@ async fn health_answers_with_live_counts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn other_plain_requests_are_told_to_upgrade() {
+    let _one_at_a_time = crate::one_at_a_time().await;
     let engine = engine().await;
     let (status, head, body) = plain(
         &engine,
