@@ -64,21 +64,6 @@ async fn connections_past_the_limit_get_503_before_the_upgrade() {
     engine.shutdown().await;
 }
 
-/// The status line of a GET of `path` on a new connection to `addr` (raw bytes, read to the
-/// end), and the whole answer.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn http_connections_count_against_the_same_limit() {
     let _one_at_a_time = crate::one_at_a_time().await;
@@ -96,7 +81,7 @@ async fn http_connections_count_against_the_same_limit() {
         engine.stats().sockets == 2
     })
     .await;
-    let answer = http_get(http, "/nothing").await;
+    let answer = crate::raw_http_get(http, "/nothing", "").await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("--max-connections"), "{answer}");
     drop(idle);
@@ -104,7 +89,7 @@ async fn http_connections_count_against_the_same_limit() {
         engine.stats().sockets == 1
     })
     .await;
-    let answer = http_get(http, "/nothing").await;
+    let answer = crate::raw_http_get(http, "/nothing", "").await;
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     engine.shutdown().await;
 }
