@@ -231,10 +231,13 @@ test('an error nobody listens for is a warning, not a crash: refused sockets, a 
       writer.stream.write(Buffer.from('lost'))
       const reader = await forged(channel.readerRef)
       reader.stream.on('data', () => {})
-      // A reader that leaves while the writer keeps writing.
+      // A reader that leaves while the writer keeps writing: more than the channel's buffer
+      // (4 MiB) and the writer's window (1 MiB) together, so that a write is still waiting
+      // when the engine tells the writer, even if the writer connected a moment before the
+      // engine had the reader's close.
       const other = await iii.createChannel()
       await other.reader.close()
-      for (let i = 0; i < 50; i++) other.writer.stream.write(Buffer.alloc(65536))
+      for (let i = 0; i < 100; i++) other.writer.stream.write(Buffer.alloc(65536))
       await new Promise((r) => setTimeout(r, 1500))
       console.log('still alive')
       await iii.shutdown()
