@@ -251,10 +251,13 @@ stalled_writer_warns() {
 }
 
 # An engine of its own with a long drain (stopped by the check that starts it): sets
-# STOPPING_PID, STOPPING_URL (ws://) and STOPPING_HTTP (http://).
+# STOPPING_PID, STOPPING_URL (ws://) and STOPPING_HTTP (http://). `timeout --foreground`
+# passes a signal on to the engine once; without it, timeout signals the engine and then its
+# own process group, the engine included, and a busy engine can take that as the second
+# signal that stops it at once.
 start_stoppable_engine() {
     STOPPING_URL="" STOPPING_HTTP=""
-    timeout 300 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 --shutdown-grace-secs 60 \
+    timeout --foreground 300 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 --shutdown-grace-secs 60 \
         >"$WORK/stopping.out" 2>"$WORK/stopping.err" &
     STOPPING_PID=$!
     for _ in $(seq 200); do

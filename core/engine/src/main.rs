@@ -185,19 +185,34 @@ async fn run(cli: Cli) -> ExitCode {
     }
 
     signals.next().await;
+    let first_signal = tokio::time::Instant::now();
     let grace = Duration::from_secs(cli.shutdown_grace_secs);
     tracing::info!(
         grace_secs = grace.as_secs(),
         "stopping: refusing new workers and requests while calls and streams in flight finish (a second signal stops at once)"
     );
+    let insisted = async {
+        loop {
+            signals.next().await;
+            if first_signal.elapsed() >= SAME_STOP {
+                return;
+            }
+            tracing::debug!("a second signal at once after the first: the same stop");
+        }
+    };
     tokio::select! {
         () = engine.drain(grace) => {}
-        () = signals.next() => tracing::warn!("second signal: stopping at once"),
+        () = insisted => tracing::warn!("second signal: stopping at once"),
     }
     tracing::info!("shutting down");
     engine.shutdown().await;
     ExitCode::SUCCESS
 }
+
+/// A signal this soon after the first is the same stop delivered twice, not an operator
+/// insisting: `timeout`, for one, signals the engine and then its own process group, the
+/// engine included.
+const SAME_STOP: Duration = Duration::from_millis(100);
 
 /// SIGINT (Ctrl-C) and, on Unix, SIGTERM, listened for from start-up to exit: a second
 /// signal during the drain is never lost between two listeners.

@@ -294,17 +294,21 @@ mod tests {
         assert_eq!(registry.len(), 0);
     }
 
-    #[test]
-    fn the_engines_own_types_cannot_be_taken_over() {
-        let registry = TriggerTypeRegistry::default();
+    /// A type provided by connection `owner` (its outbox leads nowhere).
+    fn provided(owner: u64) -> TriggerType {
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let provided = |owner| TriggerType {
+        TriggerType {
             owner: ConnId(owner),
-            outbox: Outbox::unbounded(tx.clone()),
+            outbox: Outbox::unbounded(tx),
             description: None,
             trigger_request_format: None,
             call_request_format: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_engines_own_types_cannot_be_taken_over() {
+        let registry = TriggerTypeRegistry::default();
         assert_eq!(
             registry.register(HTTP_TRIGGER_TYPE.into(), provided(1), 10),
             Err(TypeRefused::Taken)
@@ -339,14 +343,6 @@ mod tests {
     #[test]
     fn a_connection_provides_at_most_its_quota_of_types() {
         let registry = TriggerTypeRegistry::default();
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let provided = |owner| TriggerType {
-            owner: ConnId(owner),
-            outbox: Outbox::unbounded(tx.clone()),
-            description: None,
-            trigger_request_format: None,
-            call_request_format: None,
-        };
         assert_eq!(registry.register("a".into(), provided(1), 2), Ok(()));
         assert_eq!(registry.register("b".into(), provided(1), 2), Ok(()));
         assert_eq!(
