@@ -251,7 +251,11 @@ impl StopSignals {
             async fn on(listener: &mut Option<tokio::signal::unix::Signal>) {
                 match listener {
                     Some(listener) => {
-                        listener.recv().await;
+                        if listener.recv().await.is_none() {
+                            // The signal driver is gone (the runtime is ending): no more
+                            // signals will come.
+                            std::future::pending::<()>().await;
+                        }
                     }
                     None => std::future::pending().await,
                 }
