@@ -60,14 +60,10 @@ pub async fn burst() -> Result<BurstFigures, String> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let baseline = engine.rss();
     let work = load(&caller, CALLS, CALL_BYTES, CHANNELS, CHANNEL_BYTES);
-    tokio::pin!(work);
-    let mut peak = baseline;
-    loop {
-        tokio::select! {
-            done = &mut work => { done?; break; }
-            _ = tokio::time::sleep(Duration::from_millis(50)) => peak = peak.max(engine.rss()),
-        }
-    }
+    let (done, peak) = engine
+        .peak_during(baseline, Duration::from_millis(50), work)
+        .await;
+    done?;
     let ended = Instant::now();
     let mut after = Vec::new();
     for at in AFTER {

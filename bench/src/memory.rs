@@ -23,16 +23,9 @@ pub async fn slow_reader(total: u64, rate: u64) -> Result<RssFigures, String> {
     warm_up(&engine).await?;
     let baseline = engine.rss();
     let transfer = relay_on(&engine, total, Some(rate), buffer_frames());
-    let mut peak = baseline;
-    tokio::pin!(transfer);
-    let result = loop {
-        tokio::select! {
-            done = &mut transfer => break done,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                peak = peak.max(engine.rss());
-            }
-        }
-    };
+    let (result, peak) = engine
+        .peak_during(baseline, Duration::from_millis(50), transfer)
+        .await;
     let received = result?;
     if received.bytes != total {
         return Err(format!("received {} of {total} bytes", received.bytes));
@@ -52,14 +45,10 @@ pub async fn many_channels(count: usize) -> Result<RssFigures, String> {
     let baseline = engine.rss();
     let iii = iii_sdk::register_worker(&engine.url);
     let load = setups_per_sec(&iii, count, 16);
-    tokio::pin!(load);
-    let mut peak = baseline;
-    loop {
-        tokio::select! {
-            done = &mut load => { done?; break; }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => peak = peak.max(engine.rss()),
-        }
-    }
+    let (done, peak) = engine
+        .peak_during(baseline, Duration::from_millis(100), load)
+        .await;
+    done?;
     iii.shutdown();
     // Tombstones live one second here; the sweeper runs every second.
     tokio::time::sleep(Duration::from_secs(4)).await;

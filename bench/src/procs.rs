@@ -115,6 +115,24 @@ impl EngineProc {
 }
 
 impl EngineProc {
+    /// Runs `work` to its end, sampling the engine's RSS every `every`; its output and the
+    /// highest RSS seen (from `from` on).
+    pub async fn peak_during<T>(
+        &self,
+        from: Rss,
+        every: Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Rss) {
+        tokio::pin!(work);
+        let mut peak = from;
+        loop {
+            tokio::select! {
+                done = &mut work => return (done, peak),
+                _ = tokio::time::sleep(every) => peak = peak.max(self.rss()),
+            }
+        }
+    }
+
     /// The engine process's id.
     pub fn pid(&self) -> Option<u32> {
         self.proc.pid()

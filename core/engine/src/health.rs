@@ -28,11 +28,17 @@ pub(crate) const HEALTH_PATH: &str = "/health";
 /// How long a plain HTTP client may take to send a request's head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the request head at the start of `bytes` ends (the offset of its blank line's
+/// `\r\n\r\n`), if it is complete.
+pub(crate) fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|window| window == b"\r\n\r\n")
+}
+
 /// True when `head` (the start of what a client sent) is a complete HTTP request head that
 /// does not ask for an upgrade: it is served as plain HTTP, not handed to the WebSocket
 /// handshake. A head that does not fit in `head` goes to the handshake, as before.
 pub(crate) fn is_plain_request(head: &[u8]) -> bool {
-    let Some(end) = head.windows(4).position(|window| window == b"\r\n\r\n") else {
+    let Some(end) = head_end(head) else {
         return false;
     };
     let upgrade = b"upgrade:";

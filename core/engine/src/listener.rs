@@ -169,7 +169,7 @@ async fn peek_head(stream: &TcpStream, head: &mut [u8]) -> std::io::Result<usize
         let seen = stream.peek(head).await?;
         let complete = head
             .get(..seen)
-            .is_some_and(|bytes| bytes.windows(4).any(|window| window == b"\r\n\r\n"));
+            .is_some_and(|bytes| crate::health::head_end(bytes).is_some());
         if seen == 0 || complete || seen == head.len() {
             return Ok(seen);
         }

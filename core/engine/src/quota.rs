@@ -152,18 +152,19 @@ async fn refuse_over_quota(mut stream: TcpStream, max_connections: usize) {
             }
             if head
                 .get(..seen)
-                .is_some_and(|bytes| bytes.windows(4).any(|w| w == b"\r\n\r\n"))
+                .is_some_and(|bytes| crate::health::head_end(bytes).is_some())
             {
                 break;
             }
         }
     };
     let _ = tokio::time::timeout(REFUSAL_READ, reading).await;
-    let body = serde_json::json!({"error": {
-        "code": iii_protocol::codes::QUOTA_EXCEEDED,
-        "message": format!("the engine holds its limit of {max_connections} connections (--max-connections)"),
-    }})
-    .to_string();
+    let error = exceeded(
+        "connections open at once",
+        max_connections,
+        "max-connections",
+    );
+    let body = crate::http::response::error_json(&error.code, &error.message);
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()

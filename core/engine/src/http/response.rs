@@ -178,8 +178,12 @@ fn scalar(value: &Value) -> Option<String> {
 
 /// A JSON error response: `{"error": {"code": …, "message": …}}`.
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response<HttpBody> {
-    let body = json!({"error": {"code": code, "message": message}}).to_string();
-    json_response(status, Bytes::from(body))
+    json_response(status, Bytes::from(error_json(code, message)))
+}
+
+/// The JSON text of an error answer: `{"error": {"code": …, "message": …}}`.
+pub(crate) fn error_json(code: &str, message: &str) -> String {
+    json!({"error": {"code": code, "message": message}}).to_string()
 }
 
 /// A response with `status` and the JSON text `body`.

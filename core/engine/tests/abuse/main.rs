@@ -36,18 +36,24 @@ async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     SUITE.lock().await
 }
 
-/// A GET of `path` with extra header lines `headers` (each ending in CRLF) on a new
-/// connection to `addr`, written and read as raw bytes (to the end): the whole answer.
-async fn raw_http_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> String {
+/// Writes `request` as raw bytes on a new connection to `addr` and reads the answer to its end
+/// (the server must close the connection).
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n{headers}\r\n");
     tcp.write_all(request.as_bytes()).await.expect("send");
     let mut answer = Vec::new();
     tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut answer))
         .await
         .expect("an answer in time")
         .expect("read");
-    String::from_utf8_lossy(&answer).into_owned()
+    answer
+}
+
+/// A GET of `path` with extra header lines `headers` (each ending in CRLF) and
+/// `Connection: close`, on a new connection to `addr`: the whole answer.
+async fn raw_http_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> String {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n{headers}\r\n");
+    String::from_utf8_lossy(&raw_http(addr, &request).await).into_owned()
 }

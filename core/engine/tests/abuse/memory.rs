@@ -33,18 +33,14 @@ fn rss(child: &Child) -> usize {
     kib * 1024
 }
 
-async fn raw_worker(url: &str) -> Worker {
-    worker_at(url).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_that_never_reads_costs_at_most_its_bound() {
     let _one_at_a_time = crate::one_at_a_time().await;
     let (mut engine, url) = start_engine();
-    let mut stuck = raw_worker(&url).await;
+    let mut stuck = worker_at(&url).await;
     stuck.register("stuck::sink").await;
     // From here `stuck` reads nothing.
-    let mut caller = raw_worker(&url).await;
+    let mut caller = worker_at(&url).await;
     caller.sync().await;
     let before = rss(&engine);
     let blob = "x".repeat(1024 * 1024);
@@ -83,7 +79,7 @@ async fn memory_returns_after_a_burst_of_full_channel_buffers() {
     const CHANNELS: usize = 16;
     const FRAMES: usize = 64;
     let (mut child, url) = start_engine();
-    let mut w = raw_worker(&url).await;
+    let mut w = worker_at(&url).await;
     w.sync().await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let baseline = rss(&child);

@@ -26,18 +26,9 @@ async fn connections_past_the_limit_get_503_before_the_upgrade() {
     assert_eq!(refused_status(&engine.ws_url()).await, 503);
     // A health check over the limit gets the same answer, not silence.
     {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(engine.local_addr())
-            .await
-            .expect("connect");
-        tcp.write_all(b"GET /health HTTP/1.1\r\nHost: engine\r\n\r\n")
-            .await
-            .expect("send");
-        let mut answer = Vec::new();
-        tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
-            .await
-            .expect("an answer in time")
-            .expect("read");
+        // No `Connection: close`: the refusal closes the connection by itself.
+        let request = "GET /health HTTP/1.1\r\nHost: engine\r\n\r\n";
+        let answer = crate::raw_http(engine.local_addr(), request).await;
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.contains("--max-connections"), "{answer}");

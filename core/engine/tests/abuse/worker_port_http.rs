@@ -3,21 +3,11 @@
 
 use crate::common::*;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Sends `request` to the engine's worker port and returns the status code, the head and the
 /// body of the answer (the connection is closed by `Connection: close`).
 async fn plain(engine: &iii_engine::Engine, request: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(engine.local_addr())
-        .await
-        .expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
-        .await
-        .expect("answer in time")
-        .expect("read");
+    let answer = crate::raw_http(engine.local_addr(), request).await;
     let answer = String::from_utf8(answer).expect("utf-8 answer");
     let (head, body) = answer.split_once("\r\n\r\n").expect("a full HTTP answer");
     let status = head

@@ -62,11 +62,7 @@ pub struct Worker {
 
 /// Connects a worker to `engine` and reads its `workerregistered`.
 pub async fn worker(engine: &Engine) -> Worker {
-    let mut ws = connect(&engine.ws_url()).await;
-    let hello = recv_json(&mut ws).await;
-    assert_eq!(hello["type"], "workerregistered");
-    let worker_id = hello["worker_id"].as_str().expect("worker id").to_string();
-    Worker { ws, worker_id }
+    worker_at(&engine.ws_url()).await
 }
 
 impl Worker {
