@@ -68,10 +68,22 @@ pub(crate) fn answer(
 /// The function summaries `engine::functions-available` sends (no engine functions).
 pub(crate) fn function_summaries(shared: &EngineState) -> Vec<Value> {
     let view = View::of(shared);
-    let functions = view.functions.iter();
-    functions
+    once_per_id(view.functions.iter())
         .map(|(id, f)| view.function_summary(id, f))
         .collect()
+}
+
+/// The first of each run of registrations with the same function id (the snapshot is in id
+/// order, replicas together): a function with replicas is listed once.
+fn once_per_id<'a>(
+    functions: impl Iterator<Item = &'a (String, Registered)>,
+) -> impl Iterator<Item = &'a (String, Registered)> {
+    let mut last: Option<&str> = None;
+    functions.filter(move |(id, _)| {
+        let repeat = last == Some(id.as_str());
+        last = Some(id.as_str());
+        !repeat
+    })
 }
 
 fn text<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
@@ -181,16 +193,16 @@ impl View {
             .get("workers")
             .and_then(Value::as_array)
             .map(|names| names.iter().filter_map(Value::as_str).collect());
-        let mut listed: Vec<Value> = (self.functions.iter())
-            .filter(|(id, function)| {
-                let name = self.worker_name(function.owner.conn);
-                let name = name.as_str().unwrap_or_default();
-                let description = function.details.description.as_deref().unwrap_or("");
-                search.is_none_or(|s| contains(id, s) || contains(description, s))
-                    && prefix.is_none_or(|p| id.starts_with(p))
-                    && worker.is_none_or(|w| w == name)
-                    && workers.as_ref().is_none_or(|ws| ws.contains(&name))
-            })
+        let matching = (self.functions.iter()).filter(|(id, function)| {
+            let name = self.worker_name(function.owner.conn);
+            let name = name.as_str().unwrap_or_default();
+            let description = function.details.description.as_deref().unwrap_or("");
+            search.is_none_or(|s| contains(id, s) || contains(description, s))
+                && prefix.is_none_or(|p| id.starts_with(p))
+                && worker.is_none_or(|w| w == name)
+                && workers.as_ref().is_none_or(|ws| ws.contains(&name))
+        });
+        let mut listed: Vec<Value> = once_per_id(matching)
             .map(|(id, function)| self.function_summary(id, function))
             .collect();
         if flag(input, "include_internal") && worker.is_none_or(|w| w == ENGINE_NAME) {

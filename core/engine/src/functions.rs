@@ -1,6 +1,11 @@
-//! Which connection serves which function id. Last writer wins when two connections
-//! register the same id; a connection's functions die with it, but only those it still owns.
-//! How many each connection owns is counted beside the map, for its quota.
+//! Which connections serve which function id. Several connections may register the same id:
+//! they are its replicas, and calls are spread across them in turn. A replica that leaves (or
+//! unregisters) takes only its own registration with it; the function goes away with its last
+//! replica. How many registrations each connection holds is counted beside the map, for its
+//! quota.
+//!
+//! Calls go round robin, skipping a replica whose outbound queue is over its bound while
+//! another is not (BENCHMARKS.md, "Replicas", measures the spread).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +16,7 @@ use tokio::sync::Notify;
 
 use crate::quota::PerConnection;
 use crate::remote::RemoteFunction;
-use crate::util::{lock, shrink_map, sorted_entries};
+use crate::util::{lock, shrink_map};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
 
@@ -35,16 +40,39 @@ pub(crate) struct FunctionDetails {
     pub(crate) response_format: Option<Value>,
 }
 
-/// A registered function: where its calls go, and what it was registered with.
+/// One registration of a function: where its calls go, and what it was registered with.
 #[derive(Clone)]
 pub(crate) struct Registered {
     pub(crate) owner: Owner,
     pub(crate) details: FunctionDetails,
 }
 
+/// The replicas of one function id, in registration order, and whose turn is next.
+#[derive(Default)]
+struct Replicas {
+    list: Vec<Registered>,
+    next: usize,
+}
+
+impl Replicas {
+    /// The replica the next call goes to: the next in turn, passing over those whose queue
+    /// is full while one is not.
+    fn pick(&mut self) -> Option<Owner> {
+        let count = self.list.len();
+        let start = self.next % count.max(1);
+        let turn = |offset: usize| (start + offset) % count;
+        let chosen = (0..count)
+            .map(turn)
+            .find(|&at| self.list.get(at).is_some_and(|r| !r.owner.outbox.is_over()))
+            .unwrap_or(start);
+        self.next = chosen + 1;
+        self.list.get(chosen).map(|replica| replica.owner.clone())
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    map: HashMap<String, Registered>,
+    map: HashMap<String, Replicas>,
     owned: PerConnection,
 }
 
@@ -63,8 +91,9 @@ pub(crate) struct FunctionRegistry {
 }
 
 impl FunctionRegistry {
-    /// Routes calls of `id` to `owner`, replacing any earlier owner, unless the owner would
-    /// then own more than `max` functions (re-registering one it owns always succeeds).
+    /// Adds `owner` as a replica of `id` (replacing its own earlier registration of it),
+    /// unless the owner would then hold more than `max` registrations (repeating one it
+    /// holds always succeeds).
     pub(crate) fn register(
         &self,
         id: String,
@@ -74,65 +103,88 @@ impl FunctionRegistry {
     ) -> Result<(), TooManyFunctions> {
         let conn = owner.conn;
         let mut inner = lock(&self.inner);
-        let owned_already = inner
-            .map
-            .get(&id)
-            .is_some_and(|entry| entry.owner.conn == conn);
-        if !owned_already && inner.owned.count(conn) >= max {
-            return Err(TooManyFunctions);
-        }
-        let previous = inner.map.insert(id.clone(), Registered { owner, details });
-        match previous {
-            Some(previous) if previous.owner.conn != conn => {
-                tracing::debug!(function_id = %id, "function re-registered by another connection");
-                inner.owned.remove(previous.owner.conn);
+        let held = |inner: &Inner| {
+            (inner.map.get(&id)).and_then(|r| r.list.iter().position(|e| e.owner.conn == conn))
+        };
+        let registered = Registered { owner, details };
+        match held(&inner) {
+            Some(at) => {
+                if let Some(slot) = (inner.map.get_mut(&id)).and_then(|r| r.list.get_mut(at)) {
+                    *slot = registered;
+                }
+            }
+            None if inner.owned.count(conn) >= max => return Err(TooManyFunctions),
+            None => {
+                let replicas = inner.map.entry(id.clone()).or_default();
+                replicas.list.push(registered);
+                if replicas.list.len() > 1 {
+                    tracing::debug!(function_id = %id, replicas = replicas.list.len(), "function replica added");
+                }
                 inner.owned.add(conn);
             }
-            Some(_) => {}
-            None => inner.owned.add(conn),
         }
         drop(inner);
         self.note_change();
         Ok(())
     }
 
-    /// Removes `id` if `conn` owns it.
+    /// Removes `conn`'s registration of `id`, if it has one.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
         let mut inner = lock(&self.inner);
-        if inner
-            .map
-            .get(id)
-            .is_some_and(|entry| entry.owner.conn == conn)
-        {
-            inner.map.remove(id);
-            inner.owned.remove(conn);
-            self.note_change();
+        let Some(replicas) = inner.map.get_mut(id) else {
+            return;
+        };
+        let before = replicas.list.len();
+        replicas.list.retain(|entry| entry.owner.conn != conn);
+        if replicas.list.len() == before {
+            return;
         }
+        if replicas.list.is_empty() {
+            inner.map.remove(id);
+        }
+        inner.owned.remove(conn);
+        drop(inner);
+        self.note_change();
     }
 
-    /// The owner of `id`, if any.
+    /// The replica the next call of `id` goes to, if it has any.
     pub(crate) fn lookup(&self, id: &str) -> Option<Owner> {
-        lock(&self.inner)
-            .map
-            .get(id)
-            .map(|entry| entry.owner.clone())
+        lock(&self.inner).map.get_mut(id).and_then(Replicas::pick)
     }
 
-    /// Every registered function with its id, in id order.
+    /// Whether `id` has any replica.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        lock(&self.inner).map.contains_key(id)
+    }
+
+    /// Every registration with its function id, in id order (a function with replicas appears
+    /// once per replica, oldest first).
     pub(crate) fn snapshot(&self) -> Vec<(String, Registered)> {
-        sorted_entries(&lock(&self.inner).map)
+        let inner = lock(&self.inner);
+        let mut all: Vec<(String, Registered)> = (inner.map.iter())
+            .flat_map(|(id, r)| r.list.iter().map(|e| (id.clone(), e.clone())))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
-    /// Removes every function `conn` still owns.
+    /// Removes every registration `conn` still holds.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
         let mut inner = lock(&self.inner);
-        let before = inner.map.len();
-        inner.map.retain(|_, entry| entry.owner.conn != conn);
+        let mut changed = false;
+        inner.map.retain(|_, replicas| {
+            let before = replicas.list.len();
+            replicas.list.retain(|entry| entry.owner.conn != conn);
+            changed |= replicas.list.len() != before;
+            !replicas.list.is_empty()
+        });
         inner.owned.forget(conn);
-        if inner.map.len() != before {
+        shrink_map(&mut inner.map);
+        drop(inner);
+        if changed {
             self.note_change();
         }
-        shrink_map(&mut inner.map);
     }
 
     /// Counts a change and wakes whoever waits for one.
@@ -172,23 +224,63 @@ mod tests {
     }
 
     #[test]
-    fn last_writer_wins_and_only_owned_functions_die() {
+    fn replicas_share_calls_and_each_takes_only_its_own() {
         let registry = FunctionRegistry::default();
         let details = FunctionDetails::default;
         let max = usize::MAX;
-        for (id, conn) in [("f", 1), ("g", 1), ("f", 2)] {
+        for (id, conn) in [("f", 1), ("g", 1), ("f", 2), ("f", 1)] {
             assert_eq!(
                 registry.register(id.into(), owner(conn), details(), max),
                 Ok(())
             );
         }
+        assert_eq!(registry.len(), 2, "replicas are one function");
+        assert_eq!(registry.snapshot().len(), 3, "one entry per replica");
+        let turns: Vec<u64> = (0..4)
+            .filter_map(|_| registry.lookup("f").map(|o| o.conn.0))
+            .collect();
+        assert_eq!(turns, [1, 2, 1, 2], "calls go round robin");
         registry.unregister("g", ConnId(2));
-        assert_eq!(registry.len(), 2);
+        assert!(registry.contains("g"), "only its owner unregisters it");
         registry.remove_connection(ConnId(1));
         assert_eq!(registry.len(), 1);
+        assert!(!registry.contains("g"));
         assert_eq!(registry.lookup("f").map(|o| o.conn), Some(ConnId(2)));
         registry.unregister("f", ConnId(2));
         assert!(registry.lookup("f").is_none());
+    }
+
+    #[test]
+    fn a_full_replica_is_passed_over_while_another_has_room() {
+        let registry = FunctionRegistry::default();
+        let (tx, _rx) = mpsc::channel(16);
+        let backlog = std::sync::Arc::new(crate::worker::backlog::Backlog::new(
+            10,
+            10,
+            std::time::Duration::from_secs(30),
+        ));
+        let full = Owner {
+            conn: ConnId(1),
+            outbox: Outbox::new(tx, backlog.clone()),
+            remote: None,
+        };
+        backlog.add(20);
+        let max = usize::MAX;
+        let details = FunctionDetails::default;
+        assert_eq!(registry.register("f".into(), full, details(), max), Ok(()));
+        assert_eq!(
+            registry.register("f".into(), owner(2), details(), max),
+            Ok(())
+        );
+        for _ in 0..3 {
+            assert_eq!(registry.lookup("f").map(|o| o.conn), Some(ConnId(2)));
+        }
+        registry.unregister("f", ConnId(2));
+        assert_eq!(
+            registry.lookup("f").map(|o| o.conn),
+            Some(ConnId(1)),
+            "a full replica still gets the call when it is the only one (to refuse it)"
+        );
     }
 
     #[test]
@@ -207,19 +299,19 @@ mod tests {
             registry.register("c".into(), owner(1), details(), 2),
             Err(TooManyFunctions)
         );
-        // Registering one it owns again is no new function.
+        // Registering one it holds again is no new registration.
         assert_eq!(
             registry.register("a".into(), owner(1), details(), 2),
             Ok(())
         );
-        // A function taken over by another connection no longer counts for the first.
+        // Another connection's replica counts for that connection only.
         assert_eq!(
             registry.register("a".into(), owner(2), details(), 2),
             Ok(())
         );
         assert_eq!(
             registry.register("c".into(), owner(1), details(), 2),
-            Ok(())
+            Err(TooManyFunctions)
         );
         registry.unregister("b", ConnId(1));
         assert_eq!(

@@ -1,4 +1,5 @@
-//! Trigger registrations, keyed by trigger id with the connection that made them, and the
+//! Trigger registrations, keyed by trigger id and the connection that made them (replicas of a
+//! worker register the same trigger ids; each keeps its own), and the
 //! trigger types they may name (docs/PROTOCOL.md §3.3, §6).
 //!
 //! The engine serves two types itself: `http` (the HTTP server's route table holds the
@@ -15,6 +16,9 @@ use serde_json::Value;
 
 use crate::quota::PerConnection;
 use crate::util::{lock, shrink_map, sorted_entries};
+
+/// A trigger's key: its id and the connection that registered it.
+type TriggerKey = (String, ConnId);
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
 
@@ -46,7 +50,7 @@ impl Trigger {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<String, Trigger>,
+    map: HashMap<TriggerKey, Trigger>,
     /// How many triggers each connection registered, for its quota.
     owned: PerConnection,
 }
@@ -63,25 +67,17 @@ impl TriggerRegistry {
     /// a time, so the answer still holds when it then registers.
     pub(crate) fn may_register(&self, id: &str, conn: ConnId, max: usize) -> bool {
         let inner = lock(&self.inner);
-        let owned_already = inner
-            .map
-            .get(id)
-            .is_some_and(|trigger| trigger.owner == conn);
-        owned_already || inner.owned.count(conn) < max
+        inner.map.contains_key(&(id.to_string(), conn)) || inner.owned.count(conn) < max
     }
 
-    /// Records a trigger (replacing one with the same id). False when the very same trigger
-    /// was registered already (a worker may send a registration twice around a reconnect).
+    /// Records a trigger (replacing its connection's earlier one with the same id). False when
+    /// the very same trigger was registered already (a worker may send a registration twice
+    /// around a reconnect).
     pub(crate) fn register(&self, id: String, trigger: Trigger) -> bool {
         let mut inner = lock(&self.inner);
-        let previous = inner.map.insert(id.clone(), trigger.clone());
-        match &previous {
-            Some(previous) if previous.owner == trigger.owner => {}
-            Some(previous) => {
-                inner.owned.remove(previous.owner);
-                inner.owned.add(trigger.owner);
-            }
-            None => inner.owned.add(trigger.owner),
+        let previous = (inner.map).insert((id.clone(), trigger.owner), trigger.clone());
+        if previous.is_none() {
+            inner.owned.add(trigger.owner);
         }
         drop(inner);
         if previous.is_some_and(|previous| previous.same_as(&trigger)) {
@@ -94,32 +90,39 @@ impl TriggerRegistry {
     /// Removes trigger `id` if `conn` registered it; returns it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) -> Option<Trigger> {
         let mut inner = lock(&self.inner);
-        if inner
-            .map
-            .get(id)
-            .is_some_and(|trigger| trigger.owner == conn)
-        {
+        let removed = inner.map.remove(&(id.to_string(), conn));
+        if removed.is_some() {
             inner.owned.remove(conn);
-            return inner.map.remove(id);
         }
-        None
+        removed
     }
 
-    /// The metadata trigger `id` was registered with, if any.
-    pub(crate) fn metadata(&self, id: &str) -> Option<Value> {
-        (lock(&self.inner).map.get(id)).and_then(|trigger| trigger.metadata.clone())
+    /// Whether any connection has trigger `id` registered.
+    pub(crate) fn has_id(&self, id: &str) -> bool {
+        (lock(&self.inner).map.keys()).any(|(known, _)| known == id)
+    }
+
+    /// The metadata `owner`'s trigger `id` was registered with, if any.
+    pub(crate) fn metadata(&self, id: &str, owner: ConnId) -> Option<Value> {
+        let inner = lock(&self.inner);
+        (inner.map.get(&(id.to_string(), owner))).and_then(|trigger| trigger.metadata.clone())
     }
 
     /// Every trigger with its id, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(String, Trigger)> {
-        sorted_entries(&lock(&self.inner).map)
+        let inner = lock(&self.inner);
+        let mut all: Vec<(String, Trigger)> = (inner.map.iter())
+            .map(|((id, _), trigger)| (id.clone(), trigger.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// The triggers of `trigger_type`, with their ids.
     pub(crate) fn of_type(&self, trigger_type: &str) -> Vec<(String, Trigger)> {
         (lock(&self.inner).map.iter())
             .filter(|(_, trigger)| trigger.trigger_type == trigger_type)
-            .map(|(id, trigger)| (id.clone(), trigger.clone()))
+            .map(|((id, _), trigger)| (id.clone(), trigger.clone()))
             .collect()
     }
 
@@ -135,12 +138,12 @@ impl TriggerRegistry {
         let mut inner = lock(&self.inner);
         inner.owned.forget(conn);
         let map = &mut inner.map;
-        let owned: Vec<String> = (map.iter())
-            .filter(|(_, trigger)| trigger.owner == conn)
-            .map(|(id, _)| id.clone())
+        let owned: Vec<TriggerKey> = (map.keys())
+            .filter(|(_, owner)| *owner == conn)
+            .cloned()
             .collect();
         let removed = (owned.into_iter())
-            .filter_map(|id| map.remove(&id).map(|trigger| (id, trigger)))
+            .filter_map(|key| map.remove(&key).map(|trigger| (key.0, trigger)))
             .collect();
         shrink_map(map);
         removed

@@ -271,6 +271,35 @@ async fn routes_go_with_unregistration_and_with_their_connection() {
     assert_eq!(post_json(&engine, "/b", "{}").await.status, 404);
 }
 
+/// Two replicas register the same function and route (same trigger id, as two copies of one
+/// program do): requests reach both, and the route outlives the replica that leaves.
+#[tokio::test]
+async fn a_route_served_by_replicas_outlives_the_one_that_leaves() {
+    let engine = engine().await;
+    let mut first = worker(&engine).await;
+    let mut second = worker(&engine).await;
+    for replica in [&mut first, &mut second] {
+        route(replica, "files::get", json!({"api_path": "/files"})).await;
+    }
+    for (replica, name) in [(&mut first, "first"), (&mut second, "second")] {
+        let request = get_later(&engine, "/files");
+        let call = invocation(replica).await;
+        answer(replica, &call, json!({"status_code": 200, "body": name})).await;
+        let reply = request.await.expect("request task");
+        assert_eq!(reply.status, 200);
+        assert!(String::from_utf8_lossy(&reply.body).contains(name));
+    }
+    drop(second);
+    common::eventually("the second replica's route to go", || {
+        engine.stats().http_routes == 1
+    })
+    .await;
+    let request = get_later(&engine, "/files");
+    let call = invocation(&mut first).await;
+    answer(&mut first, &call, json!({"status_code": 200, "body": "first"})).await;
+    assert_eq!(request.await.expect("request task").status, 200);
+}
+
 #[tokio::test]
 async fn handler_errors_are_500_and_a_silent_handler_is_504() {
     let engine = engine_with(EngineConfig {

@@ -239,25 +239,67 @@ async fn owner_disconnect_stops_pending_calls_and_its_functions() {
     assert_eq!(answer["error"]["code"], "function_not_found");
 }
 
+/// Answers one call `replica` received with `result`; returns the call.
+async fn answer_one(replica: &mut Worker, result: serde_json::Value) -> serde_json::Value {
+    let invoke = replica.recv().await;
+    assert_eq!(invoke["type"], "invokefunction");
+    replica
+        .send(json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
+                     "function_id": invoke["function_id"], "result": result}))
+        .await;
+    invoke
+}
+
+/// The hijack of issue 16 turned into what it should be: a second connection registering the
+/// same id becomes a replica sharing the calls, and its leaving takes only its own
+/// registration (the first still serves; calls pending on the one that left are stopped).
 #[tokio::test(flavor = "multi_thread")]
-async fn functions_re_registered_elsewhere_survive_the_first_owner() {
+async fn replicas_share_calls_and_one_leaving_keeps_the_function() {
     let engine = engine().await;
     let mut first = worker(&engine).await;
     let mut second = worker(&engine).await;
     let mut caller = worker(&engine).await;
     first.register("shared::fn").await;
     second.register("shared::fn").await;
-    drop(first);
-    eventually("the first worker to go", || engine.stats().connections == 2).await;
-    let id = caller.call("shared::fn", json!({})).await;
-    let invoke = second.recv().await;
-    second
-        .send(
-            json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
-                     "function_id": "shared::fn", "result": 1}),
-        )
+    assert_eq!(engine.stats().functions, 1, "replicas are one function");
+    for round in 0..3 {
+        let a = caller.call("shared::fn", json!({"round": round})).await;
+        answer_one(&mut first, json!("first")).await;
+        let b = caller.call("shared::fn", json!({"round": round})).await;
+        answer_one(&mut second, json!("second")).await;
+        let answers = [caller.recv().await, caller.recv().await];
+        assert_eq!(answers[0]["invocation_id"], a.as_str());
+        assert_eq!(answers[0]["result"], "first");
+        assert_eq!(answers[1]["invocation_id"], b.as_str());
+        assert_eq!(answers[1]["result"], "second");
+    }
+    // A call pending on the second when it leaves is stopped; the first keeps serving.
+    let _ = caller.call("shared::fn", json!({})).await;
+    let _ = first.recv().await;
+    let pending = caller.call("shared::fn", json!({})).await;
+    let _ = second.recv().await;
+    drop(second);
+    let stopped = caller.recv().await;
+    assert_eq!(stopped["invocation_id"], pending.as_str());
+    assert_eq!(stopped["error"]["code"], "invocation_stopped");
+    eventually("the second replica to go", || engine.stats().connections == 2).await;
+    assert_eq!(engine.stats().functions, 1);
+    for _ in 0..2 {
+        let id = caller.call("shared::fn", json!({})).await;
+        answer_one(&mut first, json!("still here")).await;
+        let answer = caller.recv().await;
+        assert_eq!(answer["invocation_id"], id.as_str());
+        assert_eq!(answer["result"], "still here");
+    }
+    // Unregistering is per replica too: the last one's takes the function away.
+    first
+        .send(json!({"type": "unregisterfunction", "id": "shared::fn"}))
         .await;
-    assert_eq!(caller.recv().await["invocation_id"], id.as_str());
+    first.sync().await;
+    let id = caller.call("shared::fn", json!({})).await;
+    let answer = caller.recv().await;
+    assert_eq!(answer["invocation_id"], id.as_str());
+    assert_eq!(answer["error"]["code"], "function_not_found");
 }
 
 #[tokio::test(flavor = "multi_thread")]

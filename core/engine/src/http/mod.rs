@@ -183,7 +183,7 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         response: response_channel.writer,
     };
     let data = request::payload(&route, &parts, body, refs);
-    let metadata = shared.triggers.metadata(&route.trigger_id);
+    let metadata = shared.triggers.metadata(&route.trigger_id, route.owner);
     match invoke(&shared, &route.function_id, data, metadata).await {
         Ok(outcome) => exchange.outcome = Some(outcome),
         Err(error) => {

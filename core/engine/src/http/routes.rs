@@ -3,7 +3,9 @@
 //!
 //! Patterns are split into segments once, at registration; a `:name` segment matches any one
 //! non-empty segment and is handed to the function, percent-decoded, as a path parameter.
-//! Routes die with the connection that registered them.
+//! Routes die with the connection that registered them. Replicas of a worker register the same
+//! routes: each registration is kept (keyed by trigger id and connection), the newest of equally
+//! specific routes serves, and a route goes away only with its last registration.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,6 +45,8 @@ struct Route {
 pub(crate) struct RouteMatch {
     /// The trigger that registered the route (its metadata goes with each call).
     pub(crate) trigger_id: String,
+    /// The connection that registered that trigger.
+    pub(crate) owner: ConnId,
     /// The function to invoke.
     pub(crate) function_id: String,
     /// The registered pattern, e.g. `/files/:filename`.
@@ -59,20 +63,20 @@ pub(crate) struct InvalidRoute(pub(crate) String);
 
 #[derive(Default)]
 struct Inner {
-    routes: HashMap<String, Route>,
+    routes: HashMap<(String, ConnId), Route>,
     next_order: u64,
 }
 
-/// All HTTP routes, keyed by trigger id.
+/// All HTTP routes, keyed by trigger id and registering connection.
 #[derive(Default)]
 pub(crate) struct RouteTable {
     inner: Mutex<Inner>,
 }
 
 impl RouteTable {
-    /// Adds (or replaces) trigger `id`'s route from its `config`
+    /// Adds (or replaces) `owner`'s trigger `id`'s route from its `config`
     /// (`{"api_path": "/files/:name", "http_method": "GET"}`). A route for the same method and
-    /// pattern registered under another id is replaced too.
+    /// pattern registered before stays, behind this one, until it is withdrawn.
     pub(crate) fn register(
         &self,
         id: String,
@@ -105,24 +109,14 @@ impl RouteTable {
             segments,
             order: inner.next_order,
         };
-        inner.routes.retain(|other_id, other| {
-            *other_id == id || other.method != route.method || other.segments != route.segments
-        });
         tracing::debug!(trigger_id = %id, method = %route.method, pattern = %route.pattern, function_id = %route.function_id, "http route added");
-        inner.routes.insert(id, route);
+        inner.routes.insert((id, owner), route);
         Ok(())
     }
 
     /// Removes trigger `id`'s route if `conn` registered it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
-        let mut inner = lock(&self.inner);
-        if inner
-            .routes
-            .get(id)
-            .is_some_and(|route| route.owner == conn)
-        {
-            inner.routes.remove(id);
-        }
+        lock(&self.inner).routes.remove(&(id.to_string(), conn));
     }
 
     /// Removes every route `conn` registered.
@@ -147,7 +141,7 @@ impl RouteTable {
                 .routes
                 .iter()
                 .filter(|(_, route)| route.method == *wanted)
-                .filter_map(|(id, route)| {
+                .filter_map(|((id, _), route)| {
                     Some(((id, route), match_segments(&route.segments, &segments)?))
                 })
                 .max_by_key(|((_, route), params)| {
@@ -161,6 +155,7 @@ impl RouteTable {
         };
         Some(RouteMatch {
             trigger_id: trigger_id.clone(),
+            owner: route.owner,
             function_id: route.function_id.clone(),
             pattern: route.pattern.clone(),
             method: route.method.clone(),
@@ -305,8 +300,9 @@ mod tests {
     }
 
     #[test]
-    fn re_registration_replaces_and_routes_die_with_their_connection() {
+    fn re_registration_replaces_and_routes_die_with_their_last_registration() {
         let table = table(&[("a", "one", json!({"api_path": "/x", "http_method": "POST"}))]);
+        let serving = |method: Method, path: &str| table.find(&method, path).map(|m| m.owner);
         table
             .register(
                 "a".into(),
@@ -320,23 +316,33 @@ mod tests {
             table.find(&Method::GET, "/y").map(|m| m.function_id),
             Some("two".into())
         );
-        table
-            .register(
-                "b".into(),
-                ConnId(2),
-                "three".into(),
-                &json!({"api_path": "/y"}),
-            )
-            .expect("valid");
-        assert_eq!(
-            table.len(),
-            1,
-            "same method and path under another id replaces"
-        );
+        // A replica registers the same trigger id; another connection the same route under
+        // another id. Each is kept; the newest serves.
+        for (id, conn) in [("a", 2), ("b", 3)] {
+            table
+                .register(
+                    id.into(),
+                    ConnId(conn),
+                    "two".into(),
+                    &json!({"api_path": "/y"}),
+                )
+                .expect("valid");
+        }
+        assert_eq!(table.len(), 3);
+        assert_eq!(serving(Method::GET, "/y"), Some(ConnId(3)));
         table.unregister("b", ConnId(1));
-        assert_eq!(table.len(), 1, "only the owner unregisters");
-        table.remove_connection(ConnId(2));
+        assert_eq!(table.len(), 3, "only the owner unregisters");
+        table.remove_connection(ConnId(3));
+        assert_eq!(serving(Method::GET, "/y"), Some(ConnId(2)));
+        table.unregister("a", ConnId(2));
+        assert_eq!(
+            serving(Method::GET, "/y"),
+            Some(ConnId(1)),
+            "the route outlives a replica"
+        );
+        table.remove_connection(ConnId(1));
         assert_eq!(table.len(), 0);
+        assert!(serving(Method::GET, "/y").is_none());
     }
 
     #[test]

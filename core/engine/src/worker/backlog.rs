@@ -55,6 +55,11 @@ impl Backlog {
         self.queued.load(Ordering::Acquire)
     }
 
+    /// True when the queue holds its bound or more: a call to it now would be refused.
+    pub(crate) fn is_full(&self) -> bool {
+        self.queued() >= self.bound
+    }
+
     /// True when a call of `len` bytes may not join the queue: it would take it past the bound
     /// (a queue with nothing in it takes any one message, up to the message size limit). A
     /// refusal starts the slow-consumer clock, as does going over the bound.

@@ -72,6 +72,11 @@ impl Outbox {
         &self.backlog
     }
 
+    /// True when calls to this connection would be refused now (its queue is at its bound).
+    pub(crate) fn is_over(&self) -> bool {
+        self.backlog.is_full()
+    }
+
     /// Queues a call, or refuses it at once when the worker's queue is over its bound (a
     /// worker over it past the deadline is dropped as a slow consumer).
     pub(crate) fn call(&self, message: &Message) -> Result<(), Refused> {

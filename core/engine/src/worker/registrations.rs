@@ -164,7 +164,11 @@ fn forward_registration(provider: &TriggerType, id: &str, trigger: &Trigger) {
     provider.outbox.offer(&message);
 }
 
+/// Tells the provider a trigger is withdrawn, unless a replica still holds the same id.
 fn forward_withdrawal(shared: &EngineState, id: &str, trigger: &Trigger) {
+    if shared.triggers.has_id(id) {
+        return;
+    }
     if let Some(Provider::Worker(provider)) = shared.trigger_types.provider(&trigger.trigger_type) {
         let message = Message::UnregisterTrigger {
             id: id.to_string(),
