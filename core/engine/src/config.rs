@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::access::ListenerPolicy;
+
 /// How an engine listens and how long it keeps things it holds for others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -36,6 +38,8 @@ pub struct EngineConfig {
     /// Port of the HTTP trigger server (on `host`); `Some(0)` picks any free port, `None`
     /// runs no HTTP server.
     pub http_port: Option<u16>,
+    /// Address of the HTTP trigger server when it differs from `host`.
+    pub http_host: Option<String>,
     /// How long an HTTP request waits for its function to send status and headers (or a
     /// plain result) before it is answered 504.
     pub http_timeout: Duration,
@@ -53,6 +57,22 @@ pub struct EngineConfig {
     pub http_functions_secrets: Vec<String>,
     /// What one worker, or all of them together, may hold.
     pub quotas: Quotas,
+    /// Who may connect to the main worker listener (`host`:`port`) and what they may do.
+    pub access: ListenerPolicy,
+    /// More worker listeners, each on its own address with its own rules (the config file's
+    /// later `iii-worker-manager` entries).
+    pub extra_listeners: Vec<WorkerListener>,
+}
+
+/// A worker listener besides the main one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerListener {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; `0` picks any free port.
+    pub port: u16,
+    /// Who may connect and what they may do.
+    pub access: ListenerPolicy,
 }
 
 /// Quotas: what one connection, or all of them together, may make the engine hold, so a
@@ -124,12 +144,15 @@ impl Default for EngineConfig {
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
             http_port: Some(DEFAULT_HTTP_PORT),
+            http_host: None,
             http_timeout: Duration::from_secs(30),
             max_json_body_bytes: 16 * 1024 * 1024,
             http_functions_allow_private: false,
             http_functions_ca_files: Vec::new(),
             http_functions_secrets: Vec::new(),
             quotas: Quotas::default(),
+            access: ListenerPolicy::default(),
+            extra_listeners: Vec::new(),
         }
     }
 }

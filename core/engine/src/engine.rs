@@ -25,6 +25,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// socket is closed.
 pub struct Engine {
     local_addr: SocketAddr,
+    extra_addrs: Vec<SocketAddr>,
     http_addr: Option<SocketAddr>,
     shared: Arc<EngineState>,
     stop: watch::Sender<bool>,
@@ -62,8 +63,17 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     let listener = bind(&config.host, config.port).await?;
     let local_addr = listener.local_addr()?;
+    let mut extra = Vec::new();
+    for spec in &config.extra_listeners {
+        let bound = bind(&spec.host, spec.port).await?;
+        extra.push((bound, Arc::new(spec.access.clone())));
+    }
+    let extra_addrs = (extra.iter())
+        .map(|(bound, _)| bound.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let main_access = Arc::new(config.access.clone());
     let http_listener = match config.http_port {
-        Some(port) => Some(bind(&config.host, port).await?),
+        Some(port) => Some(bind(config.http_host.as_ref().unwrap_or(&config.host), port).await?),
         None => None,
     };
     let http_addr = match &http_listener {
@@ -83,12 +93,15 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()))?;
     let shared = Arc::new(EngineState::new(config, remote));
     let shutdown = Shutdown(stop_rx);
-    tokio::spawn(crate::listener::run(
-        listener,
-        shared.clone(),
-        shutdown.clone(),
-        lifeline.clone(),
-    ));
+    for (listener, access) in std::iter::once((listener, main_access)).chain(extra) {
+        tokio::spawn(crate::listener::run(
+            listener,
+            access,
+            shared.clone(),
+            shutdown.clone(),
+            lifeline.clone(),
+        ));
+    }
     if let Some(http_listener) = http_listener {
         tokio::spawn(crate::http::run(
             http_listener,
@@ -106,6 +119,7 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     tracing::debug!(%local_addr, ?http_addr, "iii engine listening");
     Ok(Engine {
         local_addr,
+        extra_addrs,
         http_addr,
         shared,
         stop,
@@ -124,6 +138,13 @@ impl Engine {
     /// shown as the loopback address).
     pub fn ws_url(&self) -> String {
         format!("ws://{}", reachable(self.local_addr))
+    }
+
+    /// The URLs of the extra worker listeners, in the order they were configured.
+    pub fn extra_ws_urls(&self) -> Vec<String> {
+        (self.extra_addrs.iter())
+            .map(|addr| format!("ws://{}", reachable(*addr)))
+            .collect()
     }
 
     /// The address of the HTTP trigger server, if it runs.

@@ -3,13 +3,16 @@
 //! the engine calls over HTTP gets an HTTP request ([`crate::remote`]); any other gets an
 //! `invokefunction` on its owner's connection, recorded first when someone waits for the answer.
 
-use iii_protocol::codes::WORKER_BUSY;
+use std::time::Duration;
+
+use iii_protocol::codes::{FUNCTION_NOT_FOUND, TIMEOUT, WORKER_BUSY};
 use iii_protocol::{ErrorBody, Message};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::functions::Owner;
-use crate::invocations::{Waiter, stopped_error};
+use crate::invocations::{Outcome, Waiter, stopped_error};
 use crate::state::EngineState;
 use crate::worker::outbound::Refused;
 
@@ -60,7 +63,7 @@ pub(crate) async fn forward(
     });
     let message = Message::InvokeFunction {
         invocation_id: Some(engine_id.unwrap_or_else(Uuid::new_v4).to_string()),
-        function_id,
+        function_id: owner.local_id(function_id),
         data,
         action: None,
         metadata,
@@ -93,4 +96,48 @@ fn busy_error(function_id: &str, queued: usize) -> ErrorBody {
             "the worker serving {function_id} is not reading its socket ({queued} bytes wait for it): try again later"
         ),
     )
+}
+
+/// Calls `function_id` with `data` (and `metadata`) on behalf of the engine (an HTTP trigger,
+/// an auth function, a registration hook); the receiver gets its answer.
+pub(crate) async fn invoke_for_engine(
+    shared: &EngineState,
+    function_id: &str,
+    data: Value,
+    metadata: Option<Value>,
+) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
+    let Some(owner) = shared.functions.lookup(function_id) else {
+        return Err(ErrorBody::new(
+            FUNCTION_NOT_FOUND,
+            format!("Function {function_id} not found"),
+        ));
+    };
+    let (reply, outcome) = oneshot::channel();
+    let call = Call {
+        function_id: function_id.to_string(),
+        data,
+        metadata,
+        traceparent: None,
+        baggage: None,
+    };
+    forward(shared, owner, call, Some(Waiter::Engine(reply)), Pace::Call).await;
+    Ok(outcome)
+}
+
+/// [`invoke_for_engine`], waiting for the answer at most `wait`.
+pub(crate) async fn call_for_engine(
+    shared: &EngineState,
+    function_id: &str,
+    data: Value,
+    wait: Duration,
+) -> Outcome {
+    let outcome = invoke_for_engine(shared, function_id, data, None).await?;
+    match tokio::time::timeout(wait, outcome).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(stopped_error(function_id)),
+        Err(_) => Err(ErrorBody::new(
+            TIMEOUT,
+            format!("{function_id} did not answer within {wait:?}"),
+        )),
+    }
 }

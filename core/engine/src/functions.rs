@@ -29,6 +29,19 @@ pub(crate) struct Owner {
     pub(crate) outbox: Outbox,
     /// Set when the engine calls the function over HTTP instead of over that connection.
     pub(crate) remote: Option<Arc<RemoteFunction>>,
+    /// The registration prefix (`tenant::`) its connection's grant put before its ids, taken
+    /// off again in the calls sent to it.
+    pub(crate) prefix: Option<Arc<str>>,
+}
+
+impl Owner {
+    /// `function_id` as the owning worker registered it (without its prefix).
+    pub(crate) fn local_id(&self, function_id: String) -> String {
+        match (self.prefix.as_deref()).and_then(|prefix| function_id.strip_prefix(prefix)) {
+            Some(local) => local.to_string(),
+            None => function_id,
+        }
+    }
 }
 
 /// What a worker said about a function when it registered it, for the listings.
@@ -152,6 +165,13 @@ impl FunctionRegistry {
         lock(&self.inner).map.get_mut(id).and_then(Replicas::pick)
     }
 
+    /// The metadata `id` was registered with (its oldest replica's), for access filters.
+    pub(crate) fn metadata(&self, id: &str) -> Option<Value> {
+        let inner = lock(&self.inner);
+        let replicas = inner.map.get(id)?;
+        replicas.list.first()?.details.metadata.clone()
+    }
+
     /// Whether `id` has any replica.
     #[cfg(test)]
     pub(crate) fn contains(&self, id: &str) -> bool {
@@ -220,6 +240,7 @@ mod tests {
             conn: ConnId(conn),
             outbox: Outbox::unbounded(tx),
             remote: None,
+            prefix: None,
         }
     }
 
@@ -263,6 +284,7 @@ mod tests {
             conn: ConnId(1),
             outbox: Outbox::new(tx, backlog.clone()),
             remote: None,
+            prefix: None,
         };
         backlog.add(20);
         let max = usize::MAX;

@@ -56,6 +56,55 @@ pub(crate) fn is_plain_request(head: &[u8]) -> bool {
         })
 }
 
+/// How long a refused connection may take to send its request head, and to take its answer.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
+
+/// Most of a refused connection's request head that is read (and discarded).
+const REFUSAL_HEAD_BYTES: usize = 16 * 1024;
+
+/// Answers a connection refused before any upgrade (over a quota, a browser origin, failed
+/// auth) with `status` and `error` as its JSON body, after reading its request head (so
+/// closing does not reset the answer away), then closes it.
+pub(crate) async fn answer_and_close(
+    mut stream: TcpStream,
+    status: StatusCode,
+    error: &iii_protocol::ErrorBody,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = vec![0u8; REFUSAL_HEAD_BYTES];
+    let mut seen = 0;
+    let reading = async {
+        while seen < head.len() {
+            let Some(free) = head.get_mut(seen..) else {
+                break;
+            };
+            match stream.read(free).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => seen += read,
+            }
+            if head
+                .get(..seen)
+                .is_some_and(|bytes| head_end(bytes).is_some())
+            {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_WAIT, reading).await;
+    let body = crate::http::response::error_json(&error.code, &error.message);
+    let answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Refused"),
+        body.len()
+    );
+    let writing = async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(REFUSAL_WAIT, writing).await;
+}
+
 /// Serves plain HTTP requests on `stream` until the client leaves or the engine stops.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<EngineState>, mut shutdown: Shutdown) {
     let stopping = shutdown.clone();

@@ -23,9 +23,11 @@
 #![deny(missing_docs)]
 
 mod accept;
+pub mod access;
 mod builtins;
 mod channels;
 mod config;
+pub mod config_file;
 mod discovery;
 mod engine;
 mod forward;
@@ -48,7 +50,7 @@ mod util;
 mod worker;
 mod ws;
 
-pub use config::{DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig, Quotas};
+pub use config::{DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig, Quotas, WorkerListener};
 pub use engine::{Engine, start};
 pub use runtime::{DEFAULT_WORKER_THREADS, build_runtime};
 pub use stats::EngineStats;

@@ -3,12 +3,17 @@
 //! channel end. Bad channel requests are refused with 400/404 before the upgrade, decided
 //! in the handshake callback from the channel registry. A request without an upgrade is plain
 //! HTTP (`/health`, see [`crate::health`]).
+//!
+//! Before any upgrade, the request head is read for the listener's access rules
+//! ([`crate::access`]): browser origins and DNS-rebinding hosts are refused with 403, and a
+//! worker socket on a listener with an auth function is admitted (or refused with 401) by it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use iii_protocol::codes::BAD_REQUEST;
 use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::accept_hdr_async_with_config;
@@ -17,6 +22,8 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use uuid::Uuid;
 
 use crate::accept::accept_loop;
+use crate::access::auth::{Refusal, UpgradeHead};
+use crate::access::{self, ListenerPolicy, Session};
 use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::lifecycle::{Lifeline, Shutdown};
@@ -27,9 +34,10 @@ use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How much of a request's head is peeked (not consumed) to tell plain HTTP from an upgrade
-/// and what kind of socket an upgrade is.
-const PEEK_BYTES: usize = 2048;
+/// How much of a request's head is peeked (not consumed) to tell plain HTTP from an upgrade,
+/// what kind of socket an upgrade is, and what its access rules see; a longer head is
+/// refused with 431.
+const PEEK_BYTES: usize = 16 * 1024;
 
 /// How long to wait before peeking again at a request head that is not complete, at first
 /// and at most.
@@ -44,18 +52,29 @@ enum Route {
     Tombstone(EndStatus),
 }
 
+/// One worker listener's rules, and whether it is bound to a loopback address (then only
+/// loopback `Host` names are accepted).
+struct Rules {
+    policy: Arc<ListenerPolicy>,
+    loopback: bool,
+}
+
 /// Accepts connections until the engine stops.
 pub(crate) async fn run(
     listener: TcpListener,
+    policy: Arc<ListenerPolicy>,
     shared: Arc<EngineState>,
     shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
+    let loopback = (listener.local_addr()).is_ok_and(|addr| addr.ip().is_loopback());
+    let rules = Arc::new(Rules { policy, loopback });
     let stop = shutdown.clone();
     accept_loop(listener, stop, move |stream, peer| {
         handle(
             stream,
             peer,
+            rules.clone(),
             shared.clone(),
             shutdown.clone(),
             lifeline.clone(),
@@ -64,9 +83,39 @@ pub(crate) async fn run(
     .await;
 }
 
+/// The session a worker socket gets (`None` for a channel socket), or why the request is
+/// refused before its upgrade.
+async fn admit(
+    shared: &EngineState,
+    rules: &Rules,
+    head: &[u8],
+    peer: SocketAddr,
+) -> Result<Option<Session>, Refusal> {
+    let Some(parsed) = UpgradeHead::parse(head) else {
+        let (status, why) = if head.len() >= PEEK_BYTES {
+            let why = format!("the request head is over {PEEK_BYTES} bytes");
+            (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                "not an HTTP request head".to_string(),
+            )
+        };
+        return Err(Refusal::new(status, BAD_REQUEST, why));
+    };
+    access::origin::check(&rules.policy, rules.loopback, &parsed)?;
+    if !parsed.is_worker_socket() {
+        return Ok(None);
+    }
+    access::auth::authenticate(shared, &rules.policy, &parsed, peer)
+        .await
+        .map(Some)
+}
+
 async fn handle(
     stream: TcpStream,
     peer: SocketAddr,
+    rules: Arc<Rules>,
     shared: Arc<EngineState>,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
@@ -77,19 +126,34 @@ async fn handle(
         return;
     };
     let (stream, slot) = (admitted.stream, admitted.slot);
-    let mut head = [0u8; PEEK_BYTES];
+    let mut head = vec![0u8; PEEK_BYTES];
     let peeked = tokio::select! {
         peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_head(&stream, &mut head)) => peeked,
         _ = shutdown.wait() => return,
     };
+    let head_buffer = head;
     let head = match peeked {
-        Ok(Ok(seen)) => head.get(..seen).unwrap_or_default(),
+        Ok(Ok(seen)) => head_buffer.get(..seen).unwrap_or_default(),
         Ok(Err(_)) | Err(_) => return,
     };
     if crate::health::is_plain_request(head) {
         crate::health::serve(stream, shared.clone(), shutdown).await;
         return;
     }
+    let admitted = tokio::select! {
+        admitted = admit(&shared, &rules, head, peer) => admitted,
+        _ = shutdown.wait() => return,
+    };
+    let session = match admitted {
+        Ok(session) => session,
+        Err(refusal) => {
+            tracing::info!(%peer, status = %refusal.status, message = %refusal.error.message, "upgrade refused");
+            crate::health::answer_and_close(stream, refusal.status, &refusal.error).await;
+            return;
+        }
+    };
+    let kind = socket_kind(head);
+    drop(head_buffer);
     let mut route = None;
     let mut streams = false;
     // The callback's signature is tungstenite's; its error is the refusal response.
@@ -118,7 +182,6 @@ async fn handle(
         }
     };
     let max_main_message_bytes = shared.config.max_main_message_bytes;
-    let kind = socket_kind(head);
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
         let config = socket_config(kind, max_main_message_bytes);
         accept_hdr_async_with_config(CountingTcp::new(stream), callback, Some(config)).await
@@ -139,7 +202,10 @@ async fn handle(
         }
     };
     match route {
-        Some(Route::Main) => crate::worker::serve(shared, ws, streams, shutdown, lifeline).await,
+        Some(Route::Main) => {
+            let session = session.unwrap_or_else(|| Session::open(rules.policy.clone()));
+            crate::worker::serve(shared, ws, streams, session, shutdown, lifeline).await
+        }
         Some(Route::Otel) => discard(ws, shutdown).await,
         Some(Route::Channel(channel, direction)) => {
             crate::channels::relay::serve_end(

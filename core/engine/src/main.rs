@@ -110,6 +110,20 @@ struct Cli {
     /// before it closes every socket with 1001; a second signal stops it at once.
     #[arg(long, env = "III_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// A YAML configuration file in the published iii engine's shape (`workers:` with
+    /// `iii-worker-manager` and `iii-http` entries; docs/CONFIG.md). Flags given on the
+    /// command line or in the environment override it.
+    #[arg(long, env = "III_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// A browser origin (e.g. `https://app.example`, or `*`) whose pages may open worker and
+    /// channel sockets on the main listener (repeatable); upgrades from any other origin get 403.
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "III_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allow_origin: Vec<String>,
     /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
@@ -129,6 +143,7 @@ impl Cli {
             ping_interval: Duration::from_secs(self.ping_interval_secs),
             ping_timeout: Duration::from_secs(self.ping_timeout_secs),
             http_port: (!self.no_http).then_some(self.http_port),
+            http_host: None,
             http_timeout: Duration::from_secs(self.http_timeout_secs),
             max_json_body_bytes: self.max_json_body_bytes,
             http_functions_allow_private: self.http_functions_allow_private,
@@ -136,6 +151,11 @@ impl Cli {
             http_functions_secrets: self.http_functions_secret.clone(),
             // Below a few KiB no worker could even register.
             max_main_message_bytes: self.max_message_bytes.max(4096),
+            access: iii_engine::access::ListenerPolicy {
+                allowed_origins: self.allow_origin.clone(),
+                ..Default::default()
+            },
+            extra_listeners: Vec::new(),
             quotas: Quotas {
                 max_connections: self.max_connections,
                 max_channels_per_connection: self.max_channels_per_connection,
@@ -150,8 +170,74 @@ impl Cli {
     }
 }
 
+/// Settings from the file under those from flags: a setting whose flag was given on the
+/// command line or in the environment keeps the flag's value.
+fn apply_file(
+    config: &mut EngineConfig,
+    file: iii_engine::config_file::FileConfig,
+    given: impl Fn(&str) -> bool,
+) {
+    for ignored in &file.ignored {
+        tracing::warn!("config: {ignored} is not served by this engine; ignored");
+    }
+    let mut listeners = file.listeners.into_iter();
+    if let Some(main) = listeners.next() {
+        if let Some(host) = main.host.filter(|_| !given("host")) {
+            config.host = host;
+        }
+        if let Some(port) = main.port.filter(|_| !given("port")) {
+            config.port = port;
+        }
+        let mut access = main.access;
+        access
+            .allowed_origins
+            .append(&mut config.access.allowed_origins);
+        config.access = access;
+    }
+    config.extra_listeners = listeners
+        .map(|entry| iii_engine::WorkerListener {
+            host: entry.host.unwrap_or_else(|| config.host.clone()),
+            port: entry.port.unwrap_or(0),
+            access: entry.access,
+        })
+        .collect();
+    if let Some(http) = file.http {
+        if !given("http_port") && !given("no_http") {
+            config.http_port = Some(http.port.unwrap_or(iii_engine::DEFAULT_HTTP_PORT));
+        }
+        if let Some(host) = http.host.filter(|_| !given("host")) {
+            config.http_host = Some(host);
+        }
+        if let Some(timeout) = http
+            .default_timeout_ms
+            .filter(|_| !given("http_timeout_secs"))
+        {
+            config.http_timeout = Duration::from_millis(timeout);
+        }
+    }
+}
+
+/// The engine's settings: flags, over the config file if one is named.
+fn settings(cli: &Cli, matches: &clap::ArgMatches) -> Result<EngineConfig, String> {
+    use clap::parser::ValueSource;
+    let mut config = cli.config();
+    if let Some(path) = &cli.config {
+        let file = iii_engine::config_file::load(path)?;
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        apply_file(&mut config, file, given);
+    }
+    Ok(config)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr, coloured only on a terminal (and not with NO_COLOR); stdout carries
     // only the "listening on" lines, which scripts read.
@@ -161,8 +247,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .init();
+    let config = match settings(&cli, &matches) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("iii: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     match iii_engine::build_runtime(cli.worker_threads) {
-        Ok(runtime) => runtime.block_on(run(cli)),
+        Ok(runtime) => runtime.block_on(run(cli, config)),
         Err(error) => {
             tracing::error!(%error, "could not start the tokio runtime");
             ExitCode::FAILURE
@@ -170,9 +263,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, config: EngineConfig) -> ExitCode {
     let mut signals = StopSignals::new();
-    let engine = match iii_engine::start(cli.config()).await {
+    let engine = match iii_engine::start(config).await {
         Ok(engine) => engine,
         Err(error) => {
             tracing::error!(%error, "could not start the engine");
@@ -180,6 +273,9 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
     println!("iii engine listening on {}", engine.ws_url());
+    for url in engine.extra_ws_urls() {
+        println!("iii engine also listening on {url}");
+    }
     if let Some(http_url) = engine.http_url() {
         println!("iii http triggers on {http_url}");
     }

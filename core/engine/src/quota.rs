@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use iii_protocol::ErrorBody;
 use iii_protocol::codes::QUOTA_EXCEEDED;
@@ -128,52 +127,15 @@ pub(crate) async fn take_connection(
     }
 }
 
-/// How long a connection over the limit may take to send its request head before its 503.
-const REFUSAL_READ: Duration = Duration::from_secs(1);
-
-/// Most of a refused connection's request head that is read (and discarded).
-const REFUSAL_HEAD_BYTES: usize = 2048;
-
 /// Answers a connection over `--max-connections` with a 503 (a WebSocket client reads it as a
-/// refused upgrade, a health check as an error status) after reading its request head (so
-/// closing does not reset the answer away), then closes it.
-async fn refuse_over_quota(mut stream: TcpStream, max_connections: usize) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut head = [0u8; REFUSAL_HEAD_BYTES];
-    let mut seen = 0;
-    let reading = async {
-        while seen < head.len() {
-            let Some(free) = head.get_mut(seen..) else {
-                break;
-            };
-            match stream.read(free).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => seen += read,
-            }
-            if head
-                .get(..seen)
-                .is_some_and(|bytes| crate::health::head_end(bytes).is_some())
-            {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(REFUSAL_READ, reading).await;
+/// refused upgrade, a health check as an error status), then closes it.
+async fn refuse_over_quota(stream: TcpStream, max_connections: usize) {
     let error = exceeded(
         "connections open at once",
         max_connections,
         "max-connections",
     );
-    let body = crate::http::response::error_json(&error.code, &error.message);
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let writing = async {
-        let _ = stream.write_all(answer.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    };
-    let _ = tokio::time::timeout(REFUSAL_READ, writing).await;
+    crate::health::answer_and_close(stream, hyper::StatusCode::SERVICE_UNAVAILABLE, &error).await;
 }
 
 #[cfg(test)]

@@ -268,3 +268,47 @@ fn end_for(url: &str, channel_ref: &serde_json::Value) -> String {
         channel_ref["direction"].as_str().expect("direction"),
     )
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_file_in_the_published_shape_opens_its_listeners_under_the_flags() {
+    let dir = std::env::temp_dir().join(format!("iii-config-{}", uuid()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let file = dir.join("config.yaml");
+    let yaml = "workers:\n  - name: iii-worker-manager\n    config:\n      port: 1\n  - name: iii-stream\n    config: { port: 3112 }\n  - name: iii-worker-manager\n    config:\n      port: ${EXTRA_PORT:0}\n      rbac:\n        expose_functions:\n          - match(\"api::*\")\n";
+    std::fs::write(&file, yaml).expect("config written");
+    let path = file.to_string_lossy().into_owned();
+    // `--port 0` (given by start_engine_with) overrides the file's port 1.
+    let engine = start_engine_with(&["--config", &path]);
+    let extra = engine.stdout_lines[1]
+        .strip_prefix("iii engine also listening on ")
+        .expect("the second listener's line")
+        .to_string();
+    let mut open = worker_at(&engine.url).await;
+    let mut guarded = worker_at(&extra).await;
+    for (worker, code) in [(&mut open, None), (&mut guarded, Some("FORBIDDEN"))] {
+        let id = worker.call("engine::functions::list", json!({})).await;
+        let answer = worker.recv().await;
+        assert_eq!(answer["invocation_id"], id.as_str());
+        assert_eq!(answer["error"]["code"].as_str(), code, "{answer}");
+    }
+    drop((open, guarded));
+    let stderr = stop(engine);
+    assert!(
+        stderr.contains("entry `iii-stream` is not served"),
+        "{stderr}"
+    );
+
+    let broken = dir.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "workers:\n  - name: iii-worker-manager\n    config:\n      rbac: { auth: x }\n",
+    )
+    .expect("config written");
+    let (started, _, stderr) = run_to_exit(&["--config", &broken.to_string_lossy()]);
+    assert!(!started);
+    assert!(
+        stderr.contains("line 2: entry `iii-worker-manager`") && stderr.contains("auth"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -296,7 +296,12 @@ async fn a_route_served_by_replicas_outlives_the_one_that_leaves() {
     .await;
     let request = get_later(&engine, "/files");
     let call = invocation(&mut first).await;
-    answer(&mut first, &call, json!({"status_code": 200, "body": "first"})).await;
+    answer(
+        &mut first,
+        &call,
+        json!({"status_code": 200, "body": "first"}),
+    )
+    .await;
     assert_eq!(request.await.expect("request task").status, 200);
 }
 

@@ -244,8 +244,10 @@ async fn answer_one(replica: &mut Worker, result: serde_json::Value) -> serde_js
     let invoke = replica.recv().await;
     assert_eq!(invoke["type"], "invokefunction");
     replica
-        .send(json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
-                     "function_id": invoke["function_id"], "result": result}))
+        .send(
+            json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
+                     "function_id": invoke["function_id"], "result": result}),
+        )
         .await;
     invoke
 }
@@ -282,7 +284,10 @@ async fn replicas_share_calls_and_one_leaving_keeps_the_function() {
     let stopped = caller.recv().await;
     assert_eq!(stopped["invocation_id"], pending.as_str());
     assert_eq!(stopped["error"]["code"], "invocation_stopped");
-    eventually("the second replica to go", || engine.stats().connections == 2).await;
+    eventually("the second replica to go", || {
+        engine.stats().connections == 2
+    })
+    .await;
     assert_eq!(engine.stats().functions, 1);
     for _ in 0..2 {
         let id = caller.call("shared::fn", json!({})).await;

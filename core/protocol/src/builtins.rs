@@ -45,3 +45,19 @@ pub const CHANNELS_CREATE_READER: &str = "reader";
 /// The key the engine adds to an object input of every invocation a worker makes: the id of
 /// the calling worker's connection.
 pub const CALLER_WORKER_ID: &str = "_caller_worker_id";
+
+/// The engine functions any connection may call whatever its listener's access rules say
+/// (unless its auth function forbids one by name): what every worker needs to run at all.
+/// The same list as the published engine's, which only grows.
+pub const INFRASTRUCTURE_FUNCTIONS: [&str; 10] = [
+    FN_CHANNELS_CREATE,
+    FN_WORKERS_REGISTER,
+    "engine::log::info",
+    "engine::log::warn",
+    "engine::log::error",
+    "engine::log::debug",
+    "engine::log::trace",
+    "engine::baggage::get",
+    "engine::baggage::set",
+    "engine::baggage::get_all",
+];

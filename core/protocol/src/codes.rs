@@ -3,6 +3,11 @@
 //! exception's `.code`). One list, so the engine, the SDK and the bindings spell them alike
 //! (docs/PROTOCOL.md §3.2).
 
+/// A call, registration or connection the listener's access rules do not allow (the published
+/// engine's spelling).
+pub const FORBIDDEN: &str = "FORBIDDEN";
+/// The listener's auth function refused the connection, failed, or answered nonsense.
+pub const AUTH_ERROR: &str = "AUTH_ERROR";
 /// A main-socket message that is not valid JSON or lacks a required field.
 pub const INVALID_MESSAGE: &str = "invalid_message";
 /// No connected worker has registered the function.

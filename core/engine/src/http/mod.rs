@@ -20,15 +20,12 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
-use iii_protocol::{ChannelDirection, EndStatus, ErrorBody, codes};
+use iii_protocol::{ChannelDirection, EndStatus, codes};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 use crate::accept::accept_loop;
 use crate::channels::Claim;
-use crate::forward::{Call, Pace, forward};
-use crate::invocations::{Outcome, Waiter};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 use body::HttpBody;
@@ -184,7 +181,7 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
     };
     let data = request::payload(&route, &parts, body, refs);
     let metadata = shared.triggers.metadata(&route.trigger_id, route.owner);
-    match invoke(&shared, &route.function_id, data, metadata).await {
+    match crate::forward::invoke_for_engine(&shared, &route.function_id, data, metadata).await {
         Ok(outcome) => exchange.outcome = Some(outcome),
         Err(error) => {
             let message = format!("Function {} not found", route.function_id);
@@ -193,30 +190,4 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
         }
     }
     response::respond(rx, exchange, shared.config.http_timeout).await
-}
-
-/// Calls `function_id` with `data` (and the trigger's `metadata`) on behalf of the engine;
-/// the receiver gets its answer.
-async fn invoke(
-    shared: &EngineState,
-    function_id: &str,
-    data: Value,
-    metadata: Option<Value>,
-) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
-    let Some(owner) = shared.functions.lookup(function_id) else {
-        return Err(ErrorBody::new(
-            codes::FUNCTION_NOT_FOUND,
-            format!("Function {function_id} not found"),
-        ));
-    };
-    let (reply, outcome) = oneshot::channel();
-    let call = Call {
-        function_id: function_id.to_string(),
-        data,
-        metadata,
-        traceparent: None,
-        baggage: None,
-    };
-    forward(shared, owner, call, Some(Waiter::Engine(reply)), Pace::Call).await;
-    Ok(outcome)
 }

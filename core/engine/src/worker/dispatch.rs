@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Conn;
 use super::registrations;
+use crate::access;
 use crate::forward::{Call, Pace, forward};
 use crate::functions::{FunctionDetails, Owner, TooManyFunctions};
 use crate::invocations::Caller;
@@ -33,27 +34,17 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             response_format,
             invocation,
         } => {
-            if let Err(error) =
-                quota::check_id("function id", &id, shared.config.quotas.max_id_bytes)
-            {
-                return refuse_function(conn, &id, error);
-            }
-            let owner = Owner {
-                conn: conn.id,
-                outbox: conn.outbox.clone(),
-                remote: invocation.map(|invocation| {
-                    RemoteFunction::new(&id, &invocation, &shared.remote.allowed_secrets)
-                }),
-            };
             let details = FunctionDetails {
                 description,
                 metadata,
                 request_format,
                 response_format,
             };
-            register_function(shared, conn, id, owner, details);
+            register_function(shared, conn, id, invocation, details).await;
         }
-        Message::UnregisterFunction { id } => shared.functions.unregister(&id, conn.id),
+        Message::UnregisterFunction { id } => {
+            (shared.functions).unregister(&conn.session.registered_id(&id), conn.id)
+        }
         Message::RegisterTrigger {
             id,
             trigger_type,
@@ -126,14 +117,36 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
     }
 }
 
-/// Registers a function unless its connection owns its quota of them already.
-fn register_function(
+/// Registers a function, unless its connection's access rules deny it or the connection owns
+/// its quota of them already.
+async fn register_function(
     shared: &EngineState,
     conn: &Conn,
     id: String,
-    owner: Owner,
+    invocation: Option<Value>,
     details: FunctionDetails,
 ) {
+    let max_id = shared.config.quotas.max_id_bytes;
+    if let Err(error) = quota::check_id("function id", &id, max_id) {
+        return refuse_function(conn, &id, error);
+    }
+    let registered =
+        access::hooks::function_registration(shared, &conn.session, id.clone(), details).await;
+    let (id, details) = match registered {
+        Ok(registered) => registered,
+        Err(error) => return refuse_function(conn, &id, error),
+    };
+    if let Err(error) = quota::check_id("function id", &id, max_id) {
+        return refuse_function(conn, &id, error);
+    }
+    let owner = Owner {
+        conn: conn.id,
+        outbox: conn.outbox.clone(),
+        remote: invocation.map(|invocation| {
+            RemoteFunction::new(&id, &invocation, &shared.remote.allowed_secrets)
+        }),
+        prefix: conn.session.prefix(),
+    };
     let max = shared.config.quotas.max_functions_per_connection;
     match shared.functions.register(id.clone(), owner, details, max) {
         Ok(()) => {
@@ -242,7 +255,7 @@ struct Invoke {
 async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
     let Invoke {
         invocation_id,
-        function_id,
+        mut function_id,
         mut data,
         action,
         metadata,
@@ -278,6 +291,11 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         let error = ErrorBody::new(INVALID_MESSAGE, "invocation_id must be a UUID");
         return answer_error(caller, function_id, error).await;
     }
+    let session = &conn.session;
+    if let Err(error) = session.may_call(&function_id, || shared.functions.metadata(&function_id)) {
+        tracing::info!(worker_id = %conn.worker_id, %function_id, "call refused by the listener's access rules");
+        return refuse_call(conn, caller, function_id, error).await;
+    }
     match function_id.as_str() {
         FN_CHANNELS_CREATE => {
             if let Some(caller) = caller {
@@ -305,13 +323,6 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         }
         return;
     }
-    let Some(owner) = shared.functions.lookup(&function_id) else {
-        let error = ErrorBody::new(
-            FUNCTION_NOT_FOUND,
-            format!("Function {function_id} not found"),
-        );
-        return answer_error(caller, function_id, error).await;
-    };
     if let Value::Object(map) = &mut data
         && !map.contains_key(CALLER_WORKER_ID)
     {
@@ -320,6 +331,23 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
             Value::String(conn.worker_id.to_string()),
         );
     }
+    if let Some(middleware) = &session.policy.middleware_function_id {
+        let action = void.then(|| json!({"type": "void"}));
+        data = json!({
+            "function_id": function_id,
+            "payload": data,
+            "action": action,
+            "context": session.grant.context,
+        });
+        function_id = middleware.clone();
+    }
+    let Some(owner) = shared.functions.lookup(&function_id) else {
+        let error = ErrorBody::new(
+            FUNCTION_NOT_FOUND,
+            format!("Function {function_id} not found"),
+        );
+        return answer_error(caller, function_id, error).await;
+    };
     let call = Call {
         function_id,
         data,
@@ -328,6 +356,18 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         baggage,
     };
     forward(shared, owner, call, caller.map(Into::into), Pace::Call).await;
+}
+
+/// Tells the caller its call is refused: in its answer, or, for a call nobody waits for, in
+/// an `error` frame naming the function (a denial is never silent).
+async fn refuse_call(conn: &Conn, caller: Option<Caller>, function_id: String, error: ErrorBody) {
+    match caller {
+        Some(caller) => caller.fail(function_id, error).await,
+        None => {
+            let frame = json!({"type": "error", "function_id": function_id, "error": error});
+            conn.outbox.send_text(frame.to_string());
+        }
+    }
 }
 
 async fn answer_error(caller: Option<Caller>, function_id: String, error: ErrorBody) {

@@ -9,6 +9,7 @@ pub(crate) mod registrations;
 pub(crate) mod registry;
 pub(crate) mod streams;
 
+use crate::access::Session;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ pub(crate) struct Conn {
     pub(crate) streams: Option<Arc<StreamTable>>,
     /// Channels this connection created that have not finished yet (its channel quota).
     pub(crate) channels: Slots,
+    /// What this connection may do (its listener's rules and its auth function's grant).
+    pub(crate) session: Session,
 }
 
 /// Why a main socket's read loop ended.
@@ -69,6 +72,7 @@ pub(crate) async fn serve(
     shared: Arc<EngineState>,
     ws: WsStream,
     streams: bool,
+    session: Session,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -97,6 +101,7 @@ pub(crate) async fn serve(
             .then(|| StreamTable::for_engine(frames_tx, tokio::runtime::Handle::current())),
         outbox: Outbox::new(queue_tx, backlog),
         channels: Slots::default(),
+        session,
     };
     shared
         .connections

@@ -8,6 +8,7 @@ use iii_protocol::{ErrorBody, Message, http};
 use serde_json::Value;
 
 use super::Conn;
+use crate::access::hooks;
 use crate::http::routes::InvalidRoute;
 use crate::quota;
 use crate::state::EngineState;
@@ -20,6 +21,26 @@ pub(crate) async fn register_trigger(
     id: String,
     trigger: Trigger,
 ) {
+    let (id, trigger) = match hooks::trigger_registration(
+        shared,
+        &conn.session,
+        id.clone(),
+        trigger.clone(),
+    )
+    .await
+    {
+        Ok(allowed) => allowed,
+        Err(error) => {
+            tracing::warn!(trigger_id = %id.chars().take(128).collect::<String>(), message = %error.message, "trigger registration denied");
+            conn.outbox.send(&Message::TriggerRegistrationResult {
+                id,
+                trigger_type: trigger.trigger_type,
+                function_id: trigger.function_id,
+                error: Some(error),
+            });
+            return;
+        }
+    };
     let refusal = |code: &str, why: String| Message::TriggerRegistrationResult {
         id: id.clone(),
         trigger_type: trigger.trigger_type.clone(),
@@ -114,6 +135,17 @@ pub(crate) async fn register_trigger_type(
     description: Option<String>,
     formats: (Option<Value>, Option<Value>),
 ) {
+    let allowed =
+        hooks::trigger_type_registration(shared, &conn.session, id.clone(), description).await;
+    let (id, description) = match allowed {
+        Ok(allowed) => allowed,
+        Err(error) => {
+            tracing::warn!(trigger_type = %id.chars().take(128).collect::<String>(), message = %error.message, "trigger type registration denied");
+            let frame = serde_json::json!({"type": "error", "trigger_type": id, "error": error});
+            conn.outbox.send_text(frame.to_string());
+            return;
+        }
+    };
     let provider = TriggerType {
         owner: conn.id,
         outbox: conn.outbox.clone(),

@@ -126,7 +126,7 @@ async fn a_worker_sending_a_large_message_slowly_is_not_dropped() {
         .await
         .expect("connect");
     tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: engine\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
     .await
