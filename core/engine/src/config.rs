@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::access::ListenerPolicy;
+use crate::tls::TlsFiles;
 
 /// How an engine listens and how long it keeps things it holds for others.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,10 @@ pub struct EngineConfig {
     /// More worker listeners, each on its own address with its own rules (the config file's
     /// later `iii-worker-manager` entries).
     pub extra_listeners: Vec<WorkerListener>,
+    /// Certificate and key of the main worker listener: set, it serves `wss://` only.
+    pub tls: Option<TlsFiles>,
+    /// Certificate and key of the HTTP trigger server: set, it serves `https://` only.
+    pub http_tls: Option<TlsFiles>,
 }
 
 /// A worker listener besides the main one.
@@ -73,6 +78,8 @@ pub struct WorkerListener {
     pub port: u16,
     /// Who may connect and what they may do.
     pub access: ListenerPolicy,
+    /// Certificate and key: set, the listener serves `wss://` only.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Quotas: what one connection, or all of them together, may make the engine hold, so a
@@ -153,6 +160,8 @@ impl Default for EngineConfig {
             quotas: Quotas::default(),
             access: ListenerPolicy::default(),
             extra_listeners: Vec::new(),
+            tls: None,
+            http_tls: None,
         }
     }
 }

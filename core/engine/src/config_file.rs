@@ -26,6 +26,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::access::{ListenerPolicy, Rbac};
+use crate::tls::TlsFiles;
 
 /// The name of a worker listener entry.
 pub const WORKER_MANAGER: &str = "iii-worker-manager";
@@ -44,16 +45,6 @@ pub struct ListenerEntry {
     pub access: ListenerPolicy,
     /// `tls`, if set.
     pub tls: Option<TlsFiles>,
-}
-
-/// A certificate chain and its private key, as PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    /// The certificate chain (leaf first).
-    pub cert_file: std::path::PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: std::path::PathBuf,
 }
 
 /// The HTTP trigger server as the file describes it.

@@ -13,7 +13,16 @@ use crate::config::EngineConfig;
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 use crate::stats::EngineStats;
+use crate::tls::{Reloadable, TlsFiles};
 use crate::worker::registry::WorkerInfo;
+
+/// Which listeners serve TLS.
+struct Schemes {
+    /// The worker listeners, main first.
+    worker: Vec<bool>,
+    /// The HTTP trigger server.
+    http: bool,
+}
 
 /// How long [`Engine::shutdown`] waits for its tasks to finish closing their sockets.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -26,6 +35,9 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 pub struct Engine {
     local_addr: SocketAddr,
     extra_addrs: Vec<SocketAddr>,
+    /// Per worker listener (main first), then the HTTP server: whether it serves TLS.
+    schemes: Schemes,
+    certificates: Vec<Arc<Reloadable>>,
     http_addr: Option<SocketAddr>,
     shared: Arc<EngineState>,
     stop: watch::Sender<bool>,
@@ -63,13 +75,29 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     let listener = bind(&config.host, config.port).await?;
     let local_addr = listener.local_addr()?;
+    let mut certificates = Vec::new();
+    let mut acceptor = |files: &Option<TlsFiles>, alpn: &[&[u8]]| -> std::io::Result<_> {
+        let Some(files) = files else { return Ok(None) };
+        let certificate = Reloadable::new(files.clone())?;
+        let acceptor = certificate.acceptor(alpn)?;
+        certificates.push(certificate);
+        Ok(Some(acceptor))
+    };
+    let main_tls = acceptor(&config.tls, &[b"http/1.1"])?;
+    let mut schemes = Schemes {
+        worker: vec![main_tls.is_some()],
+        http: config.http_tls.is_some(),
+    };
     let mut extra = Vec::new();
     for spec in &config.extra_listeners {
         let bound = bind(&spec.host, spec.port).await?;
-        extra.push((bound, Arc::new(spec.access.clone())));
+        let tls = acceptor(&spec.tls, &[b"http/1.1"])?;
+        schemes.worker.push(tls.is_some());
+        extra.push((bound, Arc::new(spec.access.clone()), tls));
     }
+    let http_tls = acceptor(&config.http_tls, &[b"http/1.1"])?;
     let extra_addrs = (extra.iter())
-        .map(|(bound, _)| bound.local_addr())
+        .map(|(bound, _, _)| bound.local_addr())
         .collect::<std::io::Result<Vec<_>>>()?;
     let main_access = Arc::new(config.access.clone());
     let http_listener = match config.http_port {
@@ -93,10 +121,11 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()))?;
     let shared = Arc::new(EngineState::new(config, remote));
     let shutdown = Shutdown(stop_rx);
-    for (listener, access) in std::iter::once((listener, main_access)).chain(extra) {
+    for (listener, access, tls) in std::iter::once((listener, main_access, main_tls)).chain(extra) {
         tokio::spawn(crate::listener::run(
             listener,
             access,
+            tls,
             shared.clone(),
             shutdown.clone(),
             lifeline.clone(),
@@ -105,6 +134,7 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     if let Some(http_listener) = http_listener {
         tokio::spawn(crate::http::run(
             http_listener,
+            http_tls,
             shared.clone(),
             shutdown.clone(),
             lifeline.clone(),
@@ -120,6 +150,8 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
     Ok(Engine {
         local_addr,
         extra_addrs,
+        schemes,
+        certificates,
         http_addr,
         shared,
         stop,
@@ -137,14 +169,39 @@ impl Engine {
     /// The URL workers connect to, e.g. `ws://127.0.0.1:49134` (a wildcard bind address is
     /// shown as the loopback address).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}", reachable(self.local_addr))
+        let scheme = if self.schemes.worker.first() == Some(&true) {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}", reachable(self.local_addr))
+    }
+
+    /// Reads every TLS certificate and key again (the binary does on SIGHUP); connections
+    /// opened from now on get the new ones. A file that does not load leaves its old
+    /// certificate in use, and is reported.
+    pub fn reload_tls(&self) -> std::io::Result<()> {
+        let mut failed = None;
+        for certificate in &self.certificates {
+            if let Err(error) = certificate.reload() {
+                tracing::error!(%error, "TLS certificate not reloaded; the old one stays");
+                failed = Some(error);
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// The URLs of the extra worker listeners, in the order they were configured.
     pub fn extra_ws_urls(&self) -> Vec<String> {
-        (self.extra_addrs.iter())
-            .map(|addr| format!("ws://{}", reachable(*addr)))
-            .collect()
+        (self
+            .extra_addrs
+            .iter()
+            .zip(self.schemes.worker.iter().skip(1)))
+        .map(|(addr, tls)| {
+            let scheme = if *tls { "wss" } else { "ws" };
+            format!("{scheme}://{}", reachable(*addr))
+        })
+        .collect()
     }
 
     /// The address of the HTTP trigger server, if it runs.
@@ -154,8 +211,9 @@ impl Engine {
 
     /// The base URL of the HTTP trigger server, e.g. `http://127.0.0.1:3111`, if it runs.
     pub fn http_url(&self) -> Option<String> {
+        let scheme = if self.schemes.http { "https" } else { "http" };
         self.http_addr
-            .map(|addr| format!("http://{}", reachable(addr)))
+            .map(|addr| format!("{scheme}://{}", reachable(addr)))
     }
 
     /// What the engine holds right now.

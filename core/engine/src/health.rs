@@ -15,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use iii_protocol::codes;
 use serde_json::json;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::http::body::HttpBody;
 use crate::http::response::{error_response, json_response};
@@ -65,8 +65,8 @@ const REFUSAL_HEAD_BYTES: usize = 16 * 1024;
 /// Answers a connection refused before any upgrade (over a quota, a browser origin, failed
 /// auth) with `status` and `error` as its JSON body, after reading its request head (so
 /// closing does not reset the answer away), then closes it.
-pub(crate) async fn answer_and_close(
-    mut stream: TcpStream,
+pub(crate) async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     status: StatusCode,
     error: &iii_protocol::ErrorBody,
 ) {
@@ -106,7 +106,10 @@ pub(crate) async fn answer_and_close(
 }
 
 /// Serves plain HTTP requests on `stream` until the client leaves or the engine stops.
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<EngineState>, mut shutdown: Shutdown) {
+pub(crate) async fn serve<S>(stream: S, shared: Arc<EngineState>, mut shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let stopping = shutdown.clone();
     let service = service_fn(move |request| {
         let answer = answer(&shared, &stopping, &request);

@@ -45,6 +45,7 @@ mod runtime;
 mod state;
 mod stats;
 mod tcp;
+mod tls;
 mod triggers;
 mod util;
 mod worker;
@@ -54,4 +55,5 @@ pub use config::{DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig, Quotas, WorkerLi
 pub use engine::{Engine, start};
 pub use runtime::{DEFAULT_WORKER_THREADS, build_runtime};
 pub use stats::EngineStats;
+pub use tls::TlsFiles;
 pub use worker::registry::WorkerInfo;

@@ -12,10 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use iii_protocol::codes::BAD_REQUEST;
 use iii_protocol::{ChannelDirection, EndStatus};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::accept_hdr_async_with_config;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -28,7 +31,7 @@ use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
-use crate::tcp::CountingTcp;
+use crate::tcp::{CountingTcp, Io};
 use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
@@ -57,18 +60,25 @@ enum Route {
 struct Rules {
     policy: Arc<ListenerPolicy>,
     loopback: bool,
+    /// Set on a `wss://` listener.
+    tls: Option<TlsAcceptor>,
 }
 
 /// Accepts connections until the engine stops.
 pub(crate) async fn run(
     listener: TcpListener,
     policy: Arc<ListenerPolicy>,
+    tls: Option<TlsAcceptor>,
     shared: Arc<EngineState>,
     shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
     let loopback = (listener.local_addr()).is_ok_and(|addr| addr.ip().is_loopback());
-    let rules = Arc::new(Rules { policy, loopback });
+    let rules = Arc::new(Rules {
+        policy,
+        loopback,
+        tls,
+    });
     let stop = shutdown.clone();
     accept_loop(listener, stop, move |stream, peer| {
         handle(
@@ -126,18 +136,22 @@ async fn handle(
         return;
     };
     let (stream, slot) = (admitted.stream, admitted.slot);
-    let mut head = vec![0u8; PEEK_BYTES];
-    let peeked = tokio::select! {
-        peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_head(&stream, &mut head)) => peeked,
+    let opening = tokio::time::timeout(HANDSHAKE_TIMEOUT, open(stream, rules.tls.as_ref()));
+    let opened = tokio::select! {
+        opened = opening => opened,
         _ = shutdown.wait() => return,
     };
-    let head_buffer = head;
-    let head = match peeked {
-        Ok(Ok(seen)) => head_buffer.get(..seen).unwrap_or_default(),
-        Ok(Err(_)) | Err(_) => return,
+    let (io, head) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "connection lost before its request (or its TLS handshake failed)");
+            return;
+        }
+        Err(_) => return,
     };
+    let head = head.as_slice();
     if crate::health::is_plain_request(head) {
-        crate::health::serve(stream, shared.clone(), shutdown).await;
+        crate::health::serve(io, shared.clone(), shutdown).await;
         return;
     }
     let admitted = tokio::select! {
@@ -148,12 +162,11 @@ async fn handle(
         Ok(session) => session,
         Err(refusal) => {
             tracing::info!(%peer, status = %refusal.status, message = %refusal.error.message, "upgrade refused");
-            crate::health::answer_and_close(stream, refusal.status, &refusal.error).await;
+            crate::health::answer_and_close(io, refusal.status, &refusal.error).await;
             return;
         }
     };
     let kind = socket_kind(head);
-    drop(head_buffer);
     let mut route = None;
     let mut streams = false;
     // The callback's signature is tungstenite's; its error is the refusal response.
@@ -184,7 +197,7 @@ async fn handle(
     let max_main_message_bytes = shared.config.max_main_message_bytes;
     let upgrade = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
         let config = socket_config(kind, max_main_message_bytes);
-        accept_hdr_async_with_config(CountingTcp::new(stream), callback, Some(config)).await
+        accept_hdr_async_with_config(CountingTcp::new(io), callback, Some(config)).await
     });
     let upgraded = tokio::select! {
         upgraded = upgrade => upgraded,
@@ -223,6 +236,32 @@ async fn handle(
         None => close_and_drain(&mut ws, Some(going_away())).await,
     }
     drop(slot);
+}
+
+/// The connection, and the start of what its client sent (up to [`PEEK_BYTES`], the request
+/// head when it is complete): peeked on plain TCP; on TLS read after the handshake and put
+/// back in front of the stream.
+async fn open(stream: TcpStream, tls: Option<&TlsAcceptor>) -> std::io::Result<(Io, Vec<u8>)> {
+    let mut head = vec![0u8; PEEK_BYTES];
+    let Some(acceptor) = tls else {
+        let seen = peek_head(&stream, &mut head).await?;
+        head.truncate(seen);
+        return Ok((Io::Plain(stream), head));
+    };
+    let mut stream = acceptor.accept(stream).await?;
+    let mut seen = 0;
+    while let Some(free) = head.get_mut(seen..).filter(|free| !free.is_empty()) {
+        let read = stream.read(free).await?;
+        seen += read;
+        let complete = (head.get(..seen)).is_some_and(|h| crate::health::head_end(h).is_some());
+        if read == 0 || complete {
+            break;
+        }
+    }
+    head.truncate(seen);
+    let replay = Bytes::copy_from_slice(&head);
+    let stream = Box::new(stream);
+    Ok((Io::Tls { stream, replay }, head))
 }
 
 /// Peeks (without consuming) at the start of what the client sent until the request head is

@@ -124,6 +124,13 @@ struct Cli {
         value_delimiter = ','
     )]
     allow_origin: Vec<String>,
+    /// PEM certificate chain: with --tls-key, the worker port serves `wss://` and the HTTP
+    /// port `https://` (plain connections are refused). SIGHUP reads both files again.
+    #[arg(long, env = "III_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "III_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Threads moving the traffic; 1 runs everything on one thread (fastest on small
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
@@ -131,6 +138,13 @@ struct Cli {
 }
 
 impl Cli {
+    fn tls_files(&self) -> Option<iii_engine::TlsFiles> {
+        Some(iii_engine::TlsFiles {
+            cert_file: self.tls_cert.clone()?,
+            key_file: self.tls_key.clone()?,
+        })
+    }
+
     fn config(&self) -> EngineConfig {
         EngineConfig {
             host: self.host.clone(),
@@ -156,6 +170,8 @@ impl Cli {
                 ..Default::default()
             },
             extra_listeners: Vec::new(),
+            tls: self.tls_files(),
+            http_tls: self.tls_files(),
             quotas: Quotas {
                 max_connections: self.max_connections,
                 max_channels_per_connection: self.max_channels_per_connection,
@@ -199,6 +215,7 @@ fn apply_file(
             host: entry.host.unwrap_or_else(|| config.host.clone()),
             port: entry.port.unwrap_or(0),
             access: entry.access,
+            tls: entry.tls,
         })
         .collect();
     if let Some(http) = file.http {
@@ -280,7 +297,7 @@ async fn run(cli: Cli, config: EngineConfig) -> ExitCode {
         println!("iii http triggers on {http_url}");
     }
 
-    signals.next().await;
+    wait_for_stop(&mut signals, &engine).await;
     let first_signal = tokio::time::Instant::now();
     let grace = Duration::from_secs(cli.shutdown_grace_secs);
     tracing::info!(
@@ -303,6 +320,28 @@ async fn run(cli: Cli, config: EngineConfig) -> ExitCode {
     tracing::info!("shutting down");
     engine.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Waits for SIGINT or SIGTERM; each SIGHUP meanwhile reloads the TLS certificates.
+async fn wait_for_stop(signals: &mut StopSignals, engine: &iii_engine::Engine) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return signals.next().await;
+        };
+        loop {
+            tokio::select! {
+                () = signals.next() => return,
+                Some(()) = hangups.recv() => {
+                    tracing::info!("SIGHUP: reloading TLS certificates");
+                    let _ = engine.reload_tls();
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    signals.next().await
 }
 
 /// A signal this soon after the first is the same stop delivered twice, not an operator

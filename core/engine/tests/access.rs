@@ -25,6 +25,7 @@ async fn engine_with_rules(rbac: Value, middleware: Option<&str>) -> (Engine, St
                 rbac: Some(rbac),
                 allowed_origins: Vec::new(),
             },
+            tls: None,
         }],
         ..EngineConfig::ephemeral()
     })

@@ -92,8 +92,16 @@ pub(crate) async fn run(inner: Arc<WorkerState>, mut outbound: mpsc::Receiver<Ou
                 break error;
             }
         };
+        let tls = match crate::tls::connector_for(&inner.address) {
+            Ok(tls) => tls,
+            Err(error) => {
+                tracing::error!(%error, "cannot set up TLS");
+                break error;
+            }
+        };
+        let config = Some(main_socket_config());
         let connecting =
-            tokio_tungstenite::connect_async_with_config(request, Some(main_socket_config()), true);
+            tokio_tungstenite::connect_async_tls_with_config(request, config, true, tls);
         let connected = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break IIIError::Shutdown,

@@ -41,6 +41,7 @@ mod link;
 pub mod options;
 mod runtime;
 mod state;
+pub mod tls;
 pub mod trigger;
 pub mod trigger_type;
 mod worker;

@@ -46,6 +46,9 @@ pub struct InitOptions {
     /// flight fail with a connection error and the worker reconnects, instead of waiting
     /// for a socket the network silently dropped.
     pub ping_timeout_ms: u64,
+    /// A PEM file of CA certificates trusted for `wss://` besides the system roots (and
+    /// `III_CA_FILE`); see [`crate::tls`].
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for InitOptions {
@@ -62,6 +65,7 @@ impl Default for InitOptions {
             headers: Vec::new(),
             ping_interval_ms: 20_000,
             ping_timeout_ms: 20_000,
+            ca_file: None,
         }
     }
 }
@@ -131,6 +135,12 @@ impl InitOptions {
                     "headers must be an object of strings".into(),
                 ));
             }
+        }
+        let ca_file = ["caFile", "ca_file"]
+            .iter()
+            .find_map(|key| settings.get(*key).and_then(serde_json::Value::as_str));
+        if let Some(path) = ca_file {
+            self.ca_file = Some(path.into());
         }
         let reconnection = ["reconnectionConfig", "reconnection_config"]
             .iter()

@@ -41,6 +41,9 @@ pub fn register_worker_with(url: &str, options: InitOptions) -> III {
 pub fn try_register_worker_with(url: &str, options: InitOptions) -> Result<III, IIIError> {
     check_engine_url(url)?;
     connection::handshake_request(url, &options)?;
+    if let Some(path) = &options.ca_file {
+        crate::tls::trust_ca_file(path)?;
+    }
     Ok(start(url, options))
 }
 
@@ -56,6 +59,11 @@ pub fn check_engine_url(url: &str) -> Result<(), IIIError> {
 }
 
 fn start(url: &str, options: InitOptions) -> III {
+    if let Some(path) = &options.ca_file
+        && let Err(error) = crate::tls::trust_ca_file(path)
+    {
+        tracing::error!(%error, "the worker's CA file is not trusted");
+    }
     let (outbound, outbound_queue) = mpsc::channel(options.max_queued_messages.max(1));
     let inner = Arc::new(WorkerState::new(url, options, outbound));
     crate::runtime::home().spawn(connection::run(inner.clone(), outbound_queue));

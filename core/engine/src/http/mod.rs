@@ -23,6 +23,7 @@ use iii_protocol::limits::DEFAULT_BUFFER_FRAMES;
 use iii_protocol::{ChannelDirection, EndStatus, codes};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use crate::accept::accept_loop;
 use crate::channels::Claim;
@@ -41,6 +42,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Accepts HTTP connections until the engine stops.
 pub(crate) async fn run(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<EngineState>,
     shutdown: Shutdown,
     lifeline: Lifeline,
@@ -50,6 +52,7 @@ pub(crate) async fn run(
         serve_connection(
             stream,
             peer,
+            tls.clone(),
             shared.clone(),
             shutdown.clone(),
             lifeline.clone(),
@@ -61,6 +64,7 @@ pub(crate) async fn run(
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
     shared: Arc<EngineState>,
     mut shutdown: Shutdown,
     _lifeline: Lifeline,
@@ -70,6 +74,26 @@ async fn serve_connection(
         return;
     };
     let (stream, _slot) = (admitted.stream, admitted.slot);
+    let Some(acceptor) = tls else {
+        return serve_http(stream, shared, shutdown).await;
+    };
+    let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+    let stream = tokio::select! {
+        accepted = handshake => match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+        _ = shutdown.wait() => return,
+    };
+    serve_http(stream, shared, shutdown).await;
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes or the engine stops.
+async fn serve_http<S>(stream: S, shared: Arc<EngineState>, mut shutdown: Shutdown)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |request| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(shared, request).await) }

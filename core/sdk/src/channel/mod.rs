@@ -84,7 +84,8 @@ pub(crate) async fn connect(
     direction: ChannelDirection,
 ) -> Result<ChannelSocket, IIIError> {
     let config = Some(socket_config(direction));
-    match tokio_tungstenite::connect_async_with_config(url, config, true).await {
+    let tls = crate::tls::connector_for(url)?;
+    match tokio_tungstenite::connect_async_tls_with_config(url, config, true, tls).await {
         Ok((socket, _response)) => Ok(ChannelSocket::Socket(Box::new(socket))),
         Err(WsError::Http(response)) => Err(IIIError::ChannelConnect(format!(
             "the engine refused the channel socket with HTTP {}",
