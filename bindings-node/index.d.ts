@@ -235,6 +235,11 @@ export interface InitOptions {
    * reconnecting in the background.
    */
   connectTimeoutMs?: number
+  /**
+   * A PEM file of CA certificates trusted for `wss://` engines, besides the system roots and
+   * `III_CA_FILE`.
+   */
+  caFile?: string
 }
 
 /** What a worker offers, as the published client types it. */

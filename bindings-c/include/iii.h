@@ -320,6 +320,19 @@ iii_result iii_worker_connect_with(const char *url,
                                    iii_worker **worker_out);
 
 /**
+ * `iii_worker_connect` with settings as a JSON object (NULL or `"{}"`: the defaults):
+ * `headers` (an object of strings sent with the handshake, e.g.
+ * `{"Authorization": "Bearer t"}`), `ca_file` (a PEM file of CA certificates trusted for
+ * `wss://` besides the system roots and `III_CA_FILE`), `connect_timeout_ms`, and
+ * `reconnection_config` (`max_retries`, `initial_delay_ms`, `max_delay_ms`, ...). Settings
+ * that are not valid (a header value that is not a string, a CA file that cannot be read)
+ * are `III_INVALID_ARGUMENT`.
+ */
+iii_result iii_worker_connect_settings(const char *url,
+                                       const char *settings_json,
+                                       iii_worker **worker_out);
+
+/**
  * Waits until the worker is connected and the engine has processed every registration made
  * before this call.
  */

@@ -70,6 +70,46 @@ pub unsafe extern "C" fn iii_worker_connect_with(
     })
 }
 
+/// `iii_worker_connect` with settings as a JSON object (NULL or `"{}"`: the defaults):
+/// `headers` (an object of strings sent with the handshake, e.g.
+/// `{"Authorization": "Bearer t"}`), `ca_file` (a PEM file of CA certificates trusted for
+/// `wss://` besides the system roots and `III_CA_FILE`), `connect_timeout_ms`, and
+/// `reconnection_config` (`max_retries`, `initial_delay_ms`, `max_delay_ms`, ...). Settings
+/// that are not valid (a header value that is not a string, a CA file that cannot be read)
+/// are `III_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iii_worker_connect_settings(
+    url: *const c_char,
+    settings_json: *const c_char,
+    worker_out: *mut *mut iii_worker,
+) -> iii_result {
+    run(|| {
+        // SAFETY: the crate-level contract.
+        let url = unsafe { input_str(url, "url") }?;
+        let settings = if settings_json.is_null() {
+            serde_json::Value::Null
+        } else {
+            // SAFETY: the crate-level contract.
+            let text = unsafe { input_str(settings_json, "settings_json") }?;
+            parse_json(text, "settings_json")?
+        };
+        check_out(worker_out, "worker_out")?;
+        iii_sdk::binding::logs::init();
+        let options = InitOptions::for_binding("c", None, None).with_settings(&settings)?;
+        let iii = {
+            let _runtime = iii_sdk::runtime().enter();
+            iii_sdk::try_register_worker_with(url, options)?
+        };
+        let worker = Box::new(iii_worker {
+            iii,
+            functions: Mutex::new(HashMap::new()),
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { *worker_out = Box::into_raw(worker) };
+        Ok(())
+    })
+}
+
 /// Waits until the worker is connected and the engine has processed every registration made
 /// before this call.
 #[unsafe(no_mangle)]

@@ -221,7 +221,11 @@ function registerWorker(url, options = {}) {
       options.invocationTimeoutMs ?? undefined,
       options.connectTimeoutMs ?? undefined,
       options.workerDescription ?? undefined,
-      JSON.stringify({ headers: options.headers ?? null, reconnectionConfig: options.reconnectionConfig ?? null }),
+      JSON.stringify({
+        headers: options.headers ?? null,
+        reconnectionConfig: options.reconnectionConfig ?? null,
+        caFile: options.caFile ?? null,
+      }),
     )
   } catch (error) {
     asTypeError(error)

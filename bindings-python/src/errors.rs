@@ -37,7 +37,12 @@ pub(crate) fn to_py_err(error: IIIError) -> PyErr {
 
 fn build(py: Python<'_>, error: &IIIError) -> Result<PyErr, PyErr> {
     let errors = py.import("iii.errors")?;
-    let class = errors.getattr(class_name(error.kind()))?;
+    // A call the listener's access rules refuse: the published client's own class.
+    let name = match error.code() {
+        iii_sdk::protocol::codes::FORBIDDEN => "IIIForbiddenError",
+        _ => class_name(error.kind()),
+    };
+    let class = errors.getattr(name)?;
     let instance = class.call1(PyTuple::new(py, [error.to_string()])?)?;
     instance.setattr("code", error.code())?;
     if let IIIError::Invocation {

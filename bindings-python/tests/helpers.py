@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -121,7 +122,7 @@ class StoppableEngine:
     """An engine of a test's own, which the test stops itself (the shared fixture treats an
     engine that exits as a crash): `url` for workers, `http_url` for HTTP triggers."""
 
-    def __init__(self, tmp_path: Path, *args: str):
+    def __init__(self, tmp_path: Path, *args: str, env: dict | None = None):
         self.port = harness.free_port()
         self.log = tmp_path / "stoppable-engine.log"
         with open(self.log, "wb") as log:
@@ -129,13 +130,17 @@ class StoppableEngine:
                 [str(harness.ENGINE_BIN), "--host", "127.0.0.1", "--port", str(self.port), "--http-port", "0", *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
         deadline = time.monotonic() + 20
         while not (harness.port_open(self.port) and (http := harness._printed_http_url(self.log))):
             assert self.proc.poll() is None, f"the engine exited:\n{tail(self.log)}"
             assert time.monotonic() < deadline, f"the engine did not listen:\n{tail(self.log)}"
             time.sleep(0.05)
-        self.url = f"ws://127.0.0.1:{self.port}"
+        printed = self.log.read_text("utf-8", "replace")
+        self.url = re.search(r"^iii engine listening on (\S+)", printed, re.MULTILINE).group(1)
+        #: The URLs of the extra listeners a config file opens, in its order.
+        self.extra_urls = re.findall(r"^iii engine also listening on (\S+)", printed, re.MULTILINE)
         self.http_url = http[0]
 
     def stop_while_draining(self) -> None:

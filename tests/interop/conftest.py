@@ -110,7 +110,7 @@ def published_clients():
     return CACHE
 
 
-HTTP_READY_LINE = re.compile(rb"^iii http triggers on (http://[^\s]+:(\d+))\s*$", re.MULTILINE)
+HTTP_READY_LINE = re.compile(rb"^iii http triggers on (https?://[^\s]+:(\d+))\s*$", re.MULTILINE)
 
 
 def _printed_http_url(log: Path) -> tuple[str, int] | None:

@@ -36,6 +36,7 @@ from .errors import (
     HandlerError,
     InvalidArgument,
     IIIError,
+    IIIForbiddenError,
     InvocationError,
     NativeError,
     ObserveRejection,
@@ -141,7 +142,9 @@ def register_worker(address: Optional[str] = None, options: Optional[Any] = None
     ``options`` (an :class:`InitOptions` or a dict) may set ``worker_name``,
     ``worker_description``, ``invocation_timeout_ms`` (the default timeout of ``trigger``),
     ``headers`` (sent with the WebSocket handshake; ``III_TOKEN`` adds ``Authorization:
-    Bearer …`` when no ``Authorization`` is given), ``reconnection_config`` (the backoff) and
+    Bearer …`` when no ``Authorization`` is given), ``ca_file`` (a PEM file of CA certificates
+    trusted for ``wss://`` besides the system roots and ``III_CA_FILE``),
+    ``reconnection_config`` (the backoff) and
     ``connect_timeout_ms`` (how long a call waits for the connection before it fails with
     :class:`ConnectionError` naming the URL and the cause; 5000 by default). The published
     client's other options are accepted and not used (see the README). An ``address`` that is
@@ -159,6 +162,7 @@ def register_worker(address: Optional[str] = None, options: Optional[Any] = None
         settings={
             "headers": dict(options.get("headers") or {}),
             "reconnection_config": dict(_options_dict(options.get("reconnection_config"))) or None,
+            "ca_file": os.fspath(options["ca_file"]) if options.get("ca_file") else None,
         },
     )
     _workers.add(worker)

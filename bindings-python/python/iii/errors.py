@@ -21,6 +21,7 @@ __all__ = [
     "RegistrationRejectedError",
     "ObserveRejection",
     "TimeoutError",
+    "IIIForbiddenError",
     "ConnectionError",
     "NotConnected",
     "ChannelError",
@@ -95,6 +96,11 @@ class InvocationError(IIIError):
         super().__init__(f"{code}: {message}")
         self.code, self.message = code, message
         self.function_id, self.stacktrace, self.invocation_id = function_id, stacktrace, invocation_id
+
+
+class IIIForbiddenError(InvocationError):
+    """A call the engine's access rules refuse (code ``FORBIDDEN``; the message names what
+    would allow it), as the published client raises it."""
 
 
 class RegistrationRejectedError(IIIError):

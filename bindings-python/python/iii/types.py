@@ -162,10 +162,12 @@ class TelemetryOptions:
 class InitOptions:
     """Options of :func:`iii.register_worker`, with the published client's fields.
 
-    Used here: ``worker_name``, ``worker_description``, ``invocation_timeout_ms`` and
-    ``connect_timeout_ms`` (ours: how long a call waits for the connection). Accepted and not
-    used (see the package README's compatibility table): ``namespace``,
-    ``enable_metrics_reporting``, ``reconnection_config``, ``otel``, ``headers``, ``telemetry``.
+    Used here: ``worker_name``, ``worker_description``, ``invocation_timeout_ms``, ``headers``
+    (sent with the WebSocket handshake), ``reconnection_config``, and ours:
+    ``connect_timeout_ms`` (how long a call waits for the connection) and ``ca_file`` (a PEM
+    file of CA certificates trusted for ``wss://``). Accepted and not used (see the package
+    README's compatibility table): ``namespace``, ``enable_metrics_reporting``, ``otel``,
+    ``telemetry``.
     """
 
     worker_name: Optional[str] = None
@@ -178,6 +180,7 @@ class InitOptions:
     headers: Optional[Dict[str, str]] = None
     telemetry: Optional[TelemetryOptions] = None
     connect_timeout_ms: Optional[int] = None
+    ca_file: Optional[str] = None
 
 
 @dataclass

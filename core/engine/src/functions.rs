@@ -29,16 +29,16 @@ pub(crate) struct Owner {
     pub(crate) outbox: Outbox,
     /// Set when the engine calls the function over HTTP instead of over that connection.
     pub(crate) remote: Option<Arc<RemoteFunction>>,
-    /// The registration prefix (`tenant::`) its connection's grant put before its ids, taken
-    /// off again in the calls sent to it.
-    pub(crate) prefix: Option<Arc<str>>,
+    /// The id the worker sent when the engine knows the function by another (its grant's
+    /// registration prefix, a registration hook's rename): calls are sent to it under this.
+    pub(crate) sent_as: Option<Arc<str>>,
 }
 
 impl Owner {
-    /// `function_id` as the owning worker registered it (without its prefix).
+    /// The id a call of `function_id` goes to the owning worker under: the one it registered.
     pub(crate) fn local_id(&self, function_id: String) -> String {
-        match (self.prefix.as_deref()).and_then(|prefix| function_id.strip_prefix(prefix)) {
-            Some(local) => local.to_string(),
+        match &self.sent_as {
+            Some(sent) => sent.to_string(),
             None => function_id,
         }
     }
@@ -240,7 +240,7 @@ mod tests {
             conn: ConnId(conn),
             outbox: Outbox::unbounded(tx),
             remote: None,
-            prefix: None,
+            sent_as: None,
         }
     }
 
@@ -284,7 +284,7 @@ mod tests {
             conn: ConnId(1),
             outbox: Outbox::new(tx, backlog.clone()),
             remote: None,
-            prefix: None,
+            sent_as: None,
         };
         backlog.add(20);
         let max = usize::MAX;

@@ -253,16 +253,25 @@ async fn registration_hooks_rename_and_deny_and_a_listener_without_auth_is_open(
     let id = caller.call("new", json!({})).await;
     let invoke = restricted.recv().await;
     assert_eq!(
-        invoke["function_id"], "new",
-        "the hook's name is the function's"
+        invoke["function_id"], "old",
+        "sent under the worker's own id"
     );
     restricted
         .send(
             json!({"type": "invocationresult", "invocation_id": invoke["invocation_id"],
-                     "function_id": "new", "result": 7}),
+                     "function_id": "old", "result": 7}),
         )
         .await;
     assert_eq!(caller.recv().await["invocation_id"], id.as_str());
+    // The worker withdraws it by the id it registered.
+    restricted
+        .send(json!({"type": "unregisterfunction", "id": "old"}))
+        .await;
+    restricted.sync().await;
+    assert_eq!(
+        call(&mut caller, "new").await["error"]["code"],
+        "function_not_found"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -111,7 +111,9 @@ impl InitOptions {
     }
 
     /// These options with a binding's settings given as JSON in the published clients'
-    /// names: `headers` (an object of strings) and `reconnectionConfig` /
+    /// names: `headers` (an object of strings), `caFile` / `ca_file` (see
+    /// [`ca_file`](Self::ca_file)), `connectTimeoutMs` / `connect_timeout_ms`, and
+    /// `reconnectionConfig` /
     /// `reconnection_config` (see [`ReconnectionConfig::from_value`]); absent or `null` ones
     /// keep their values. A header value that is not a string is
     /// [`IIIError::InvalidArgument`](crate::IIIError::InvalidArgument).
@@ -136,6 +138,10 @@ impl InitOptions {
                 ));
             }
         }
+        let timeout = ["connectTimeoutMs", "connect_timeout_ms"]
+            .iter()
+            .find_map(|key| settings.get(*key).and_then(serde_json::Value::as_u64));
+        self = self.with_connect_timeout(timeout);
         let ca_file = ["caFile", "ca_file"]
             .iter()
             .find_map(|key| settings.get(*key).and_then(serde_json::Value::as_str));

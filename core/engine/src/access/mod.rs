@@ -166,13 +166,6 @@ impl Session {
             _ => id.to_string(),
         }
     }
-
-    /// The prefix taken off the ids of calls sent to this connection, if any.
-    pub(crate) fn prefix(&self) -> Option<Arc<str>> {
-        (self.grant.function_registration_prefix.as_deref())
-            .filter(|prefix| !prefix.is_empty())
-            .map(|prefix| Arc::from(format!("{prefix}::")))
-    }
 }
 
 #[cfg(test)]
@@ -232,7 +225,6 @@ mod tests {
     fn a_prefix_is_joined_with_two_colons() {
         let s = session(None, json!({"function_registration_prefix": "tenant-a"}));
         assert_eq!(s.registered_id("echo"), "tenant-a::echo");
-        assert_eq!(s.prefix().as_deref(), Some("tenant-a::"));
         let grant: Grant = serde_json::from_value(json!({})).expect("defaults");
         assert!(grant.allow_function_registration);
         assert!(!grant.allow_trigger_type_registration);

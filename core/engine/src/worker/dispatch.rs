@@ -5,6 +5,8 @@ use iii_protocol::builtins::{CALLER_WORKER_ID, FN_CHANNELS_CREATE, FN_WORKERS_RE
 use iii_protocol::codes::{ENQUEUE_ERROR, FUNCTION_NOT_FOUND, INVALID_MESSAGE};
 use iii_protocol::{ErrorBody, Message, TriggerAction};
 use serde_json::{Value, json};
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::Conn;
@@ -43,7 +45,9 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             register_function(shared, conn, id, invocation, details).await;
         }
         Message::UnregisterFunction { id } => {
-            (shared.functions).unregister(&conn.session.registered_id(&id), conn.id)
+            let renamed = crate::util::lock(&conn.renamed).remove(&id);
+            let known = renamed.unwrap_or_else(|| conn.session.registered_id(&id));
+            shared.functions.unregister(&known, conn.id)
         }
         Message::RegisterTrigger {
             id,
@@ -130,11 +134,11 @@ async fn register_function(
     if let Err(error) = quota::check_id("function id", &id, max_id) {
         return refuse_function(conn, &id, error);
     }
-    let registered =
-        access::hooks::function_registration(shared, &conn.session, id.clone(), details).await;
+    let registered_as = id.clone();
+    let registered = access::hooks::function_registration(shared, &conn.session, id, details).await;
     let (id, details) = match registered {
         Ok(registered) => registered,
-        Err(error) => return refuse_function(conn, &id, error),
+        Err(error) => return refuse_function(conn, &registered_as, error),
     };
     if let Err(error) = quota::check_id("function id", &id, max_id) {
         return refuse_function(conn, &id, error);
@@ -145,11 +149,15 @@ async fn register_function(
         remote: invocation.map(|invocation| {
             RemoteFunction::new(&id, &invocation, &shared.remote.allowed_secrets)
         }),
-        prefix: conn.session.prefix(),
+        sent_as: (registered_as != id).then(|| Arc::from(registered_as.as_str())),
     };
     let max = shared.config.quotas.max_functions_per_connection;
+    let renamed = id != conn.session.registered_id(&registered_as);
     match shared.functions.register(id.clone(), owner, details, max) {
         Ok(()) => {
+            if renamed {
+                crate::util::lock(&conn.renamed).insert(registered_as, id.clone());
+            }
             tracing::info!(function_id = %id, worker_id = %conn.worker_id, "function registered");
         }
         Err(TooManyFunctions) => {

@@ -49,6 +49,9 @@ pub(crate) struct Conn {
     pub(crate) channels: Slots,
     /// What this connection may do (its listener's rules and its auth function's grant).
     pub(crate) session: Session,
+    /// Functions a registration hook renamed: the id the worker sent, and the one the engine
+    /// knows (so the worker can unregister by its own id). Bounded by its function quota.
+    pub(crate) renamed: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Why a main socket's read loop ended.
@@ -102,6 +105,7 @@ pub(crate) async fn serve(
         outbox: Outbox::new(queue_tx, backlog),
         channels: Slots::default(),
         session,
+        renamed: Default::default(),
     };
     shared
         .connections
