@@ -17,27 +17,30 @@ function engineBinary() {
  * Resolves with `{ url, httpUrl, stop(), signal(name), exited }` once the engine printed both
  * URLs; `args` are extra engine flags, `exited` resolves with the exit code.
  */
-function startEngine({ port = 0, args = [] } = {}) {
+function startEngine({ port = 0, args = [], env = {} } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(engineBinary(), ['--port', String(port), '--http-port', '0', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'warn' },
+      env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'warn', ...env },
     })
     let output = ''
+    let resolved = false
     let url = null
     let httpUrl = null
     const onData = (data) => {
       output += data
-      url = url || (output.match(/iii engine listening on (ws:\/\/\S+)/) || [])[1]
-      httpUrl = httpUrl || (output.match(/iii http triggers on (http:\/\/\S+)/) || [])[1]
+      if (resolved) return
+      url = url || (output.match(/iii engine listening on (wss?:\/\/\S+)/) || [])[1]
+      httpUrl = httpUrl || (output.match(/iii http triggers on (https?:\/\/\S+)/) || [])[1]
       if (url && httpUrl) {
-        child.stdout.off('data', onData)
-        child.stderr.off('data', onData)
-        child.stdout.resume()
-        child.stderr.resume()
+        // Output is still collected (access tests read the engine's log).
+        resolved = true
         resolve({
           url,
           httpUrl,
+          // The extra listeners a config file opens, in its order.
+          extraUrls: [...output.matchAll(/iii engine also listening on (\S+)/g)].map((m) => m[1]),
+          output: () => output,
           signal: (name) => child.kill(name),
           exited: new Promise((done) => {
             if (child.exitCode !== null) done(child.exitCode)
