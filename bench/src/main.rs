@@ -16,11 +16,12 @@ mod procs;
 mod scaling;
 mod setups;
 mod throughput;
+mod tls;
 mod workers;
 
 use clap::{Parser, Subcommand};
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Parser)]
 #[command(version, about = "Benchmarks of the iii engine and channel client")]
@@ -49,6 +50,15 @@ enum Command {
         /// Round trips to time.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
+    },
+    /// TLS against plain, alternating in one run: relay throughput and channel setups.
+    Tls {
+        /// Bytes to stream per relay run.
+        #[arg(long, default_value_t = 512 << 20)]
+        bytes: u64,
+        /// Setups per run (serial).
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
     },
     /// Channel setups per second, serial and 16 in flight.
     Setups {
@@ -130,6 +140,9 @@ enum Command {
     EngineProc {
         #[arg(long, default_value_t = 60)]
         tombstone_ttl_secs: u64,
+        /// A directory with leaf.pem and leaf.key: serve wss:// and https://.
+        #[arg(long)]
+        tls_dir: Option<std::path::PathBuf>,
         /// Worker threads of the engine's runtime, as `iii --worker-threads`.
         #[arg(long, env = "III_BENCH_ENGINE_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
         threads: usize,
@@ -241,8 +254,11 @@ async fn run(command: Command) -> Result<(), String> {
         Command::RelayHttpServer => http_relay::relay_http_server().await,
         Command::RelayHttpAnswerer { url } => http_relay::relay_http_answerer(&url).await,
         Command::EngineProc {
-            tombstone_ttl_secs, ..
-        } => workers::engine_proc(tombstone_ttl_secs).await,
+            tombstone_ttl_secs,
+            tls_dir,
+            ..
+        } => workers::engine_proc(tombstone_ttl_secs, tls_dir).await,
+        Command::Tls { bytes, count } => tls::report(bytes, count).await.map(drop),
         Command::SinkServer => workers::sink_server().await,
         Command::PlainRelay => plain_echo::relay_server().await,
         Command::PlainEcho { url } => plain_echo::echo_client(&url).await,
@@ -327,7 +343,7 @@ async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
     ])
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }

@@ -79,11 +79,18 @@ impl EngineProc {
     /// Starts an engine on a free port, with finished channels forgotten after
     /// `tombstone_secs`.
     pub async fn start(tombstone_secs: u64) -> Result<Self, String> {
-        let mut proc = ChildProc::spawn(&[
+        Self::start_with(tombstone_secs, &[]).await
+    }
+
+    /// [`start`](Self::start) with more `engine-proc` arguments (e.g. `--tls-dir`).
+    pub async fn start_with(tombstone_secs: u64, extra: &[String]) -> Result<Self, String> {
+        let mut args = vec![
             "engine-proc".into(),
             "--tombstone-ttl-secs".into(),
             tombstone_secs.to_string(),
-        ])?;
+        ];
+        args.extend_from_slice(extra);
+        let mut proc = ChildProc::spawn(&args)?;
         let line = proc.line(Duration::from_secs(30)).await?;
         let mut fields = line
             .strip_prefix("READY ")

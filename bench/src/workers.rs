@@ -32,9 +32,19 @@ fn parse_ref(text: &str) -> Result<StreamChannelRef, String> {
 }
 
 /// Runs an engine on free ports and prints `READY <ws url> <http addr>`; runs until killed.
-pub async fn engine_proc(tombstone_secs: u64) -> Result<(), String> {
+pub async fn engine_proc(
+    tombstone_secs: u64,
+    tls_dir: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    // With a certificate directory (scripts/make-test-certs.sh), both ports serve TLS.
+    let tls = tls_dir.map(|dir| iii_engine::TlsFiles {
+        cert_file: dir.join("leaf.pem"),
+        key_file: dir.join("leaf.key"),
+    });
     let config = iii_engine::EngineConfig {
         tombstone_ttl: Duration::from_secs(tombstone_secs),
+        tls: tls.clone(),
+        http_tls: tls,
         ..iii_engine::EngineConfig::ephemeral()
     };
     let engine = iii_engine::start(config)

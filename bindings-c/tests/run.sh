@@ -102,7 +102,8 @@ start_engine() {
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I "$INCLUDE")
 SOURCES=("$REPO/examples/c/pipeline.c" "$REPO/examples/c/bidirectional.c"
     "$REPO/bindings-c/tests/killed_peer.c" "$REPO/bindings-c/tests/contract.c"
-    "$REPO/bindings-c/tests/stalled_writer.c" "$REPO/bindings-c/tests/going_away.c")
+    "$REPO/bindings-c/tests/stalled_writer.c" "$REPO/bindings-c/tests/going_away.c"
+    "$REPO/bindings-c/tests/secure.c")
 [[ -f "$REPO/bindings-c/tests/smoke.c" ]] && SOURCES+=("$REPO/bindings-c/tests/smoke.c")
 mkdir -p "$WORK/dynamic" "$WORK/static"
 
@@ -347,6 +348,63 @@ engine_stops_under_a_download() {
     return $status
 }
 
+# An engine of its own for one check, with extra flags (and environment from the caller):
+# waits for its "listening" lines in $WORK/side.out; sets SIDE_PID. Stopped by stop_side.
+start_side_engine() {
+    timeout --foreground 300 "$ENGINE_BIN" --host 127.0.0.1 --port 0 --http-port 0 "$@" \
+        >"$WORK/side.out" 2>"$WORK/side.err" &
+    SIDE_PID=$!
+    for _ in $(seq 200); do
+        grep -q '^iii http triggers on ' "$WORK/side.out" && return 0
+        kill -0 "$SIDE_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$WORK/side.out" "$WORK/side.err"
+    return 1
+}
+stop_side() { kill "$SIDE_PID" 2>/dev/null || true; wait "$SIDE_PID" 2>/dev/null || true; }
+side_line() { sed -n "s/^$1 \([^ ]*\)\$/\1/p" "$WORK/side.out" | head -1; }
+
+# wss:// and https:// (scripts/make-test-certs.sh): a channel and a download, trusting the
+# test CA through iii_worker_connect_settings' ca_file; curl checks the download.
+tls_round_trip() {
+    local bin="$1" certs="$WORK/certs" status=0
+    [[ -f "$certs/ca.pem" ]] || bash "$REPO/scripts/make-test-certs.sh" "$certs"
+    start_side_engine --tls-cert "$certs/leaf.pem" --tls-key "$certs/leaf.key" || return 1
+    local url https
+    url="$(side_line 'iii engine listening on')"
+    https="$(side_line 'iii http triggers on')"
+    [[ "$url" == wss://* && "$https" == https://* ]] || { echo "not TLS: $url $https"; status=1; }
+    rm -f "$WORK/tls.done"
+    III_URL="$url" "${RUN[@]}" "$bin/secure" tls "$certs/ca.pem" "$WORK/tls.done" >"$WORK/tls.out" 2>"$WORK/tls.err" &
+    local server=$!
+    wait_for_line "$WORK/tls.out" READY "$server" || status=1
+    local size
+    size=$(curl -sS -m 60 --cacert "$certs/ca.pem" "$https/download" | wc -c)
+    touch "$WORK/tls.done"
+    wait "$server" || status=$?
+    stop_side
+    cat "$WORK/tls.err"
+    [[ "$(head -1 "$WORK/tls.out")" == "channel 2000000" ]] || { echo "printed: $(cat "$WORK/tls.out")"; status=1; }
+    [[ $size -eq 1000000 ]] || { echo "downloaded $size bytes over https"; status=1; }
+    return $status
+}
+
+# An Authorization header (iii_worker_connect_settings' headers) reaches the auth function of
+# the access listeners of tests/access/config.yaml; a bad token is refused with 401.
+headers_reach_auth() {
+    local bin="$1" status=0
+    III_ACCESS_PORT=0 start_side_engine --config "$REPO/tests/access/config.yaml" || return 1
+    local main guarded
+    main="$(side_line 'iii engine listening on')"
+    guarded="$(side_line 'iii engine also listening on')"
+    "${RUN[@]}" "$bin/secure" auth "$main" "$guarded" >"$WORK/auth.out" 2>"$WORK/auth.err" || status=$?
+    stop_side
+    cat "$WORK/auth.err"
+    [[ "$(cat "$WORK/auth.out")" == $'good admitted\nbad refused' ]] || { echo "printed: $(cat "$WORK/auth.out")"; status=1; }
+    return $status
+}
+
 run_checks() {
     local label="$1" bin="$2" wait_s="$3" big="$4"
     check "$label: pipeline serve + produce 5000 and $big (exact result lines); serve ends on stdin EOF" \
@@ -365,6 +423,10 @@ run_checks() {
     check "$label: contract (NULL arguments, invalid JSON/UTF-8, wrong keys and directions, replies, timeouts, abort, close)" \
         "${RUN[@]}" "$bin/contract"
     check "$label: a write stalled with no reader warns on stderr, naming the channel" stalled_writer_warns "$bin"
+    check "$label: a channel and an https download over TLS (ca_file in iii_worker_connect_settings)" \
+        tls_round_trip "$bin"
+    check "$label: an Authorization header reaches the auth function; a bad token is refused (401)" \
+        headers_reach_auth "$bin"
     if [[ -x "$bin/smoke" ]]; then
         check "$label: smoke" "${RUN[@]}" "$bin/smoke"
     fi
@@ -385,8 +447,9 @@ if [[ "${III_C_TESTS_NO_VALGRIND:-}" != 1 ]]; then
         $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind
     fi
     echo "==> dynamic build under valgrind (memory errors and definite leaks fail the run)"
+    # --num-callers reaches the tokio-rustls frames the suppressions (valgrind.supp) look for.
     RUN=(timeout 300 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-        --show-leak-kinds=definite)
+        --show-leak-kinds=definite --num-callers=60 --suppressions="$REPO/bindings-c/tests/valgrind.supp")
     check "valgrind: a handle the program does not free is reported (exit 99)" leak_is_reported
     run_checks valgrind "$WORK/dynamic" 120 20000
 fi
