@@ -19,7 +19,7 @@ pub async fn report(bytes: u64, count: usize) -> Result<Vec<Row>, String> {
     let Some(dir) = std::env::var_os(DIR_ENV).map(PathBuf::from) else {
         return rerun_with_certificates().await;
     };
-    let tls_args = vec!["--tls-dir".to_string(), dir.display().to_string()];
+    let tls_args = ["--tls-dir".to_string(), dir.display().to_string()];
     let (mut relays, mut setup_rates) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for round in 1..=ROUNDS {
         for (kind, extra) in [("plain", &[][..]), ("tls", &tls_args[..])] {
