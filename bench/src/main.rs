@@ -13,6 +13,7 @@ mod latency;
 mod memory;
 mod plain_echo;
 mod procs;
+mod replicas;
 mod scaling;
 mod setups;
 mod throughput;
@@ -50,6 +51,25 @@ enum Command {
         /// Round trips to time.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
+    },
+    /// Calls spread across two replicas of one function: least in flight against round robin,
+    /// with equal replicas and with one ten times slower.
+    Replicas {
+        /// Calls per run (16 in flight).
+        #[arg(long, default_value_t = 4000)]
+        calls: usize,
+        /// Runs of each case (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    #[command(hide = true)]
+    ReplicaWorker {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        delay_us: u64,
     },
     /// TLS against plain, alternating in one run: relay throughput and channel setups.
     Tls {
@@ -143,6 +163,9 @@ enum Command {
         /// A directory with leaf.pem and leaf.key: serve wss:// and https://.
         #[arg(long)]
         tls_dir: Option<std::path::PathBuf>,
+        /// `least-in-flight` or `round-robin`.
+        #[arg(long, default_value = "least-in-flight")]
+        replica_choice: String,
         /// Worker threads of the engine's runtime, as `iii --worker-threads`.
         #[arg(long, env = "III_BENCH_ENGINE_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
         threads: usize,
@@ -201,6 +224,11 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Logs only with RUST_LOG (on stderr; stdout carries the figures and child protocol).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let threads = match &cli.command {
         Command::EngineProc { threads, .. } => *threads,
         // A plain server on one thread, like the engine, for a fair ceiling.
@@ -213,7 +241,8 @@ fn main() {
         Command::PlainEcho { .. }
         | Command::Echo { .. }
         | Command::TriggerHandler { .. }
-        | Command::ScaleWorkers { .. } => 1,
+        | Command::ScaleWorkers { .. }
+        | Command::ReplicaWorker { .. } => 1,
         _ => 2,
     };
     let runtime = iii_engine::build_runtime(threads);
@@ -256,8 +285,15 @@ async fn run(command: Command) -> Result<(), String> {
         Command::EngineProc {
             tombstone_ttl_secs,
             tls_dir,
+            replica_choice,
             ..
-        } => workers::engine_proc(tombstone_ttl_secs, tls_dir).await,
+        } => workers::engine_proc(tombstone_ttl_secs, tls_dir, &replica_choice).await,
+        Command::Replicas { calls, rounds } => replicas::report(calls, rounds).await.map(drop),
+        Command::ReplicaWorker {
+            url,
+            name,
+            delay_us,
+        } => replicas::replica_worker(&url, &name, delay_us).await,
         Command::Tls { bytes, count } => tls::report(bytes, count).await.map(drop),
         Command::SinkServer => workers::sink_server().await,
         Command::PlainRelay => plain_echo::relay_server().await,

@@ -35,6 +35,7 @@ fn parse_ref(text: &str) -> Result<StreamChannelRef, String> {
 pub async fn engine_proc(
     tombstone_secs: u64,
     tls_dir: Option<std::path::PathBuf>,
+    replica_choice: &str,
 ) -> Result<(), String> {
     // With a certificate directory (scripts/make-test-certs.sh), both ports serve TLS.
     let tls = tls_dir.map(|dir| iii_engine::TlsFiles {
@@ -45,6 +46,10 @@ pub async fn engine_proc(
         tombstone_ttl: Duration::from_secs(tombstone_secs),
         tls: tls.clone(),
         http_tls: tls,
+        replica_choice: match replica_choice {
+            "round-robin" => iii_engine::ReplicaChoice::RoundRobin,
+            _ => iii_engine::ReplicaChoice::LeastInFlight,
+        },
         ..iii_engine::EngineConfig::ephemeral()
     };
     let engine = iii_engine::start(config)

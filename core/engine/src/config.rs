@@ -63,10 +63,24 @@ pub struct EngineConfig {
     /// More worker listeners, each on its own address with its own rules (the config file's
     /// later `iii-worker-manager` entries).
     pub extra_listeners: Vec<WorkerListener>,
+    /// How calls are spread across the replicas of a function.
+    pub replica_choice: ReplicaChoice,
     /// Certificate and key of the main worker listener: set, it serves `wss://` only.
     pub tls: Option<TlsFiles>,
     /// Certificate and key of the HTTP trigger server: set, it serves `https://` only.
     pub http_tls: Option<TlsFiles>,
+}
+
+/// How the engine picks which replica of a function serves a call. Either way, a replica
+/// whose outbound queue is at its bound is passed over while another has room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplicaChoice {
+    /// The replica with the fewest calls waiting for its answer; ties in turn (BENCHMARKS.md,
+    /// "Replicas": a slow replica gets fewer calls).
+    #[default]
+    LeastInFlight,
+    /// Each replica in turn.
+    RoundRobin,
 }
 
 /// A worker listener besides the main one.
@@ -160,6 +174,7 @@ impl Default for EngineConfig {
             quotas: Quotas::default(),
             access: ListenerPolicy::default(),
             extra_listeners: Vec::new(),
+            replica_choice: ReplicaChoice::default(),
             tls: None,
             http_tls: None,
         }

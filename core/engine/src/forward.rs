@@ -57,9 +57,12 @@ pub(crate) async fn forward(
     }
     // Recorded before forwarding, so an answer can never arrive before the call is known.
     let engine_id = waiter.map(|waiter| {
-        shared
-            .invocations
-            .begin(waiter, owner.conn, function_id.clone())
+        shared.invocations.begin(
+            waiter,
+            owner.conn,
+            function_id.clone(),
+            Some(owner.outbox.start_call()),
+        )
     });
     let message = Message::InvokeFunction {
         invocation_id: Some(engine_id.unwrap_or_else(Uuid::new_v4).to_string()),

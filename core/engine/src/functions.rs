@@ -4,8 +4,9 @@
 //! replica. How many registrations each connection holds is counted beside the map, for its
 //! quota.
 //!
-//! Calls go round robin, skipping a replica whose outbound queue is over its bound while
-//! another is not (BENCHMARKS.md, "Replicas", measures the spread).
+//! A call goes to the replica with the fewest calls in flight (ties in turn), or to each in
+//! turn ([`ReplicaChoice`]), passing over a replica whose outbound queue is at its bound while
+//! another has room (BENCHMARKS.md, "Replicas", measures both).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::config::ReplicaChoice;
 use crate::quota::PerConnection;
 use crate::remote::RemoteFunction;
 use crate::util::{lock, shrink_map};
@@ -68,18 +70,24 @@ struct Replicas {
 }
 
 impl Replicas {
-    /// The replica the next call goes to: the next in turn, passing over those whose queue
-    /// is full while one is not.
-    fn pick(&mut self) -> Option<Owner> {
+    /// The replica the next call goes to, as `choice` says, passing over those whose queue is
+    /// full while one is not.
+    fn pick(&mut self, choice: ReplicaChoice) -> Option<Owner> {
         let count = self.list.len();
         let start = self.next % count.max(1);
-        let turn = |offset: usize| (start + offset) % count;
-        let chosen = (0..count)
-            .map(turn)
-            .find(|&at| self.list.get(at).is_some_and(|r| !r.owner.outbox.is_over()))
-            .unwrap_or(start);
+        let owner = |at: usize| self.list.get(at).map(|replica| &replica.owner);
+        let with_room = (0..count)
+            .map(|offset| (start + offset) % count)
+            .filter(|&at| owner(at).is_some_and(|o| !o.outbox.is_over()));
+        let chosen = match choice {
+            ReplicaChoice::RoundRobin => with_room.into_iter().next(),
+            // The first of the least loaded in turn order, so ties go round robin.
+            ReplicaChoice::LeastInFlight => with_room
+                .min_by_key(|&at| owner(at).map_or(usize::MAX, |o| o.outbox.calls_in_flight())),
+        }
+        .unwrap_or(start);
         self.next = chosen + 1;
-        self.list.get(chosen).map(|replica| replica.owner.clone())
+        owner(chosen).cloned()
     }
 }
 
@@ -97,6 +105,8 @@ pub(crate) struct TooManyFunctions;
 #[derive(Default)]
 pub(crate) struct FunctionRegistry {
     inner: Mutex<Inner>,
+    /// How calls are spread across replicas.
+    choice: ReplicaChoice,
     /// Woken whenever the set of functions changes (for `engine::functions-available`).
     pub(crate) changed: Notify,
     /// Counts the changes, so a waiter can tell a change it has not seen from one it has.
@@ -104,6 +114,14 @@ pub(crate) struct FunctionRegistry {
 }
 
 impl FunctionRegistry {
+    /// An empty registry spreading calls across replicas as `choice` says.
+    pub(crate) fn new(choice: ReplicaChoice) -> Self {
+        Self {
+            choice,
+            ..Self::default()
+        }
+    }
+
     /// Adds `owner` as a replica of `id` (replacing its own earlier registration of it),
     /// unless the owner would then hold more than `max` registrations (repeating one it
     /// holds always succeeds).
@@ -162,7 +180,8 @@ impl FunctionRegistry {
 
     /// The replica the next call of `id` goes to, if it has any.
     pub(crate) fn lookup(&self, id: &str) -> Option<Owner> {
-        lock(&self.inner).map.get_mut(id).and_then(Replicas::pick)
+        let choice = self.choice;
+        (lock(&self.inner).map.get_mut(id)).and_then(|replicas| replicas.pick(choice))
     }
 
     /// The metadata `id` was registered with (its oldest replica's), for access filters.
@@ -303,6 +322,41 @@ mod tests {
             Some(ConnId(1)),
             "a full replica still gets the call when it is the only one (to refuse it)"
         );
+    }
+
+    #[test]
+    fn least_in_flight_sends_calls_to_the_replica_with_fewest_waiting() {
+        let registry = FunctionRegistry::new(ReplicaChoice::LeastInFlight);
+        let (busy, idle) = (owner(1), owner(2));
+        let max = usize::MAX;
+        let details = FunctionDetails::default;
+        assert_eq!(
+            registry.register("f".into(), busy.clone(), details(), max),
+            Ok(())
+        );
+        assert_eq!(registry.register("f".into(), idle, details(), max), Ok(()));
+        let waiting: Vec<_> = (0..3).map(|_| busy.outbox.start_call()).collect();
+        for _ in 0..3 {
+            assert_eq!(registry.lookup("f").map(|o| o.conn), Some(ConnId(2)));
+        }
+        drop(waiting);
+        let turns: Vec<u64> = (0..2)
+            .filter_map(|_| registry.lookup("f").map(|o| o.conn.0))
+            .collect();
+        assert_eq!(turns, [1, 2], "equally loaded: in turn");
+        let round_robin = FunctionRegistry::new(ReplicaChoice::RoundRobin);
+        for conn in [1, 2] {
+            let replica = if conn == 1 { busy.clone() } else { owner(2) };
+            assert_eq!(
+                round_robin.register("f".into(), replica, details(), max),
+                Ok(())
+            );
+        }
+        let _waiting = busy.outbox.start_call();
+        let turns: Vec<u64> = (0..2)
+            .filter_map(|_| round_robin.lookup("f").map(|o| o.conn.0))
+            .collect();
+        assert_eq!(turns, [1, 2], "round robin ignores the load");
     }
 
     #[test]

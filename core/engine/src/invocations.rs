@@ -4,6 +4,7 @@
 //! A deadline is one sleeping task per call whose abort handle is kept with the call:
 //! cheap for tens of thousands of pending calls, and freed as soon as the answer arrives.
 
+use crate::worker::backlog::InFlight;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,6 +140,8 @@ struct Pending {
     owner: ConnId,
     function_id: String,
     deadline: AbortHandle,
+    /// Counts the call against its owner's calls in flight until it is taken out.
+    _load: Option<InFlight>,
 }
 
 type Table = Arc<Mutex<HashMap<Uuid, Pending>>>;
@@ -165,6 +168,7 @@ impl Invocations {
         caller: impl Into<Waiter>,
         owner: ConnId,
         function_id: String,
+        load: Option<InFlight>,
     ) -> Uuid {
         let caller = caller.into();
         let id = Uuid::new_v4();
@@ -178,6 +182,7 @@ impl Invocations {
                 owner,
                 function_id,
                 deadline: deadline.abort_handle(),
+                _load: load,
             },
         );
         id
@@ -280,7 +285,9 @@ mod tests {
     async fn only_the_owner_completes_a_call() {
         let invocations = Invocations::new(Duration::from_secs(60));
         let (caller, _rx) = caller(1);
-        let id = invocations.begin(caller, ConnId(2), "f".into()).to_string();
+        let id = invocations
+            .begin(caller, ConnId(2), "f".into(), None)
+            .to_string();
         assert!(invocations.complete(ConnId(3), &id).is_none());
         assert!(invocations.complete(ConnId(2), "not-a-uuid").is_none());
         let (caller, function_id) = invocations.complete(ConnId(2), &id).expect("pending");
@@ -297,8 +304,8 @@ mod tests {
         let invocations = Invocations::new(Duration::from_secs(60));
         let (a, _ra) = caller(1);
         let (b, _rb) = caller(2);
-        invocations.begin(a, ConnId(9), "f".into());
-        invocations.begin(b, ConnId(1), "g".into());
+        invocations.begin(a, ConnId(9), "f".into(), None);
+        invocations.begin(b, ConnId(1), "g".into(), None);
         let stopped = invocations.connection_gone(ConnId(1));
         assert_eq!(stopped.len(), 1);
         assert_eq!(stopped.first().map(|s| s.1.as_str()), Some("g"));
@@ -310,7 +317,7 @@ mod tests {
         let invocations = Invocations::new(Duration::from_secs(60));
         let (tx, rx) = oneshot::channel();
         let id = invocations
-            .begin(Waiter::Engine(tx), ConnId(2), "f".into())
+            .begin(Waiter::Engine(tx), ConnId(2), "f".into(), None)
             .to_string();
         let (waiter, function_id) = invocations.complete(ConnId(2), &id).expect("pending");
         waiter
@@ -318,7 +325,7 @@ mod tests {
             .await;
         assert_eq!(rx.await.ok(), Some(Ok(Value::Bool(true))));
         let (tx, rx) = oneshot::channel();
-        invocations.begin(Waiter::Engine(tx), ConnId(3), "g".into());
+        invocations.begin(Waiter::Engine(tx), ConnId(3), "g".into(), None);
         let stopped = invocations.connection_gone(ConnId(3));
         assert_eq!(
             stopped.len(),
@@ -340,7 +347,7 @@ mod tests {
     async fn deadline_answers_timeout_and_frees_the_call() {
         let invocations = Invocations::new(Duration::from_millis(20));
         let (caller, mut rx) = caller(1);
-        invocations.begin(caller, ConnId(2), "f".into());
+        invocations.begin(caller, ConnId(2), "f".into(), None);
         let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("answered in time")

@@ -51,7 +51,9 @@ mod util;
 mod worker;
 mod ws;
 
-pub use config::{DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig, Quotas, WorkerListener};
+pub use config::{
+    DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig, Quotas, ReplicaChoice, WorkerListener,
+};
 pub use engine::{Engine, start};
 pub use runtime::{DEFAULT_WORKER_THREADS, build_runtime};
 pub use stats::EngineStats;

@@ -124,6 +124,11 @@ struct Cli {
         value_delimiter = ','
     )]
     allow_origin: Vec<String>,
+    /// How calls are spread across the replicas of a function (workers registering the same
+    /// id): `least-in-flight` (the one with the fewest unanswered calls) or `round-robin`.
+    #[arg(long, env = "III_REPLICA_CHOICE", default_value = "least-in-flight",
+          value_parser = ["least-in-flight", "round-robin"])]
+    replica_choice: String,
     /// PEM certificate chain: with --tls-key, the worker port serves `wss://` and the HTTP
     /// port `https://` (plain connections are refused). SIGHUP reads both files again.
     #[arg(long, env = "III_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -170,6 +175,10 @@ impl Cli {
                 ..Default::default()
             },
             extra_listeners: Vec::new(),
+            replica_choice: match self.replica_choice.as_str() {
+                "round-robin" => iii_engine::ReplicaChoice::RoundRobin,
+                _ => iii_engine::ReplicaChoice::LeastInFlight,
+            },
             tls: self.tls_files(),
             http_tls: self.tls_files(),
             quotas: Quotas {

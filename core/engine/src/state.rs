@@ -62,7 +62,7 @@ impl EngineState {
         let bytes = Arc::new(ByteCounters::bounded(config.quotas.max_channel_bytes));
         Self {
             connections: ConnectionRegistry::default(),
-            functions: FunctionRegistry::default(),
+            functions: FunctionRegistry::new(config.replica_choice),
             triggers: TriggerRegistry::default(),
             trigger_types: TriggerTypeRegistry::default(),
             routes: RouteTable::default(),

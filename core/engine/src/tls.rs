@@ -78,15 +78,20 @@ impl Reloadable {
 
     /// An acceptor presenting this certificate, offering `alpn` protocols.
     pub(crate) fn acceptor(self: &Arc<Self>, alpn: &[&[u8]]) -> std::io::Result<TlsAcceptor> {
-        // ring, as for the engine's outgoing HTTPS calls (aws-lc-rs needs cmake to build).
-        #[allow(deprecated)]
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let provider = Arc::new(iii_protocol::tls::provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| invalid(&self.files, error))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // Our order (iii_protocol::tls) over the client's: clients list AES-256 first.
+        config.ignore_client_order = true;
+        // Resumption tickets: a worker's channel sockets after its first connection resume
+        // its TLS session instead of making the engine sign a full handshake each
+        // (BENCHMARKS.md, "TLS").
+        config.ticketer = tokio_rustls::rustls::crypto::ring::Ticketer::new()
+            .map_err(|error| invalid(&self.files, error))?;
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

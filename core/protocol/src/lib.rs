@@ -14,6 +14,8 @@ pub mod limits;
 pub mod message;
 pub mod remote;
 pub mod streams;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use channel::{
     ChannelDirection, PathStep, StreamChannelRef, extract_channel_refs, find_channel_refs,

@@ -79,9 +79,7 @@ pub(crate) fn connector() -> Result<Connector, IIIError> {
             })?;
         }
     }
-    // ring, as the engine uses (aws-lc-rs needs cmake to build).
-    #[allow(deprecated)]
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let provider = Arc::new(iii_protocol::tls::provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| IIIError::Connection(format!("TLS setup: {error}")))?

@@ -79,10 +79,7 @@ impl RemoteClient {
                     .map_err(|error| unreadable(error.to_string()))?;
             }
         }
-        // ring (not aws-lc-rs, which needs cmake to build); deprecated only for lacking
-        // post-quantum key exchange, which these calls do not need.
-        #[allow(deprecated)]
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let provider = Arc::new(iii_protocol::tls::provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| RemoteSetupError(error.to_string()))?

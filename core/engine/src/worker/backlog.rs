@@ -4,6 +4,7 @@
 //! over the bound, and a worker that stays over it past a deadline, or whose answers pile up
 //! past a hard cap, is dropped as a slow consumer.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,27 @@ pub(crate) struct Backlog {
     over_since_ms: AtomicU64,
     /// Woken once when the connection must be dropped as a slow consumer.
     slow: Notify,
+    /// Calls sent to this connection that wait for its answer (for spreading calls across
+    /// replicas; see [`InFlight`]).
+    in_flight: AtomicUsize,
+}
+
+/// One call sent to a connection and not answered yet; counted in its backlog until dropped
+/// (answered, failed, expired or cancelled).
+pub(crate) struct InFlight(Arc<Backlog>);
+
+impl InFlight {
+    /// Counts a call on `backlog`'s connection.
+    pub(crate) fn start(backlog: &Arc<Backlog>) -> Self {
+        backlog.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(backlog.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Backlog {
@@ -47,12 +69,18 @@ impl Backlog {
             born: Instant::now(),
             over_since_ms: AtomicU64::new(0),
             slow: Notify::new(),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
     /// Bytes waiting now.
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
+    }
+
+    /// Calls sent to this connection that wait for its answer.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// True when the queue holds its bound or more: a call to it now would be refused.

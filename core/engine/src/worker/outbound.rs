@@ -72,6 +72,16 @@ impl Outbox {
         &self.backlog
     }
 
+    /// Counts a call sent to this connection until the returned guard is dropped.
+    pub(crate) fn start_call(&self) -> super::backlog::InFlight {
+        super::backlog::InFlight::start(&self.backlog)
+    }
+
+    /// Calls sent to this connection that wait for its answer.
+    pub(crate) fn calls_in_flight(&self) -> usize {
+        self.backlog.in_flight()
+    }
+
     /// True when calls to this connection would be refused now (its queue is at its bound).
     pub(crate) fn is_over(&self) -> bool {
         self.backlog.is_full()
