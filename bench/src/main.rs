@@ -259,9 +259,9 @@ fn main() {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::All { quick } => all(quick).await,
-        Command::Throughput { bytes } => report_throughput(bytes).await.map(drop),
+        Command::Throughput { bytes } => throughput::report(bytes).await.map(drop),
         Command::Latency { count } => latency::report(count as usize).await.map(drop),
-        Command::Setups { count } => report_setups(count).await.map(drop),
+        Command::Setups { count } => setups::report(count).await.map(drop),
         Command::SlowReader { bytes } => report_slow_reader(bytes).await.map(drop),
         Command::Churn { count } => report_churn(count).await.map(drop),
         Command::Burst => report_burst().await,
@@ -322,9 +322,9 @@ async fn run(command: Command) -> Result<(), String> {
 async fn all(quick: bool) -> Result<(), String> {
     let scale = |full: u64, small: u64| if quick { small } else { full };
     let mut rows = Vec::new();
-    rows.extend(report_throughput(scale(1 << 30, 32 << 20)).await?);
+    rows.extend(throughput::report(scale(1 << 30, 32 << 20)).await?);
     rows.extend(latency::report(scale(10_000, 500) as usize).await?);
-    rows.extend(report_setups(scale(10_000, 500) as usize).await?);
+    rows.extend(setups::report(scale(10_000, 500) as usize).await?);
     rows.extend(report_slow_reader(scale(500_000_000, 20_000_000)).await?);
     rows.extend(report_churn(scale(100_000, 2_000) as usize).await?);
     rows.extend(report_http(scale(1 << 30, 32 << 20), scale(10, 2)).await?);
@@ -338,82 +338,9 @@ async fn all(quick: bool) -> Result<(), String> {
 /// One line of the summary table: benchmark, figure, target.
 pub type Row = (String, String, String);
 
-/// Rounds of ceiling + relay; the figures reported are the medians (this VM is noisy).
-const THROUGHPUT_ROUNDS: usize = 3;
-
-async fn report_throughput(bytes: u64) -> Result<Vec<Row>, String> {
-    let mut ceilings = Vec::new();
-    let mut relays = Vec::new();
-    let mut ratios = Vec::new();
-    for round in 1..=THROUGHPUT_ROUNDS {
-        let hop = throughput::ceiling(bytes).await?;
-        let (through, engine_cpu) = throughput::relay(bytes).await?;
-        let (ceiling, relay) = (hop.mb_per_sec(), through.mb_per_sec());
-        println!(
-            "round {round}: ceiling (one plain WebSocket hop) {ceiling:.0} MB/s, \
-             relay (writer → engine → reader) {relay:.0} MB/s = {:.2} × ceiling ({:.0} MiB each; \
-             CPU s per GiB, all processes: hop {:.2}, relay {:.2} of which engine {:.2})",
-            relay / ceiling,
-            bytes as f64 / MIB,
-            hop.per_gib(hop.cpu),
-            through.per_gib(through.cpu + engine_cpu),
-            through.per_gib(engine_cpu),
-        );
-        ceilings.push(ceiling);
-        relays.push(relay);
-        ratios.push(relay / ceiling);
-    }
-    let (ceiling, relay, ratio) = (median(ceilings), median(relays), median(ratios));
-    println!("median: ceiling {ceiling:.0} MB/s, relay {relay:.0} MB/s, ratio {ratio:.2}");
-    Ok(vec![
-        (
-            "one-hop ceiling (median of 3)".into(),
-            format!("{ceiling:.0} MB/s"),
-            "—".into(),
-        ),
-        (
-            "relay throughput (median of 3)".into(),
-            format!("{relay:.0} MB/s ({ratio:.2} × ceiling)"),
-            "≥ 0.8 × ceiling".into(),
-        ),
-    ])
-}
-
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-async fn report_setups(count: usize) -> Result<Vec<Row>, String> {
-    let plain = setups::plain_socket_setups_per_sec(count).await?;
-    println!("ceiling (plain WebSocket open + 1 byte + close, serial): {plain:.0}/s");
-    let engine = procs::EngineProc::start(60).await?;
-    let iii = iii_sdk::register_worker(&engine.url);
-    setups::setups_per_sec(&iii, 200, 1).await?;
-    let serial = setups::setups_per_sec(&iii, count, 1).await?;
-    let parallel = setups::setups_per_sec(&iii, count, 16).await?;
-    iii.shutdown();
-    println!(
-        "channel setups: {serial:.0}/s serial ({:.2} × the plain-socket ceiling), {parallel:.0}/s with 16 in flight",
-        serial / plain
-    );
-    Ok(vec![
-        (
-            "plain WebSocket open + 1 byte + close, serial (ceiling)".into(),
-            format!("{plain:.0}/s"),
-            "—".into(),
-        ),
-        (
-            "channel setups, serial".into(),
-            format!("{serial:.0}/s ({:.2} × ceiling)", serial / plain),
-            "≥ 5,000/s".into(),
-        ),
-        (
-            "channel setups, 16 in flight".into(),
-            format!("{parallel:.0}/s"),
-            "—".into(),
-        ),
-    ])
 }
 
 async fn report_slow_reader(bytes: u64) -> Result<Vec<Row>, String> {

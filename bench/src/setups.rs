@@ -1,6 +1,7 @@
 //! Channel setups per second: create a channel through the engine, connect both ends, send
 //! one byte, close, read it to the end — serially and with several setups in flight.
 
+use crate::Row;
 use crate::procs::ChildProc;
 use futures_util::{SinkExt, StreamExt};
 use iii_sdk::III;
@@ -63,4 +64,38 @@ pub async fn plain_socket_setups_per_sec(count: usize) -> Result<f64, String> {
         while let Some(Ok(_)) = ws.next().await {}
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The plain-socket ceiling, then channel setups serial and 16 in flight; prints them and
+/// returns the rows.
+pub async fn report(count: usize) -> Result<Vec<Row>, String> {
+    let plain = plain_socket_setups_per_sec(count).await?;
+    println!("ceiling (plain WebSocket open + 1 byte + close, serial): {plain:.0}/s");
+    let engine = crate::procs::EngineProc::start(60).await?;
+    let iii = iii_sdk::register_worker(&engine.url);
+    setups_per_sec(&iii, 200, 1).await?;
+    let serial = setups_per_sec(&iii, count, 1).await?;
+    let parallel = setups_per_sec(&iii, count, 16).await?;
+    iii.shutdown();
+    println!(
+        "channel setups: {serial:.0}/s serial ({:.2} × the plain-socket ceiling), {parallel:.0}/s with 16 in flight",
+        serial / plain
+    );
+    Ok(vec![
+        (
+            "plain WebSocket open + 1 byte + close, serial (ceiling)".into(),
+            format!("{plain:.0}/s"),
+            "—".into(),
+        ),
+        (
+            "channel setups, serial".into(),
+            format!("{serial:.0}/s ({:.2} × ceiling)", serial / plain),
+            "≥ 5,000/s".into(),
+        ),
+        (
+            "channel setups, 16 in flight".into(),
+            format!("{parallel:.0}/s"),
+            "—".into(),
+        ),
+    ])
 }

@@ -3,6 +3,7 @@
 //! frame size, measured the same way: by the receiving process, from its first frame to the end.
 
 use crate::procs::{ChildProc, EngineProc};
+use crate::{MIB, Row, median};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -127,4 +128,47 @@ fn check_complete(result: Transfer, total: u64) -> Result<Transfer, String> {
     } else {
         Err(format!("received {} of {total} bytes", result.bytes))
     }
+}
+
+/// Rounds of ceiling + relay; the figures reported are the medians (this VM is noisy).
+const THROUGHPUT_ROUNDS: usize = 3;
+
+/// Rounds of the one-hop ceiling against the relay; prints each and returns the medians'
+/// rows.
+pub async fn report(bytes: u64) -> Result<Vec<Row>, String> {
+    let mut ceilings = Vec::new();
+    let mut relays = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 1..=THROUGHPUT_ROUNDS {
+        let hop = ceiling(bytes).await?;
+        let (through, engine_cpu) = relay(bytes).await?;
+        let (ceiling, relay) = (hop.mb_per_sec(), through.mb_per_sec());
+        println!(
+            "round {round}: ceiling (one plain WebSocket hop) {ceiling:.0} MB/s, \
+             relay (writer → engine → reader) {relay:.0} MB/s = {:.2} × ceiling ({:.0} MiB each; \
+             CPU s per GiB, all processes: hop {:.2}, relay {:.2} of which engine {:.2})",
+            relay / ceiling,
+            bytes as f64 / MIB,
+            hop.per_gib(hop.cpu),
+            through.per_gib(through.cpu + engine_cpu),
+            through.per_gib(engine_cpu),
+        );
+        ceilings.push(ceiling);
+        relays.push(relay);
+        ratios.push(relay / ceiling);
+    }
+    let (ceiling, relay, ratio) = (median(ceilings), median(relays), median(ratios));
+    println!("median: ceiling {ceiling:.0} MB/s, relay {relay:.0} MB/s, ratio {ratio:.2}");
+    Ok(vec![
+        (
+            "one-hop ceiling (median of 3)".into(),
+            format!("{ceiling:.0} MB/s"),
+            "—".into(),
+        ),
+        (
+            "relay throughput (median of 3)".into(),
+            format!("{relay:.0} MB/s ({ratio:.2} × ceiling)"),
+            "≥ 0.8 × ceiling".into(),
+        ),
+    ])
 }

@@ -52,22 +52,31 @@ pub unsafe extern "C" fn iii_worker_connect_with(
     run(|| {
         // SAFETY: the crate-level contract.
         let url = unsafe { input_str(url, "url") }?;
-        check_out(worker_out, "worker_out")?;
-        iii_sdk::binding::logs::init();
         let options = InitOptions::for_binding("c", None, None)
             .with_connect_timeout(Some(u64::from(connect_timeout_ms)));
-        let iii = {
-            let _runtime = iii_sdk::runtime().enter();
-            iii_sdk::try_register_worker_with(url, options)?
-        };
-        let worker = Box::new(iii_worker {
-            iii,
-            functions: Mutex::new(HashMap::new()),
-        });
-        // SAFETY: checked non-NULL above.
-        unsafe { *worker_out = Box::into_raw(worker) };
-        Ok(())
+        start_worker(url, options, worker_out)
     })
+}
+
+/// Starts a worker on `url` with `options` and hands it out through `worker_out`.
+fn start_worker(
+    url: &str,
+    options: InitOptions,
+    worker_out: *mut *mut iii_worker,
+) -> Result<(), Failure> {
+    check_out(worker_out, "worker_out")?;
+    iii_sdk::binding::logs::init();
+    let iii = {
+        let _runtime = iii_sdk::runtime().enter();
+        iii_sdk::try_register_worker_with(url, options)?
+    };
+    let worker = Box::new(iii_worker {
+        iii,
+        functions: Mutex::new(HashMap::new()),
+    });
+    // SAFETY: checked non-NULL (`check_out`); the caller's contract makes it writable.
+    unsafe { *worker_out = Box::into_raw(worker) };
+    Ok(())
 }
 
 /// `iii_worker_connect` with settings as a JSON object (NULL or `"{}"`: the defaults):
@@ -93,20 +102,8 @@ pub unsafe extern "C" fn iii_worker_connect_settings(
             let text = unsafe { input_str(settings_json, "settings_json") }?;
             parse_json(text, "settings_json")?
         };
-        check_out(worker_out, "worker_out")?;
-        iii_sdk::binding::logs::init();
         let options = InitOptions::for_binding("c", None, None).with_settings(&settings)?;
-        let iii = {
-            let _runtime = iii_sdk::runtime().enter();
-            iii_sdk::try_register_worker_with(url, options)?
-        };
-        let worker = Box::new(iii_worker {
-            iii,
-            functions: Mutex::new(HashMap::new()),
-        });
-        // SAFETY: checked non-NULL above.
-        unsafe { *worker_out = Box::into_raw(worker) };
-        Ok(())
+        start_worker(url, options, worker_out)
     })
 }
 

@@ -7,14 +7,21 @@
 //! on the listening socket before it listens, rather than with four system calls per
 //! connection (a channel setup accepts two connections). Elsewhere they are set on each
 //! connection.
+//!
+//! [`open`] then reads the start of what a worker-port client sent: peeked on plain TCP, read
+//! after the TLS handshake (and replayed) on a `wss://` listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use crate::lifecycle::Shutdown;
+use crate::tcp::Io;
 
 /// TCP keepalive: first probe after this much idle time, then one per interval; the kernel
 /// gives up on the connection after its default number of unanswered probes.
@@ -85,6 +92,63 @@ fn set_socket_options(socket: socket2::SockRef<'_>) {
         .with_interval(KEEPALIVE_INTERVAL);
     if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
         tracing::debug!(%error, "could not turn on TCP keepalive");
+    }
+}
+
+/// How long to wait before peeking again at a request head that is not complete, at first
+/// and at most.
+const PEEK_PAUSE: Duration = Duration::from_millis(5);
+const PEEK_PAUSE_MAX: Duration = Duration::from_millis(200);
+
+/// The connection, and the start of what its client sent (up to `max_head` bytes, the
+/// request head when it is complete): peeked on plain TCP; on TLS read after the handshake
+/// and put back in front of the stream.
+pub(crate) async fn open(
+    stream: TcpStream,
+    tls: Option<&TlsAcceptor>,
+    max_head: usize,
+) -> std::io::Result<(Io, Vec<u8>)> {
+    let mut head = vec![0u8; max_head];
+    let Some(acceptor) = tls else {
+        let seen = peek_head(&stream, &mut head).await?;
+        head.truncate(seen);
+        return Ok((Io::Plain(stream), head));
+    };
+    let mut stream = acceptor.accept(stream).await?;
+    let mut seen = 0;
+    while let Some(free) = head.get_mut(seen..).filter(|free| !free.is_empty()) {
+        let read = stream.read(free).await?;
+        seen += read;
+        let complete = (head.get(..seen)).is_some_and(|h| crate::health::head_end(h).is_some());
+        if read == 0 || complete {
+            break;
+        }
+    }
+    head.truncate(seen);
+    let replay = Bytes::copy_from_slice(&head);
+    let stream = Box::new(stream);
+    Ok((Io::Tls { stream, replay }, head))
+}
+
+/// Peeks (without consuming) at the start of what the client sent until the request head is
+/// complete (`\r\n\r\n`), `head` is full, or the client stops sending: a head that arrives
+/// in pieces (a person typing, a proxy) is still told apart from an upgrade. Returns the
+/// bytes seen.
+async fn peek_head(stream: &TcpStream, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut pause = PEEK_PAUSE;
+    loop {
+        let seen = stream.peek(head).await?;
+        let complete = head
+            .get(..seen)
+            .is_some_and(|bytes| crate::health::head_end(bytes).is_some());
+        if seen == 0 || complete || seen == head.len() {
+            return Ok(seen);
+        }
+        // More of the head is on its way (the caller bounds the whole wait). A peek leaves
+        // the socket readable, so this polls, less and less often, rather than waiting for
+        // readiness.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(PEEK_PAUSE_MAX);
     }
 }
 

@@ -18,7 +18,7 @@
 //!
 //! `${VAR}` and `${VAR:default}` are replaced from the environment first. Entries the engine
 //! does not serve are reported by name and ignored; an entry that is invalid stops the start
-//! with a message naming its line. See docs/CONFIG.md.
+//! with a message naming its line. See docs/ACCESS.md.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::access::Domain;
 use crate::config::ReplicaChoice;
 use crate::quota::PerConnection;
 use crate::remote::RemoteFunction;
@@ -31,6 +32,8 @@ pub(crate) struct Owner {
     pub(crate) outbox: Outbox,
     /// Set when the engine calls the function over HTTP instead of over that connection.
     pub(crate) remote: Option<Arc<RemoteFunction>>,
+    /// Which workers it may share the function id with (its listener and prefix).
+    pub(crate) domain: Domain,
     /// The id the worker sent when the engine knows the function by another (its grant's
     /// registration prefix, a registration hook's rename): calls are sent to it under this.
     pub(crate) sent_as: Option<Arc<str>>,
@@ -97,9 +100,14 @@ struct Inner {
     owned: PerConnection,
 }
 
-/// A connection already owns as many functions as its quota allows.
+/// Why a function registration is refused.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct TooManyFunctions;
+pub(crate) enum RegisterRefused {
+    /// The connection already holds as many registrations as its quota allows.
+    TooMany,
+    /// Workers of another listener (or another tenant's prefix) serve this id.
+    Taken,
+}
 
 /// The function registry.
 #[derive(Default)]
@@ -131,7 +139,7 @@ impl FunctionRegistry {
         owner: Owner,
         details: FunctionDetails,
         max: usize,
-    ) -> Result<(), TooManyFunctions> {
+    ) -> Result<(), RegisterRefused> {
         let conn = owner.conn;
         let mut inner = lock(&self.inner);
         let held = |inner: &Inner| {
@@ -144,7 +152,15 @@ impl FunctionRegistry {
                     *slot = registered;
                 }
             }
-            None if inner.owned.count(conn) >= max => return Err(TooManyFunctions),
+            None if (inner.map.get(&id)).is_some_and(|r| {
+                r.list
+                    .iter()
+                    .any(|held| held.owner.domain != registered.owner.domain)
+            }) =>
+            {
+                return Err(RegisterRefused::Taken);
+            }
+            None if inner.owned.count(conn) >= max => return Err(RegisterRefused::TooMany),
             None => {
                 let replicas = inner.map.entry(id.clone()).or_default();
                 replicas.list.push(registered);
@@ -182,6 +198,12 @@ impl FunctionRegistry {
     pub(crate) fn lookup(&self, id: &str) -> Option<Owner> {
         let choice = self.choice;
         (lock(&self.inner).map.get_mut(id)).and_then(|replicas| replicas.pick(choice))
+    }
+
+    /// Whether `conn` holds a registration of `id`.
+    pub(crate) fn held_by(&self, id: &str, conn: ConnId) -> bool {
+        (lock(&self.inner).map.get(id))
+            .is_some_and(|replicas| replicas.list.iter().any(|r| r.owner.conn == conn))
     }
 
     /// The metadata `id` was registered with (its oldest replica's), for access filters.
@@ -259,6 +281,7 @@ mod tests {
             conn: ConnId(conn),
             outbox: Outbox::unbounded(tx),
             remote: None,
+            domain: Domain::default(),
             sent_as: None,
         }
     }
@@ -303,6 +326,7 @@ mod tests {
             conn: ConnId(1),
             outbox: Outbox::new(tx, backlog.clone()),
             remote: None,
+            domain: Domain::default(),
             sent_as: None,
         };
         backlog.add(20);
@@ -373,7 +397,7 @@ mod tests {
         );
         assert_eq!(
             registry.register("c".into(), owner(1), details(), 2),
-            Err(TooManyFunctions)
+            Err(RegisterRefused::TooMany)
         );
         // Registering one it holds again is no new registration.
         assert_eq!(
@@ -387,7 +411,7 @@ mod tests {
         );
         assert_eq!(
             registry.register("c".into(), owner(1), details(), 2),
-            Err(TooManyFunctions)
+            Err(RegisterRefused::TooMany)
         );
         registry.unregister("b", ConnId(1));
         assert_eq!(

@@ -12,11 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use iii_protocol::codes::BAD_REQUEST;
 use iii_protocol::{ChannelDirection, EndStatus};
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::accept_hdr_async_with_config;
@@ -31,7 +29,7 @@ use crate::channels::Channel;
 use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
-use crate::tcp::{CountingTcp, Io};
+use crate::tcp::CountingTcp;
 use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
@@ -41,11 +39,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// what kind of socket an upgrade is, and what its access rules see; a longer head is
 /// refused with 431.
 const PEEK_BYTES: usize = 16 * 1024;
-
-/// How long to wait before peeking again at a request head that is not complete, at first
-/// and at most.
-const PEEK_PAUSE: Duration = Duration::from_millis(5);
-const PEEK_PAUSE_MAX: Duration = Duration::from_millis(200);
 
 /// Where an upgrade request goes.
 enum Route {
@@ -136,7 +129,10 @@ async fn handle(
         return;
     };
     let (stream, slot) = (admitted.stream, admitted.slot);
-    let opening = tokio::time::timeout(HANDSHAKE_TIMEOUT, open(stream, rules.tls.as_ref()));
+    let opening = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        crate::accept::open(stream, rules.tls.as_ref(), PEEK_BYTES),
+    );
     let opened = tokio::select! {
         opened = opening => opened,
         _ = shutdown.wait() => return,
@@ -169,10 +165,17 @@ async fn handle(
     let kind = socket_kind(head);
     let mut route = None;
     let mut streams = false;
+    let admitted_as_worker = session.is_some();
     // The callback's signature is tungstenite's; its error is the refusal response.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, mut response: Response| {
         match decide(request, &shared.channels) {
+            // A worker socket that the access rules did not see as one (a request target
+            // the two parsers read differently) is never served.
+            Ok(Route::Main | Route::Otel) if !admitted_as_worker => Err(refuse_because(
+                StatusCode::BAD_REQUEST,
+                "request target not understood".to_string(),
+            )),
             Ok(Route::Main) if shared.is_draining() => Err(refuse_because(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the engine is stopping".to_string(),
@@ -215,10 +218,12 @@ async fn handle(
         }
     };
     match route {
-        Some(Route::Main) => {
-            let session = session.unwrap_or_else(|| Session::open(rules.policy.clone()));
-            crate::worker::serve(shared, ws, streams, session, shutdown, lifeline).await
-        }
+        Some(Route::Main) => match session {
+            Some(session) => {
+                crate::worker::serve(shared, ws, streams, session, shutdown, lifeline).await
+            }
+            None => close_and_drain(&mut ws, Some(going_away())).await,
+        },
         Some(Route::Otel) => discard(ws, shutdown).await,
         Some(Route::Channel(channel, direction)) => {
             crate::channels::relay::serve_end(
@@ -236,54 +241,6 @@ async fn handle(
         None => close_and_drain(&mut ws, Some(going_away())).await,
     }
     drop(slot);
-}
-
-/// The connection, and the start of what its client sent (up to [`PEEK_BYTES`], the request
-/// head when it is complete): peeked on plain TCP; on TLS read after the handshake and put
-/// back in front of the stream.
-async fn open(stream: TcpStream, tls: Option<&TlsAcceptor>) -> std::io::Result<(Io, Vec<u8>)> {
-    let mut head = vec![0u8; PEEK_BYTES];
-    let Some(acceptor) = tls else {
-        let seen = peek_head(&stream, &mut head).await?;
-        head.truncate(seen);
-        return Ok((Io::Plain(stream), head));
-    };
-    let mut stream = acceptor.accept(stream).await?;
-    let mut seen = 0;
-    while let Some(free) = head.get_mut(seen..).filter(|free| !free.is_empty()) {
-        let read = stream.read(free).await?;
-        seen += read;
-        let complete = (head.get(..seen)).is_some_and(|h| crate::health::head_end(h).is_some());
-        if read == 0 || complete {
-            break;
-        }
-    }
-    head.truncate(seen);
-    let replay = Bytes::copy_from_slice(&head);
-    let stream = Box::new(stream);
-    Ok((Io::Tls { stream, replay }, head))
-}
-
-/// Peeks (without consuming) at the start of what the client sent until the request head is
-/// complete (`\r\n\r\n`), `head` is full, or the client stops sending: a head that arrives
-/// in pieces (a person typing, a proxy) is still told apart from an upgrade. Returns the
-/// bytes seen.
-async fn peek_head(stream: &TcpStream, head: &mut [u8]) -> std::io::Result<usize> {
-    let mut pause = PEEK_PAUSE;
-    loop {
-        let seen = stream.peek(head).await?;
-        let complete = head
-            .get(..seen)
-            .is_some_and(|bytes| crate::health::head_end(bytes).is_some());
-        if seen == 0 || complete || seen == head.len() {
-            return Ok(seen);
-        }
-        // More of the head is on its way (the caller bounds the whole wait). A peek leaves
-        // the socket readable, so this polls, less and less often, rather than waiting for
-        // readiness.
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(PEEK_PAUSE_MAX);
-    }
 }
 
 /// True when a worker's upgrade request asks for channel streams in the version we serve.

@@ -111,7 +111,7 @@ struct Cli {
     #[arg(long, env = "III_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
     /// A YAML configuration file in the published iii engine's shape (`workers:` with
-    /// `iii-worker-manager` and `iii-http` entries; docs/CONFIG.md). Flags given on the
+    /// `iii-worker-manager` and `iii-http` entries; docs/ACCESS.md). Flags given on the
     /// command line or in the environment override it.
     #[arg(long, env = "III_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
@@ -218,6 +218,9 @@ fn apply_file(
             .allowed_origins
             .append(&mut config.access.allowed_origins);
         config.access = access;
+        if let Some(tls) = main.tls.filter(|_| !given("tls_cert")) {
+            config.tls = Some(tls);
+        }
     }
     config.extra_listeners = listeners
         .map(|entry| iii_engine::WorkerListener {
@@ -239,6 +242,9 @@ fn apply_file(
             .filter(|_| !given("http_timeout_secs"))
         {
             config.http_timeout = Duration::from_millis(timeout);
+        }
+        if let Some(tls) = http.tls.filter(|_| !given("tls_cert")) {
+            config.http_tls = Some(tls);
         }
     }
 }

@@ -37,6 +37,9 @@ pub(crate) struct EngineState {
     pub(crate) http_requests: Slots,
     /// When the engine started (`/health` reports its uptime).
     pub(crate) started: std::time::Instant,
+    /// The function ids the engine calls under some listener's rules (auth functions,
+    /// middlewares, hooks): connections under access rules may not register them.
+    pub(crate) engine_called: std::collections::HashSet<String>,
     /// Set when a graceful stop began ([`crate::Engine::drain`]): no new workers or HTTP
     /// requests, while calls and streams in flight finish.
     pub(crate) draining: std::sync::atomic::AtomicBool,
@@ -60,7 +63,15 @@ impl EngineState {
     /// through `remote`.
     pub(crate) fn new(config: EngineConfig, remote: RemoteClient) -> Self {
         let bytes = Arc::new(ByteCounters::bounded(config.quotas.max_channel_bytes));
+        let policies = std::iter::once(&config.access).chain(
+            config
+                .extra_listeners
+                .iter()
+                .map(|listener| &listener.access),
+        );
+        let engine_called = policies.flat_map(|p| p.engine_called()).cloned().collect();
         Self {
+            engine_called,
             connections: ConnectionRegistry::default(),
             functions: FunctionRegistry::new(config.replica_choice),
             triggers: TriggerRegistry::default(),

@@ -16,11 +16,11 @@ use serde_json::Value;
 
 use crate::quota::PerConnection;
 use crate::util::{lock, shrink_map, sorted_entries};
+use crate::worker::outbound::Outbox;
+use crate::worker::registry::ConnId;
 
 /// A trigger's key: its id and the connection that registered it.
 type TriggerKey = (String, ConnId);
-use crate::worker::outbound::Outbox;
-use crate::worker::registry::ConnId;
 
 /// One registered trigger.
 #[derive(Debug, Clone)]
@@ -40,8 +40,12 @@ pub(crate) struct Trigger {
 impl Trigger {
     /// The same registration: owner, type, function, config and metadata.
     fn same_as(&self, other: &Trigger) -> bool {
-        self.owner == other.owner
-            && self.trigger_type == other.trigger_type
+        self.owner == other.owner && self.same_content(other)
+    }
+
+    /// The same type, function, config and metadata, whoever registered it.
+    fn same_content(&self, other: &Trigger) -> bool {
+        self.trigger_type == other.trigger_type
             && self.function_id == other.function_id
             && self.config == other.config
             && self.metadata == other.metadata
@@ -95,6 +99,14 @@ impl TriggerRegistry {
             inner.owned.remove(conn);
         }
         removed
+    }
+
+    /// Whether another connection than `trigger`'s holds trigger `id` with another function,
+    /// type, configuration or metadata (replicas register the very same trigger).
+    pub(crate) fn held_differently(&self, id: &str, trigger: &Trigger) -> bool {
+        (lock(&self.inner).map.iter()).any(|((known, owner), held)| {
+            known == id && *owner != trigger.owner && !held.same_content(trigger)
+        })
     }
 
     /// Whether any connection has trigger `id` registered.

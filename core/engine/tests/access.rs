@@ -331,3 +331,116 @@ async fn browser_origins_and_rebound_hosts_are_refused_on_every_socket() {
     assert_eq!(recv_json(&mut ws).await["type"], "workerregistered");
     assert!(connect_with(&allowing.ws_url(), &evil).await.is_err());
 }
+
+/// Sends a raw upgrade request with `target` to `url`'s listener; the status line's code.
+async fn raw_upgrade_status(url: &str, target: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("ws://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("request");
+    let mut head = [0u8; 12];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut head))
+        .await
+        .expect("an answer in time")
+        .expect("a status line");
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_request_target_slips_past_the_auth_function() {
+    let rules = json!({"auth_function_id": "auth::check", "expose_functions": ["match(\"*\")"]});
+    let (engine, guarded) = engine_with_rules(rules, None).await;
+    let _calls = serve(&engine, &[("auth::check", Value::Null)], auth).await;
+    for target in ["/", "http://x/", "/#x", "/otel", "//"] {
+        let status = raw_upgrade_status(&guarded, target).await;
+        assert!(status == 401 || status == 400, "{target}: {status}");
+    }
+    assert_eq!(engine.stats().connections, 1, "only the trusted worker");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restricted_worker_cannot_take_over_what_trusted_workers_serve() {
+    let rules = json!({
+        "on_trigger_type_registration_function_id": "hooks::types",
+        "expose_functions": ["match(\"api::*\")"],
+    });
+    let (engine, guarded) = engine_with_rules(rules, None).await;
+    let _calls = serve(
+        &engine,
+        &[("api::echo", Value::Null), ("secret::x", Value::Null)],
+        auth,
+    )
+    .await;
+    let mut restricted = worker_with(&guarded, &[]).await;
+    let registrations = [
+        (
+            json!({"type": "registerfunction", "id": "api::echo"}),
+            "another listener",
+        ),
+        (
+            json!({"type": "registerfunction", "id": "hooks::types"}),
+            "called by the engine",
+        ),
+        (
+            json!({"type": "registerfunction", "id": "r::remote",
+                   "invocation": {"url": "https://example.com/f", "method": "POST"}}),
+            "over HTTP",
+        ),
+    ];
+    for (registration, why) in registrations {
+        restricted.send(registration.clone()).await;
+        let refusal = restricted.recv().await;
+        assert_eq!(
+            refusal["error"]["code"], "FORBIDDEN",
+            "{registration}: {refusal}"
+        );
+        let message = refusal["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{message}");
+    }
+    // Calls of api::echo still reach the trusted worker only.
+    let answer = call(&mut restricted, "api::echo").await;
+    assert_eq!(answer["result"]["served"], "api::echo");
+
+    // Triggers: not at a function it may not call, not on a route trusted workers serve.
+    let mut trusted = worker(&engine).await;
+    trusted
+        .send(
+            json!({"type": "registertrigger", "id": "t-login", "trigger_type": "http",
+                     "function_id": "api::echo", "config": {"api_path": "/login"}}),
+        )
+        .await;
+    trusted.sync().await;
+    let triggers = [
+        (json!({"api_path": "/steal"}), "secret::x", "FORBIDDEN"),
+        (
+            json!({"api_path": "/login"}),
+            "api::echo",
+            "trigger_registration_failed",
+        ),
+        (json!({"api_path": "/fine"}), "api::echo", ""),
+    ];
+    for (config, function_id, code) in triggers {
+        restricted
+            .send(
+                json!({"type": "registertrigger", "id": format!("r-{function_id}-{config}"),
+                         "trigger_type": "http", "function_id": function_id, "config": config}),
+            )
+            .await;
+        if code.is_empty() {
+            restricted.sync().await;
+            continue;
+        }
+        let refusal = restricted.recv().await;
+        assert_eq!(refusal["type"], "triggerregistrationresult", "{refusal}");
+        assert_eq!(refusal["error"]["code"], code, "{refusal}");
+    }
+    assert_eq!(
+        engine.stats().http_routes,
+        2,
+        "the trusted /login and the allowed /fine"
+    );
+}

@@ -72,11 +72,17 @@ pub(crate) fn connector() -> Result<Connector, IIIError> {
     }
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
     tracing::debug!(added, "system root certificates");
+    // A file that cannot be read (any more) is reported and left out: it must not take
+    // every other worker's connections down with it.
     for file in &trust.files {
-        for certificate in read_certificates(file)? {
-            roots.add(certificate).map_err(|error| {
-                IIIError::InvalidArgument(format!("CA file {}: {error}", file.display()))
-            })?;
+        match read_certificates(file) {
+            Ok(certificates) => {
+                let (_, unusable) = roots.add_parsable_certificates(certificates);
+                if unusable > 0 {
+                    tracing::warn!(file = %file.display(), unusable, "CA certificates that cannot be used");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "a CA file is not trusted"),
         }
     }
     let provider = Arc::new(iii_protocol::tls::provider());

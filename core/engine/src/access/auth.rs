@@ -42,6 +42,20 @@ impl UpgradeHead {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return None,
         }
+        // The browser checks read these two: one that is not plain text is no request.
+        let unreadable = |header: &httparse::Header<'_>| {
+            let checked = ["origin", "host"]
+                .iter()
+                .any(|n| header.name.eq_ignore_ascii_case(n));
+            checked
+                && !header
+                    .value
+                    .iter()
+                    .all(|b| *b == b'\t' || (b' '..=b'~').contains(b))
+        };
+        if request.headers.iter().any(unreadable) {
+            return None;
+        }
         let target = request.path.unwrap_or("/");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let headers = (request.headers.iter())
@@ -67,11 +81,11 @@ impl UpgradeHead {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Whether this upgrade opens a worker's main socket or its telemetry socket (the ones an
-    /// auth function admits; channel sockets carry their own keys).
+    /// Whether an auth function admits this upgrade: anything but a channel socket (which
+    /// carries its own keys). Any other target, however written, goes through auth; the
+    /// upgrade then refuses a worker socket the auth step did not admit.
     pub(crate) fn is_worker_socket(&self) -> bool {
-        let path = self.path.as_str();
-        path.is_empty() || path == "/" || path == "/otel" || path.starts_with("/otel/")
+        !self.path.starts_with("/ws/channels/")
     }
 
     /// The auth function's input: `headers` (lower-case names; the last of repeated ones),
@@ -106,11 +120,14 @@ impl UpgradeHead {
 /// Why an upgrade is refused before it happens: the status and the error body to send.
 #[derive(Debug)]
 pub(crate) struct Refusal {
+    /// The HTTP status of the answer.
     pub(crate) status: StatusCode,
+    /// Its JSON body.
     pub(crate) error: ErrorBody,
 }
 
 impl Refusal {
+    /// A refusal with `status`, `code` and `message`.
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -190,5 +207,18 @@ mod tests {
         assert!(UpgradeHead::parse(b"GET / HTTP/1.1\r\nHost: h\r\n").is_none());
         let channel = UpgradeHead::parse(b"GET /ws/channels/x?key=k HTTP/1.1\r\n\r\n");
         assert!(channel.is_some_and(|head| !head.is_worker_socket()));
+        for target in ["http://x/", "/#x", "//", "/otel/x", "*"] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            let parsed = UpgradeHead::parse(raw.as_bytes());
+            assert!(
+                parsed.is_some_and(|head| head.is_worker_socket()),
+                "{target}"
+            );
+        }
+        let bad_origin = b"GET / HTTP/1.1\r\nOrigin: \xffevil\r\n\r\n";
+        assert!(
+            UpgradeHead::parse(bad_origin).is_none(),
+            "an unreadable Origin is no request"
+        );
     }
 }

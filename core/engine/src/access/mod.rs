@@ -32,6 +32,25 @@ pub struct ListenerPolicy {
     pub allowed_origins: Vec<String>,
 }
 
+impl ListenerPolicy {
+    /// The function ids the engine itself calls under these rules (auth, middleware, hooks):
+    /// no connection under access rules may register them.
+    pub(crate) fn engine_called(&self) -> impl Iterator<Item = &String> {
+        let rbac = self.rbac.as_ref();
+        let hooks = rbac.into_iter().flat_map(|rbac| {
+            [
+                &rbac.auth_function_id,
+                &rbac.on_function_registration_function_id,
+                &rbac.on_trigger_registration_function_id,
+                &rbac.on_trigger_type_registration_function_id,
+            ]
+        });
+        hooks
+            .chain(std::iter::once(&self.middleware_function_id))
+            .flatten()
+    }
+}
+
 /// A listener's `rbac` block (the published engine's field names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +126,29 @@ pub(crate) struct Session {
     pub(crate) grant: Grant,
 }
 
+/// Which workers may share a function id or an HTTP route: those of one listener's rules and
+/// one registration prefix. A worker of another listener (or another tenant's prefix) that
+/// registers the same id is refused, so it can never join, and receive calls of, a function
+/// trusted workers serve.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Domain {
+    /// The listener's rules, by identity.
+    listener: usize,
+    /// The grant's registration prefix.
+    prefix: Option<Arc<str>>,
+}
+
+impl Domain {
+    /// A domain of listener `listener` without a prefix, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(listener: usize) -> Self {
+        Self {
+            listener,
+            prefix: None,
+        }
+    }
+}
+
 /// The error of a refused call, naming what would allow it.
 pub(crate) fn forbidden(function_id: &str, remedy: &str) -> ErrorBody {
     ErrorBody::new(
@@ -157,6 +199,19 @@ impl Session {
             return Ok(());
         }
         Err(forbidden(function_id, "add to rbac.expose_functions"))
+    }
+
+    /// The workers this connection may share function ids and routes with.
+    pub(crate) fn domain(&self) -> Domain {
+        Domain {
+            listener: Arc::as_ptr(&self.policy) as usize,
+            prefix: (self.grant.function_registration_prefix.as_deref()).map(Arc::from),
+        }
+    }
+
+    /// Whether this connection is under access rules (its listener has `rbac`).
+    pub(crate) fn is_restricted(&self) -> bool {
+        self.policy.rbac.is_some()
     }
 
     /// The id a function registered as `id` by this connection is known by.

@@ -15,6 +15,7 @@ use iii_protocol::http::{CONFIG_API_PATH, CONFIG_HTTP_METHOD};
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
+use crate::access::Domain;
 use crate::util::{lock, shrink_map};
 use crate::worker::registry::ConnId;
 
@@ -31,6 +32,8 @@ enum Segment {
 #[derive(Debug, Clone)]
 struct Route {
     owner: ConnId,
+    /// Which workers may register the same method and pattern (see [`Domain`]).
+    domain: Domain,
     function_id: String,
     method: Method,
     /// The pattern as registered, with a leading `/`.
@@ -81,6 +84,7 @@ impl RouteTable {
         &self,
         id: String,
         owner: ConnId,
+        domain: Domain,
         function_id: String,
         config: &Value,
     ) -> Result<(), InvalidRoute> {
@@ -100,9 +104,18 @@ impl RouteTable {
         let segments = parse_pattern(api_path)?;
         let pattern = format!("/{}", api_path.trim_start_matches('/'));
         let mut inner = lock(&self.inner);
+        let taken = (inner.routes.values()).any(|other| {
+            other.domain != domain && other.method == method && other.segments == segments
+        });
+        if taken {
+            return Err(InvalidRoute(format!(
+                "{method} {pattern} is served by workers of another listener or tenant"
+            )));
+        }
         inner.next_order += 1;
         let route = Route {
             owner,
+            domain,
             function_id,
             method,
             pattern,
@@ -235,7 +248,13 @@ mod tests {
         let table = RouteTable::default();
         for (id, function, config) in routes {
             table
-                .register(id.to_string(), ConnId(1), function.to_string(), config)
+                .register(
+                    id.to_string(),
+                    ConnId(1),
+                    Domain::default(),
+                    function.to_string(),
+                    config,
+                )
                 .expect("valid route");
         }
         table
@@ -307,6 +326,7 @@ mod tests {
             .register(
                 "a".into(),
                 ConnId(1),
+                Domain::default(),
                 "two".into(),
                 &json!({"api_path": "/y"}),
             )
@@ -323,6 +343,7 @@ mod tests {
                 .register(
                     id.into(),
                     ConnId(conn),
+                    Domain::default(),
                     "two".into(),
                     &json!({"api_path": "/y"}),
                 )
@@ -346,6 +367,28 @@ mod tests {
     }
 
     #[test]
+    fn a_route_is_shared_only_within_its_domain() {
+        let table = table(&[("a", "one", json!({"api_path": "/login"}))]);
+        let other = Domain::for_tests(7);
+        let config = json!({"api_path": "/login"});
+        let refused = table.register("b".into(), ConnId(2), other.clone(), "evil".into(), &config);
+        assert!(
+            refused.is_err(),
+            "another listener's worker cannot take the route over"
+        );
+        assert_eq!(
+            table.find(&Method::GET, "/login").map(|m| m.function_id),
+            Some("one".into())
+        );
+        let elsewhere = json!({"api_path": "/other"});
+        assert!(
+            table
+                .register("c".into(), ConnId(2), other, "mine".into(), &elsewhere)
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn bad_configs_are_refused() {
         let table = RouteTable::default();
         for config in [
@@ -359,7 +402,13 @@ mod tests {
         ] {
             assert!(
                 table
-                    .register("t".into(), ConnId(1), "f".into(), &config)
+                    .register(
+                        "t".into(),
+                        ConnId(1),
+                        Domain::default(),
+                        "f".into(),
+                        &config
+                    )
                     .is_err(),
                 "{config} must be refused"
             );

@@ -2,7 +2,7 @@
 //! routing of invocations (docs/PROTOCOL.md §2, §3). Bad input is answered, never fatal.
 
 use iii_protocol::builtins::{CALLER_WORKER_ID, FN_CHANNELS_CREATE, FN_WORKERS_REGISTER};
-use iii_protocol::codes::{ENQUEUE_ERROR, FUNCTION_NOT_FOUND, INVALID_MESSAGE};
+use iii_protocol::codes::{ENQUEUE_ERROR, FORBIDDEN, FUNCTION_NOT_FOUND, INVALID_MESSAGE};
 use iii_protocol::{ErrorBody, Message, TriggerAction};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use super::Conn;
 use super::registrations;
 use crate::access;
 use crate::forward::{Call, Pace, forward};
-use crate::functions::{FunctionDetails, Owner, TooManyFunctions};
+use crate::functions::{FunctionDetails, Owner, RegisterRefused};
 use crate::invocations::Caller;
 use crate::quota;
 use crate::remote::RemoteFunction;
@@ -121,8 +121,8 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
     }
 }
 
-/// Registers a function, unless its connection's access rules deny it or the connection owns
-/// its quota of them already.
+/// Registers a function, unless its connection's access rules deny it, workers of another
+/// listener serve the id, or the connection owns its quota of them already.
 async fn register_function(
     shared: &EngineState,
     conn: &Conn,
@@ -134,8 +134,14 @@ async fn register_function(
     if let Err(error) = quota::check_id("function id", &id, max_id) {
         return refuse_function(conn, &id, error);
     }
+    let session = &conn.session;
+    if session.is_restricted() && invocation.is_some() {
+        // The engine would call its URL, perhaps with the engine's own secrets.
+        let why = "functions the engine calls over HTTP are registered on listeners without rbac";
+        return refuse_function(conn, &id, ErrorBody::new(FORBIDDEN, why));
+    }
     let registered_as = id.clone();
-    let registered = access::hooks::function_registration(shared, &conn.session, id, details).await;
+    let registered = access::hooks::function_registration(shared, session, id, details).await;
     let (id, details) = match registered {
         Ok(registered) => registered,
         Err(error) => return refuse_function(conn, &registered_as, error),
@@ -143,24 +149,41 @@ async fn register_function(
     if let Err(error) = quota::check_id("function id", &id, max_id) {
         return refuse_function(conn, &id, error);
     }
+    if session.is_restricted() && shared.engine_called.contains(&id) {
+        let why = format!("{id} is called by the engine itself (auth, middleware or a hook)");
+        return refuse_function(conn, &id, ErrorBody::new(FORBIDDEN, why));
+    }
     let owner = Owner {
         conn: conn.id,
         outbox: conn.outbox.clone(),
         remote: invocation.map(|invocation| {
             RemoteFunction::new(&id, &invocation, &shared.remote.allowed_secrets)
         }),
+        domain: session.domain(),
         sent_as: (registered_as != id).then(|| Arc::from(registered_as.as_str())),
     };
     let max = shared.config.quotas.max_functions_per_connection;
-    let renamed = id != conn.session.registered_id(&registered_as);
+    let renamed = id != session.registered_id(&registered_as);
     match shared.functions.register(id.clone(), owner, details, max) {
         Ok(()) => {
-            if renamed {
-                crate::util::lock(&conn.renamed).insert(registered_as, id.clone());
+            // One entry per engine id at most, so the map stays within the quota.
+            let mut names = crate::util::lock(&conn.renamed);
+            // Re-registered under another engine id: the old one is withdrawn.
+            if let Some(old) = names.get(&registered_as).filter(|old| **old != id) {
+                shared.functions.unregister(old, conn.id);
             }
+            names.retain(|sent, known| *known != id && *sent != registered_as);
+            if renamed {
+                names.insert(registered_as, id.clone());
+            }
+            drop(names);
             tracing::info!(function_id = %id, worker_id = %conn.worker_id, "function registered");
         }
-        Err(TooManyFunctions) => {
+        Err(RegisterRefused::Taken) => {
+            let why = format!("{id} is served by workers of another listener or tenant");
+            refuse_function(conn, &id, ErrorBody::new(FORBIDDEN, why));
+        }
+        Err(RegisterRefused::TooMany) => {
             let error = quota::exceeded(
                 "functions registered by one connection",
                 max,

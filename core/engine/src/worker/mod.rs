@@ -50,7 +50,8 @@ pub(crate) struct Conn {
     /// What this connection may do (its listener's rules and its auth function's grant).
     pub(crate) session: Session,
     /// Functions a registration hook renamed: the id the worker sent, and the one the engine
-    /// knows (so the worker can unregister by its own id). Bounded by its function quota.
+    /// knows (so the worker can unregister by its own id). At most one entry per engine id
+    /// it holds, so bounded by its function quota.
     pub(crate) renamed: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 

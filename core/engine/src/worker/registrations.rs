@@ -3,6 +3,7 @@
 //! trigger of a type a worker provides is forwarded to that worker, and any other type is
 //! refused (docs/PROTOCOL.md §3.3).
 
+use iii_protocol::builtins::{FN_FUNCTIONS_LIST, TRIGGER_FUNCTIONS_AVAILABLE};
 use iii_protocol::codes::{TRIGGER_REGISTRATION_FAILED, TRIGGER_TYPE_NOT_FOUND};
 use iii_protocol::{ErrorBody, Message, http};
 use serde_json::Value;
@@ -21,37 +22,36 @@ pub(crate) async fn register_trigger(
     id: String,
     trigger: Trigger,
 ) {
-    let (id, trigger) = match hooks::trigger_registration(
-        shared,
-        &conn.session,
-        id.clone(),
-        trigger.clone(),
-    )
-    .await
-    {
-        Ok(allowed) => allowed,
-        Err(error) => {
-            tracing::warn!(trigger_id = %id.chars().take(128).collect::<String>(), message = %error.message, "trigger registration denied");
-            conn.outbox.send(&Message::TriggerRegistrationResult {
-                id,
-                trigger_type: trigger.trigger_type,
-                function_id: trigger.function_id,
-                error: Some(error),
-            });
-            return;
-        }
+    let refuse = |id: String, trigger: Trigger, error: ErrorBody| {
+        tracing::warn!(trigger_id = %id.chars().take(128).collect::<String>(), code = %error.code, message = %error.message, "trigger refused");
+        conn.outbox.send(&Message::TriggerRegistrationResult {
+            id,
+            trigger_type: trigger.trigger_type,
+            function_id: trigger.function_id,
+            error: Some(error),
+        });
     };
+    // The cheap checks first, then the hook, then the checks of what the hook let through.
+    if let Err(error) = check_trigger(shared, conn, &id, &trigger) {
+        return refuse(id, trigger, error);
+    }
+    let session = &conn.session;
+    let hooked = hooks::trigger_registration(shared, session, id.clone(), trigger.clone()).await;
+    let (id, trigger) = match hooked {
+        Ok(allowed) => allowed,
+        Err(error) => return refuse(id, trigger, error),
+    };
+    let checked = check_trigger(shared, conn, &id, &trigger)
+        .and_then(|()| check_target(shared, conn, &id, &trigger));
+    if let Err(error) = checked {
+        return refuse(id, trigger, error);
+    }
     let refusal = |code: &str, why: String| Message::TriggerRegistrationResult {
         id: id.clone(),
         trigger_type: trigger.trigger_type.clone(),
         function_id: trigger.function_id.clone(),
         error: Some(ErrorBody::new(code, why)),
     };
-    if let Err(error) = check_trigger(shared, conn, &id, &trigger) {
-        tracing::warn!(trigger_id = %id.chars().take(128).collect::<String>(), message = %error.message, "trigger refused");
-        conn.outbox.send(&refusal(&error.code, error.message));
-        return;
-    }
     let provider = shared.trigger_types.provider(&trigger.trigger_type);
     match provider {
         None => {
@@ -66,6 +66,7 @@ pub(crate) async fn register_trigger(
             let routed = shared.routes.register(
                 id.clone(),
                 conn.id,
+                session.domain(),
                 trigger.function_id.clone(),
                 &trigger.config,
             );
@@ -114,6 +115,36 @@ fn check_trigger(
             max,
             "max-triggers-per-connection",
         ));
+    }
+    Ok(())
+}
+
+/// What a trigger may point at: under access rules, only a function the connection may call
+/// or serves itself (and `engine::functions-available` only where the function listing is
+/// callable), so a trigger never makes the engine call for it what it may not call; and a
+/// trigger id another worker holds with another function or configuration is not taken over
+/// at the type's provider.
+fn check_target(
+    shared: &EngineState,
+    conn: &Conn,
+    id: &str,
+    trigger: &Trigger,
+) -> Result<(), ErrorBody> {
+    let session = &conn.session;
+    if session.is_restricted() {
+        let function_id = &trigger.function_id;
+        if !shared.functions.held_by(function_id, conn.id) {
+            session.may_call(function_id, || shared.functions.metadata(function_id))?;
+        }
+        if trigger.trigger_type == TRIGGER_FUNCTIONS_AVAILABLE {
+            session.may_call(FN_FUNCTIONS_LIST, || None)?;
+        }
+    }
+    if shared.triggers.held_differently(id, trigger) {
+        let why = format!(
+            "trigger id {id} is registered by another worker with another function or configuration"
+        );
+        return Err(ErrorBody::new(TRIGGER_REGISTRATION_FAILED, why));
     }
     Ok(())
 }
