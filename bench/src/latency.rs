@@ -185,6 +185,12 @@ pub async fn trigger_handler(url: &str) -> Result<(), String> {
         NOOP_FUNCTION,
         |input| async move { Ok(input) },
     ));
+    serve_until_killed(&iii).await
+}
+
+/// Waits until `iii`'s registrations reached the engine, prints `READY` (what the parent
+/// waits for), and serves until the process is killed.
+pub async fn serve_until_killed(iii: &iii_sdk::III) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(30), iii.ready())
         .await
         .map_err(|_| "the engine did not answer")?

@@ -30,13 +30,7 @@ pub async fn replica_worker(url: &str, name: &str, delay_us: u64) -> Result<(), 
             }
         },
     ));
-    tokio::time::timeout(Duration::from_secs(30), iii.ready())
-        .await
-        .map_err(|_| "the engine did not answer")?
-        .map_err(|e| e.to_string())?;
-    println!("READY");
-    std::future::pending::<()>().await;
-    Ok(())
+    crate::latency::serve_until_killed(&iii).await
 }
 
 /// What one run measured.

@@ -9,14 +9,13 @@ const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const https = require('node:https')
-const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const readline = require('node:readline')
 const { spawn, execFileSync } = require('node:child_process')
 
 const { registerWorker, http } = require('..')
-const { startEngine } = require('./engine')
+const { startEngine, freePort } = require('./engine')
 
 const repo = path.resolve(__dirname, '..', '..')
 const access = path.join(repo, 'tests', 'access')
@@ -28,17 +27,6 @@ function ensurePublishedClients() {
   if (!fs.existsSync(publishedSdk)) {
     execFileSync('bash', [path.join(repo, 'tests', 'interop', 'setup.sh')], { stdio: 'inherit' })
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** The listener's auth function: token `good` is granted, anything else refused. */
@@ -162,6 +150,18 @@ test('this package: a forbidden call is a FORBIDDEN error, a bad token a refused
 
 // ---------------------------------------------------------------- TLS
 
+/** GET `url` over https trusting the CA file `ca`: the whole body. */
+function httpsGet(url, ca) {
+  return new Promise((resolve, reject) => {
+    https.get(url, { ca: fs.readFileSync(ca) }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => resolve(Buffer.concat(chunks)))
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
 test('a channel and a download over wss:// and https://, ours and the published client', async () => {
   const certs = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-tls-'))
   execFileSync('bash', [path.join(repo, 'scripts', 'make-test-certs.sh'), certs])
@@ -192,14 +192,7 @@ test('a channel and a download over wss:// and https://, ours and the published 
     const digest = await call(caller, 'tls::digest', { reader: channel.readerRef })
     assert.equal(digest, crypto.createHash('sha256').update(payload).digest('hex'))
 
-    const body = await new Promise((resolve, reject) => {
-      https.get(`${tls.httpUrl}/download`, { ca: fs.readFileSync(ca) }, (res) => {
-        const chunks = []
-        res.on('data', (c) => chunks.push(c))
-        res.on('end', () => resolve(Buffer.concat(chunks)))
-        res.on('error', reject)
-      }).on('error', reject)
-    })
+    const body = await httpsGet(`${tls.httpUrl}/download`, ca)
     assert.ok(body.equals(payload), 'the download is byte-exact over https')
 
     // The published client (trusting the CA the way Node does) writes 4 MiB into a channel
@@ -222,6 +215,24 @@ test('a channel and a download over wss:// and https://, ours and the published 
       assert.equal(result.result.bytes, size)
       assert.equal(result.result.sha256, expected)
       assert.equal(result.result.runtime, 'iii-node')
+
+      // The published client serves the guide's download handler over wss://; fetched over https.
+      const files = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-tls-files-'))
+      const report = crypto.randomBytes(2 * 1024 * 1024)
+      fs.writeFileSync(path.join(files, 'report.bin'), report)
+      const published = spawn(process.execPath, [worker, 'serve', 'download'], {
+        env: { ...env, III_INTEROP_FILES_DIR: files },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      })
+      try {
+        const ready = readline.createInterface({ input: published.stdout })[Symbol.asyncIterator]()
+        assert.equal((await ready.next()).value, 'READY')
+        const downloaded = await httpsGet(`${tls.httpUrl}/files/report.bin`, ca)
+        assert.ok(downloaded.equals(report), 'the published client\'s download is byte-exact over https')
+      } finally {
+        published.stdin.end()
+        await new Promise((done) => (published.exitCode !== null ? done() : published.once('exit', done)))
+      }
     } finally {
       server.stdin.end()
       await new Promise((done) => (server.exitCode !== null ? done() : server.once('exit', done)))

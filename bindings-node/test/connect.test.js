@@ -5,24 +5,11 @@
 // made once the engine is up succeeds.
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const net = require('node:net')
 
 const { registerWorker } = require('..')
-const { startEngine } = require('./engine')
+const { startEngine, freePort } = require('./engine')
 
 const CONNECT_TIMEOUT_MS = 800
-
-/** A local port nothing listens on (bound, then released). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** How long `promise` took to reject, and its error. */
 async function rejection(promise) {

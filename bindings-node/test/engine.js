@@ -2,6 +2,7 @@
 // Starts the engine binary on free ports for a test file and stops it afterwards.
 // III_ENGINE overrides the binary (default: target/debug/iii of the workspace).
 const { spawn } = require('node:child_process')
+const net = require('node:net')
 const path = require('node:path')
 
 const workspace = path.resolve(__dirname, '..', '..')
@@ -62,4 +63,16 @@ function startEngine({ port = 0, args = [], env = {} } = {}) {
   })
 }
 
-module.exports = { startEngine }
+/** A local port nothing listens on (bound, then released). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+module.exports = { startEngine, freePort }
