@@ -20,8 +20,8 @@ fn with_token(token: &str) -> InitOptions {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn headers_reach_the_auth_function_and_the_grant_holds() {
-    let rbac: Rbac = serde_json::from_value(json!({"auth_function_id": "auth::check"}))
-        .expect("valid rbac");
+    let rbac: Rbac =
+        serde_json::from_value(json!({"auth_function_id": "auth::check"})).expect("valid rbac");
     let engine = engine_with(EngineConfig {
         extra_listeners: vec![WorkerListener {
             host: "127.0.0.1".into(),
@@ -63,9 +63,12 @@ async fn headers_reach_the_auth_function_and_the_grant_holds() {
     refused.shutdown();
 
     let granted = iii_sdk::register_worker_with(&guarded, with_token("good"));
-    let answer = within(10, granted.trigger(TriggerRequest::new("api::granted", json!({}))))
-        .await
-        .expect("granted by name");
+    let answer = within(
+        10,
+        granted.trigger(TriggerRequest::new("api::granted", json!({}))),
+    )
+    .await
+    .expect("granted by name");
     assert_eq!(answer, json!("served"));
     let forbidden = granted
         .trigger(TriggerRequest::new("api::other", json!({})))
