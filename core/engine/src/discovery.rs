@@ -13,6 +13,7 @@ use iii_protocol::builtins::{
 use iii_protocol::codes::{INVALID_ARGUMENT, NOT_FOUND};
 use serde_json::{Value, json};
 
+use crate::access::Session;
 use crate::functions::Registered;
 use crate::state::EngineState;
 use crate::triggers::{ENGINE_TRIGGER_TYPES, Trigger};
@@ -41,17 +42,39 @@ const LISTINGS: [&str; 8] = [
     FN_REGISTERED_TRIGGERS_INFO,
 ];
 
-/// Answers the listing built-in `function_id`, or `None` if it is not one (checked before
-/// anything is read, so an ordinary call costs nothing here).
+/// Answers the listing built-in `function_id` for a caller with `session`, or `None` if it is
+/// not one (checked before anything is read, so an ordinary call costs nothing here). A
+/// caller under access rules sees only the functions it may call, and the triggers of those
+/// (as the published engine lists them).
 pub(crate) fn answer(
     shared: &EngineState,
+    session: &Session,
     function_id: &str,
     input: &Value,
 ) -> Option<Result<Value, ErrorBody>> {
     if !function_id.starts_with("engine::") || !LISTINGS.contains(&function_id) {
         return None;
     }
-    let view = View::of(shared);
+    let mut view = View::of(shared);
+    if session.is_restricted() {
+        let callable = |id: &str, registered: Option<&Registered>| {
+            let metadata = || registered.and_then(|r| r.details.metadata.clone());
+            session.may_call(id, metadata).is_ok()
+        };
+        view.functions
+            .retain(|(id, registered)| callable(id, Some(registered)));
+        let known = |id: &str| view.functions.iter().find(|(known, _)| known == id);
+        let visible: Vec<bool> = (view.triggers.iter())
+            .map(|(_, trigger)| {
+                callable(
+                    &trigger.function_id,
+                    known(&trigger.function_id).map(|(_, r)| r),
+                )
+            })
+            .collect();
+        let mut keep = visible.into_iter();
+        view.triggers.retain(|_| keep.next().unwrap_or(false));
+    }
     Some(match function_id {
         FN_FUNCTIONS_LIST => Ok(view.functions_list(input)),
         FN_FUNCTIONS_INFO => view.functions_info(input),

@@ -444,3 +444,51 @@ async fn a_restricted_worker_cannot_take_over_what_trusted_workers_serve() {
         "the trusted /login and the allowed /fine"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restricted_caller_lists_only_what_it_may_call() {
+    let rules = json!({"expose_functions": [
+        "match(\"api::*\")", "match(\"engine::functions::list\")",
+        "match(\"engine::registered-triggers::list\")",
+    ]});
+    let (engine, guarded) = engine_with_rules(rules, None).await;
+    let _calls = serve(
+        &engine,
+        &[("api::a", Value::Null), ("secret::b", Value::Null)],
+        auth,
+    )
+    .await;
+    let mut trusted = worker(&engine).await;
+    for (id, function_id) in [("t-a", "api::a"), ("t-b", "secret::b")] {
+        trusted
+            .send(
+                json!({"type": "registertrigger", "id": id, "trigger_type": "http",
+                         "function_id": function_id, "config": {"api_path": format!("/{id}")}}),
+            )
+            .await;
+    }
+    trusted.sync().await;
+    let ids = |answer: &Value, list: &str, key: &str| -> Vec<String> {
+        (answer["result"][list].as_array().into_iter().flatten())
+            .filter_map(|entry| entry[key].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut restricted = worker_with(&guarded, &[]).await;
+    let listed = call(&mut restricted, "engine::functions::list").await;
+    assert_eq!(
+        ids(&listed, "functions", "function_id"),
+        ["api::a"],
+        "{listed}"
+    );
+    let triggers = call(&mut restricted, "engine::registered-triggers::list").await;
+    assert_eq!(
+        ids(&triggers, "registered_triggers", "function_id"),
+        ["api::a"],
+        "{triggers}"
+    );
+    let everything = call(&mut trusted, "engine::functions::list").await;
+    assert_eq!(
+        ids(&everything, "functions", "function_id"),
+        ["api::a", "secret::b"]
+    );
+}

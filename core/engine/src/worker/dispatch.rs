@@ -346,7 +346,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         }
         _ => {}
     }
-    if let Some(answer) = discovery::answer(shared, &function_id, &data) {
+    if let Some(answer) = discovery::answer(shared, session, &function_id, &data) {
         match (answer, caller) {
             (Ok(result), Some(caller)) => caller.answer(function_id, Some(result), None).await,
             (Err(error), caller) => answer_error(caller, function_id, error).await,
