@@ -44,7 +44,12 @@ async fn announce(shared: &EngineState) {
         return;
     }
     let functions = discovery::function_summaries(shared);
+    // Replicas register the same trigger: it fires once, at one of them.
+    let mut announced = std::collections::HashSet::new();
     for (trigger_id, trigger) in subscribers {
+        if !announced.insert(trigger_id.clone()) {
+            continue;
+        }
         let Some(owner) = shared.functions.lookup(&trigger.function_id) else {
             tracing::debug!(%trigger_id, function_id = %trigger.function_id, "functions-available: its function is not registered");
             continue;

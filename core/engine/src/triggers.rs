@@ -57,6 +57,21 @@ struct Inner {
     map: HashMap<TriggerKey, Trigger>,
     /// How many triggers each connection registered, for its quota.
     owned: PerConnection,
+    /// The connections holding each trigger id (replicas hold the same ones), so questions
+    /// about one id never walk every trigger.
+    holders: HashMap<String, Vec<ConnId>>,
+}
+
+impl Inner {
+    /// `conn` no longer holds trigger `id`.
+    fn release(&mut self, id: &str, conn: ConnId) {
+        if let Some(holders) = self.holders.get_mut(id) {
+            holders.retain(|holder| *holder != conn);
+            if holders.is_empty() {
+                self.holders.remove(id);
+            }
+        }
+    }
 }
 
 /// The trigger registry.
@@ -82,6 +97,11 @@ impl TriggerRegistry {
         let previous = (inner.map).insert((id.clone(), trigger.owner), trigger.clone());
         if previous.is_none() {
             inner.owned.add(trigger.owner);
+            inner
+                .holders
+                .entry(id.clone())
+                .or_default()
+                .push(trigger.owner);
         }
         drop(inner);
         if previous.is_some_and(|previous| previous.same_as(&trigger)) {
@@ -97,6 +117,7 @@ impl TriggerRegistry {
         let removed = inner.map.remove(&(id.to_string(), conn));
         if removed.is_some() {
             inner.owned.remove(conn);
+            inner.release(id, conn);
         }
         removed
     }
@@ -104,14 +125,19 @@ impl TriggerRegistry {
     /// Whether another connection than `trigger`'s holds trigger `id` with another function,
     /// type, configuration or metadata (replicas register the very same trigger).
     pub(crate) fn held_differently(&self, id: &str, trigger: &Trigger) -> bool {
-        (lock(&self.inner).map.iter()).any(|((known, owner), held)| {
-            known == id && *owner != trigger.owner && !held.same_content(trigger)
-        })
+        let inner = lock(&self.inner);
+        let holders = inner.holders.get(id).into_iter().flatten();
+        holders
+            .filter(|holder| **holder != trigger.owner)
+            .any(|holder| {
+                (inner.map.get(&(id.to_string(), *holder)))
+                    .is_some_and(|held| !held.same_content(trigger))
+            })
     }
 
     /// Whether any connection has trigger `id` registered.
     pub(crate) fn has_id(&self, id: &str) -> bool {
-        (lock(&self.inner).map.keys()).any(|(known, _)| known == id)
+        lock(&self.inner).holders.contains_key(id)
     }
 
     /// The metadata `owner`'s trigger `id` was registered with, if any.
@@ -154,10 +180,14 @@ impl TriggerRegistry {
             .filter(|(_, owner)| *owner == conn)
             .cloned()
             .collect();
-        let removed = (owned.into_iter())
+        let removed: Vec<(String, Trigger)> = (owned.into_iter())
             .filter_map(|key| map.remove(&key).map(|trigger| (key.0, trigger)))
             .collect();
         shrink_map(map);
+        for (id, _) in &removed {
+            inner.release(id, conn);
+        }
+        shrink_map(&mut inner.holders);
         removed
     }
 }
@@ -305,8 +335,22 @@ mod tests {
         registry.remove_connection(ConnId(1));
         assert_eq!(registry.len(), 1);
         assert_eq!(registry.of_type("cron").len(), 1);
+        assert!(registry.has_id("c"));
         assert!(registry.unregister("c", ConnId(2)).is_some());
         assert_eq!(registry.len(), 0);
+        assert!(
+            !registry.has_id("c") && !registry.has_id("a"),
+            "no holder is left behind"
+        );
+        registry.register("r".into(), trigger(3, "cron"));
+        registry.register("r".into(), trigger(4, "cron"));
+        assert!(
+            !registry.held_differently("r", &trigger(5, "cron")),
+            "replicas hold the same"
+        );
+        assert!(registry.held_differently("r", &trigger(5, "queue")));
+        registry.remove_connection(ConnId(3));
+        assert!(registry.has_id("r"), "a replica still holds it");
     }
 
     /// A type provided by connection `owner` (its outbox leads nowhere).

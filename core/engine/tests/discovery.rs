@@ -309,3 +309,29 @@ async fn a_type_a_connected_worker_provides_is_not_taken_over() {
         "{info}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_functions_available_trigger_of_replicas_fires_once() {
+    let engine = engine().await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let mut replica = named_worker(&engine, "watcher", &[("watch::changed", "")]).await;
+        replica
+            .send(json!({"type": "registertrigger", "id": "w1", "trigger_type": "engine::functions-available",
+                         "function_id": "watch::changed", "config": {}}))
+            .await;
+        replica.sync().await;
+        replicas.push(replica);
+    }
+    for replica in &mut replicas {
+        while !silent_for(&mut replica.ws, Duration::from_millis(400)).await {}
+    }
+    let _other = named_worker(&engine, "reports", &[("reports::build", "")]).await;
+    let mut events = 0;
+    for replica in &mut replicas {
+        while !silent_for(&mut replica.ws, Duration::from_millis(400)).await {
+            events += 1;
+        }
+    }
+    assert_eq!(events, 1, "one announcement per change, at one replica");
+}
