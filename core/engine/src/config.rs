@@ -69,6 +69,9 @@ pub struct EngineConfig {
     pub tls: Option<TlsFiles>,
     /// Certificate and key of the HTTP trigger server: set, it serves `https://` only.
     pub http_tls: Option<TlsFiles>,
+    /// Whether the engine keeps Prometheus metrics and serves `GET /metrics` (on by
+    /// default; `--no-metrics` turns them off, and `/metrics` then answers 404).
+    pub metrics: bool,
 }
 
 /// How the engine picks which replica of a function serves a call. Either way, a replica
@@ -177,6 +180,7 @@ impl Default for EngineConfig {
             replica_choice: ReplicaChoice::default(),
             tls: None,
             http_tls: None,
+            metrics: true,
         }
     }
 }

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use iii_protocol::codes::{FUNCTION_NOT_FOUND, TIMEOUT, WORKER_BUSY};
-use iii_protocol::{ErrorBody, Message};
+use iii_protocol::{ErrorBody, Message, TraceContext};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::functions::Owner;
 use crate::invocations::{Outcome, Waiter, stopped_error};
+use crate::metrics::CallTimer;
 use crate::state::EngineState;
 use crate::worker::outbound::Refused;
 
@@ -21,8 +22,8 @@ pub(crate) struct Call {
     pub(crate) function_id: String,
     pub(crate) data: Value,
     pub(crate) metadata: Option<Value>,
-    pub(crate) traceparent: Option<String>,
-    pub(crate) baggage: Option<String>,
+    /// The caller's trace context, passed on unchanged.
+    pub(crate) trace: TraceContext,
 }
 
 /// How the call is put on the owner's connection. Neither waits: one owner that stops reading
@@ -48,9 +49,11 @@ pub(crate) async fn forward(
         function_id,
         data,
         metadata,
-        traceparent,
-        baggage,
+        trace,
     } = call;
+    if let (None, Some(metrics)) = (&waiter, &shared.metrics) {
+        metrics.void_call(&function_id);
+    }
     if let Some(function) = owner.remote {
         crate::remote::spawn_call(shared.remote.clone(), function, function_id, data, waiter);
         return;
@@ -64,14 +67,22 @@ pub(crate) async fn forward(
             Some(owner.outbox.start_call()),
         )
     });
+    let invocation_id = engine_id.unwrap_or_else(Uuid::new_v4).to_string();
+    tracing::debug!(
+        %invocation_id,
+        %function_id,
+        trace_id = trace.trace_id().unwrap_or("-"),
+        "invocation forwarded"
+    );
     let message = Message::InvokeFunction {
-        invocation_id: Some(engine_id.unwrap_or_else(Uuid::new_v4).to_string()),
+        invocation_id: Some(invocation_id),
         function_id: owner.local_id(function_id),
         data,
         action: None,
         metadata,
-        traceparent,
-        baggage,
+        traceparent: trace.traceparent,
+        tracestate: trace.tracestate,
+        baggage: trace.baggage,
         namespace: None,
     };
     let refused = match pace {
@@ -120,10 +131,11 @@ pub(crate) async fn invoke_for_engine(
         function_id: function_id.to_string(),
         data,
         metadata,
-        traceparent: None,
-        baggage: None,
+        trace: TraceContext::default(),
     };
-    forward(shared, owner, call, Some(Waiter::Engine(reply)), Pace::Call).await;
+    let timer = CallTimer::start(shared.metrics.as_ref());
+    let waiter = Waiter::Engine(reply, timer);
+    forward(shared, owner, call, Some(waiter), Pace::Call).await;
     Ok(outcome)
 }
 

@@ -264,6 +264,23 @@ impl FunctionRegistry {
         shrink_map(&mut lock(&self.inner).map);
     }
 
+    /// The registrations (one per replica), and the function ids each connection holds.
+    pub(crate) fn census(&self) -> (usize, HashMap<ConnId, Vec<String>>) {
+        let inner = lock(&self.inner);
+        let mut held: HashMap<ConnId, Vec<String>> = HashMap::new();
+        let mut registrations = 0;
+        for (id, replicas) in &inner.map {
+            for entry in &replicas.list {
+                registrations += 1;
+                held.entry(entry.owner.conn).or_default().push(id.clone());
+            }
+        }
+        for ids in held.values_mut() {
+            ids.sort();
+        }
+        (registrations, held)
+    }
+
     /// Registered functions.
     pub(crate) fn len(&self) -> usize {
         lock(&self.inner).map.len()

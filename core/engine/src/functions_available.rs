@@ -58,8 +58,7 @@ async fn announce(shared: &EngineState) {
             function_id: trigger.function_id.clone(),
             data: json!({"event": EVENT_FUNCTIONS_CHANGED, "functions": functions}),
             metadata: trigger.metadata.clone(),
-            traceparent: None,
-            baggage: None,
+            trace: Default::default(),
         };
         // Nobody waits for the answer; offered, not awaited.
         forward(shared, owner, call, None, Pace::Offer).await;

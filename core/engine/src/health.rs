@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{ALLOW, CONNECTION, HeaderValue, UPGRADE};
+use hyper::header::{ALLOW, CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -17,6 +17,9 @@ use iii_protocol::codes;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::access::ListenerPolicy;
+use crate::access::auth::Refusal;
+use crate::access::origin::check_headers;
 use crate::http::body::HttpBody;
 use crate::http::response::{error_response, json_response};
 use crate::lifecycle::Shutdown;
@@ -24,6 +27,22 @@ use crate::state::EngineState;
 
 /// The health endpoint's path.
 pub(crate) const HEALTH_PATH: &str = "/health";
+
+/// The Prometheus metrics' path.
+pub(crate) const METRICS_PATH: &str = "/metrics";
+
+/// The live view's path (workers and open channels, as JSON).
+pub(crate) const STATUS_PATH: &str = "/status";
+
+/// The listener rules a plain request is answered under.
+#[derive(Clone)]
+pub(crate) struct View {
+    /// The listener's access rules: under `rbac`, `/metrics` and `/status` are refused (they
+    /// list every worker and function, which a tenant may not see).
+    pub(crate) policy: Arc<ListenerPolicy>,
+    /// Whether the listener is bound to a loopback address (then only loopback `Host` names).
+    pub(crate) loopback: bool,
+}
 
 /// How long a plain HTTP client may take to send a request's head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,13 +125,17 @@ pub(crate) async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Serves plain HTTP requests on `stream` until the client leaves or the engine stops.
-pub(crate) async fn serve<S>(stream: S, shared: Arc<EngineState>, mut shutdown: Shutdown)
-where
+pub(crate) async fn serve<S>(
+    stream: S,
+    shared: Arc<EngineState>,
+    view: View,
+    mut shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let stopping = shutdown.clone();
     let service = service_fn(move |request| {
-        let answer = answer(&shared, &stopping, &request);
+        let answer = answer(&shared, &view, &stopping, &request);
         async move { Ok::<_, Infallible>(answer) }
     });
     let connection = http1::Builder::new()
@@ -133,11 +156,14 @@ where
 /// The answer to one plain request.
 fn answer<B>(
     shared: &EngineState,
+    view: &View,
     shutdown: &Shutdown,
     request: &Request<B>,
 ) -> Response<HttpBody> {
-    if request.uri().path() != HEALTH_PATH {
-        let message = "this is the iii worker port: connect with a WebSocket, or GET /health";
+    let path = request.uri().path();
+    let known = [HEALTH_PATH, METRICS_PATH, STATUS_PATH];
+    if !known.contains(&path) {
+        let message = "this is the iii worker port: connect with a WebSocket, or GET /health, /metrics or /status";
         let mut response = error_response(
             StatusCode::UPGRADE_REQUIRED,
             codes::UPGRADE_REQUIRED,
@@ -149,7 +175,7 @@ fn answer<B>(
         return response;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let message = "the health endpoint answers GET and HEAD";
+        let message = "this endpoint answers GET and HEAD";
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             codes::METHOD_NOT_ALLOWED,
@@ -159,6 +185,9 @@ fn answer<B>(
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
+    }
+    if path != HEALTH_PATH {
+        return observe(shared, view, request);
     }
     let (status, state) = if shutdown.is_stopping() || shared.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "stopping")
@@ -177,6 +206,39 @@ fn answer<B>(
         "buffered_bytes": shared.bytes.buffered(),
     });
     json_response(status, Bytes::from(body.to_string()))
+}
+
+/// `/metrics` or `/status`, unless the listener's rules refuse it.
+fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Response<HttpBody> {
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let refusal = if view.policy.rbac.is_some() {
+        let why = "this listener has access rules (rbac): read /metrics and /status on a listener without them";
+        Some(Refusal::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, why))
+    } else {
+        check_headers(&view.policy, view.loopback, header).err()
+    };
+    if let Some(refusal) = refusal {
+        if let Some(metrics) = &shared.metrics {
+            metrics.refused("observe", &refusal.error.code);
+        }
+        return error_response(refusal.status, &refusal.error.code, &refusal.error.message);
+    }
+    if request.uri().path() == STATUS_PATH {
+        let body = crate::metrics::status(shared).to_string();
+        return json_response(StatusCode::OK, Bytes::from(body));
+    }
+    let Some(metrics) = &shared.metrics else {
+        let message = "metrics are off (the engine runs with --no-metrics)";
+        return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, message);
+    };
+    let text = crate::metrics::render(metrics, shared);
+    let mut response = Response::new(HttpBody::full(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
+use crate::metrics::CallTimer;
 use crate::util::{lock, shrink_map};
 use crate::worker::outbound::Outbox;
 use crate::worker::registry::ConnId;
@@ -28,6 +29,10 @@ pub(crate) struct Caller {
     pub(crate) outbox: Outbox,
     /// The id the caller chose; answers carry it.
     pub(crate) invocation_id: String,
+    /// The trace id of the caller's trace context, for the engine's log lines.
+    pub(crate) trace_id: Option<String>,
+    /// Times the call for the metrics, when the engine keeps them.
+    pub(crate) timer: Option<CallTimer>,
 }
 
 impl Caller {
@@ -38,9 +43,13 @@ impl Caller {
         result: Option<Value>,
         error: Option<ErrorBody>,
     ) {
+        if let Some(timer) = self.timer {
+            timer.finish(&function_id, error.as_ref());
+        }
         let message = match error {
             Some(error) => {
-                report_failure(&function_id, &error);
+                let trace_id = self.trace_id.as_deref();
+                report_failure(&function_id, Some(&self.invocation_id), trace_id, &error);
                 Message::error(self.invocation_id, Some(function_id), error)
             }
             None => Message::result(
@@ -62,13 +71,25 @@ impl Caller {
 const LOGGED_MESSAGE_CHARS: usize = 200;
 
 /// The operator's one line for a failed call (its caller gets the whole error itself).
-fn report_failure(function_id: &str, error: &ErrorBody) {
+fn report_failure(
+    function_id: &str,
+    invocation_id: Option<&str>,
+    trace_id: Option<&str>,
+    error: &ErrorBody,
+) {
     let mut message: String = error.message.chars().take(LOGGED_MESSAGE_CHARS).collect();
     if message.len() < error.message.len() {
         message.push('…');
     }
     // Debug formatting escapes newlines: a worker's text cannot forge log lines.
-    tracing::warn!(%function_id, code = ?error.code, error = ?message, "invocation failed");
+    tracing::warn!(
+        %function_id,
+        invocation_id = invocation_id.unwrap_or("-"),
+        trace_id = trace_id.unwrap_or("-"),
+        code = ?error.code,
+        error = ?message,
+        "invocation failed"
+    );
 }
 
 /// How a call made by the engine itself (an HTTP trigger) ended: the function's result, or
@@ -79,8 +100,8 @@ pub(crate) type Outcome = Result<Value, ErrorBody>;
 pub(crate) enum Waiter {
     /// A worker's call, answered on its main socket.
     Worker(Caller),
-    /// The engine's own call, answered through a oneshot.
-    Engine(oneshot::Sender<Outcome>),
+    /// The engine's own call, answered through a oneshot (and timed for the metrics).
+    Engine(oneshot::Sender<Outcome>, Option<CallTimer>),
 }
 
 impl Waiter {
@@ -88,7 +109,7 @@ impl Waiter {
     fn conn(&self) -> Option<ConnId> {
         match self {
             Self::Worker(caller) => Some(caller.conn),
-            Self::Engine(_) => None,
+            Self::Engine(..) => None,
         }
     }
 
@@ -101,10 +122,13 @@ impl Waiter {
     ) {
         match self {
             Self::Worker(caller) => caller.answer(function_id, result, error).await,
-            Self::Engine(reply) => {
+            Self::Engine(reply, timer) => {
+                if let Some(timer) = timer {
+                    timer.finish(&function_id, error.as_ref());
+                }
                 let outcome = match error {
                     Some(error) => {
-                        report_failure(&function_id, &error);
+                        report_failure(&function_id, None, None, &error);
                         Err(error)
                     }
                     None => Ok(result.unwrap_or(Value::Null)),
@@ -277,6 +301,8 @@ mod tests {
             conn: ConnId(conn),
             outbox: Outbox::unbounded(tx),
             invocation_id: "caller-id".into(),
+            trace_id: None,
+            timer: None,
         };
         (caller, rx)
     }
@@ -317,7 +343,7 @@ mod tests {
         let invocations = Invocations::new(Duration::from_secs(60));
         let (tx, rx) = oneshot::channel();
         let id = invocations
-            .begin(Waiter::Engine(tx), ConnId(2), "f".into(), None)
+            .begin(Waiter::Engine(tx, None), ConnId(2), "f".into(), None)
             .to_string();
         let (waiter, function_id) = invocations.complete(ConnId(2), &id).expect("pending");
         waiter
@@ -325,7 +351,7 @@ mod tests {
             .await;
         assert_eq!(rx.await.ok(), Some(Ok(Value::Bool(true))));
         let (tx, rx) = oneshot::channel();
-        invocations.begin(Waiter::Engine(tx), ConnId(3), "g".into(), None);
+        invocations.begin(Waiter::Engine(tx, None), ConnId(3), "g".into(), None);
         let stopped = invocations.connection_gone(ConnId(3));
         assert_eq!(
             stopped.len(),

@@ -30,6 +30,7 @@ use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 use crate::tcp::CountingTcp;
+use crate::worker::registry::Origin;
 use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
@@ -51,6 +52,8 @@ enum Route {
 /// One worker listener's rules, and whether it is bound to a loopback address (then only
 /// loopback `Host` names are accepted).
 struct Rules {
+    /// The listener's local address, as `/status` and the metrics name it.
+    name: Arc<str>,
     policy: Arc<ListenerPolicy>,
     loopback: bool,
     /// Set on a `wss://` listener.
@@ -67,7 +70,9 @@ pub(crate) async fn run(
     lifeline: Lifeline,
 ) {
     let loopback = (listener.local_addr()).is_ok_and(|addr| addr.ip().is_loopback());
+    let name = (listener.local_addr()).map_or_else(|_| "unknown".into(), |a| a.to_string().into());
     let rules = Arc::new(Rules {
+        name,
         policy,
         loopback,
         tls,
@@ -147,7 +152,11 @@ async fn handle(
     };
     let head = head.as_slice();
     if crate::health::is_plain_request(head) {
-        crate::health::serve(io, shared.clone(), shutdown).await;
+        let view = crate::health::View {
+            policy: rules.policy.clone(),
+            loopback: rules.loopback,
+        };
+        crate::health::serve(io, shared.clone(), view, shutdown).await;
         return;
     }
     let admitted = tokio::select! {
@@ -158,6 +167,9 @@ async fn handle(
         Ok(session) => session,
         Err(refusal) => {
             tracing::info!(%peer, status = %refusal.status, message = %refusal.error.message, "upgrade refused");
+            if let Some(metrics) = &shared.metrics {
+                metrics.refused("upgrade", &refusal.error.code);
+            }
             crate::health::answer_and_close(io, refusal.status, &refusal.error).await;
             return;
         }
@@ -220,7 +232,11 @@ async fn handle(
     match route {
         Some(Route::Main) => match session {
             Some(session) => {
-                crate::worker::serve(shared, ws, streams, session, shutdown, lifeline).await
+                let origin = Origin {
+                    listener: rules.name.clone(),
+                    address: peer,
+                };
+                crate::worker::serve(shared, ws, streams, session, origin, shutdown, lifeline).await
             }
             None => close_and_drain(&mut ws, Some(going_away())).await,
         },

@@ -140,6 +140,21 @@ struct Cli {
     /// machines), more helps when one core cannot keep up.
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
     worker_threads: usize,
+    /// Keep no Prometheus metrics (`GET /metrics` then answers 404; `/status` stays).
+    #[arg(long, env = "III_NO_METRICS")]
+    no_metrics: bool,
+    /// How log lines are written: `human` (the default) or `json` (one object per line).
+    #[arg(long, env = "III_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to do instead of running an engine.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints a running engine's workers and open channels as tables.
+    Status(iii_engine::inspect::StatusArgs),
 }
 
 impl Cli {
@@ -181,6 +196,7 @@ impl Cli {
             },
             tls: self.tls_files(),
             http_tls: self.tls_files(),
+            metrics: !self.no_metrics,
             quotas: Quotas {
                 max_connections: self.max_connections,
                 max_channels_per_connection: self.max_channels_per_connection,
@@ -274,11 +290,17 @@ fn main() -> ExitCode {
     // Logs go to stderr, coloured only on a terminal (and not with NO_COLOR); stdout carries
     // only the "listening on" lines, which scripts read.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    if let Some(Command::Status(args)) = &cli.command {
+        return iii_engine::inspect::run(args);
+    }
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().with_current_span(false).init();
+    } else {
+        logs.with_ansi(colour).init();
+    }
     let config = match settings(&cli, &matches) {
         Ok(config) => config,
         Err(error) => {

@@ -43,6 +43,8 @@ pub(crate) struct EngineState {
     /// Set when a graceful stop began ([`crate::Engine::drain`]): no new workers or HTTP
     /// requests, while calls and streams in flight finish.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// The engine's Prometheus metrics, unless turned off.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl EngineState {
@@ -71,6 +73,7 @@ impl EngineState {
         );
         let engine_called = policies.flat_map(|p| p.engine_called()).cloned().collect();
         Self {
+            metrics: config.metrics.then(Default::default),
             engine_called,
             connections: ConnectionRegistry::default(),
             functions: FunctionRegistry::new(config.replica_choice),

@@ -128,6 +128,11 @@ impl ByteCounters {
         self.buffered.load(Ordering::Relaxed)
     }
 
+    /// The most bytes all buffers together may hold beyond each buffer's first frame.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The most bytes ever held.
     pub(crate) fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)

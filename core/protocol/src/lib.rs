@@ -16,6 +16,7 @@ pub mod remote;
 pub mod streams;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod trace;
 
 pub use channel::{
     ChannelDirection, PathStep, StreamChannelRef, extract_channel_refs, find_channel_refs,
@@ -23,3 +24,4 @@ pub use channel::{
 };
 pub use close::EndStatus;
 pub use message::{ErrorBody, Message, TriggerAction};
+pub use trace::TraceContext;

@@ -168,6 +168,9 @@ pub enum Message {
         /// W3C trace context.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         traceparent: Option<String>,
+        /// W3C trace state (vendor entries beside `traceparent`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tracestate: Option<String>,
         /// W3C baggage.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         baggage: Option<String>,
@@ -254,6 +257,7 @@ mod tests {
                 action: Some(TriggerAction::Void),
                 metadata: None,
                 traceparent: None,
+                tracestate: None,
                 baggage: None,
                 namespace: None,
             }

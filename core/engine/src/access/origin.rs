@@ -20,7 +20,17 @@ pub(crate) fn check(
     loopback: bool,
     head: &UpgradeHead,
 ) -> Result<(), Refusal> {
-    if let Some(origin) = head.header("origin")
+    check_headers(policy, loopback, |name| head.header(name))
+}
+
+/// [`check`] for a request whose headers `header` finds by lower-case name (the plain HTTP
+/// requests of `/metrics` and `/status`).
+pub(crate) fn check_headers<'h>(
+    policy: &ListenerPolicy,
+    loopback: bool,
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> Result<(), Refusal> {
+    if let Some(origin) = header("origin")
         && !origin_allowed(&policy.allowed_origins, origin)
     {
         let why = format!(
@@ -29,7 +39,7 @@ pub(crate) fn check(
         return Err(Refusal::new(StatusCode::FORBIDDEN, FORBIDDEN, why));
     }
     if loopback
-        && let Some(host) = head.header("host")
+        && let Some(host) = header("host")
         && !is_loopback_host(host)
     {
         let why = format!(

@@ -4,13 +4,14 @@
 //! the frame). Frames are `Bytes`, so nothing is copied on the way through.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use iii_protocol::limits::CHANNEL_FRAME_BYTES;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
+use super::stats::ChannelStats;
 use crate::stats::{ByteCounters, permits_for};
 
 /// One frame on its way from writer to reader.
@@ -83,8 +84,9 @@ struct Budget {
     bytes: Semaphore,
     capacity: usize,
     counters: Arc<ByteCounters>,
-    /// Bytes in this buffer now; its engine-wide charge is [`charge`] of it.
-    held: AtomicUsize,
+    /// What the channel moved; its `held` is the bytes in this buffer now, whose
+    /// engine-wide charge is [`charge`] of it.
+    stats: Arc<ChannelStats>,
     /// Woken when the reader takes a frame out: a writer waiting for engine-wide room
     /// looks again at what its next frame would cost (it may have become free).
     taken_out: Notify,
@@ -101,7 +103,7 @@ impl Budget {
     /// engine-wide (the charge given back is what the buffer's charge fell by, so charges
     /// and refunds always add up to the charge of what is held).
     fn give_back(&self, len: usize) {
-        let before = self.held.fetch_sub(len, Ordering::AcqRel);
+        let before = self.stats.held.fetch_sub(len, Ordering::AcqRel);
         let refund = charge(before) - charge(before.saturating_sub(len));
         self.counters.sub(len);
         self.counters.unreserve(refund);
@@ -111,7 +113,8 @@ impl Budget {
 
     /// Counts a frame of `len` bytes in; returns the engine-wide charge it added.
     fn take_in(&self, len: usize) -> usize {
-        let before = self.held.fetch_add(len, Ordering::AcqRel);
+        let before = self.stats.held.fetch_add(len, Ordering::AcqRel);
+        self.stats.written(len);
         self.counters.add(len);
         charge(before.saturating_add(len)) - charge(before)
     }
@@ -119,7 +122,7 @@ impl Budget {
     /// The charge a frame of `len` bytes would add now. Only the one writer adds and the
     /// reader only takes out, so the charge when it is added is never more than this.
     fn charge_now(&self, len: usize) -> usize {
-        let held = self.held.load(Ordering::Acquire);
+        let held = self.stats.held.load(Ordering::Acquire);
         charge(held.saturating_add(len)) - charge(held)
     }
 }
@@ -147,6 +150,19 @@ impl Drop for Queued {
     }
 }
 
+/// Adds the time a push waited for room to the channel's blocked time when dropped (done,
+/// or cancelled while waiting).
+struct Waited<'a> {
+    since: std::time::Instant,
+    stats: &'a ChannelStats,
+}
+
+impl Drop for Waited<'_> {
+    fn drop(&mut self) {
+        self.stats.blocked(self.since.elapsed());
+    }
+}
+
 /// The writer's side of a buffer.
 pub(crate) struct BufferTx {
     frames: mpsc::Sender<Queued>,
@@ -168,7 +184,7 @@ pub(crate) fn buffer(frames: usize, counters: Arc<ByteCounters>) -> (BufferTx, B
         bytes: Semaphore::new(capacity.min(Semaphore::MAX_PERMITS)),
         capacity,
         counters,
-        held: AtomicUsize::new(0),
+        stats: Arc::new(ChannelStats::new(capacity)),
         taken_out: Notify::new(),
     });
     let (tx, rx) = mpsc::channel(frames);
@@ -207,6 +223,10 @@ impl BufferTx {
         // waits without holding any of the room other channels share. Every step is a guard
         // that gives its room back if the push is cancelled or the reader goes away; only
         // the synchronous send below keeps them.
+        let waited = Waited {
+            since: std::time::Instant::now(),
+            stats: &self.budget.stats,
+        };
         let slot = self.frames.reserve().await.map_err(|_| BufferClosed)?;
         let permits = self.budget.bytes.acquire_many(cost).await;
         let permits = permits.map_err(|_| BufferClosed)?;
@@ -226,10 +246,16 @@ impl BufferTx {
                 () = &mut taken_out => {}
             }
         };
+        drop(waited);
         permits.forget();
         reserved.keep_only(self.budget.take_in(len));
         slot.send(self.queued(frame));
         Ok(())
+    }
+
+    /// What the channel has moved (shared with its reader's side).
+    pub(crate) fn stats(&self) -> Arc<ChannelStats> {
+        self.budget.stats.clone()
     }
 
     /// `frame` as it waits in the queue, counted.
@@ -265,6 +291,7 @@ impl BufferRx {
     /// A frame of `len` bytes taken from this buffer has been handed to the reader's socket:
     /// its bytes no longer count.
     pub(crate) fn release(&self, len: usize) {
+        self.budget.stats.read(len);
         self.budget.give_back(len);
     }
 }

@@ -9,9 +9,10 @@ pub(crate) mod buffer;
 pub(crate) mod keys;
 pub(crate) mod registry;
 pub(crate) mod relay;
+pub(crate) mod stats;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use iii_protocol::{ChannelDirection, EndStatus};
 use tokio::sync::oneshot;
@@ -22,6 +23,7 @@ use crate::quota::Slot;
 use crate::util::lock;
 use buffer::{BufferRx, BufferTx};
 use keys::AccessKey;
+use stats::ChannelStats;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -81,6 +83,18 @@ pub(crate) struct Channel {
     /// The quota slots the channel holds (its creating connection's, the engine's), given
     /// back when it retires.
     slots: Mutex<Vec<Slot>>,
+    /// What it has moved so far.
+    pub(crate) stats: Arc<ChannelStats>,
+}
+
+/// How one end of a channel stands, for `/status`.
+fn end_state_name(writer: bool, state: &State) -> &'static str {
+    let end = if writer { state.writer } else { state.reader };
+    match end {
+        End::Waiting => "waiting",
+        End::Connected => "connected",
+        End::Done => "done",
+    }
 }
 
 impl Channel {
@@ -93,6 +107,7 @@ impl Channel {
     ) -> Self {
         Self {
             id,
+            stats: tx.stats(),
             writer_key,
             reader_key,
             deadline,
@@ -109,6 +124,12 @@ impl Channel {
                 retired: false,
             }),
         }
+    }
+
+    /// How the (writer, reader) ends stand: `waiting`, `connected` or `done`.
+    pub(crate) fn end_states(&self) -> (&'static str, &'static str) {
+        let state = lock(&self.state);
+        (end_state_name(true, &state), end_state_name(false, &state))
     }
 
     /// True once either end has connected (or finished).

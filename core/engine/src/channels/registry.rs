@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::Channel;
 use super::buffer::buffer;
 use super::keys::AccessKey;
+use super::stats::Moved;
 use crate::config::EngineConfig;
 use crate::quota::{Slot, Slots};
 use crate::stats::ByteCounters;
@@ -48,6 +49,42 @@ pub(crate) struct Created {
     pub(crate) reader: StreamChannelRef,
 }
 
+/// The end statuses channels are counted by (`iii_channels_ended_total{status}`).
+pub(crate) const END_STATUSES: [&str; 7] = [
+    "complete",
+    "aborted",
+    "writer_lost",
+    "reader_closed",
+    "expired",
+    "going_away",
+    "other",
+];
+
+/// The [`END_STATUSES`] index of `status`.
+fn status_index(status: &EndStatus) -> usize {
+    match status {
+        EndStatus::Complete => 0,
+        EndStatus::Aborted(_) => 1,
+        EndStatus::WriterLost => 2,
+        EndStatus::ReaderClosed => 3,
+        EndStatus::Expired => 4,
+        EndStatus::GoingAway => 5,
+        EndStatus::EndAlreadyConnected | EndStatus::MessageTooBig | EndStatus::Other(..) => 6,
+    }
+}
+
+/// Every channel's figures at one moment: what the metrics and `/status` show.
+pub(crate) struct Census {
+    /// Channels created since the engine started.
+    pub(crate) created: u64,
+    /// Channels ended, by [`END_STATUSES`] index.
+    pub(crate) ended: [u64; END_STATUSES.len()],
+    /// What every channel, live or retired, moved.
+    pub(crate) moved: Moved,
+    /// The live channels.
+    pub(crate) live: Vec<Arc<Channel>>,
+}
+
 /// Most tombstones kept; past it the oldest are forgotten first, so a flood of short
 /// channels (HTTP requests) cannot grow memory without bound within one tombstone TTL.
 const MAX_TOMBSTONES: usize = 1 << 17;
@@ -55,6 +92,12 @@ const MAX_TOMBSTONES: usize = 1 << 17;
 #[derive(Default)]
 struct Inner {
     live: HashMap<Uuid, Arc<Channel>>,
+    /// Channels created since the engine started.
+    created: u64,
+    /// Channels ended, by [`END_STATUSES`] index.
+    ended: [u64; END_STATUSES.len()],
+    /// What retired channels moved.
+    retired: Moved,
     tombstones: HashMap<Uuid, Tombstone>,
     /// Tombstones in the order they expire (the TTL is the same for all).
     tombstone_order: VecDeque<(Instant, Uuid)>,
@@ -127,7 +170,10 @@ impl ChannelRegistry {
             deadline,
             slots,
         ));
-        lock(&self.inner).live.insert(id, channel.clone());
+        let mut inner = lock(&self.inner);
+        inner.live.insert(id, channel.clone());
+        inner.created += 1;
+        drop(inner);
         Created {
             channel,
             writer,
@@ -165,6 +211,20 @@ impl ChannelRegistry {
         channel.release_slots();
         let mut inner = lock(&self.inner);
         if inner.live.remove(&channel.id).is_some() {
+            let moved = channel.stats.moved();
+            inner.retired.add(&moved);
+            if let Some(count) = inner.ended.get_mut(status_index(&status)) {
+                *count += 1;
+            }
+            tracing::debug!(
+                channel_id = %channel.id,
+                ?status,
+                written_bytes = moved.written_bytes,
+                read_bytes = moved.read_bytes,
+                blocked_secs = moved.blocked_secs(),
+                age_secs = channel.stats.created.elapsed().as_secs_f64(),
+                "channel ended"
+            );
             while inner.tombstone_order.len() >= MAX_TOMBSTONES {
                 if let Some((_, oldest)) = inner.tombstone_order.pop_front() {
                     inner.tombstones.remove(&oldest);
@@ -178,6 +238,22 @@ impl ChannelRegistry {
             inner.tombstones.insert(channel.id, tombstone);
             let expires = deadline_after(self.tombstone_ttl);
             inner.tombstone_order.push_back((expires, channel.id));
+        }
+    }
+
+    /// Every channel's figures now. Retired channels move from live to the totals under the
+    /// same lock, so a sum never counts one twice or misses one.
+    pub(crate) fn census(&self) -> Census {
+        let inner = lock(&self.inner);
+        let mut moved = inner.retired;
+        for channel in inner.live.values() {
+            moved.add(&channel.stats.moved());
+        }
+        Census {
+            created: inner.created,
+            ended: inner.ended,
+            moved,
+            live: inner.live.values().cloned().collect(),
         }
     }
 

@@ -118,8 +118,25 @@ where
     }
 }
 
-/// Serves one request.
+/// Serves one request, counted in the metrics by route, method and status.
 async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Response<HttpBody> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let mut pattern = None;
+    let response = serve_request(&shared, request, &mut pattern).await;
+    if let Some(metrics) = &shared.metrics {
+        let status = response.status().as_u16();
+        metrics.http_request(pattern.as_deref(), method.as_str(), status, started);
+    }
+    response
+}
+
+/// Serves one request; `pattern` learns the route it matched.
+async fn serve_request(
+    shared: &Arc<EngineState>,
+    request: Request<Incoming>,
+    pattern: &mut Option<String>,
+) -> Response<HttpBody> {
     // Counted until the response head is out, so a drain waits for a request still reading
     // its body or waiting for its function (taken before the check: a drain that starts in
     // between sees it).
@@ -140,6 +157,7 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
         return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not Found");
     };
+    *pattern = Some(route.pattern.clone());
     if let Some(name) = route.unsafe_param() {
         let message = format!("path parameter {name} may not be . or .. or hold a slash");
         return error_response(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, &message);
@@ -205,7 +223,7 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
     };
     let data = request::payload(&route, &parts, body, refs);
     let metadata = shared.triggers.metadata(&route.trigger_id, route.owner);
-    match crate::forward::invoke_for_engine(&shared, &route.function_id, data, metadata).await {
+    match crate::forward::invoke_for_engine(shared, &route.function_id, data, metadata).await {
         Ok(outcome) => exchange.outcome = Some(outcome),
         Err(error) => {
             let message = format!("Function {} not found", route.function_id);

@@ -3,7 +3,7 @@
 
 use iii_protocol::builtins::{CALLER_WORKER_ID, FN_CHANNELS_CREATE, FN_WORKERS_REGISTER};
 use iii_protocol::codes::{ENQUEUE_ERROR, FORBIDDEN, FUNCTION_NOT_FOUND, INVALID_MESSAGE};
-use iii_protocol::{ErrorBody, Message, TriggerAction};
+use iii_protocol::{ErrorBody, Message, TraceContext, TriggerAction};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::access;
 use crate::forward::{Call, Pace, forward};
 use crate::functions::{FunctionDetails, Owner, RegisterRefused};
 use crate::invocations::Caller;
+use crate::metrics::CallTimer;
 use crate::quota;
 use crate::remote::RemoteFunction;
 use crate::state::EngineState;
@@ -87,6 +88,7 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
             action,
             metadata,
             traceparent,
+            tracestate,
             baggage,
             ..
         } => {
@@ -96,8 +98,11 @@ pub(crate) async fn handle(shared: &EngineState, conn: &Conn, text: &str) {
                 data,
                 action,
                 metadata,
-                traceparent,
-                baggage,
+                trace: TraceContext {
+                    traceparent,
+                    tracestate,
+                    baggage,
+                },
             };
             route(shared, conn, invoke).await;
         }
@@ -278,8 +283,7 @@ struct Invoke {
     data: Value,
     action: Option<TriggerAction>,
     metadata: Option<Value>,
-    traceparent: Option<String>,
-    baggage: Option<String>,
+    trace: TraceContext,
 }
 
 /// Routes a call: built-ins here, others to their owner (docs/PROTOCOL.md §3).
@@ -290,8 +294,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         mut data,
         action,
         metadata,
-        traceparent,
-        baggage,
+        trace,
     } = invoke;
     let void = matches!(action, Some(TriggerAction::Void)) || invocation_id.is_none();
     // The caller's id when it waits for an answer.
@@ -303,6 +306,8 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         conn: conn.id,
         outbox: conn.outbox.clone(),
         invocation_id,
+        trace_id: trace.trace_id().map(str::to_string),
+        timer: CallTimer::start(shared.metrics.as_ref()),
     });
     match action {
         Some(TriggerAction::Enqueue { .. }) => {
@@ -324,7 +329,11 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
     }
     let session = &conn.session;
     if let Err(error) = session.may_call(&function_id, || shared.functions.metadata(&function_id)) {
-        tracing::info!(worker_id = %conn.worker_id, %function_id, "call refused by the listener's access rules");
+        let trace_id = trace.trace_id().unwrap_or("-");
+        tracing::info!(worker_id = %conn.worker_id, %function_id, trace_id, "call refused by the listener's access rules");
+        if let Some(metrics) = &shared.metrics {
+            metrics.refused("call", &error.code);
+        }
         return refuse_call(conn, caller, function_id, error).await;
     }
     match function_id.as_str() {
@@ -383,8 +392,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         function_id,
         data,
         metadata,
-        traceparent,
-        baggage,
+        trace,
     };
     forward(shared, owner, call, caller.map(Into::into), Pace::Call).await;
 }

@@ -33,7 +33,7 @@ use crate::state::EngineState;
 use crate::ws::{WsStream, close_frame, going_away, invalid_utf8, linger};
 use backlog::Backlog;
 use outbound::{OUTBOX_MESSAGES, Outbox, Queues, STREAM_FRAMES_QUEUED, run_writer};
-use registry::ConnId;
+use registry::{Attachment, ConnId, Origin};
 
 /// One worker connection as the rest of the engine sees it.
 pub(crate) struct Conn {
@@ -71,12 +71,27 @@ enum End {
     Shutdown,
 }
 
+impl End {
+    /// Why the connection ended, in the engine's log.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::PeerGone => "closed by the worker",
+            Self::TooBig => "message too big",
+            Self::InvalidText => "invalid text",
+            Self::Unresponsive => "unresponsive",
+            Self::SlowConsumer => "slow consumer",
+            Self::Shutdown => "engine stopping",
+        }
+    }
+}
+
 /// Serves one worker's main socket until it closes.
 pub(crate) async fn serve(
     shared: Arc<EngineState>,
     ws: WsStream,
     streams: bool,
     session: Session,
+    origin: Origin,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -103,15 +118,18 @@ pub(crate) async fn serve(
         worker_id: Uuid::new_v4(),
         streams: streams
             .then(|| StreamTable::for_engine(frames_tx, tokio::runtime::Handle::current())),
-        outbox: Outbox::new(queue_tx, backlog),
+        outbox: Outbox::new(queue_tx, backlog.clone()),
         channels: Slots::default(),
         session,
         renamed: Default::default(),
     };
-    shared
-        .connections
-        .insert(conn.id, conn.worker_id.to_string());
-    tracing::info!(worker_id = %conn.worker_id, "worker connected");
+    let attachment = Attachment {
+        listener: origin.listener.clone(),
+        address: origin.address,
+        backlog,
+    };
+    (shared.connections).insert(conn.id, conn.worker_id.to_string(), attachment);
+    tracing::info!(worker_id = %conn.worker_id, peer = %origin.address, listener = %origin.listener, "worker connected");
     let registered = Message::WorkerRegistered {
         worker_id: conn.worker_id.to_string(),
         reattach_token: Some(Uuid::new_v4().to_string()),
@@ -165,7 +183,12 @@ pub(crate) async fn serve(
     {
         linger(ws.get_mut().tcp_mut()).await;
     }
-    tracing::info!(worker_id = %conn.worker_id, "worker disconnected");
+    tracing::info!(
+        worker_id = %conn.worker_id,
+        peer = %origin.address,
+        reason = end.reason(),
+        "worker disconnected"
+    );
 }
 
 async fn read_loop(

@@ -2,12 +2,14 @@
 //! `engine::workers::register`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use crate::util::{lock, shrink_map};
+use crate::worker::backlog::Backlog;
 
 /// Identifies one main-socket connection for the engine's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,11 +49,39 @@ impl WorkerInfo {
     }
 }
 
+/// Where a connection is attached, and its outbound queue (for `/status` and the metrics).
+#[derive(Clone)]
+pub(crate) struct Attachment {
+    /// The listener it connected to (its local address).
+    pub(crate) listener: Arc<str>,
+    /// The worker's address.
+    pub(crate) address: SocketAddr,
+    /// Its outbound queue, with its calls in flight.
+    pub(crate) backlog: Arc<Backlog>,
+}
+
+/// Where a worker socket came from.
+pub(crate) struct Origin {
+    /// The listener it connected to (its local address).
+    pub(crate) listener: Arc<str>,
+    /// The worker's address.
+    pub(crate) address: SocketAddr,
+}
+
+/// One open connection.
+#[derive(Clone)]
+pub(crate) struct Connected {
+    /// What the worker said about itself.
+    pub(crate) info: WorkerInfo,
+    /// Where it is attached.
+    pub(crate) attachment: Attachment,
+}
+
 /// The connection registry.
 #[derive(Default)]
 pub(crate) struct ConnectionRegistry {
     next_id: AtomicU64,
-    map: Mutex<HashMap<ConnId, WorkerInfo>>,
+    map: Mutex<HashMap<ConnId, Connected>>,
 }
 
 impl ConnectionRegistry {
@@ -61,7 +91,7 @@ impl ConnectionRegistry {
     }
 
     /// Records a new connection.
-    pub(crate) fn insert(&self, conn: ConnId, worker_id: String) {
+    pub(crate) fn insert(&self, conn: ConnId, worker_id: String, attachment: Attachment) {
         let connected_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| {
@@ -72,13 +102,13 @@ impl ConnectionRegistry {
             connected_at_ms,
             ..WorkerInfo::default()
         };
-        lock(&self.map).insert(conn, info);
+        lock(&self.map).insert(conn, Connected { info, attachment });
     }
 
     /// Records what a worker said about itself.
     pub(crate) fn describe(&self, conn: ConnId, data: &Value) {
-        if let Some(info) = lock(&self.map).get_mut(&conn) {
-            info.describe(data);
+        if let Some(connected) = lock(&self.map).get_mut(&conn) {
+            connected.info.describe(data);
         }
     }
 
@@ -91,12 +121,23 @@ impl ConnectionRegistry {
 
     /// The connected workers.
     pub(crate) fn workers(&self) -> Vec<WorkerInfo> {
-        lock(&self.map).values().cloned().collect()
+        (lock(&self.map).values())
+            .map(|connected| connected.info.clone())
+            .collect()
     }
 
     /// The connected workers by connection.
     pub(crate) fn by_connection(&self) -> HashMap<ConnId, WorkerInfo> {
-        lock(&self.map).clone()
+        (lock(&self.map).iter())
+            .map(|(conn, connected)| (*conn, connected.info.clone()))
+            .collect()
+    }
+
+    /// The open connections, with where each is attached.
+    pub(crate) fn connected(&self) -> Vec<(ConnId, Connected)> {
+        (lock(&self.map).iter())
+            .map(|(conn, connected)| (*conn, connected.clone()))
+            .collect()
     }
 
     /// Open connections.
@@ -114,7 +155,12 @@ mod tests {
     fn records_descriptions_and_ignores_bad_fields() {
         let registry = ConnectionRegistry::default();
         let conn = registry.next_id();
-        registry.insert(conn, "w".into());
+        let attachment = Attachment {
+            listener: "127.0.0.1:1".into(),
+            address: SocketAddr::from(([127, 0, 0, 1], 2)),
+            backlog: Arc::new(Backlog::new(1024, 1024, std::time::Duration::from_secs(1))),
+        };
+        registry.insert(conn, "w".into(), attachment);
         registry.describe(conn, &json!({"runtime": "node", "pid": 42, "name": 7}));
         registry.describe(ConnId(999), &json!({"runtime": "x"}));
         let workers = registry.workers();
