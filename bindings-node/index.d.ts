@@ -6,6 +6,17 @@ import type { MessageType } from './subpath/protocol'
 export type { EnqueueResult } from '@iii-dev/helpers/queue'
 export type { HttpInvocationConfig, MessageType }
 
+/** The call a running handler serves (`currentInvocation()`), with its W3C trace context. */
+export interface InvocationContext {
+  function_id: string
+  traceparent?: string
+  tracestate?: string
+  baggage?: string
+}
+
+/** The call the running handler serves, or `undefined` outside a handler. */
+export declare function currentInvocation(): InvocationContext | undefined
+
 export interface StreamChannelRef {
   channel_id: string
   access_key: string
@@ -19,7 +30,18 @@ export interface IIIError extends Error {
   stacktrace?: string
 }
 
+/** What a channel end has moved so far. */
+export interface ChannelEndStats {
+  bytes: number
+  frames: number
+  messages: number
+  /** Time a writer waited for a slow reader, or a reader for data. */
+  blockedMs: number
+}
+
 export declare class ChannelWriter {
+  /** What this writer has written so far. */
+  stats(): ChannelEndStats
   /** A Writable: the write callback fires once the channel accepted the chunk. */
   readonly stream: Writable
   readonly ref: StreamChannelRef
@@ -31,6 +53,8 @@ export declare class ChannelWriter {
 }
 
 export declare class ChannelReader implements AsyncIterable<Buffer> {
+  /** What this reader has received so far. */
+  stats(): ChannelEndStats
   /** A Readable that pulls from the channel only when read. */
   readonly stream: Readable
   readonly ref: StreamChannelRef
@@ -68,6 +92,10 @@ export interface TriggerRequest<TInput = unknown> {
   timeoutMs?: number
   /** Handed to the called function's handler as its second argument. */
   metadata?: unknown
+  /** W3C trace context; inside a handler, the served call's is carried on when none is given. */
+  traceparent?: string
+  tracestate?: string
+  baggage?: string
 }
 
 /** A function handler: the input, and the metadata the caller sent (if any). */

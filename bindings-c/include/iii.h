@@ -146,6 +146,29 @@ typedef struct iii_worker iii_worker;
 typedef struct iii_writer iii_writer;
 
 /**
+ * What one channel end has moved so far, filled by `iii_writer_stats` and
+ * `iii_reader_stats`: a program shows progress without counting bytes itself.
+ */
+typedef struct {
+  /**
+   * Payload bytes written, or handed to this reader.
+   */
+  uint64_t bytes;
+  /**
+   * Binary frames (of at most 64 KiB).
+   */
+  uint64_t frames;
+  /**
+   * Text messages.
+   */
+  uint64_t messages;
+  /**
+   * Milliseconds spent waiting: a writer for a slow reader, a reader for data.
+   */
+  uint64_t blocked_ms;
+} iii_channel_stats;
+
+/**
  * A function handler: called on a blocking thread with the invocation's input as JSON text
  * (channel refs in it stay ref objects: open them with `iii_reader_open` /
  * `iii_writer_open`). It must answer through `reply` once before returning
@@ -196,6 +219,11 @@ iii_result iii_writer_close(iii_writer *writer, uint32_t timeout_ms);
  * most 123 bytes are sent).
  */
 iii_result iii_writer_abort(iii_writer *writer, const char *reason, uint32_t timeout_ms);
+
+/**
+ * Fills `*stats_out` with what `writer` has written so far. Never blocks.
+ */
+iii_result iii_writer_stats(iii_writer *writer, iii_channel_stats *stats_out);
 
 /**
  * Frees a writer. A writer freed without `iii_writer_close` drops its socket: its reader gets
@@ -278,6 +306,12 @@ iii_result iii_reader_next_message(iii_reader *reader, uint32_t timeout_ms, char
  * acknowledge.
  */
 iii_result iii_reader_close(iii_reader *reader);
+
+/**
+ * Fills `*stats_out` with what `reader` has received so far (bytes the core has handed to
+ * this reader, a few frames ahead of `iii_reader_read` at most). Never blocks.
+ */
+iii_result iii_reader_stats(iii_reader *reader, iii_channel_stats *stats_out);
 
 /**
  * Frees a reader (a reader not closed first just drops its socket). NULL is a no-op.

@@ -135,6 +135,48 @@ pub unsafe extern "C" fn iii_writer_abort(
     })
 }
 
+/// What one channel end has moved so far, filled by `iii_writer_stats` and
+/// `iii_reader_stats`: a program shows progress without counting bytes itself.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct iii_channel_stats {
+    /// Payload bytes written, or handed to this reader.
+    pub bytes: u64,
+    /// Binary frames (of at most 64 KiB).
+    pub frames: u64,
+    /// Text messages.
+    pub messages: u64,
+    /// Milliseconds spent waiting: a writer for a slow reader, a reader for data.
+    pub blocked_ms: u64,
+}
+
+impl From<iii_sdk::ChannelStats> for iii_channel_stats {
+    fn from(stats: iii_sdk::ChannelStats) -> Self {
+        Self {
+            bytes: stats.bytes,
+            frames: stats.frames,
+            messages: stats.messages,
+            blocked_ms: u64::try_from(stats.blocked.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// Fills `*stats_out` with what `writer` has written so far. Never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iii_writer_stats(
+    writer: *mut iii_writer,
+    stats_out: *mut iii_channel_stats,
+) -> iii_result {
+    run(|| {
+        // SAFETY: the crate-level contract.
+        let writer = unsafe { handle(writer, "writer") }?;
+        check_out(stats_out, "stats_out")?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *stats_out = writer.core.stats().into() };
+        Ok(())
+    })
+}
+
 /// Frees a writer. A writer freed without `iii_writer_close` drops its socket: its reader gets
 /// `III_WRITER_LOST`. NULL is a no-op.
 #[unsafe(no_mangle)]

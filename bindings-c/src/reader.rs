@@ -281,6 +281,23 @@ pub unsafe extern "C" fn iii_reader_close(reader: *mut iii_reader) -> iii_result
     })
 }
 
+/// Fills `*stats_out` with what `reader` has received so far (bytes the core has handed to
+/// this reader, a few frames ahead of `iii_reader_read` at most). Never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iii_reader_stats(
+    reader: *mut iii_reader,
+    stats_out: *mut crate::channel::iii_channel_stats,
+) -> iii_result {
+    run(|| {
+        // SAFETY: the crate-level contract.
+        let reader = unsafe { handle(reader, "reader") }?;
+        check_out(stats_out, "stats_out")?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *stats_out = reader.core.stats().into() };
+        Ok(())
+    })
+}
+
 /// Frees a reader (a reader not closed first just drops its socket). NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iii_reader_free(reader: *mut iii_reader) {

@@ -144,6 +144,13 @@ static void stream(iii_worker *worker)
         }
         CHECK(result, III_END);
         TRUE(total == sizeof data && same);
+        /* Both ends count what they moved: the bytes, and the two messages. */
+        iii_channel_stats written = {0}, read = {0};
+        CHECK(iii_writer_stats(writer, &written), III_OK);
+        CHECK(iii_reader_stats(reader, &read), III_OK);
+        TRUE(written.bytes == sizeof data && written.messages == 2 && written.frames >= 1);
+        TRUE(read.bytes == sizeof data && read.messages == 2 && read.frames == written.frames);
+        CHECK(iii_reader_stats(reader, NULL), III_NULL_ARGUMENT);
     }
     iii_writer_free(writer);
     iii_reader_free(reader);

@@ -32,6 +32,14 @@ class ChannelEnd {
     this._stream = null
   }
 
+  /**
+   * What this end has moved so far: `{ bytes, frames, messages, blockedMs }` (`blockedMs`:
+   * time a writer waited for a slow reader, or a reader for data).
+   */
+  stats() {
+    return this._native.stats()
+  }
+
   /** The ref of this end. */
   get ref() {
     return JSON.parse(this._native.refJson)

@@ -3,6 +3,7 @@
 // the boundary as JSON text; the core finds the channel refs in handler input (and in results)
 // and hands them over as live ends with their paths, which become ChannelReader /
 // ChannelWriter objects here; live ends are sent as their refs (toJSON).
+const { AsyncLocalStorage } = require('node:async_hooks')
 const native = require('./native')
 const { withEnds } = require('./channels')
 const { HTTP_FUNCTION } = require('./http')
@@ -26,6 +27,30 @@ function functionOptions(spec) {
     request_format: spec.request_format ?? null,
     response_format: spec.response_format ?? null,
   }
+}
+
+/** The call each running handler serves (see currentInvocation). */
+const serving = new AsyncLocalStorage()
+
+/**
+ * The call the running handler serves: `{ function_id, traceparent?, tracestate?, baggage? }`,
+ * or `undefined` outside a handler. Calls the handler makes carry its trace context on.
+ */
+function currentInvocation() {
+  return serving.getStore()
+}
+
+/** The fields of the W3C trace context a call carries. */
+const TRACE_FIELDS = ['traceparent', 'tracestate', 'baggage']
+
+/** `request` with the served call's trace context, unless it names its own. */
+function withTrace(request) {
+  const call = serving.getStore()
+  if (!call || !request || typeof request !== 'object') return request
+  if (TRACE_FIELDS.some((field) => request[field] != null)) return request
+  const trace = {}
+  for (const field of TRACE_FIELDS) if (call[field] != null) trace[field] = call[field]
+  return Object.keys(trace).length === 0 ? request : { ...request, ...trace }
 }
 
 class Channel {
@@ -55,7 +80,7 @@ class III {
   async trigger(request) {
     let pending
     try {
-      pending = this._native.trigger(JSON.stringify(request ?? null))
+      pending = this._native.trigger(JSON.stringify(withTrace(request) ?? null))
     } catch (error) {
       asTypeError(error)
     }
@@ -104,14 +129,16 @@ class III {
       (invocation, done) => {
         let input
         let metadata
+        const call = { function_id: spec.id }
         try {
           input = isHttp ? invocation : withEnds(invocation)
           if (!isHttp && invocation.metadata !== undefined) metadata = JSON.parse(invocation.metadata)
+          if (!isHttp && invocation.trace !== undefined) Object.assign(call, JSON.parse(invocation.trace))
         } catch (error) {
           done.reject(null, `bad input: ${error.message}`, error.stack)
           return
         }
-        new Promise((resolve) => resolve(handler(input, metadata))).then(
+        serving.run(call, () => new Promise((resolve) => resolve(handler(input, metadata)))).then(
           (result) => {
             let json
             try {
@@ -238,4 +265,4 @@ function createChannel(iii, bufferSize) {
   return iii.createChannel(bufferSize)
 }
 
-module.exports = { III, Channel, TriggerAction, registerWorker, createChannel }
+module.exports = { III, Channel, TriggerAction, registerWorker, createChannel, currentInvocation }

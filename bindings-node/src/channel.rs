@@ -60,12 +60,42 @@ fn promise_of<'env>(env: &'env Env, ack: WriteAck) -> Result<Object<'env>> {
     settle(env, ack.wait(), |_, ()| Ok(()))
 }
 
+/// What a channel end has moved (`reader.stats()`, `writer.stats()`).
+#[napi(object)]
+pub struct EndStats {
+    /// Payload bytes written, or read.
+    pub bytes: f64,
+    /// Binary frames (of at most 64 KiB).
+    pub frames: f64,
+    /// Text messages.
+    pub messages: f64,
+    /// Milliseconds spent waiting: a writer for a slow reader, a reader for data.
+    pub blocked_ms: f64,
+}
+
+impl From<iii_sdk::ChannelStats> for EndStats {
+    fn from(stats: iii_sdk::ChannelStats) -> Self {
+        Self {
+            bytes: stats.bytes as f64,
+            frames: stats.frames as f64,
+            messages: stats.messages as f64,
+            blocked_ms: stats.blocked.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
 #[napi]
 impl NativeWriter {
     /// This end's ref as JSON text.
     #[napi(getter)]
     pub fn ref_json(&self) -> String {
         ref_json(self.queue.writer().channel_ref())
+    }
+
+    /// What this writer has written so far.
+    #[napi]
+    pub fn stats(&self) -> EndStats {
+        self.queue.writer().stats().into()
     }
 
     /// Queues `data`: `null` if the core accepted it at once (within the writer's window),
@@ -201,6 +231,12 @@ impl NativeReader {
     #[napi(getter)]
     pub fn ref_json(&self) -> String {
         ref_json(self.reader.channel_ref())
+    }
+
+    /// What this reader has received so far.
+    #[napi]
+    pub fn stats(&self) -> EndStats {
+        self.reader.stats().into()
     }
 
     /// Sets the callback every batch and text message is handed to, in wire order, through one

@@ -10,12 +10,14 @@ use serde_json::Value;
 
 use crate::channel::{NativeReader, NativeWriter};
 
-/// A payload as `{ json, ends: [{ path, end }], metadata? }` for JavaScript (`metadata`: the
-/// JSON text of what the caller sent beside the input).
+/// A payload as `{ json, ends: [{ path, end }], metadata?, trace? }` for JavaScript
+/// (`metadata`: the JSON text of what the caller sent beside the input; `trace`: the JSON text
+/// of its `{ traceparent, tracestate, baggage }`).
 pub struct WithEnds {
     json: String,
     ends: Vec<FoundEnd>,
     metadata: Option<String>,
+    trace: Option<String>,
 }
 
 impl WithEnds {
@@ -25,7 +27,21 @@ impl WithEnds {
             json: value.to_string(),
             ends: live_ends(address, value),
             metadata: None,
+            trace: None,
         }
+    }
+
+    /// The same, carrying the trace context of the call being served (if it has one).
+    pub(crate) fn with_trace(mut self, trace: &iii_sdk::TraceContext) -> Self {
+        if !trace.is_empty() {
+            let fields = serde_json::json!({
+                "traceparent": trace.traceparent,
+                "tracestate": trace.tracestate,
+                "baggage": trace.baggage,
+            });
+            self.trace = Some(fields.to_string());
+        }
+        self
     }
 
     /// The same, carrying the metadata of the call being served (if any).
@@ -66,6 +82,9 @@ impl ToNapiValue for WithEnds {
         object.set_named_property("ends", ends)?;
         if let Some(metadata) = value.metadata {
             object.set_named_property("metadata", metadata)?;
+        }
+        if let Some(trace) = value.trace {
+            object.set_named_property("trace", trace)?;
         }
         // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
         unsafe { Object::to_napi_value(raw_env, object) }

@@ -102,8 +102,14 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
         let (slot, address) = (slot.clone(), address.clone());
         Box::pin(async move {
             if !http {
-                let metadata = iii_sdk::current_invocation().and_then(|call| call.metadata);
-                let invocation = WithEnds::new(&address, &input).with_metadata(metadata.as_ref());
+                let call = iii_sdk::current_invocation();
+                let (metadata, trace) = match call {
+                    Some(call) => (call.metadata, call.trace),
+                    None => (None, Default::default()),
+                };
+                let invocation = WithEnds::new(&address, &input)
+                    .with_metadata(metadata.as_ref())
+                    .with_trace(&trace);
                 return call_js(&slot, Either::A(invocation)).await;
             }
             let home = address.clone();
@@ -285,19 +291,19 @@ impl NativeWorker {
         )
     }
 
-    /// Calls a function: `requestJson` is `{ function_id, payload, action?, timeoutMs?, metadata? }`.
+    /// Calls a function: `requestJson` is `{ function_id, payload, action?, timeoutMs?, metadata?,
+    /// traceparent?, tracestate?, baggage? }`.
     /// Resolves with the result as `{ json, ends }` (refs in it made live).
     #[napi(
         ts_return_type = "Promise<{ json: string, ends: Array<{ path: Array<string | number>, end: NativeReader | NativeWriter }> }>"
     )]
     pub fn trigger<'env>(&self, env: &'env Env, request_json: String) -> Result<Object<'env>> {
-        let (request, metadata) =
-            parse_json(&request_json, TriggerRequest::from_value_with_metadata)?;
+        let (request, context) = parse_json(&request_json, TriggerRequest::from_value_in_context)?;
         let iii = self.iii.clone();
         let address = iii.address().to_string();
         settle(
             env,
-            async move { iii.trigger_with_metadata(request, metadata).await },
+            async move { iii.trigger_in_context(request, context).await },
             move |_, value: Value| Ok(WithEnds::new(&address, &value)),
         )
     }

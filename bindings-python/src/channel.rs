@@ -177,10 +177,26 @@ impl ChannelWriter {
         ref_dict(py, self.queue.writer().channel_ref())
     }
 
+    /// What this writer has written so far: `{"bytes", "frames", "messages",
+    /// "blocked_secs"}` (`blocked_secs`: time writes waited for a slow reader).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        stats_dict(py, self.queue.writer().stats())
+    }
+
     fn __repr__(&self) -> String {
         let channel_id = &self.queue.writer().channel_ref().channel_id;
         format!("<ChannelWriter channel_id={channel_id}>")
     }
+}
+
+/// A channel end's figures as a dict.
+fn stats_dict(py: Python<'_>, stats: iii_sdk::ChannelStats) -> PyResult<Bound<'_, PyAny>> {
+    let dict = pyo3::types::PyDict::new(py);
+    dict.set_item("bytes", stats.bytes)?;
+    dict.set_item("frames", stats.frames)?;
+    dict.set_item("messages", stats.messages)?;
+    dict.set_item("blocked_secs", stats.blocked.as_secs_f64())?;
+    Ok(dict.into_any())
 }
 
 /// A ref as a plain dict (not materialized).
@@ -346,6 +362,12 @@ impl ChannelReader {
         })?
         .py()?;
         Ok(chunk.map(|bytes| PyBytes::new(py, &bytes).into_any().unbind()))
+    }
+
+    /// What this reader has received so far: `{"bytes", "frames", "messages",
+    /// "blocked_secs"}` (`blocked_secs`: time reads waited for data).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        stats_dict(py, self.inner.stats())
     }
 
     fn __repr__(&self) -> String {

@@ -98,6 +98,17 @@ enum Started {
     Running(oneshot::Receiver<PyResult<Py<PyAny>>>),
 }
 
+/// A call's trace context as Python gets it: `(traceparent, tracestate, baggage)`.
+pub(crate) fn trace_tuple(
+    trace: &iii_sdk::TraceContext,
+) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (
+        trace.traceparent.as_deref(),
+        trace.tracestate.as_deref(),
+        trace.baggage.as_deref(),
+    )
+}
+
 struct PyHandler {
     callable: Py<PyAny>,
     is_async: bool,
@@ -127,6 +138,7 @@ impl PyHandler {
             context.invocation_id.as_deref(),
             metadata,
             self.takes_metadata,
+            trace_tuple(&context.trace),
         ))?;
         if is_awaitable(py, &result)? {
             return Ok(Started::Running(submit(py, &result, None)?));
@@ -140,6 +152,7 @@ impl PyHandler {
             function_id: String::new(),
             invocation_id: None,
             metadata: None,
+            trace: Default::default(),
         });
         let started = if self.is_async {
             crate::gil::attach_or_err(|py| self.start(py, &input, &context))

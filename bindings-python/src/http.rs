@@ -99,9 +99,14 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
                         Py::new(py, ChannelReader::from_core(body))?,
                         Py::new(py, response)?,
                     );
-                    let (function_id, invocation_id) = match &call {
-                        Some(call) => (call.function_id.as_str(), call.invocation_id.as_deref()),
-                        None => ("", None),
+                    let no_trace = iii_sdk::TraceContext::default();
+                    let (function_id, invocation_id, trace) = match &call {
+                        Some(call) => (
+                            call.function_id.as_str(),
+                            call.invocation_id.as_deref(),
+                            &call.trace,
+                        ),
+                        None => ("", None, &no_trace),
                     };
                     let coroutine = crate::python_names::invocation_call_with(py)?.call1((
                         callable.bind(py),
@@ -109,6 +114,7 @@ pub(crate) fn handler(callable: Py<PyAny>, address: &str) -> Handler {
                         pyo3::types::PyDict::new(py),
                         function_id,
                         invocation_id,
+                        crate::dispatch::trace_tuple(trace),
                     ))?;
                     submit(py, &coroutine, None)
                 })

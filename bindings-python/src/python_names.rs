@@ -21,6 +21,8 @@ python_function! {
     invocation_call => "iii._invocation"."call";
     /// `iii._invocation.call_with`: a callable called with given arguments as one invocation.
     invocation_call_with => "iii._invocation"."call_with";
+    /// `iii._invocation.current_trace`: the trace context of the call being served.
+    current_trace => "iii._invocation"."current_trace";
     /// `iii._invocation.takes_metadata`.
     takes_metadata => "iii._invocation"."takes_metadata";
     /// `iii._runtime.submit`: runs an awaitable on a loop.

@@ -4,11 +4,10 @@
 
 use iii_sdk::StreamChannelRef;
 use iii_sdk::channel::WriteQueue;
-use iii_sdk::{InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
+use iii_sdk::{CallContext, InitOptions, RegisterFunction, RegisterTrigger, TriggerRequest};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::Value;
 
 use crate::channel::{ChannelReader, ChannelWriter};
 use crate::convert::{from_py, to_py};
@@ -72,8 +71,23 @@ fn channel_object(py: Python<'_>, channel: iii_sdk::Channel) -> PyResult<Channel
 /// A request given as a dict (or a model with `model_dump()`), read by the core:
 /// `function_id`, `payload`, optional `action` (`TriggerAction.Void()`), `timeout_ms` and
 /// `metadata` (handed to the called function beside its input).
-fn trigger_request(request: &Bound<'_, PyAny>) -> PyResult<(TriggerRequest, Option<Value>)> {
-    TriggerRequest::from_value_with_metadata(from_py(request)?).py()
+/// A request without trace fields carries on the trace context of the call the running handler
+/// serves (`iii.current_invocation()`), as the published client carries its active span's.
+fn trigger_request(request: &Bound<'_, PyAny>) -> PyResult<(TriggerRequest, CallContext)> {
+    let py = request.py();
+    let (call, mut context) = TriggerRequest::from_value_in_context(from_py(request)?).py()?;
+    if context.trace.is_empty() {
+        let current = crate::python_names::current_trace(py)?.call0()?;
+        if !current.is_none() {
+            let (traceparent, tracestate, baggage) = current.extract()?;
+            context.trace = iii_sdk::TraceContext {
+                traceparent,
+                tracestate,
+                baggage,
+            };
+        }
+    }
+    Ok((call, context))
 }
 
 /// A worker connected to an engine. Create it with `iii.register_worker(url)`.
@@ -162,11 +176,11 @@ impl Worker {
     /// Calls a function: `trigger({"function_id": …, "payload": …, "timeout_ms": …})`
     /// returns its result; with `"action": TriggerAction.Void()` it returns `None` at once.
     fn trigger(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let (request, metadata) = trigger_request(request)?;
+        let (request, context) = trigger_request(request)?;
         let function_id = request.function_id.clone();
         let iii = self.inner.clone();
         let result = block_on(py, "trigger", "trigger_async", async move {
-            iii.trigger_with_metadata(request, metadata).await
+            iii.trigger_in_context(request, context).await
         })?
         .map_err(|error| call_failure(error, &function_id))?;
         Ok(to_py(py, &result, self.inner.address())?.unbind())
@@ -178,11 +192,11 @@ impl Worker {
         py: Python<'py>,
         request: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (request, metadata) = trigger_request(request)?;
+        let (request, context) = trigger_request(request)?;
         let function_id = request.function_id.clone();
         let iii = self.inner.clone();
         awaitable(py, async move {
-            let result = (iii.trigger_with_metadata(request, metadata).await)
+            let result = (iii.trigger_in_context(request, context).await)
                 .map_err(|error| call_failure(error, &function_id))?;
             crate::gil::attach_or_err(|py| to_py(py, &result, iii.address()).map(Bound::unbind))
         })

@@ -23,6 +23,11 @@ class InvocationContext:
     observe_depth: int = 0
     caller: Optional[dict] = None
     activation: Optional[dict] = None
+    #: The caller's W3C trace context, as it sent it; calls the handler makes carry it on
+    #: unless they give their own ``traceparent`` / ``tracestate`` / ``baggage``.
+    traceparent: Optional[str] = None
+    tracestate: Optional[str] = None
+    baggage: Optional[str] = None
 
 
 _current: ContextVar[Optional[InvocationContext]] = ContextVar("iii_current_invocation", default=None)
@@ -31,6 +36,14 @@ _current: ContextVar[Optional[InvocationContext]] = ContextVar("iii_current_invo
 def current_invocation() -> Optional[InvocationContext]:
     """The call the running handler serves, or ``None`` outside a handler."""
     return _current.get()
+
+
+def current_trace() -> Optional[Tuple[Optional[str], Optional[str], Optional[str]]]:
+    """The trace context of the call the running handler serves, or ``None``."""
+    context = _current.get()
+    if context is None:
+        return None
+    return context.traceparent, context.tracestate, context.baggage
 
 
 def takes_metadata(handler: Callable[..., Any]) -> bool:
@@ -52,11 +65,12 @@ def call(
     invocation_id: Optional[str],
     metadata: Any,
     pass_metadata: bool,
+    trace: Tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None),
 ) -> Any:
     """Calls ``handler`` as the call ``function_id`` / ``invocation_id`` (with ``metadata=``
     when it declares that parameter)."""
     keywords = {"metadata": metadata} if pass_metadata else {}
-    return call_with(handler, (data,), keywords, function_id, invocation_id)
+    return call_with(handler, (data,), keywords, function_id, invocation_id, trace)
 
 
 def call_with(
@@ -65,10 +79,18 @@ def call_with(
     keywords: Dict[str, Any],
     function_id: str,
     invocation_id: Optional[str],
+    trace: Tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None),
 ) -> Any:
     """Calls ``handler(*args, **keywords)`` as the call ``function_id`` / ``invocation_id``; a
     coroutine it returns is wrapped so that it also sees the call."""
-    context = InvocationContext(function_id, invocation_id or "")
+    traceparent, tracestate, baggage = trace
+    context = InvocationContext(
+        function_id,
+        invocation_id or "",
+        traceparent=traceparent,
+        tracestate=tracestate,
+        baggage=baggage,
+    )
     token = _current.set(context)
     try:
         result = handler(*args, **keywords)

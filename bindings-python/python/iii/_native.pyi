@@ -14,6 +14,10 @@ MaybeAwaitable = Optional[Awaitable[None]]
 class ChannelWriter:
     """The writing end of a channel."""
 
+    def stats(self) -> Dict[str, Any]:
+        """``{"bytes", "frames", "messages", "blocked_secs"}`` written so far."""
+        ...
+
     def write(self, data: BytesLike) -> MaybeAwaitable:
         """Writes ``data`` (``str`` as UTF-8). Blocks until sent in plain code; awaitable in async code."""
     def write_async(self, data: BytesLike) -> Awaitable[None]:
@@ -50,6 +54,9 @@ class ChannelReader:
         """Everything to the end (blocking, or awaitable in async code)."""
     def read_all_async(self) -> Awaitable[bytes]:
         """Awaitable ``read_all``."""
+    def stats(self) -> Dict[str, Any]:
+        """``{"bytes", "frames", "messages", "blocked_secs"}`` received so far."""
+        ...
     def on_message(self, callback: Callable[[str], Any]) -> None:
         """Calls ``callback(text)`` for each text message; registering starts receiving."""
     def close(self) -> MaybeAwaitable:

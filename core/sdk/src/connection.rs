@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use iii_protocol::builtins::FN_WORKERS_REGISTER;
-use iii_protocol::{Message, TriggerAction};
+use iii_protocol::{Message, TraceContext, TriggerAction};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -333,6 +333,7 @@ fn worker_description(inner: &WorkerState) -> String {
         action: Some(TriggerAction::Void),
         metadata: None,
         traceparent: None,
+        tracestate: None,
         baggage: None,
         namespace: None,
     }
@@ -445,6 +446,9 @@ async fn read_loop(
                 data,
                 action,
                 metadata,
+                traceparent,
+                tracestate,
+                baggage,
                 ..
             } => {
                 let handler = lock(&inner.functions)
@@ -456,6 +460,11 @@ async fn read_loop(
                     data,
                     action,
                     metadata,
+                    trace: TraceContext {
+                        traceparent,
+                        tracestate,
+                        baggage,
+                    },
                     address: inner.address.clone(),
                 };
                 let replier = inner.clone();

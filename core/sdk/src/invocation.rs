@@ -11,7 +11,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
-use iii_protocol::{ErrorBody, Message, TriggerAction};
+use iii_protocol::{ErrorBody, Message, TraceContext, TriggerAction};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -26,6 +26,8 @@ pub(crate) struct Invocation {
     pub(crate) action: Option<TriggerAction>,
     /// Free-form metadata sent beside the input.
     pub(crate) metadata: Option<Value>,
+    /// The caller's trace context.
+    pub(crate) trace: TraceContext,
     /// The engine URL of the worker that received it.
     pub(crate) address: String,
 }
@@ -41,6 +43,9 @@ pub struct InvocationContext {
     pub invocation_id: Option<String>,
     /// The metadata the caller (or the trigger) sent beside the input.
     pub metadata: Option<Value>,
+    /// The caller's W3C trace context (`traceparent`, `tracestate`, `baggage`), as it sent
+    /// it. Calls the handler makes carry it on unless they set their own.
+    pub trace: TraceContext,
 }
 
 tokio::task_local! {
@@ -90,6 +95,7 @@ pub(crate) fn dispatch<R, F>(
         data,
         address,
         metadata,
+        trace,
         ..
     } = invocation;
     let Some(handler) = handler else {
@@ -110,6 +116,7 @@ pub(crate) fn dispatch<R, F>(
             function_id: function_id.clone(),
             invocation_id: invocation_id.clone(),
             metadata,
+            trace,
         };
         let outcome = CURRENT
             .scope(context, running)
@@ -151,6 +158,7 @@ mod tests {
             data: serde_json::json!({"n": 1}),
             action,
             metadata: None,
+            trace: TraceContext::default(),
             address: "ws://engine.test:1".into(),
         }
     }

@@ -46,7 +46,7 @@ pub mod trigger;
 pub mod trigger_type;
 mod worker;
 
-pub use channel::{Channel, ChannelEvent, ChannelReader, ChannelWriter};
+pub use channel::{Channel, ChannelEvent, ChannelReader, ChannelStats, ChannelWriter};
 pub use error::{ErrorKind, IIIError};
 pub use function::RegisterFunction;
 pub use http::{HttpRequest, HttpResponse, http};
@@ -54,7 +54,7 @@ pub use invocation::{InvocationContext, current_engine_address, current_invocati
 pub use options::{DEFAULT_CONNECT_TIMEOUT_MS, InitOptions, ReconnectionConfig};
 pub use runtime::{runtime, tokio_runtime};
 pub use state::ConnectionState;
-pub use trigger::{RegisterTrigger, TriggerRequest};
+pub use trigger::{CallContext, RegisterTrigger, TriggerRequest};
 pub use trigger_type::{RegisterTriggerType, TriggerTypeRef};
 pub use worker::{
     FunctionRef, III, TriggerRef, check_engine_url, register_worker, register_worker_with,
@@ -66,8 +66,8 @@ pub use worker::{
 pub use iii_protocol as protocol;
 
 pub use iii_protocol::{
-    ChannelDirection, EndStatus, ErrorBody, Message, PathStep, StreamChannelRef, TriggerAction,
-    extract_channel_refs,
+    ChannelDirection, EndStatus, ErrorBody, Message, PathStep, StreamChannelRef, TraceContext,
+    TriggerAction, extract_channel_refs,
 };
 
 #[cfg(test)]

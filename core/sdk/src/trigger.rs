@@ -1,7 +1,7 @@
 //! The request types of the public API: calls (`TriggerRequest`) and trigger bindings
 //! (`RegisterTrigger`), named as the channel guide names them.
 
-use iii_protocol::{Message, TriggerAction, http};
+use iii_protocol::{Message, TraceContext, TriggerAction, http};
 
 use crate::IIIError;
 use serde_json::Value;
@@ -17,6 +17,16 @@ pub struct TriggerRequest {
     pub action: Option<TriggerAction>,
     /// Client-side timeout of a call with a result (default 30 000 ms).
     pub timeout_ms: Option<u64>,
+}
+
+/// What travels beside a call's input ([`III::trigger_in_context`](crate::III::trigger_in_context)).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallContext {
+    /// Free-form metadata, handed to the called function beside its input.
+    pub metadata: Option<Value>,
+    /// The W3C trace context sent with the call. Left empty, a call made inside a handler
+    /// carries on the context of the call the handler serves.
+    pub trace: TraceContext,
 }
 
 impl TriggerRequest {
@@ -45,7 +55,8 @@ impl TriggerRequest {
     }
 
     /// Reads a request given as JSON, the way every binding takes it: `{"function_id",
-    /// "payload"?, "action"?, "timeout_ms"? | "timeoutMs"?}`. The action must be a
+    /// "payload"?, "action"?, "timeout_ms"? | "timeoutMs"?, "traceparent"?, "tracestate"?,
+    /// "baggage"?}`. The action must be a
     /// [`TriggerAction`] object of a known type; a timeout must be a non-negative number of
     /// milliseconds (fractions are dropped; `0`, `null` or absent means the default, as in
     /// every SDK's options; `timeoutMs` wins over `timeout_ms` when both are given).
@@ -56,6 +67,12 @@ impl TriggerRequest {
     /// [`from_value`](Self::from_value), also taking the request's `"metadata"` (handed to the
     /// called function beside its input; see [`III::trigger_with_metadata`](crate::III::trigger_with_metadata)).
     pub fn from_value_with_metadata(request: Value) -> Result<(Self, Option<Value>), IIIError> {
+        Self::from_value_in_context(request).map(|(request, context)| (request, context.metadata))
+    }
+
+    /// [`from_value`](Self::from_value), also taking what travels beside the input:
+    /// `"metadata"` and the trace fields `"traceparent"`, `"tracestate"` and `"baggage"`.
+    pub fn from_value_in_context(request: Value) -> Result<(Self, CallContext), IIIError> {
         let invalid = |why: &str| IIIError::InvalidArgument(format!("trigger(): {why}"));
         let Value::Object(mut fields) = request else {
             return Err(invalid("the request must be an object with a function_id"));
@@ -97,13 +114,23 @@ impl TriggerRequest {
         let metadata = fields
             .remove("metadata")
             .filter(|metadata| !metadata.is_null());
+        let mut text = |key: &str| match fields.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(invalid(&format!("{key} must be a string"))),
+        };
+        let trace = TraceContext {
+            traceparent: text("traceparent")?,
+            tracestate: text("tracestate")?,
+            baggage: text("baggage")?,
+        };
         let request = Self {
             function_id,
             payload: fields.remove("payload").unwrap_or(Value::Null),
             action,
             timeout_ms,
         };
-        Ok((request, metadata))
+        Ok((request, CallContext { metadata, trace }))
     }
 
     /// True when no result is expected.

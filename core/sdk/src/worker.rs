@@ -16,6 +16,7 @@ use iii_protocol::{Message, StreamChannelRef};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::CallContext;
 use crate::connection;
 use crate::link::Outbound;
 use crate::state::{ConnectionState, WorkerState, lock};
@@ -231,20 +232,42 @@ impl III {
         request: TriggerRequest,
         metadata: Option<Value>,
     ) -> Result<Value, IIIError> {
+        let context = CallContext {
+            metadata,
+            ..CallContext::default()
+        };
+        self.trigger_in_context(request, context).await
+    }
+
+    /// [`trigger`](Self::trigger) with what travels beside the input: metadata, and a W3C
+    /// trace context (left empty inside a handler, the served call's is carried on, so one
+    /// trace spans every worker a request passes through).
+    pub async fn trigger_in_context(
+        &self,
+        request: TriggerRequest,
+        context: CallContext,
+    ) -> Result<Value, IIIError> {
+        let CallContext { metadata, trace } = context;
         self.inner.check_open()?;
         let void = request.is_void();
         let timeout = request
             .timeout_ms
             .unwrap_or(self.inner.options.invocation_timeout_ms);
         let id = (!void).then(|| uuid::Uuid::new_v4().to_string());
+        let trace = if trace.is_empty() {
+            crate::current_invocation().map_or_else(Default::default, |call| call.trace)
+        } else {
+            trace
+        };
         let text = Message::InvokeFunction {
             invocation_id: id.clone(),
             function_id: request.function_id,
             data: request.payload,
             action: request.action,
             metadata,
-            traceparent: None,
-            baggage: None,
+            traceparent: trace.traceparent,
+            tracestate: trace.tracestate,
+            baggage: trace.baggage,
             namespace: None,
         }
         .to_json();

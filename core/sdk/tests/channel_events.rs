@@ -152,3 +152,28 @@ async fn an_abort_after_the_chunks_is_an_error_not_an_end() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_ends_count_what_they_moved() {
+    let (_engine, channel) = open_channel().await;
+    let data = vec![5u8; 200 * 1024 + 3];
+    let writer = &channel.writer;
+    let reading = channel.reader.read_all();
+    let writing = async {
+        writer.send_message("progress").await?;
+        writer.write(&data).await?;
+        writer.close().await
+    };
+    let (read, written) = within(20, async { tokio::join!(reading, writing) }).await;
+    written.expect("written");
+    assert_eq!(read.expect("read").len(), data.len());
+    let (sent, got) = (writer.stats(), channel.reader.stats());
+    assert_eq!(
+        (sent.bytes, sent.frames, sent.messages),
+        (data.len() as u64, 4, 1)
+    );
+    assert_eq!(
+        (got.bytes, got.frames, got.messages),
+        (data.len() as u64, 4, 1)
+    );
+}

@@ -10,12 +10,14 @@ pub(crate) mod end_socket;
 pub use end_socket::{STREAMS_ENV, streams_in_use};
 mod pump;
 mod reader;
+mod stats;
 pub mod write_queue;
 mod writer;
 
 pub use reader::{
     ChannelEvent, ChannelReader, ChunkBatch, MAX_KEPT_MESSAGE_BYTES, MAX_KEPT_MESSAGES,
 };
+pub use stats::ChannelStats;
 pub use write_queue::{WriteAck, WriteOp, WriteQueue};
 pub use writer::ChannelWriter;
 

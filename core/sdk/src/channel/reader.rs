@@ -17,7 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -26,6 +26,7 @@ use iii_protocol::close::COMPLETE;
 use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::stats::{ChannelStats, StatsCounter};
 use super::{ChannelSocket, Connecting, Target, close_frame, end_status, pump, socket_lost};
 use crate::IIIError;
 
@@ -103,6 +104,8 @@ pub(super) struct Shared {
     /// Tells the pump to hand the socket over.
     pub(super) consumer_arrived: Notify,
     pub(super) socket: Mutex<Socket>,
+    /// What this end has received.
+    stats: StatsCounter,
 }
 
 impl Shared {
@@ -120,6 +123,7 @@ impl Shared {
 
     /// Hands a text message to every callback, or keeps it (bounded) until the first one.
     pub(super) fn deliver(&self, message: String) {
+        self.stats.message();
         let mut messages = self.messages();
         if messages.callbacks.is_empty() {
             if messages.pending.len() < MAX_KEPT_MESSAGES
@@ -260,6 +264,7 @@ impl ChannelReader {
                 consumer: AtomicBool::new(false),
                 consumer_arrived: Notify::new(),
                 socket: Mutex::new(Socket::Idle),
+                stats: StatsCounter::default(),
             }),
             pump_started: AtomicBool::new(false),
             _stop: stop,
@@ -270,6 +275,12 @@ impl ChannelReader {
     /// The ref this end was opened from (what to send to another function).
     pub fn channel_ref(&self) -> &StreamChannelRef {
         &self.channel_ref
+    }
+
+    /// What this reader has received so far: bytes and frames read, messages returned or
+    /// delivered to callbacks, and the time reads waited for data.
+    pub fn stats(&self) -> ChannelStats {
+        self.shared.stats.snapshot()
     }
 
     /// The next frame in wire order — bytes or a text message — or `Ok(None)` once the writer
@@ -355,6 +366,7 @@ impl ChannelReader {
             self.shared.consumer_arrived.notify_one();
         }
         let mut closing = self.shared.closing.subscribe();
+        let since = Instant::now();
         let reading = async {
             let mut state = self.shared.socket.lock().await;
             if let Some(chunk) = self.shared.stash().pop_front() {
@@ -366,11 +378,19 @@ impl ChannelReader {
             self.shared.open(&mut state).await?;
             self.shared.read_event(&mut state, texts).await
         };
-        tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = closing.wait_for(|closing| *closing) => Err(IIIError::ReaderClosed),
             read = reading => read,
+        };
+        let stats = &self.shared.stats;
+        stats.waited_since(since);
+        match &read {
+            Ok(Some(ChannelEvent::Data(chunk))) => stats.frame(chunk.len()),
+            Ok(Some(ChannelEvent::Message(_))) => stats.message(),
+            _ => {}
         }
+        read
     }
 
     /// Reads the whole stream into memory.

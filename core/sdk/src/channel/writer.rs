@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -19,6 +19,7 @@ use iii_protocol::{EndStatus, StreamChannelRef};
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
+use super::stats::{ChannelStats, StatsCounter};
 use super::{ChannelSocket, Connecting, Target, close_frame, end_status, socket_lost};
 use crate::IIIError;
 
@@ -35,6 +36,8 @@ struct Shared {
     closed: AtomicBool,
     /// Set once a stalled write was reported, so a stuck writer warns once.
     warned: AtomicBool,
+    /// What this end has written.
+    stats: StatsCounter,
 }
 
 /// How long a write may wait for the reader before the writer warns (once).
@@ -101,6 +104,7 @@ impl ChannelWriter {
                 ended: watch::Sender::new(false),
                 closed: AtomicBool::new(false),
                 warned: AtomicBool::new(false),
+                stats: StatsCounter::default(),
             }),
             conn: Mutex::new(Conn::Idle),
         }
@@ -109,6 +113,12 @@ impl ChannelWriter {
     /// The ref this end was opened from (what to send to another function).
     pub fn channel_ref(&self) -> &StreamChannelRef {
         &self.channel_ref
+    }
+
+    /// What this writer has written so far: bytes, frames and messages handed to its socket,
+    /// and the time writes waited for room (a slow reader's backpressure).
+    pub fn stats(&self) -> ChannelStats {
+        self.shared.stats.snapshot()
     }
 
     /// Writes `data` as binary frames of at most 64 KiB (one copy per frame), flushed once.
@@ -161,8 +171,13 @@ impl ChannelWriter {
         let mut ended = self.shared.ended.subscribe();
         // Each frame is timed on its own: a slow reader still makes progress; one that takes
         // nothing for a while is reported (`warn_if_stalled`).
+        let stats = &self.shared.stats;
         let sending = async {
             for frame in frames {
+                match &frame {
+                    WsMessage::Binary(bytes) => stats.frame(bytes.len()),
+                    _ => stats.message(),
+                }
                 self.warn_if_stalled(sink.feed(frame)).await?;
             }
             self.warn_if_stalled(sink.flush()).await
@@ -179,13 +194,23 @@ impl ChannelWriter {
     /// cause is a reader that was never started, which no amount of waiting fixes. A step
     /// that completes at once costs no timer.
     async fn warn_if_stalled<F: Future>(&self, step: F) -> F::Output {
-        if self.shared.warned.load(Ordering::Acquire) {
-            return step.await; // reported once already: no timer any more
-        }
         let mut sending = std::pin::pin!(step);
         let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
         if let Poll::Ready(sent) = first {
             return sent;
+        }
+        // It waits: for room in the socket, so for the reader (counted as blocked time).
+        let since = Instant::now();
+        let sent = self.wait_warning(sending).await;
+        self.shared.stats.waited_since(since);
+        sent
+    }
+
+    /// Finishes a step that did not complete at once, warning (once per writer) if it makes
+    /// no progress for [`STALLED_WRITE`].
+    async fn wait_warning<F: Future>(&self, mut sending: std::pin::Pin<&mut F>) -> F::Output {
+        if self.shared.warned.load(Ordering::Acquire) {
+            return sending.await; // reported once already: no timer any more
         }
         let stalled = {
             let _home = crate::runtime::enter_home();
