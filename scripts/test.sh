@@ -87,6 +87,8 @@ bash tests/interop/setup.sh
 
 step "python package: pip install ./bindings-python (debug build), pytest"
 MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings-python
+# The metrics tests parse /metrics with Prometheus's own Python client.
+"$PY_VENV/bin/pip" install -q --disable-pip-version-check prometheus_client
 III_ENGINE_BIN="$PWD/target/debug/iii" timeout 900 "$PY_VENV/bin/python" -m pytest bindings-python/tests | tee "$LOGS/python.log"
 keep python "$LOGS/python.log" '^=+ .*(passed|failed).* =+$'
 
