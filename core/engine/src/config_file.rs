@@ -41,7 +41,7 @@ pub struct ListenerEntry {
     pub host: Option<String>,
     /// `port`, if set.
     pub port: Option<u16>,
-    /// `middleware_function_id`, `rbac` and `allowed_origins`.
+    /// `middleware_function_id`, `rbac`, `allowed_origins` and `allowed_hosts`.
     pub access: ListenerPolicy,
     /// `tls`, if set.
     pub tls: Option<TlsFiles>,
@@ -97,6 +97,8 @@ struct WorkerManagerConfig {
     rbac: Option<Rbac>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
     /// Accepted for compatibility; the engine's handshake timeout is fixed.
     #[allow(dead_code)]
     handshake_timeout_ms: Option<u64>,
@@ -153,6 +155,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<FileCon
                     middleware_function_id: manager.middleware_function_id,
                     rbac: manager.rbac,
                     allowed_origins: manager.allowed_origins,
+                    allowed_hosts: manager.allowed_hosts,
                 },
                 tls: manager.tls,
             });

@@ -42,6 +42,11 @@ const LISTINGS: [&str; 8] = [
     FN_REGISTERED_TRIGGERS_INFO,
 ];
 
+/// Whether `function_id` is one of the listings this module answers.
+pub(crate) fn serves(function_id: &str) -> bool {
+    function_id.starts_with("engine::") && LISTINGS.contains(&function_id)
+}
+
 /// Answers the listing built-in `function_id` for a caller with `session`, or `None` if it is
 /// not one (checked before anything is read, so an ordinary call costs nothing here). A
 /// caller under access rules sees only the functions it may call, and the triggers of those
@@ -52,7 +57,7 @@ pub(crate) fn answer(
     function_id: &str,
     input: &Value,
 ) -> Option<Result<Value, ErrorBody>> {
-    if !function_id.starts_with("engine::") || !LISTINGS.contains(&function_id) {
+    if !serves(function_id) {
         return None;
     }
     let mut view = View::of(shared);

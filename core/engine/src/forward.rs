@@ -42,9 +42,12 @@ pub(crate) async fn forward(
     shared: &EngineState,
     owner: Owner,
     call: Call,
-    waiter: Option<Waiter>,
+    mut waiter: Option<Waiter>,
     pace: Pace,
 ) {
+    if let Some(waiter) = &mut waiter {
+        waiter.resolve();
+    }
     let Call {
         function_id,
         data,
@@ -112,13 +115,14 @@ fn busy_error(function_id: &str, queued: usize) -> ErrorBody {
     )
 }
 
-/// Calls `function_id` with `data` (and `metadata`) on behalf of the engine (an HTTP trigger,
-/// an auth function, a registration hook); the receiver gets its answer.
+/// Calls `function_id` with `data` (and `metadata`, and the trace context of the request that
+/// caused the call) on behalf of the engine (an HTTP trigger, an auth function, a
+/// registration hook); the receiver gets its answer.
 pub(crate) async fn invoke_for_engine(
     shared: &EngineState,
     function_id: &str,
     data: Value,
-    metadata: Option<Value>,
+    (metadata, trace): (Option<Value>, TraceContext),
 ) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
     let Some(owner) = shared.functions.lookup(function_id) else {
         return Err(ErrorBody::new(
@@ -131,7 +135,7 @@ pub(crate) async fn invoke_for_engine(
         function_id: function_id.to_string(),
         data,
         metadata,
-        trace: TraceContext::default(),
+        trace,
     };
     let timer = CallTimer::start(shared.metrics.as_ref());
     let waiter = Waiter::Engine(reply, timer);
@@ -146,7 +150,8 @@ pub(crate) async fn call_for_engine(
     data: Value,
     wait: Duration,
 ) -> Outcome {
-    let outcome = invoke_for_engine(shared, function_id, data, None).await?;
+    let beside = (None, TraceContext::default());
+    let outcome = invoke_for_engine(shared, function_id, data, beside).await?;
     match tokio::time::timeout(wait, outcome).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(_)) => Err(stopped_error(function_id)),

@@ -264,21 +264,26 @@ impl FunctionRegistry {
         shrink_map(&mut lock(&self.inner).map);
     }
 
-    /// The registrations (one per replica), and the function ids each connection holds.
-    pub(crate) fn census(&self) -> (usize, HashMap<ConnId, Vec<String>>) {
+    /// The function ids each connection holds, in id order.
+    pub(crate) fn held_by_connection(&self) -> HashMap<ConnId, Vec<String>> {
         let inner = lock(&self.inner);
         let mut held: HashMap<ConnId, Vec<String>> = HashMap::new();
-        let mut registrations = 0;
         for (id, replicas) in &inner.map {
             for entry in &replicas.list {
-                registrations += 1;
                 held.entry(entry.owner.conn).or_default().push(id.clone());
             }
         }
+        drop(inner);
         for ids in held.values_mut() {
             ids.sort();
         }
-        (registrations, held)
+        held
+    }
+
+    /// Registrations, one per replica.
+    pub(crate) fn registrations(&self) -> usize {
+        let inner = lock(&self.inner);
+        inner.map.values().map(|replicas| replicas.list.len()).sum()
     }
 
     /// Registered functions.

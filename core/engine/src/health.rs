@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access::ListenerPolicy;
 use crate::access::auth::Refusal;
-use crate::access::origin::check_headers;
+use crate::access::origin::{check_headers, check_observer_host};
 use crate::http::body::HttpBody;
 use crate::http::response::{error_response, json_response};
 use crate::lifecycle::Shutdown;
@@ -208,6 +208,20 @@ fn answer<B>(
     json_response(status, Bytes::from(body.to_string()))
 }
 
+/// Channels `/status` lists unless `?limit=` says otherwise (the oldest first).
+const STATUS_CHANNELS: usize = 1000;
+
+/// Most channels `/status` lists whatever `?limit=` says.
+const MAX_STATUS_CHANNELS: usize = 100_000;
+
+/// How many channels `/status?limit=N` lists.
+fn status_limit(query: Option<&str>) -> usize {
+    let asked = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "limit")
+        .and_then(|(_, value)| value.parse::<usize>().ok());
+    asked.unwrap_or(STATUS_CHANNELS).min(MAX_STATUS_CHANNELS)
+}
+
 /// `/metrics` or `/status`, unless the listener's rules refuse it.
 fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Response<HttpBody> {
     let headers = request.headers();
@@ -216,7 +230,9 @@ fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Respon
         let why = "this listener has access rules (rbac): read /metrics and /status on a listener without them";
         Some(Refusal::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, why))
     } else {
-        check_headers(&view.policy, view.loopback, header).err()
+        check_headers(&view.policy, view.loopback, header)
+            .and_then(|()| check_observer_host(&view.policy, header("host")))
+            .err()
     };
     if let Some(refusal) = refusal {
         if let Some(metrics) = &shared.metrics {
@@ -225,7 +241,8 @@ fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Respon
         return error_response(refusal.status, &refusal.error.code, &refusal.error.message);
     }
     if request.uri().path() == STATUS_PATH {
-        let body = crate::metrics::status(shared).to_string();
+        let limit = status_limit(request.uri().query());
+        let body = crate::metrics::status(shared, limit).to_string();
         return json_response(StatusCode::OK, Bytes::from(body));
     }
     let Some(metrics) = &shared.metrics else {
@@ -236,7 +253,7 @@ fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Respon
     let mut response = Response::new(HttpBody::full(Bytes::from(text)));
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
 }

@@ -1,9 +1,9 @@
-//! `iii status`: a running engine's workers and open channels as readable tables, read from
-//! its `GET /status` on the worker port, once or refreshed (`--watch`). The tables are built
-//! from the JSON alone, so they show what any other `/status` client sees.
+//! Reading a running engine from outside: `GET /status` and `/metrics` on its worker port,
+//! and the readable tables `iii status` prints. The tables are built from the JSON alone, so
+//! they show what any other `/status` client sees; text a worker chose (names, function ids)
+//! is shown without control characters, so it cannot drive the terminal.
 
 use std::fmt::Write as _;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -11,66 +11,6 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-
-/// The options of `iii status`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// The engine's worker port (`http://`, or the `ws://` URL workers use).
-    #[arg(long, env = "III_URL", default_value = "http://127.0.0.1:49134")]
-    pub url: String,
-    /// Refresh every SECONDS (2 when no number is given) until interrupted.
-    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
-    pub watch: Option<f64>,
-    /// Print the engine's JSON instead of tables.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Runs `iii status`.
-pub fn run(args: &StatusArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("iii status: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        loop {
-            let shown = match fetch(&args.url).await {
-                Ok(status) if args.json => Ok(format!("{status:#}\n")),
-                Ok(status) => Ok(render(&status)),
-                Err(error) => Err(error),
-            };
-            let Some(every) = args.watch else {
-                return match shown {
-                    Ok(text) => {
-                        print!("{text}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(error) => {
-                        eprintln!("iii status: {error}");
-                        ExitCode::FAILURE
-                    }
-                };
-            };
-            // Clear the screen, then print the fresh tables (or why there are none).
-            print!("\x1b[2J\x1b[H");
-            match shown {
-                Ok(text) => print!("{text}"),
-                Err(error) => println!("iii status: {error} (retrying)"),
-            }
-            let pause = Duration::from_secs_f64(every.clamp(0.1, 3600.0));
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
-            }
-        }
-    })
-}
 
 /// The `host:port` of an engine URL (`http://`, `ws://`; a path is ignored).
 fn authority(url: &str) -> Result<String, String> {
@@ -93,6 +33,18 @@ fn authority(url: &str) -> Result<String, String> {
 
 /// Reads `GET /status` from the engine at `url`.
 pub async fn fetch(url: &str) -> Result<Value, String> {
+    let (status, body) = get(url, "/status").await?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|error| format!("{url} did not answer JSON ({status}): {error}"))?;
+    if !status.is_success() {
+        let message = value["error"]["message"].as_str().unwrap_or("refused");
+        return Err(format!("{url} answered {status}: {message}"));
+    }
+    Ok(value)
+}
+
+/// `GET path` on the engine's worker port at `url` (plain HTTP): its status and body.
+pub async fn get(url: &str, path: &str) -> Result<(hyper::StatusCode, Bytes), String> {
     let authority = authority(url)?;
     let reading = async {
         let stream = tokio::net::TcpStream::connect(&authority)
@@ -102,7 +54,7 @@ pub async fn fetch(url: &str) -> Result<Value, String> {
             .await
             .map_err(|error| error.to_string())?;
         tokio::spawn(connection);
-        let request = hyper::Request::get("/status")
+        let request = hyper::Request::get(path)
             .header(hyper::header::HOST, authority.as_str())
             .body(Empty::<Bytes>::new())
             .map_err(|error| error.to_string())?;
@@ -117,13 +69,7 @@ pub async fn fetch(url: &str) -> Result<Value, String> {
             .await
             .map_err(|error| error.to_string())?
             .to_bytes();
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|error| format!("{authority} did not answer JSON ({status}): {error}"))?;
-        if !status.is_success() {
-            let message = value["error"]["message"].as_str().unwrap_or("refused");
-            return Err(format!("{authority} answered {status}: {message}"));
-        }
-        Ok(value)
+        Ok((status, body))
     };
     tokio::time::timeout(Duration::from_secs(10), reading)
         .await
@@ -180,13 +126,14 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A JSON field as text (`-` when absent).
+/// A JSON field as text (`-` when absent), without control characters.
 fn text(value: &Value) -> String {
-    match value {
+    let shown = match value {
         Value::String(text) => text.clone(),
         Value::Null => "-".into(),
         other => other.to_string(),
-    }
+    };
+    shown.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// The tables of one `/status` answer.
@@ -281,6 +228,11 @@ mod tests {
         assert!(shown.contains("a::b, c::d"));
         assert!(shown.contains("abcdef01  1m05s  connected  connected  3.0 MiB  1.0 KiB"));
         assert!(shown.contains("64.0 KiB / 4.0 MiB  1.2s"));
+        let sly = json!({"workers": [{"name": "a\u{1b}[2Jb", "functions": []}]});
+        assert!(
+            render(&sly).contains("a[2Jb"),
+            "no escape reaches the terminal"
+        );
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The call reached its function, or a built-in answers it: the metrics name it.
+    pub(crate) fn resolve(&mut self) {
+        if let Some(timer) = &mut self.timer {
+            timer.resolve();
+        }
+    }
+
     /// Sends the caller a result or an error for `function_id`.
     pub(crate) async fn answer(
         self,
@@ -105,6 +112,15 @@ pub(crate) enum Waiter {
 }
 
 impl Waiter {
+    /// The call reached its function: the metrics name it.
+    pub(crate) fn resolve(&mut self) {
+        match self {
+            Self::Worker(caller) => caller.resolve(),
+            Self::Engine(_, Some(timer)) => timer.resolve(),
+            Self::Engine(_, None) => {}
+        }
+    }
+
     /// The waiting connection, if a worker waits.
     fn conn(&self) -> Option<ConnId> {
         match self {

@@ -30,7 +30,7 @@ use crate::channels::registry::{ChannelRegistry, Lookup};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
 use crate::tcp::CountingTcp;
-use crate::worker::registry::Origin;
+use crate::worker::registry::Peer;
 use crate::ws::{SocketKind, WsStream, close_and_drain, going_away, socket_config, status_frame};
 
 /// How long a client may take to send its upgrade request.
@@ -70,7 +70,9 @@ pub(crate) async fn run(
     lifeline: Lifeline,
 ) {
     let loopback = (listener.local_addr()).is_ok_and(|addr| addr.ip().is_loopback());
-    let name = (listener.local_addr()).map_or_else(|_| "unknown".into(), |a| a.to_string().into());
+    let name: Arc<str> =
+        (listener.local_addr()).map_or_else(|_| "unknown".into(), |a| a.to_string().into());
+    shared.add_listener(name.clone());
     let rules = Arc::new(Rules {
         name,
         policy,
@@ -232,11 +234,12 @@ async fn handle(
     match route {
         Some(Route::Main) => match session {
             Some(session) => {
-                let origin = Origin {
+                let attached = Peer {
                     listener: rules.name.clone(),
                     address: peer,
                 };
-                crate::worker::serve(shared, ws, streams, session, origin, shutdown, lifeline).await
+                crate::worker::serve(shared, ws, streams, session, attached, shutdown, lifeline)
+                    .await
             }
             None => close_and_drain(&mut ws, Some(going_away())).await,
         },

@@ -9,6 +9,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod status_command;
+
 use clap::Parser;
 use iii_engine::{EngineConfig, Quotas};
 use tracing_subscriber::EnvFilter;
@@ -124,6 +126,15 @@ struct Cli {
         value_delimiter = ','
     )]
     allow_origin: Vec<String>,
+    /// A host name (beside IP addresses and `localhost`) under which `/metrics` and `/status`
+    /// are served when the engine listens on a non-loopback address (repeatable).
+    #[arg(
+        long = "allow-host",
+        value_name = "NAME",
+        env = "III_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    allow_host: Vec<String>,
     /// How calls are spread across the replicas of a function (workers registering the same
     /// id): `least-in-flight` (the one with the fewest unanswered calls) or `round-robin`.
     #[arg(long, env = "III_REPLICA_CHOICE", default_value = "least-in-flight",
@@ -141,7 +152,7 @@ struct Cli {
     #[arg(long, env = "III_WORKER_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
     worker_threads: usize,
     /// Keep no Prometheus metrics (`GET /metrics` then answers 404; `/status` stays).
-    #[arg(long, env = "III_NO_METRICS")]
+    #[arg(long, env = "III_NO_METRICS", value_parser = clap::builder::BoolishValueParser::new())]
     no_metrics: bool,
     /// How log lines are written: `human` (the default) or `json` (one object per line).
     #[arg(long, env = "III_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
@@ -154,7 +165,7 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Prints a running engine's workers and open channels as tables.
-    Status(iii_engine::inspect::StatusArgs),
+    Status(status_command::StatusArgs),
 }
 
 impl Cli {
@@ -187,6 +198,7 @@ impl Cli {
             max_main_message_bytes: self.max_message_bytes.max(4096),
             access: iii_engine::access::ListenerPolicy {
                 allowed_origins: self.allow_origin.clone(),
+                allowed_hosts: self.allow_host.clone(),
                 ..Default::default()
             },
             extra_listeners: Vec::new(),
@@ -233,6 +245,9 @@ fn apply_file(
         access
             .allowed_origins
             .append(&mut config.access.allowed_origins);
+        access
+            .allowed_hosts
+            .append(&mut config.access.allowed_hosts);
         config.access = access;
         if let Some(tls) = main.tls.filter(|_| !given("tls_cert")) {
             config.tls = Some(tls);
@@ -291,7 +306,7 @@ fn main() -> ExitCode {
     // only the "listening on" lines, which scripts read.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if let Some(Command::Status(args)) = &cli.command {
-        return iii_engine::inspect::run(args);
+        return status_command::run(args);
     }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

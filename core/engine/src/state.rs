@@ -45,9 +45,21 @@ pub(crate) struct EngineState {
     pub(crate) draining: std::sync::atomic::AtomicBool,
     /// The engine's Prometheus metrics, unless turned off.
     pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The worker listeners' local addresses, as the metrics name them.
+    listeners: std::sync::Mutex<Vec<Arc<str>>>,
 }
 
 impl EngineState {
+    /// A worker listener on `name` (its local address) accepts connections.
+    pub(crate) fn add_listener(&self, name: Arc<str>) {
+        crate::util::lock(&self.listeners).push(name);
+    }
+
+    /// The worker listeners' local addresses.
+    pub(crate) fn listener_names(&self) -> Vec<Arc<str>> {
+        crate::util::lock(&self.listeners).clone()
+    }
+
     /// True once a graceful stop began.
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::Acquire)
@@ -74,6 +86,7 @@ impl EngineState {
         let engine_called = policies.flat_map(|p| p.engine_called()).cloned().collect();
         Self {
             metrics: config.metrics.then(Default::default),
+            listeners: Default::default(),
             engine_called,
             connections: ConnectionRegistry::default(),
             functions: FunctionRegistry::new(config.replica_choice),

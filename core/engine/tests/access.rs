@@ -23,7 +23,7 @@ async fn engine_with_rules(rbac: Value, middleware: Option<&str>) -> (Engine, St
             access: ListenerPolicy {
                 middleware_function_id: middleware.map(str::to_string),
                 rbac: Some(rbac),
-                allowed_origins: Vec::new(),
+                ..ListenerPolicy::default()
             },
             tls: None,
         }],

@@ -30,6 +30,10 @@ pub struct ListenerPolicy {
     /// Browser origins whose pages may open worker and channel sockets here (`*` for any).
     /// Upgrades carrying any other `Origin` are refused with 403.
     pub allowed_origins: Vec<String>,
+    /// Host names (beside IP addresses and `localhost`) under which `/metrics` and `/status`
+    /// are served on a listener bound to a non-loopback address: any other `Host` is refused
+    /// with 403, so a web page whose DNS name re-points at the engine cannot read them.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ListenerPolicy {

@@ -50,6 +50,39 @@ pub(crate) fn check_headers<'h>(
     Ok(())
 }
 
+/// Refuses a `/metrics` or `/status` request on a listener bound to a non-loopback address
+/// whose `Host` is neither an IP address, a loopback name, nor one of the listener's allowed
+/// hosts: a browser page that re-pointed its DNS name at the engine sends a same-origin
+/// request (no `Origin`), which only its `Host` gives away. (On a loopback listener
+/// [`check_headers`] holds every request to loopback names.)
+pub(crate) fn check_observer_host(
+    policy: &ListenerPolicy,
+    host: Option<&str>,
+) -> Result<(), Refusal> {
+    let Some(host) = host else { return Ok(()) };
+    let name = host_name(host);
+    let allowed = is_loopback_host(host)
+        || name.parse::<IpAddr>().is_ok()
+        || (policy.allowed_hosts.iter())
+            .any(|known| known.trim_end_matches('.').eq_ignore_ascii_case(&name));
+    if allowed {
+        return Ok(());
+    }
+    let why = format!(
+        "host {host} is not an address of this engine: allow it with allowed_hosts / --allow-host"
+    );
+    Err(Refusal::new(StatusCode::FORBIDDEN, FORBIDDEN, why))
+}
+
+/// The name of a `Host` header (`name[:port]`, `[v6][:port]`), lower case, without a final dot.
+fn host_name(host: &str) -> String {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// Whether `origin` is in `allowed` (exactly, ignoring case and a trailing `/`), or `allowed`
 /// holds `*`.
 fn origin_allowed(allowed: &[String], origin: &str) -> bool {
@@ -61,11 +94,7 @@ fn origin_allowed(allowed: &[String], origin: &str) -> bool {
 
 /// Whether a `Host` header (`name[:port]`, `[v6][:port]`) names this machine.
 fn is_loopback_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let name = host_name(host);
     name == "localhost"
         || name.ends_with(".localhost")
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -74,6 +103,25 @@ fn is_loopback_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observers_must_name_the_engine_by_address_or_an_allowed_name() {
+        let open = ListenerPolicy::default();
+        for fine in [
+            None,
+            Some("10.0.0.5:49134"),
+            Some("[::1]:1"),
+            Some("localhost"),
+        ] {
+            assert!(check_observer_host(&open, fine).is_ok(), "{fine:?}");
+        }
+        assert!(check_observer_host(&open, Some("evil.example:49134")).is_err());
+        let named = ListenerPolicy {
+            allowed_hosts: vec!["engine.internal".into()],
+            ..ListenerPolicy::default()
+        };
+        assert!(check_observer_host(&named, Some("Engine.Internal.:49134")).is_ok());
+    }
 
     fn head(lines: &str) -> UpgradeHead {
         let raw = format!("GET / HTTP/1.1\r\n{lines}\r\n");

@@ -294,6 +294,12 @@ impl BufferRx {
         self.budget.stats.read(len);
         self.budget.give_back(len);
     }
+
+    /// A frame of `len` bytes taken from this buffer never reached the reader (its write
+    /// failed or was cancelled): its bytes no longer count, and it is not counted as read.
+    pub(crate) fn release_undelivered(&self, len: usize) {
+        self.budget.give_back(len);
+    }
 }
 
 impl Drop for BufferRx {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::Channel;
 use super::buffer::buffer;
 use super::keys::AccessKey;
-use super::stats::Moved;
+use super::stats::Traffic;
 use crate::config::EngineConfig;
 use crate::quota::{Slot, Slots};
 use crate::stats::ByteCounters;
@@ -80,7 +80,7 @@ pub(crate) struct Census {
     /// Channels ended, by [`END_STATUSES`] index.
     pub(crate) ended: [u64; END_STATUSES.len()],
     /// What every channel, live or retired, moved.
-    pub(crate) moved: Moved,
+    pub(crate) moved: Traffic,
     /// The live channels.
     pub(crate) live: Vec<Arc<Channel>>,
 }
@@ -97,7 +97,7 @@ struct Inner {
     /// Channels ended, by [`END_STATUSES`] index.
     ended: [u64; END_STATUSES.len()],
     /// What retired channels moved.
-    retired: Moved,
+    retired: Traffic,
     tombstones: HashMap<Uuid, Tombstone>,
     /// Tombstones in the order they expire (the TTL is the same for all).
     tombstone_order: VecDeque<(Instant, Uuid)>,
@@ -209,22 +209,15 @@ impl ChannelRegistry {
     /// Removes a finished channel, leaving a tombstone with its final status.
     pub(crate) fn retire(&self, channel: &Channel, status: EndStatus) {
         channel.release_slots();
+        let moved = channel.stats.traffic();
+        let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| status.clone());
         let mut inner = lock(&self.inner);
-        if inner.live.remove(&channel.id).is_some() {
-            let moved = channel.stats.moved();
+        let removed = inner.live.remove(&channel.id).is_some();
+        if removed {
             inner.retired.add(&moved);
             if let Some(count) = inner.ended.get_mut(status_index(&status)) {
                 *count += 1;
             }
-            tracing::debug!(
-                channel_id = %channel.id,
-                ?status,
-                written_bytes = moved.written_bytes,
-                read_bytes = moved.read_bytes,
-                blocked_secs = moved.blocked_secs(),
-                age_secs = channel.stats.created.elapsed().as_secs_f64(),
-                "channel ended"
-            );
             while inner.tombstone_order.len() >= MAX_TOMBSTONES {
                 if let Some((_, oldest)) = inner.tombstone_order.pop_front() {
                     inner.tombstones.remove(&oldest);
@@ -239,21 +232,37 @@ impl ChannelRegistry {
             let expires = deadline_after(self.tombstone_ttl);
             inner.tombstone_order.push_back((expires, channel.id));
         }
+        drop(inner);
+        if let (true, Some(status)) = (removed, logged) {
+            tracing::debug!(
+                channel_id = %channel.id,
+                ?status,
+                written_bytes = moved.written_bytes,
+                read_bytes = moved.read_bytes,
+                blocked_secs = moved.blocked_secs(),
+                age_secs = channel.stats.created.elapsed().as_secs_f64(),
+                "channel ended"
+            );
+        }
     }
 
-    /// Every channel's figures now. Retired channels move from live to the totals under the
-    /// same lock, so a sum never counts one twice or misses one.
+    /// Every channel's figures now. The live channels are copied under the lock, with the
+    /// totals of those already retired; their counters are read after it is let go. A channel
+    /// that retires meanwhile is in the copy, not in the copied totals, so a sum never counts
+    /// one twice or misses one.
     pub(crate) fn census(&self) -> Census {
         let inner = lock(&self.inner);
-        let mut moved = inner.retired;
-        for channel in inner.live.values() {
-            moved.add(&channel.stats.moved());
+        let (created, ended, mut moved) = (inner.created, inner.ended, inner.retired);
+        let live: Vec<Arc<Channel>> = inner.live.values().cloned().collect();
+        drop(inner);
+        for channel in &live {
+            moved.add(&channel.stats.traffic());
         }
         Census {
-            created: inner.created,
-            ended: inner.ended,
+            created,
+            ended,
             moved,
-            live: inner.live.values().cloned().collect(),
+            live,
         }
     }
 

@@ -311,21 +311,31 @@ async fn feed<S: EndSocket>(
     buffer: &BufferRx,
     frame: Frame,
 ) -> Result<(), WsError> {
-    let _release = Release {
+    let mut release = Release {
         buffer,
         len: frame.len(),
+        delivered: false,
     };
-    ws.feed(frame.into_message()).await
+    let fed = ws.feed(frame.into_message()).await;
+    release.delivered = fed.is_ok();
+    fed
 }
 
+/// Gives a frame's bytes back to the buffer however its write ended; only a frame the socket
+/// took counts as read.
 struct Release<'a> {
     buffer: &'a BufferRx,
     len: usize,
+    delivered: bool,
 }
 
 impl Drop for Release<'_> {
     fn drop(&mut self) {
-        self.buffer.release(self.len);
+        if self.delivered {
+            self.buffer.release(self.len);
+        } else {
+            self.buffer.release_undelivered(self.len);
+        }
     }
 }
 

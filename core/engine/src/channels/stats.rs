@@ -24,7 +24,7 @@ pub(crate) struct ChannelStats {
 
 /// A copy of a channel's counters at one moment (or a sum of several channels').
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Moved {
+pub(crate) struct Traffic {
     /// Bytes the writer put into the buffer.
     pub(crate) written_bytes: u64,
     /// Frames (of at most 64 KiB) the writer put into the buffer.
@@ -37,9 +37,9 @@ pub(crate) struct Moved {
     pub(crate) blocked_nanos: u64,
 }
 
-impl Moved {
+impl Traffic {
     /// Adds `other` to these counts.
-    pub(crate) fn add(&mut self, other: &Moved) {
+    pub(crate) fn add(&mut self, other: &Traffic) {
         self.written_bytes += other.written_bytes;
         self.written_frames += other.written_frames;
         self.read_bytes += other.read_bytes;
@@ -92,8 +92,8 @@ impl ChannelStats {
     }
 
     /// The counters now.
-    pub(crate) fn moved(&self) -> Moved {
-        Moved {
+    pub(crate) fn traffic(&self) -> Traffic {
+        Traffic {
             written_bytes: self.written_bytes.load(Ordering::Relaxed),
             written_frames: self.written_frames.load(Ordering::Relaxed),
             read_bytes: self.read_bytes.load(Ordering::Relaxed),
@@ -114,12 +114,12 @@ mod tests {
         stats.written(5);
         stats.read(10);
         stats.blocked(Duration::from_millis(3));
-        let mut total = stats.moved();
+        let mut total = stats.traffic();
         assert_eq!(total.written_bytes, 15);
         assert_eq!(total.written_frames, 2);
         assert_eq!(total.read_bytes, 10);
         assert_eq!(total.read_frames, 1);
-        total.add(&stats.moved());
+        total.add(&stats.traffic());
         assert_eq!(total.written_bytes, 30);
         assert!((total.blocked_secs() - 0.006).abs() < 1e-9);
     }

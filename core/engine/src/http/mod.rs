@@ -131,6 +131,21 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
     response
 }
 
+/// The W3C trace context of an HTTP request (its `traceparent`, `tracestate` and `baggage`
+/// headers), passed on to the function it calls.
+fn trace_of(headers: &hyper::HeaderMap) -> iii_protocol::TraceContext {
+    let header = |name: &str| {
+        (headers.get(name))
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    };
+    iii_protocol::TraceContext {
+        traceparent: header("traceparent"),
+        tracestate: header("tracestate"),
+        baggage: header("baggage"),
+    }
+}
+
 /// Serves one request; `pattern` learns the route it matched.
 async fn serve_request(
     shared: &Arc<EngineState>,
@@ -223,7 +238,8 @@ async fn serve_request(
     };
     let data = request::payload(&route, &parts, body, refs);
     let metadata = shared.triggers.metadata(&route.trigger_id, route.owner);
-    match crate::forward::invoke_for_engine(shared, &route.function_id, data, metadata).await {
+    let beside = (metadata, trace_of(&parts.headers));
+    match crate::forward::invoke_for_engine(shared, &route.function_id, data, beside).await {
         Ok(outcome) => exchange.outcome = Some(outcome),
         Err(error) => {
             let message = format!("Function {} not found", route.function_id);

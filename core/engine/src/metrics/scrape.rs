@@ -3,6 +3,7 @@
 //! `prometheus-client` registry per scrape (so no collector holds the engine state, and
 //! nothing is counted twice).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::UNIX_EPOCH;
@@ -14,6 +15,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::{Value, json};
 
@@ -27,7 +29,7 @@ pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> String {
     registry.register(
         "build",
         "The engine's version",
-        info_gauge(&[("version", env!("CARGO_PKG_VERSION").to_string())]),
+        Info::new([("version", env!("CARGO_PKG_VERSION"))]),
     );
     registry.register_with_unit(
         "uptime",
@@ -41,13 +43,13 @@ pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> String {
     registry.register(
         "http_requests",
         "HTTP trigger requests answered, by route pattern, method and status",
-        metrics.http_requests.clone(),
+        metrics.http_requests.family.clone(),
     );
     registry.register_with_unit(
         "http_request_duration",
         "Time from an HTTP trigger request to its response head",
         Unit::Seconds,
-        metrics.http_seconds.clone(),
+        metrics.http_seconds.family.clone(),
     );
     registry.register(
         "access_refusals",
@@ -62,18 +64,15 @@ pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> String {
     text
 }
 
-/// A gauge of 1 carrying `labels` (an info metric).
-fn info_gauge(labels: &Labels<1>) -> Family<Labels<1>, Gauge> {
-    let family = Family::<Labels<1>, Gauge>::default();
-    family.get_or_create(labels).set(1);
-    family
-}
-
 fn add_workers(registry: &mut Registry, shared: &EngineState) {
     let workers = Family::<Labels<1>, Gauge>::default();
+    // Every listener has a sample, 0 while nobody is connected (an alert can see that).
+    for listener in shared.listener_names() {
+        let _ = workers.get_or_create(&[("listener", Cow::Owned(listener.to_string()))]);
+    }
     let (mut queued, mut largest) = (0usize, 0usize);
     for (_, connected) in shared.connections.connected() {
-        let listener = connected.attachment.listener.to_string();
+        let listener = Cow::Owned(connected.attachment.listener.to_string());
         workers.get_or_create(&[("listener", listener)]).inc();
         let backlog = connected.attachment.backlog.queued();
         queued += backlog;
@@ -89,7 +88,7 @@ fn add_workers(registry: &mut Registry, shared: &EngineState) {
         "Sockets open on the worker port (what --max-connections bounds)",
         ConstGauge::new(shared.sockets.taken() as i64),
     );
-    let (registrations, _) = shared.functions.census();
+    let registrations = shared.functions.registrations();
     registry.register(
         "functions_registered",
         "Functions registered",
@@ -134,13 +133,13 @@ fn add_invocations(registry: &mut Registry, metrics: &Metrics, shared: &EngineSt
     registry.register(
         "invocations",
         "Calls answered, by function and outcome (ok, an error code, or void when nobody waits)",
-        metrics.invocations.clone(),
+        metrics.invocations.family.clone(),
     );
     registry.register_with_unit(
         "invocation_duration",
         "Time from a call's arrival to its answer",
         Unit::Seconds,
-        metrics.invocation_seconds.clone(),
+        metrics.invocation_seconds.family.clone(),
     );
     registry.register(
         "invocations_in_flight",
@@ -240,9 +239,13 @@ impl Collector for ReadCounters {
     }
 }
 
-/// `GET /status`: the connected workers and the open channels, as JSON (never a key).
-pub(crate) fn status(shared: &EngineState) -> Value {
-    let (_, held) = shared.functions.census();
+/// Function ids `/status` lists per worker (`functions_total` counts them all).
+const STATUS_FUNCTIONS: usize = 100;
+
+/// `GET /status`: the connected workers and the open channels (the `limit` oldest), as JSON
+/// (never a key).
+pub(crate) fn status(shared: &EngineState, limit: usize) -> Value {
+    let held = shared.functions.held_by_connection();
     let mut workers: Vec<Value> = shared
         .connections
         .connected()
@@ -250,6 +253,7 @@ pub(crate) fn status(shared: &EngineState) -> Value {
         .map(|(conn, connected)| {
             let info = &connected.info;
             let attachment = &connected.attachment;
+            let functions = held.get(&conn).map(Vec::as_slice).unwrap_or_default();
             json!({
                 "id": info.worker_id,
                 "name": info.name,
@@ -258,7 +262,8 @@ pub(crate) fn status(shared: &EngineState) -> Value {
                 "pid": info.pid,
                 "address": attachment.address.to_string(),
                 "listener": &*attachment.listener,
-                "functions": held.get(&conn).cloned().unwrap_or_default(),
+                "functions": functions.iter().take(STATUS_FUNCTIONS).collect::<Vec<_>>(),
+                "functions_total": functions.len(),
                 "connected_at_ms": info.connected_at_ms,
                 "in_flight": attachment.backlog.in_flight(),
                 "queued_bytes": attachment.backlog.queued(),
@@ -267,17 +272,22 @@ pub(crate) fn status(shared: &EngineState) -> Value {
         .collect();
     workers.sort_by_key(|worker| worker["connected_at_ms"].as_u64());
     let census = shared.channels.census();
-    let mut channels: Vec<(f64, Value)> = census
+    let mut live: Vec<_> = census
         .live
         .iter()
-        .map(|channel| {
+        .map(|channel| (channel.stats.created, channel))
+        .collect();
+    live.sort_by_key(|(created, _)| *created);
+    let channels: Vec<Value> = live
+        .iter()
+        .take(limit)
+        .map(|(created, channel)| {
             let stats = &channel.stats;
-            let moved = stats.moved();
+            let moved = stats.traffic();
             let (writer, reader) = channel.end_states();
-            let age = stats.created.elapsed().as_secs_f64();
-            let entry = json!({
+            json!({
                 "id": channel.id.to_string(),
-                "age_secs": age,
+                "age_secs": created.elapsed().as_secs_f64(),
                 "writer": writer,
                 "reader": reader,
                 "bytes_in": moved.written_bytes,
@@ -287,11 +297,9 @@ pub(crate) fn status(shared: &EngineState) -> Value {
                 "buffered_bytes": stats.buffered(),
                 "buffer_capacity_bytes": stats.capacity,
                 "blocked_secs": moved.blocked_secs(),
-            });
-            (age, entry)
+            })
         })
         .collect();
-    channels.sort_by(|a, b| b.0.total_cmp(&a.0));
     let now_ms = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
@@ -301,7 +309,9 @@ pub(crate) fn status(shared: &EngineState) -> Value {
         "now_ms": now_ms,
         "uptime_secs": shared.started.elapsed().as_secs(),
         "workers": workers,
-        "channels": channels.into_iter().map(|(_, entry)| entry).collect::<Vec<_>>(),
+        "channels": channels,
+        "channels_total": live.len(),
+        "channels_truncated": live.len() > limit,
         "totals": {
             "channels_created": census.created,
             "channels_ended": ended,

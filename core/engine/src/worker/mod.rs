@@ -33,7 +33,7 @@ use crate::state::EngineState;
 use crate::ws::{WsStream, close_frame, going_away, invalid_utf8, linger};
 use backlog::Backlog;
 use outbound::{OUTBOX_MESSAGES, Outbox, Queues, STREAM_FRAMES_QUEUED, run_writer};
-use registry::{Attachment, ConnId, Origin};
+use registry::{Attachment, ConnId, Peer};
 
 /// One worker connection as the rest of the engine sees it.
 pub(crate) struct Conn {
@@ -91,7 +91,7 @@ pub(crate) async fn serve(
     ws: WsStream,
     streams: bool,
     session: Session,
-    origin: Origin,
+    peer: Peer,
     mut shutdown: Shutdown,
     lifeline: Lifeline,
 ) {
@@ -124,12 +124,12 @@ pub(crate) async fn serve(
         renamed: Default::default(),
     };
     let attachment = Attachment {
-        listener: origin.listener.clone(),
-        address: origin.address,
+        listener: peer.listener.clone(),
+        address: peer.address,
         backlog,
     };
     (shared.connections).insert(conn.id, conn.worker_id.to_string(), attachment);
-    tracing::info!(worker_id = %conn.worker_id, peer = %origin.address, listener = %origin.listener, "worker connected");
+    tracing::info!(worker_id = %conn.worker_id, peer = %peer.address, listener = %peer.listener, "worker connected");
     let registered = Message::WorkerRegistered {
         worker_id: conn.worker_id.to_string(),
         reattach_token: Some(Uuid::new_v4().to_string()),
@@ -185,7 +185,7 @@ pub(crate) async fn serve(
     }
     tracing::info!(
         worker_id = %conn.worker_id,
-        peer = %origin.address,
+        peer = %peer.address,
         reason = end.reason(),
         "worker disconnected"
     );

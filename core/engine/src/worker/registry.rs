@@ -61,7 +61,7 @@ pub(crate) struct Attachment {
 }
 
 /// Where a worker socket came from.
-pub(crate) struct Origin {
+pub(crate) struct Peer {
     /// The listener it connected to (its local address).
     pub(crate) listener: Arc<str>,
     /// The worker's address.
