@@ -9,6 +9,8 @@ export type { HttpInvocationConfig, MessageType }
 /** The call a running handler serves (`currentInvocation()`), with its W3C trace context. */
 export interface InvocationContext {
   function_id: string
+  /** Absent for a fire-and-forget call. */
+  invocation_id?: string
   traceparent?: string
   tracestate?: string
   baggage?: string

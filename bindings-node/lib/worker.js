@@ -33,8 +33,9 @@ function functionOptions(spec) {
 const serving = new AsyncLocalStorage()
 
 /**
- * The call the running handler serves: `{ function_id, traceparent?, tracestate?, baggage? }`,
- * or `undefined` outside a handler. Calls the handler makes carry its trace context on.
+ * The call the running handler serves: `{ function_id, invocation_id?, traceparent?,
+ * tracestate?, baggage? }`, or `undefined` outside a handler. Calls the handler makes carry
+ * its trace context on.
  */
 function currentInvocation() {
   return serving.getStore()
@@ -133,7 +134,7 @@ class III {
         try {
           input = isHttp ? invocation : withEnds(invocation)
           if (!isHttp && invocation.metadata !== undefined) metadata = JSON.parse(invocation.metadata)
-          if (!isHttp && invocation.trace !== undefined) Object.assign(call, JSON.parse(invocation.trace))
+          if (!isHttp && invocation.call !== undefined) Object.assign(call, JSON.parse(invocation.call))
         } catch (error) {
           done.reject(null, `bad input: ${error.message}`, error.stack)
           return

@@ -10,14 +10,14 @@ use serde_json::Value;
 
 use crate::channel::{NativeReader, NativeWriter};
 
-/// A payload as `{ json, ends: [{ path, end }], metadata?, trace? }` for JavaScript
-/// (`metadata`: the JSON text of what the caller sent beside the input; `trace`: the JSON text
-/// of its `{ traceparent, tracestate, baggage }`).
+/// A payload as `{ json, ends: [{ path, end }], metadata?, call? }` for JavaScript
+/// (`metadata`: the JSON text of what the caller sent beside the input; `call`: the JSON text
+/// of `{ invocation_id?, traceparent?, tracestate?, baggage? }`).
 pub struct WithEnds {
     json: String,
     ends: Vec<FoundEnd>,
     metadata: Option<String>,
-    trace: Option<String>,
+    call: Option<String>,
 }
 
 impl WithEnds {
@@ -27,26 +27,36 @@ impl WithEnds {
             json: value.to_string(),
             ends: live_ends(address, value),
             metadata: None,
-            trace: None,
+            call: None,
         }
-    }
-
-    /// The same, carrying the trace context of the call being served (if it has one).
-    pub(crate) fn with_trace(mut self, trace: &iii_sdk::TraceContext) -> Self {
-        if !trace.is_empty() {
-            let fields = serde_json::json!({
-                "traceparent": trace.traceparent,
-                "tracestate": trace.tracestate,
-                "baggage": trace.baggage,
-            });
-            self.trace = Some(fields.to_string());
-        }
-        self
     }
 
     /// The same, carrying the metadata of the call being served (if any).
     pub(crate) fn with_metadata(mut self, metadata: Option<&Value>) -> Self {
         self.metadata = metadata.map(Value::to_string);
+        self
+    }
+
+    /// The same, carrying what JavaScript's `currentInvocation()` tells of the call being
+    /// served: its id and W3C trace context (the fields it has).
+    pub(crate) fn with_call(
+        mut self,
+        invocation_id: Option<&str>,
+        trace: &iii_sdk::TraceContext,
+    ) -> Self {
+        let mut fields = serde_json::Map::new();
+        let present = [
+            ("invocation_id", invocation_id),
+            ("traceparent", trace.traceparent.as_deref()),
+            ("tracestate", trace.tracestate.as_deref()),
+            ("baggage", trace.baggage.as_deref()),
+        ];
+        for (name, value) in present {
+            if let Some(value) = value {
+                fields.insert(name.into(), Value::from(value));
+            }
+        }
+        self.call = Some(Value::Object(fields).to_string());
         self
     }
 }
@@ -83,8 +93,8 @@ impl ToNapiValue for WithEnds {
         if let Some(metadata) = value.metadata {
             object.set_named_property("metadata", metadata)?;
         }
-        if let Some(trace) = value.trace {
-            object.set_named_property("trace", trace)?;
+        if let Some(call) = value.call {
+            object.set_named_property("call", call)?;
         }
         // SAFETY: `object` was created in `raw_env`, on this (the JavaScript) thread.
         unsafe { Object::to_napi_value(raw_env, object) }

@@ -102,14 +102,17 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
         let (slot, address) = (slot.clone(), address.clone());
         Box::pin(async move {
             if !http {
-                let call = iii_sdk::current_invocation();
-                let (metadata, trace) = match call {
-                    Some(call) => (call.metadata, call.trace),
-                    None => (None, Default::default()),
-                };
+                let call =
+                    iii_sdk::current_invocation().unwrap_or_else(|| iii_sdk::InvocationContext {
+                        address: address.clone(),
+                        function_id: String::new(),
+                        invocation_id: None,
+                        metadata: None,
+                        trace: Default::default(),
+                    });
                 let invocation = WithEnds::new(&address, &input)
-                    .with_metadata(metadata.as_ref())
-                    .with_trace(&trace);
+                    .with_metadata(call.metadata.as_ref())
+                    .with_call(call.invocation_id.as_deref(), &call.trace);
                 return call_js(&slot, Either::A(invocation)).await;
             }
             let home = address.clone();

@@ -81,7 +81,7 @@ test('a handler sees the trace context it was called with and carries it on', as
   worker.registerFunction('observe::node-outer', async () => {
     const call = currentInvocation()
     const onward = await worker.trigger({ function_id: 'observe::node-inner', payload: {} })
-    return { here: call.traceparent, onward }
+    return { here: call.traceparent, id: typeof call.invocation_id, onward }
   })
   assert.equal(currentInvocation(), undefined)
   const result = await worker.trigger({
@@ -90,5 +90,9 @@ test('a handler sees the trace context it was called with and carries it on', as
     traceparent,
     baggage: 'tenant=acme',
   })
-  assert.deepEqual(result, { here: traceparent, onward: { traceparent, baggage: 'tenant=acme' } })
+  assert.deepEqual(result, {
+    here: traceparent,
+    id: 'string',
+    onward: { traceparent, baggage: 'tenant=acme' },
+  })
 })

@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 import iii
-from helpers import REPO, harness
+from helpers import REPO, StoppableEngine, harness
 
 MIB = 1024 * 1024
 
 
 def scrape(engine) -> dict:
-    """Every sample of /metrics: {(name, ((label, value), ...)): value}."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{engine.port}/metrics", timeout=10).read().decode()
+    """Every sample of /metrics (OpenMetrics, as its content type says), parsed by Prometheus's
+    own Python client: {(name, ((label, value), ...)): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{engine.port}/metrics", timeout=10) as answer:
+        assert answer.headers["content-type"].startswith("application/openmetrics-text")
+        text = answer.read().decode()
     samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -182,3 +187,124 @@ def test_trace_context_from_the_published_clients_arrives_intact(engine, worker,
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     expected = {"traceparent": TRACEPARENT, "baggage": "tenant=acme"}
     assert result == {"here": expected, "onward": expected}
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_the_endpoints_follow_the_listener_rules_and_no_metrics(tmp_path):
+    config = tmp_path / "config.yaml"
+    rbac_port = harness.free_port()
+    config.write_text(
+        "workers:\n"
+        "  - name: iii-worker-manager\n    config:\n      host: 127.0.0.1\n"
+        f"  - name: iii-worker-manager\n    config:\n      host: 127.0.0.1\n      port: {rbac_port}\n"
+        "      rbac:\n        auth_function_id: observe::auth\n"
+    )
+    with StoppableEngine(tmp_path, "--config", str(config), "--no-metrics") as engine:
+        base = f"http://127.0.0.1:{engine.port}"
+        assert get(f"{base}/metrics")[0] == 404  # --no-metrics
+        assert get(f"{base}/status")[0] == 200
+        # Under rbac both are refused: they list every worker and function.
+        for path in ("/metrics", "/status"):
+            code, body = get(f"http://127.0.0.1:{rbac_port}{path}")
+            assert code == 403 and json.loads(body)["error"]["code"] == "FORBIDDEN", body
+        # A page of another site, or a rebinding DNS name, is refused as on upgrades.
+        assert get(f"{base}/status", {"Origin": "https://evil.example"})[0] == 403
+        assert get(f"{base}/status", {"Host": "evil.example"})[0] == 403
+        # iii status reports a refusal and fails, rather than printing nothing.
+        refused = subprocess.run(
+            [str(harness.ENGINE_BIN), "status", "--url", f"http://127.0.0.1:{rbac_port}"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert refused.returncode != 0 and "403" in refused.stderr, refused
+
+
+def test_json_logs_name_workers_channels_and_traces(tmp_path):
+    env = {"RUST_LOG": "iii_engine=debug", "NO_COLOR": "1"}
+    with StoppableEngine(tmp_path, "--log-format", "json", env=env) as engine:
+        client = iii.register_worker(engine.url)
+        client.ready()
+        def failing(_data):
+            raise RuntimeError("on purpose")
+
+        client.register_function("observe::fail", failing)
+        with pytest.raises(Exception):
+            client.trigger({"function_id": "observe::fail", "payload": {}, "traceparent": TRACEPARENT})
+        channel = client.create_channel()
+        got = {}
+        reading = threading.Thread(target=lambda: got.update(data=channel.reader.read_all()))
+        reading.start()
+        channel.writer.write(b"z" * 5000)
+        channel.writer.close()
+        reading.join(30)
+        client.shutdown()
+        deadline = time.monotonic() + 10
+        while "worker disconnected" not in engine.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    lines = [line for line in engine.log.read_text().splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in lines]  # every log line is one JSON object
+    by_message = {}
+    for event in events:
+        by_message.setdefault(event["fields"]["message"], []).append(event["fields"])
+    assert by_message["worker connected"][0]["peer"].startswith("127.0.0.1:")
+    assert by_message["worker disconnected"][0]["reason"] == "closed by the worker"
+    trace_id = TRACEPARENT.split("-")[1]
+    forwarded = [f for f in by_message["invocation forwarded"] if f["function_id"] == "observe::fail"]
+    assert forwarded and forwarded[0]["trace_id"] == trace_id and forwarded[0]["invocation_id"]
+    [failed] = [f for f in by_message["invocation failed"] if f["function_id"] == "observe::fail"]
+    assert failed["trace_id"] == trace_id
+    ended = [f for f in by_message["channel ended"] if f["written_bytes"] == 5000]
+    assert ended and ended[0]["read_bytes"] == 5000 and ended[0]["status"] == "Complete"
+
+
+def test_iii_status_watch_refreshes_until_interrupted(engine, worker):
+    watching = subprocess.Popen(
+        [str(harness.ENGINE_BIN), "status", "--url", engine.url, "--watch", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.5)
+    watching.send_signal(signal.SIGINT)
+    out, _ = watching.communicate(timeout=10)
+    assert watching.returncode == 0
+    assert out.count("WORKER") >= 3, out  # refreshed several times
+
+
+def test_http_requests_are_counted_and_carry_their_trace_context(engine, worker):
+    def traced(_request):
+        call = iii.current_invocation()
+        return {"status_code": 202, "body": {"traceparent": call.traceparent, "tracestate": call.tracestate}}
+
+    worker.register_function("observe::traced", traced)
+    worker.register_trigger(
+        {"type": "http", "function_id": "observe::traced", "config": {"api_path": "/traced/:id", "http_method": "GET"}}
+    )
+    worker.ready()
+    before = scrape(engine)
+    headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+    for n in range(3):
+        code, body = get(f"{engine.http_url}/traced/{n}", headers)
+        assert code == 202 and json.loads(body) == {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+    assert get(f"{engine.http_url}/nowhere")[0] == 404
+    after = scrape(engine)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("iii_http_requests_total", route="/traced/:id", method="GET", status="202") == 3
+    assert delta("iii_http_requests_total", route="_unmatched", method="GET", status="404") == 1
+    assert delta("iii_http_request_duration_seconds_count", route="/traced/:id") == 3
+    assert delta("iii_invocations_total", function="observe::traced", outcome="ok") == 3
+    assert value(after, "iii_build_info", version=after_version(after)) == 1
+
+
+def after_version(samples: dict) -> str:
+    """The version label of iii_build_info."""
+    [labels] = [dict(labels) for (name, labels) in samples if name == "iii_build_info"]
+    return labels["version"]

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use iii_protocol::builtins::FN_WORKERS_REGISTER;
-use iii_protocol::{Message, TraceContext, TriggerAction};
-use serde_json::{Value, json};
+use iii_protocol::{Message, TraceContext};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -299,45 +298,8 @@ fn greeting(inner: &WorkerState, session: &Session) -> Vec<String> {
             .iter()
             .map(|(id, t)| t.message(id).to_json()),
     );
-    texts.push(worker_description(inner));
+    texts.push(inner.options.description_message());
     texts
-}
-
-/// The void `engine::workers::register` call describing this worker.
-fn worker_description(inner: &WorkerState) -> String {
-    let options = &inner.options;
-    let name = options.worker_name.clone().unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "iii-worker".into())
-    });
-    Message::InvokeFunction {
-        invocation_id: None,
-        function_id: FN_WORKERS_REGISTER.into(),
-        data: {
-            let mut data = json!({
-                "runtime": options.runtime,
-                "version": options.version,
-                "name": name,
-                "os": std::env::consts::OS,
-                "pid": std::process::id(),
-            });
-            if let (Some(description), Value::Object(fields)) =
-                (&options.worker_description, &mut data)
-            {
-                fields.insert("description".into(), Value::from(description.as_str()));
-            }
-            data
-        },
-        action: Some(TriggerAction::Void),
-        metadata: None,
-        traceparent: None,
-        tracestate: None,
-        baggage: None,
-        namespace: None,
-    }
-    .to_json()
 }
 
 /// Frames received from the engine so far (a count, not a clock: nothing is lost to rounding).

@@ -71,6 +71,43 @@ impl Default for InitOptions {
 }
 
 impl InitOptions {
+    /// The void `engine::workers::register` call describing this worker (sent on every
+    /// connect): its runtime, version, name (the executable's, unless given), OS and pid.
+    pub(crate) fn description_message(&self) -> String {
+        use iii_protocol::builtins::FN_WORKERS_REGISTER;
+        use iii_protocol::{Message, TriggerAction};
+        let name = self.worker_name.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "iii-worker".into())
+        });
+        let mut data = serde_json::json!({
+            "runtime": self.runtime,
+            "version": self.version,
+            "name": name,
+            "os": std::env::consts::OS,
+            "pid": std::process::id(),
+        });
+        if let (Some(description), serde_json::Value::Object(fields)) =
+            (&self.worker_description, &mut data)
+        {
+            fields.insert("description".into(), description.as_str().into());
+        }
+        Message::InvokeFunction {
+            invocation_id: None,
+            function_id: FN_WORKERS_REGISTER.into(),
+            data,
+            action: Some(TriggerAction::Void),
+            metadata: None,
+            traceparent: None,
+            tracestate: None,
+            baggage: None,
+            namespace: None,
+        }
+        .to_json()
+    }
+
     /// The options of a binding's worker: it reports `runtime` (`python`, `node`, `c`) and
     /// takes a worker name and a default call timeout from its caller (a timeout of 0 keeps
     /// the default).

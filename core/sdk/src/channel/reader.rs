@@ -17,7 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -123,12 +123,12 @@ impl Shared {
 
     /// Hands a text message to every callback, or keeps it (bounded) until the first one.
     pub(super) fn deliver(&self, message: String) {
-        self.stats.message();
         let mut messages = self.messages();
         if messages.callbacks.is_empty() {
             if messages.pending.len() < MAX_KEPT_MESSAGES
                 && messages.pending_bytes + message.len() <= MAX_KEPT_MESSAGE_BYTES
             {
+                self.stats.message();
                 messages.pending_bytes += message.len();
                 messages.pending.push_back(message);
             } else {
@@ -136,6 +136,7 @@ impl Shared {
             }
             return;
         }
+        self.stats.message();
         // Called under the lock so that callbacks see messages in order, also while a new
         // callback is being given the kept ones.
         for callback in &messages.callbacks {
@@ -366,7 +367,7 @@ impl ChannelReader {
             self.shared.consumer_arrived.notify_one();
         }
         let mut closing = self.shared.closing.subscribe();
-        let since = Instant::now();
+        let waiting = self.shared.stats.waiting();
         let reading = async {
             let mut state = self.shared.socket.lock().await;
             if let Some(chunk) = self.shared.stash().pop_front() {
@@ -383,8 +384,8 @@ impl ChannelReader {
             _ = closing.wait_for(|closing| *closing) => Err(IIIError::ReaderClosed),
             read = reading => read,
         };
+        drop(waiting);
         let stats = &self.shared.stats;
-        stats.waited_since(since);
         match &read {
             Ok(Some(ChannelEvent::Data(chunk))) => stats.frame(chunk.len()),
             Ok(Some(ChannelEvent::Message(_))) => stats.message(),

@@ -19,6 +19,19 @@ pub struct ChannelStats {
     pub blocked: Duration,
 }
 
+/// Adds the time since it was made to its end's blocked time when dropped.
+pub(crate) struct Waiting<'a> {
+    since: Instant,
+    stats: &'a StatsCounter,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let nanos = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        (self.stats.blocked_nanos).fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
 /// The live counters behind [`ChannelStats`].
 #[derive(Debug, Default)]
 pub(crate) struct StatsCounter {
@@ -40,10 +53,13 @@ impl StatsCounter {
         self.messages.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The end waited since `since`.
-    pub(crate) fn waited_since(&self, since: Instant) {
-        let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.blocked_nanos.fetch_add(nanos, Ordering::Relaxed);
+    /// Counts the time until the guard is dropped (the wait ended, or was cancelled) as
+    /// blocked.
+    pub(crate) fn waiting(&self) -> Waiting<'_> {
+        Waiting {
+            since: Instant::now(),
+            stats: self,
+        }
     }
 
     /// The figures now.

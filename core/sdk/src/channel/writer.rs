@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -174,11 +174,16 @@ impl ChannelWriter {
         let stats = &self.shared.stats;
         let sending = async {
             for frame in frames {
-                match &frame {
-                    WsMessage::Binary(bytes) => stats.frame(bytes.len()),
-                    _ => stats.message(),
-                }
+                let binary = match &frame {
+                    WsMessage::Binary(bytes) => Some(bytes.len()),
+                    _ => None,
+                };
                 self.warn_if_stalled(sink.feed(frame)).await?;
+                // Counted once the socket took it.
+                match binary {
+                    Some(len) => stats.frame(len),
+                    None => stats.message(),
+                }
             }
             self.warn_if_stalled(sink.flush()).await
         };
@@ -199,11 +204,10 @@ impl ChannelWriter {
         if let Poll::Ready(sent) = first {
             return sent;
         }
-        // It waits: for room in the socket, so for the reader (counted as blocked time).
-        let since = Instant::now();
-        let sent = self.wait_warning(sending).await;
-        self.shared.stats.waited_since(since);
-        sent
+        // It waits: for room in the socket, so for the reader (counted as blocked time, also
+        // when the write is cancelled while it waits).
+        let _waiting = self.shared.stats.waiting();
+        self.wait_warning(sending).await
     }
 
     /// Finishes a step that did not complete at once, warning (once per writer) if it makes
