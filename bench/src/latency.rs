@@ -157,10 +157,18 @@ pub async fn trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
 
 async fn timed_trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
     let engine = EngineProc::start(60).await?;
-    let mut handler =
-        ChildProc::spawn(&["trigger-handler".into(), "--url".into(), engine.url.clone()])?;
+    timed_trigger_round_trips_on(engine.url.clone(), count).await
+}
+
+/// [`trigger_round_trips`] through the engine at `url`.
+pub async fn trigger_round_trips_on(url: String, count: usize) -> Result<RoundTrips, String> {
+    single_threaded(move || timed_trigger_round_trips_on(url, count)).await
+}
+
+async fn timed_trigger_round_trips_on(url: String, count: usize) -> Result<RoundTrips, String> {
+    let mut handler = ChildProc::spawn(&["trigger-handler".into(), "--url".into(), url.clone()])?;
     expect_line(&mut handler, "READY").await?;
-    let iii = iii_sdk::register_worker(&engine.url);
+    let iii = iii_sdk::register_worker(&url);
     let request = || iii_sdk::TriggerRequest::new(NOOP_FUNCTION, serde_json::json!({"n": 1}));
     let mut samples = Vec::with_capacity(count);
     for i in 0..WARMUP + count {

@@ -11,6 +11,7 @@ mod http_relay;
 mod http_workers;
 mod latency;
 mod memory;
+mod metrics;
 mod plain_echo;
 mod procs;
 mod replicas;
@@ -70,6 +71,19 @@ enum Command {
         name: String,
         #[arg(long)]
         delay_us: u64,
+    },
+    /// Metrics on against off, alternating in one run: relay throughput, channel setups and
+    /// trigger round trips (with /metrics scraped every second while on).
+    Metrics {
+        /// Bytes to stream per relay run.
+        #[arg(long, default_value_t = 512 << 20)]
+        bytes: u64,
+        /// Setups, and round trips, per run.
+        #[arg(long, default_value_t = 3000)]
+        count: usize,
+        /// Rounds (each runs both, in turn).
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
     },
     /// TLS against plain, alternating in one run: relay throughput and channel setups.
     Tls {
@@ -169,6 +183,9 @@ enum Command {
         /// Worker threads of the engine's runtime, as `iii --worker-threads`.
         #[arg(long, env = "III_BENCH_ENGINE_THREADS", default_value_t = iii_engine::DEFAULT_WORKER_THREADS)]
         threads: usize,
+        /// Keep no metrics, as `iii --no-metrics`.
+        #[arg(long)]
+        no_metrics: bool,
     },
     #[command(hide = true)]
     SinkServer,
@@ -286,8 +303,9 @@ async fn run(command: Command) -> Result<(), String> {
             tombstone_ttl_secs,
             tls_dir,
             replica_choice,
+            no_metrics,
             ..
-        } => workers::engine_proc(tombstone_ttl_secs, tls_dir, &replica_choice).await,
+        } => workers::engine_proc(tombstone_ttl_secs, tls_dir, &replica_choice, !no_metrics).await,
         Command::Replicas { calls, rounds } => replicas::report(calls, rounds).await.map(drop),
         Command::ReplicaWorker {
             url,
@@ -295,6 +313,11 @@ async fn run(command: Command) -> Result<(), String> {
             delay_us,
         } => replicas::replica_worker(&url, &name, delay_us).await,
         Command::Tls { bytes, count } => tls::report(bytes, count).await.map(drop),
+        Command::Metrics {
+            bytes,
+            count,
+            rounds,
+        } => metrics::report(bytes, count, rounds).await.map(drop),
         Command::SinkServer => workers::sink_server().await,
         Command::PlainRelay => plain_echo::relay_server().await,
         Command::PlainEcho { url } => plain_echo::echo_client(&url).await,

@@ -36,6 +36,7 @@ pub async fn engine_proc(
     tombstone_secs: u64,
     tls_dir: Option<std::path::PathBuf>,
     replica_choice: &str,
+    metrics: bool,
 ) -> Result<(), String> {
     // With a certificate directory (scripts/make-test-certs.sh), both ports serve TLS.
     let tls = tls_dir.map(|dir| iii_engine::TlsFiles {
@@ -50,6 +51,7 @@ pub async fn engine_proc(
             "round-robin" => iii_engine::ReplicaChoice::RoundRobin,
             _ => iii_engine::ReplicaChoice::LeastInFlight,
         },
+        metrics,
         ..iii_engine::EngineConfig::ephemeral()
     };
     let engine = iii_engine::start(config)
