@@ -54,11 +54,16 @@ pub(crate) async fn forward(
         metadata,
         trace,
     } = call;
-    if let (None, Some(metrics)) = (&waiter, &shared.metrics) {
-        metrics.void_call(&function_id);
-    }
+    // A fire-and-forget call is counted once it is on its way (announcements are not calls).
+    let void_call = (shared.metrics.as_ref())
+        .filter(|_| waiter.is_none() && pace == Pace::Call)
+        .map(|metrics| (metrics, function_id.clone()));
     if let Some(function) = owner.remote {
-        crate::remote::spawn_call(shared.remote.clone(), function, function_id, data, waiter);
+        if let Some((metrics, function_id)) = &void_call {
+            metrics.void_call(function_id);
+        }
+        let input = (data, trace);
+        crate::remote::spawn_call(shared.remote.clone(), function, function_id, input, waiter);
         return;
     }
     // Recorded before forwarding, so an answer can never arrive before the call is known.
@@ -92,7 +97,12 @@ pub(crate) async fn forward(
         Pace::Call => owner.outbox.call(&message).err(),
         Pace::Offer => (!owner.outbox.offer(&message)).then_some(Refused::Gone),
     };
-    let Some(refused) = refused else { return };
+    let Some(refused) = refused else {
+        if let Some((metrics, function_id)) = &void_call {
+            metrics.void_call(function_id);
+        }
+        return;
+    };
     // The call is not on its way: whoever waits learns why (the owner may be disconnecting,
     // and its cleanup may already have run).
     let Some((waiter, function_id)) = engine_id.and_then(|id| shared.invocations.cancel(id)) else {

@@ -235,6 +235,8 @@ fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Respon
             .err()
     };
     if let Some(refusal) = refusal {
+        let path = request.uri().path();
+        tracing::info!(%path, message = %refusal.error.message, "observer request refused");
         if let Some(metrics) = &shared.metrics {
             metrics.refused("observe", &refusal.error.code);
         }
@@ -249,7 +251,14 @@ fn observe<B>(shared: &EngineState, view: &View, request: &Request<B>) -> Respon
         let message = "metrics are off (the engine runs with --no-metrics)";
         return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, message);
     };
-    let text = crate::metrics::render(metrics, shared);
+    let Some(text) = crate::metrics::render(metrics, shared) else {
+        let message = "the metrics could not be encoded";
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL_ERROR,
+            message,
+        );
+    };
     let mut response = Response::new(HttpBody::full(Bytes::from(text)));
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -12,6 +12,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+/// The worker port when a URL names none.
+const DEFAULT_PORT: u16 = 49134;
+
 /// The `host:port` of an engine URL (`http://`, `ws://`; a path is ignored).
 fn authority(url: &str) -> Result<String, String> {
     let rest = ["http://", "ws://"]
@@ -27,7 +30,7 @@ fn authority(url: &str) -> Result<String, String> {
     Ok(if host.contains(':') && !host.ends_with(']') {
         host.to_string()
     } else {
-        format!("{host}:80")
+        format!("{host}:{DEFAULT_PORT}")
     })
 }
 
@@ -50,12 +53,15 @@ pub async fn get(url: &str, path: &str) -> Result<(hyper::StatusCode, Bytes), St
         let stream = tokio::net::TcpStream::connect(&authority)
             .await
             .map_err(|error| format!("cannot reach {authority}: {error}"))?;
+        // Named by the address it reached, which every listener accepts as this engine's
+        // (a DNS name would need --allow-host on a non-loopback listener).
+        let host = (stream.peer_addr()).map_or_else(|_| authority.clone(), |peer| peer.to_string());
         let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|error| error.to_string())?;
         tokio::spawn(connection);
         let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, authority.as_str())
+            .header(hyper::header::HOST, host.as_str())
             .body(Empty::<Bytes>::new())
             .map_err(|error| error.to_string())?;
         let response = sender
@@ -133,7 +139,14 @@ fn text(value: &Value) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     };
-    shown.chars().filter(|c| !c.is_control()).collect()
+    shown.chars().filter(|c| !is_hidden(*c)).collect()
+}
+
+/// A character that would move the cursor or reorder what is shown: control characters,
+/// and the invisible format characters (bidirectional overrides, zero-width marks).
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// The tables of one `/status` answer.
@@ -141,21 +154,32 @@ pub fn render(status: &Value) -> String {
     let workers = status["workers"].as_array().cloned().unwrap_or_default();
     let channels = status["channels"].as_array().cloned().unwrap_or_default();
     let now_ms = status["now_ms"].as_u64().unwrap_or(0);
+    let total = status["channels_total"]
+        .as_u64()
+        .unwrap_or(channels.len() as u64);
+    let shown = if total > channels.len() as u64 {
+        format!(" (the {} oldest shown)", channels.len())
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "iii engine {} · up {} · {} workers · {} open channels · {} buffered\n\n",
+        "iii engine {} · up {} · {} workers · {total} open channels{shown} · {} buffered\n\n",
         text(&status["version"]),
         span(status["uptime_secs"].as_f64().unwrap_or(0.0)),
         workers.len(),
-        channels.len(),
         size(status["totals"]["buffered_bytes"].as_u64().unwrap_or(0)),
     );
     let rows: Vec<Vec<String>> = workers
         .iter()
         .map(|worker| {
             let since = now_ms.saturating_sub(worker["connected_at_ms"].as_u64().unwrap_or(now_ms));
-            let functions: Vec<String> = (worker["functions"].as_array().into_iter().flatten())
+            let mut functions: Vec<String> = (worker["functions"].as_array().into_iter().flatten())
                 .map(text)
                 .collect();
+            let held = worker["functions_total"].as_u64().unwrap_or(0);
+            if held > functions.len() as u64 {
+                functions.push(format!("… ({held} in all)"));
+            }
             vec![
                 text(&worker["id"]).chars().take(8).collect(),
                 text(&worker["name"]),
@@ -228,11 +252,9 @@ mod tests {
         assert!(shown.contains("a::b, c::d"));
         assert!(shown.contains("abcdef01  1m05s  connected  connected  3.0 MiB  1.0 KiB"));
         assert!(shown.contains("64.0 KiB / 4.0 MiB  1.2s"));
-        let sly = json!({"workers": [{"name": "a\u{1b}[2Jb", "functions": []}]});
-        assert!(
-            render(&sly).contains("a[2Jb"),
-            "no escape reaches the terminal"
-        );
+        let sly = json!({"workers": [{"name": "a\u{1b}[2Jb\u{202E}c", "functions": []}]});
+        let shown = render(&sly);
+        assert!(shown.contains("a[2Jbc"), "no escape reaches the terminal");
     }
 
     #[test]
@@ -242,7 +264,7 @@ mod tests {
             Some("127.0.0.1:49134".into())
         );
         assert_eq!(authority("http://h:1/status").ok(), Some("h:1".into()));
-        assert_eq!(authority("http://h").ok(), Some("h:80".into()));
+        assert_eq!(authority("http://h").ok(), Some("h:49134".into()));
         assert!(authority("wss://h:1").is_err());
     }
 }

@@ -50,7 +50,11 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         loop {
             let shown = tokio::select! {
                 shown = show(args) => shown,
-                _ = &mut interrupted => return ExitCode::SUCCESS,
+                // Interrupted while it asks: nothing was shown (a watch ends as usual).
+                _ = &mut interrupted => return match args.watch {
+                    Some(_) => ExitCode::SUCCESS,
+                    None => ExitCode::from(130),
+                },
             };
             let Some(every) = args.watch else {
                 return match shown {

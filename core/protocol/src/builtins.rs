@@ -27,6 +27,20 @@ pub const FN_REGISTERED_TRIGGERS_LIST: &str = "engine::registered-triggers::list
 /// One registered trigger in detail: input `{"id"}`.
 pub const FN_REGISTERED_TRIGGERS_INFO: &str = "engine::registered-triggers::info";
 
+/// Every function the engine itself serves.
+pub const ENGINE_FUNCTIONS: [&str; 10] = [
+    FN_CHANNELS_CREATE,
+    FN_WORKERS_REGISTER,
+    FN_FUNCTIONS_LIST,
+    FN_FUNCTIONS_INFO,
+    FN_WORKERS_LIST,
+    FN_WORKERS_INFO,
+    FN_TRIGGERS_LIST,
+    FN_TRIGGERS_INFO,
+    FN_REGISTERED_TRIGGERS_LIST,
+    FN_REGISTERED_TRIGGERS_INFO,
+];
+
 /// The trigger type the engine fires when the set of functions changes: the bound function
 /// gets `{"event": "functions_changed", "functions": [summary]}`.
 pub const TRIGGER_FUNCTIONS_AVAILABLE: &str = "engine::functions-available";

@@ -104,3 +104,27 @@ pub const CHANNEL_CONNECT: &str = "channel_connect";
 pub const GOING_AWAY: &str = "going_away";
 /// SDK: a caller passed an argument the SDK cannot use.
 pub const INVALID_ARGUMENT: &str = "invalid_argument";
+
+/// The codes the engine or an SDK itself puts on a call's error (beside those a worker's
+/// handler chooses): what metrics keep as outcomes whatever workers send.
+pub const CALL_ERRORS: [&str; 19] = [
+    FORBIDDEN,
+    INVALID_MESSAGE,
+    FUNCTION_NOT_FOUND,
+    CALL_TIMED_OUT,
+    ENQUEUE_ERROR,
+    DESERIALIZATION_ERROR,
+    INTERNAL_ERROR,
+    INVOCATION_STOPPED,
+    INVOCATION_FAILED,
+    TIMEOUT,
+    WORKER_BUSY,
+    QUOTA_EXCEEDED,
+    FUNCTION_NOT_INVOKABLE,
+    URL_VALIDATION_FAILED,
+    HTTP_REQUEST_FAILED,
+    HTTP_RESPONSE_FAILED,
+    HTTP_ERROR,
+    CREDENTIALS_NOT_FOUND,
+    INVALID_ARGUMENT,
+];

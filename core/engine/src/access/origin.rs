@@ -63,8 +63,7 @@ pub(crate) fn check_observer_host(
     let name = host_name(host);
     let allowed = is_loopback_host(host)
         || name.parse::<IpAddr>().is_ok()
-        || (policy.allowed_hosts.iter())
-            .any(|known| known.trim_end_matches('.').eq_ignore_ascii_case(&name));
+        || (policy.allowed_hosts.iter()).any(|known| known == "*" || host_name(known) == name);
     if allowed {
         return Ok(());
     }
@@ -121,6 +120,16 @@ mod tests {
             ..ListenerPolicy::default()
         };
         assert!(check_observer_host(&named, Some("Engine.Internal.:49134")).is_ok());
+        let with_port = ListenerPolicy {
+            allowed_hosts: vec!["iii:49134".into()],
+            ..ListenerPolicy::default()
+        };
+        assert!(check_observer_host(&with_port, Some("iii:49134")).is_ok());
+        let any = ListenerPolicy {
+            allowed_hosts: vec!["*".into()],
+            ..ListenerPolicy::default()
+        };
+        assert!(check_observer_host(&any, Some("evil.example")).is_ok());
     }
 
     fn head(lines: &str) -> UpgradeHead {

@@ -134,10 +134,12 @@ async fn handle(shared: Arc<EngineState>, request: Request<Incoming>) -> Respons
 /// The W3C trace context of an HTTP request (its `traceparent`, `tracestate` and `baggage`
 /// headers), passed on to the function it calls.
 fn trace_of(headers: &hyper::HeaderMap) -> iii_protocol::TraceContext {
+    // A field may come as several header lines: one value, joined with commas (RFC 9110).
     let header = |name: &str| {
-        (headers.get(name))
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
+        let lines: Vec<&str> = (headers.get_all(name).iter())
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(","))
     };
     iii_protocol::TraceContext {
         traceparent: header("traceparent"),

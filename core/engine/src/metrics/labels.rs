@@ -21,7 +21,8 @@ pub(crate) struct LabelBudget {
 
 /// Whether `value` can be a label value as it is.
 fn fit(value: &str) -> bool {
-    !value.is_empty()
+    !matches!(value, OTHER | "_unresolved" | "_unmatched")
+        && !value.is_empty()
         && value.len() <= MAX_VALUE_BYTES
         && value
             .chars()
@@ -102,7 +103,14 @@ mod tests {
         assert_eq!(budget.label("c"), OTHER);
         assert_eq!(budget.label("a"), "a", "a value seen keeps its label");
         let fresh = LabelBudget::new(9);
-        for unfit in ["x\ny", "x\",evil=\"y", "a\\", "", &"z".repeat(200)] {
+        for unfit in [
+            "x\ny",
+            "x\",evil=\"y",
+            "a\\",
+            "",
+            &"z".repeat(200),
+            "_unresolved",
+        ] {
             assert_eq!(fresh.label(unfit), OTHER, "{unfit:?}");
         }
         assert_eq!(fresh.label("stream::get(name)"), "stream::get(name)");

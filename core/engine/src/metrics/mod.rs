@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use iii_protocol::ErrorBody;
+use iii_protocol::builtins::ENGINE_FUNCTIONS;
+use iii_protocol::codes::CALL_ERRORS;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
@@ -65,9 +67,11 @@ impl<M, C: MetricConstructor<M>, const N: usize> Bounded<M, C, N> {
         }
     }
 
-    /// Runs `update` on the metric of `labels`, unless the family already holds
-    /// [`MAX_SERIES`] other label sets: then on the one with the same names and `_other`
-    /// values.
+    /// Runs `update` on the metric of `labels`, unless the family already holds about
+    /// [`MAX_SERIES`] label sets: then on the one whose worker-chosen label (`function`,
+    /// `route`) is `_other`, the others (outcome, method, status: few values each) kept, so
+    /// a success still counts as one. The count is approximate (two threads adding the same
+    /// new set may both count it), never below the sets there are.
     fn with(&self, labels: Labels<N>, update: impl FnOnce(&M)) {
         let labels = if self.family.get(&labels).is_some()
             || self.series.fetch_add(1, Ordering::Relaxed) < MAX_SERIES
@@ -75,7 +79,10 @@ impl<M, C: MetricConstructor<M>, const N: usize> Bounded<M, C, N> {
             labels
         } else {
             self.series.fetch_sub(1, Ordering::Relaxed);
-            labels.map(|(name, _)| (name, Cow::Borrowed(OTHER)))
+            labels.map(|(name, value)| match name {
+                "function" | "route" => (name, Cow::Borrowed(OTHER)),
+                _ => (name, value),
+            })
         };
         update(&self.family.get_or_create(&labels));
     }
@@ -140,15 +147,19 @@ impl CallTimer {
     pub(crate) fn finish(self, function_id: &str, error: Option<&ErrorBody>) {
         let metrics = &self.metrics;
         let function = if self.resolved {
-            metrics.functions.label(function_id)
+            metrics.function_label(function_id)
         } else {
             Cow::Borrowed(UNRESOLVED)
         };
         let outcome = match error {
             None => Cow::Borrowed("ok"),
-            // Never mistaken for a success, whatever a worker names its error.
-            Some(error) if matches!(error.code.as_str(), "ok" | "void") => Cow::Borrowed(OTHER),
-            Some(error) => metrics.outcomes.label(&error.code),
+            // The engine's and the SDKs' own codes always keep their label; codes a worker
+            // chose take the budget (and are never mistaken for a success).
+            Some(error) => match CALL_ERRORS.iter().find(|code| **code == error.code) {
+                Some(code) => Cow::Borrowed(*code),
+                None if matches!(error.code.as_str(), "ok" | "void") => Cow::Borrowed(OTHER),
+                None => metrics.outcomes.label(&error.code),
+            },
         };
         let seconds = self.started.elapsed().as_secs_f64();
         (metrics.invocation_seconds).with([("function", function.clone())], |histogram| {
@@ -168,10 +179,19 @@ impl Drop for CallTimer {
 }
 
 impl Metrics {
+    /// The label of a function that was reached: the engine's own keep theirs, others take
+    /// the budget.
+    fn function_label(&self, function_id: &str) -> Value {
+        match ENGINE_FUNCTIONS.iter().find(|id| **id == function_id) {
+            Some(id) => Cow::Borrowed(*id),
+            None => self.functions.label(function_id),
+        }
+    }
+
     /// A fire-and-forget call of `function_id` was sent to its function (nobody learns its
     /// outcome).
     pub(crate) fn void_call(&self, function_id: &str) {
-        let function = self.functions.label(function_id);
+        let function = self.function_label(function_id);
         let labels = [("function", function), ("outcome", Cow::Borrowed("void"))];
         self.invocations.with(labels, |counter| {
             counter.inc();
@@ -281,7 +301,8 @@ mod tests {
             metrics.http_requests.series.load(Ordering::Relaxed),
             MAX_SERIES
         );
-        let other = [("route", OTHER), ("method", OTHER), ("status", OTHER)]
+        // The last five (status 211) share the route `_other`, and keep method and status.
+        let other = [("route", OTHER), ("method", "GET"), ("status", "211")]
             .map(|(k, v)| (k, Cow::Borrowed(v)));
         let shared = metrics
             .http_requests

@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::time::UNIX_EPOCH;
 
 use prometheus_client::collector::Collector;
@@ -23,8 +22,9 @@ use super::{Labels, Metrics};
 use crate::channels::registry::END_STATUSES;
 use crate::state::EngineState;
 
-/// The Prometheus text exposition of `metrics` and of what `shared` holds now.
-pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> String {
+/// The OpenMetrics text of `metrics` and of what `shared` holds now (`None` if it could not
+/// be encoded).
+pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> Option<String> {
     let mut registry = Registry::with_prefix("iii");
     registry.register(
         "build",
@@ -57,11 +57,7 @@ pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> String {
         metrics.refusals.clone(),
     );
     let mut text = String::new();
-    if encode(&mut text, &registry).is_err() {
-        text.clear();
-        let _ = writeln!(text, "# the metrics could not be encoded");
-    }
-    text
+    encode(&mut text, &registry).ok().map(|()| text)
 }
 
 fn add_workers(registry: &mut Registry, shared: &EngineState) {

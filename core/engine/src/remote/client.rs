@@ -13,6 +13,7 @@ use hyper::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use iii_protocol::ErrorBody;
+use iii_protocol::TraceContext;
 use iii_protocol::codes::{
     HTTP_ERROR, HTTP_REQUEST_FAILED, HTTP_RESPONSE_FAILED, INVALID_RESPONSE,
 };
@@ -102,11 +103,12 @@ impl RemoteClient {
         &self,
         prepared: &Prepared,
         function_id: &str,
-        data: &Value,
+        (data, trace): (&Value, &TraceContext),
     ) -> Result<Value, ErrorBody> {
         let target = &prepared.target;
         let body = serde_json::to_vec(data).map_err(|error| request_failed(error.to_string()))?;
-        let request = build_request(prepared, function_id, body)?;
+        let mut request = build_request(prepared, function_id, body)?;
+        add_trace(request.headers_mut(), trace);
         let limit = Duration::from_millis(prepared.invocation.timeout_ms()).min(self.max_timeout);
         let exchange = self.exchange(target, request);
         match tokio::time::timeout(limit, exchange).await {
@@ -198,6 +200,21 @@ pub(crate) fn config_headers(invocation: &HttpInvocation) -> Result<HeaderMap, E
         headers.insert(name, value);
     }
     Ok(headers)
+}
+
+/// The call's W3C trace context as `traceparent`, `tracestate` and `baggage` headers (those
+/// it has, and only values a header can carry), so the trace goes on into the function.
+fn add_trace(headers: &mut HeaderMap, trace: &TraceContext) {
+    let fields = [
+        ("traceparent", &trace.traceparent),
+        ("tracestate", &trace.tracestate),
+        ("baggage", &trace.baggage),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
 }
 
 fn build_request(

@@ -80,7 +80,7 @@ pub(crate) fn spawn_call(
     client: Arc<RemoteClient>,
     function: Arc<RemoteFunction>,
     function_id: String,
-    data: Value,
+    (data, trace): (Value, iii_protocol::TraceContext),
     waiter: Option<Waiter>,
 ) {
     let permit = client.permits.clone().try_acquire_owned();
@@ -93,7 +93,9 @@ pub(crate) fn spawn_call(
                     "{MAX_CONCURRENT_CALLS} calls of HTTP-invoked functions are in flight already"
                 ),
             )),
-            (Ok(prepared), Ok(_permit)) => client.call(prepared, &function_id, &data).await,
+            (Ok(prepared), Ok(_permit)) => {
+                (client.call(prepared, &function_id, (&data, &trace))).await
+            }
         };
         match (waiter, outcome) {
             (Some(waiter), Ok(result)) => waiter.answer(function_id, Some(result), None).await,
