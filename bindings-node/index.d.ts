@@ -9,7 +9,7 @@ export type { HttpInvocationConfig, MessageType }
 /** The call a running handler serves (`currentInvocation()`), with its W3C trace context. */
 export interface InvocationContext {
   function_id: string
-  /** Absent for a fire-and-forget call. */
+  /** The id the engine gave the call (it gives every call one). */
   invocation_id?: string
   traceparent?: string
   tracestate?: string

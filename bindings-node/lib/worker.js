@@ -134,7 +134,10 @@ class III {
         try {
           input = isHttp ? invocation : withEnds(invocation)
           if (!isHttp && invocation.metadata !== undefined) metadata = JSON.parse(invocation.metadata)
-          if (!isHttp && invocation.call !== undefined) Object.assign(call, JSON.parse(invocation.call))
+          // What currentInvocation() tells: the call's id and trace context (an http() function's
+          // come with its request).
+          const served = isHttp ? invocation.request : invocation
+          if (served.call !== undefined) Object.assign(call, JSON.parse(served.call))
         } catch (error) {
           done.reject(null, `bad input: ${error.message}`, error.stack)
           return

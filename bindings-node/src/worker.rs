@@ -101,15 +101,15 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
     Arc::new(move |input: Value| {
         let (slot, address) = (slot.clone(), address.clone());
         Box::pin(async move {
+            let call =
+                iii_sdk::current_invocation().unwrap_or_else(|| iii_sdk::InvocationContext {
+                    address: address.clone(),
+                    function_id: String::new(),
+                    invocation_id: None,
+                    metadata: None,
+                    trace: Default::default(),
+                });
             if !http {
-                let call =
-                    iii_sdk::current_invocation().unwrap_or_else(|| iii_sdk::InvocationContext {
-                        address: address.clone(),
-                        function_id: String::new(),
-                        invocation_id: None,
-                        metadata: None,
-                        trace: Default::default(),
-                    });
                 let invocation = WithEnds::new(&address, &input)
                     .with_metadata(call.metadata.as_ref())
                     .with_call(call.invocation_id.as_deref(), &call.trace);
@@ -119,7 +119,8 @@ fn core_handler(slot: HandlerSlot, address: String, http: bool) -> Handler {
             serve_returning(&home, input, |request, response| async move {
                 let (request, body) = request.into_plain();
                 let invocation = HttpInvocation {
-                    request: WithEnds::new(&address, &request),
+                    request: WithEnds::new(&address, &request)
+                        .with_call(call.invocation_id.as_deref(), &call.trace),
                     body: NativeReader::from_core(body),
                     response: NativeHttpResponse::new(response),
                 };

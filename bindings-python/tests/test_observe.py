@@ -66,6 +66,9 @@ def test_metrics_move_by_exactly_the_traffic_sent(engine, worker):
     for _ in range(2):
         with pytest.raises(Exception):
             worker.trigger({"function_id": "observe::fail", "payload": {}})
+    # A made-up id: counted, but under no label of its own.
+    with pytest.raises(Exception):
+        worker.trigger({"function_id": "observe::made-up", "payload": {}})
 
     # A complete stream of a known size, with one message.
     size = 3 * MIB + 12345
@@ -93,7 +96,7 @@ def test_metrics_move_by_exactly_the_traffic_sent(engine, worker):
     with pytest.raises(Exception):
         aborted.reader.read_all()
     got = aborted.reader.stats()
-    assert got["bytes"] == 1000 and got["blocked_secs"] >= 0
+    assert got["bytes"] == 1000
 
     deadline = time.monotonic() + 10
     while True:
@@ -112,6 +115,8 @@ def test_metrics_move_by_exactly_the_traffic_sent(engine, worker):
     assert delta("iii_invocations_total", function="observe::drain", outcome="ok") == 1
     assert delta("iii_invocations_total", function="engine::channels::create", outcome="ok") == 2
     assert delta("iii_invocation_duration_seconds_count", function="observe::ok") == 3
+    assert delta("iii_invocations_total", function="_unresolved", outcome="function_not_found") == 1
+    assert not [key for key in after if ("function", "observe::made-up") in key[1]]
     assert delta("iii_channels_created_total") == 2
     assert delta("iii_channels_ended_total", status="complete") == 1
     assert delta("iii_channels_ended_total", status="aborted") == 1
@@ -131,8 +136,13 @@ def test_metrics_move_by_exactly_the_traffic_sent(engine, worker):
 def test_status_and_iii_status_show_a_live_channel_and_its_bytes(engine, worker):
     channel = worker.create_channel(64)
     channel.writer.write(b"y" * (2 * MIB))  # held by the engine: nobody reads yet
-    live = status(engine)
-    [entry] = [c for c in live["channels"] if c["id"] == channel.writer_ref.channel_id]
+    deadline = time.monotonic() + 10
+    while True:  # the engine reads what the socket holds on its own time
+        live = status(engine)
+        [entry] = [c for c in live["channels"] if c["id"] == channel.writer_ref.channel_id]
+        if entry["bytes_in"] == 2 * MIB or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert entry["bytes_in"] == 2 * MIB and entry["bytes_out"] == 0
     assert entry["buffered_bytes"] == 2 * MIB and entry["buffer_capacity_bytes"] == 64 * 64 * 1024
     assert (entry["writer"], entry["reader"]) == ("connected", "waiting")
@@ -155,6 +165,43 @@ def test_status_and_iii_status_show_a_live_channel_and_its_bytes(engine, worker)
     reading.join(30)
     assert len(got["data"]) == 2 * MIB
     assert not [c for c in status(engine)["channels"] if c["id"] == channel.writer_ref.channel_id]
+
+    # Many channels: /status lists the oldest (?limit=), and says how many there are.
+    many = [worker.create_channel() for _ in range(3)]
+    for open_one in many:
+        open_one.writer.write(b"w")
+    limited = json.loads(get(f"http://127.0.0.1:{engine.port}/status?limit=2")[1])
+    assert [c["id"] for c in limited["channels"]] == [c.writer_ref.channel_id for c in many[:2]]
+    assert limited["channels_total"] == 3 and limited["channels_truncated"] is True
+
+
+def test_a_slow_reader_shows_as_blocked_time_on_both_sides(engine, worker):
+    pause = 0.6
+    channel = worker.create_channel(4)  # 256 KiB of buffer
+
+    def late_reader():
+        time.sleep(pause)
+        channel.reader.read_all()
+
+    before = scrape(engine)
+    reading = threading.Thread(target=late_reader)
+    reading.start()
+    # More than the channel's buffer and both sockets' kernel buffers hold.
+    started = time.monotonic()
+    channel.writer.write(b"b" * (32 * MIB))
+    writing = time.monotonic() - started
+    channel.writer.close()
+    reading.join(30)
+    blocked = channel.writer.stats()["blocked_secs"]
+    # Held back at least while the reader slept; never longer than the write took.
+    assert pause * 0.5 <= blocked <= writing + 0.05, (blocked, writing)
+    after = scrape(engine)
+    engine_blocked = value(after, "iii_channel_writer_blocked_seconds_total") - value(
+        before, "iii_channel_writer_blocked_seconds_total"
+    )
+    assert engine_blocked >= pause * 0.5, engine_blocked
+    # The reader waited for nothing: everything was there when it started.
+    assert channel.reader.stats()["blocked_secs"] < pause * 0.5
 
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -200,30 +247,48 @@ def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
 
 def test_the_endpoints_follow_the_listener_rules_and_no_metrics(tmp_path):
     config = tmp_path / "config.yaml"
-    rbac_port = harness.free_port()
+    rbac_port, open_port = harness.free_port(), harness.free_port()
     config.write_text(
         "workers:\n"
         "  - name: iii-worker-manager\n    config:\n      host: 127.0.0.1\n"
         f"  - name: iii-worker-manager\n    config:\n      host: 127.0.0.1\n      port: {rbac_port}\n"
         "      rbac:\n        auth_function_id: observe::auth\n"
+        f"  - name: iii-worker-manager\n    config:\n      host: 0.0.0.0\n      port: {open_port}\n"
+        "      allowed_hosts: [engine.internal]\n"
     )
-    with StoppableEngine(tmp_path, "--config", str(config), "--no-metrics") as engine:
+    with StoppableEngine(tmp_path, "--config", str(config), env={"III_NO_METRICS": "1"}) as engine:
         base = f"http://127.0.0.1:{engine.port}"
-        assert get(f"{base}/metrics")[0] == 404  # --no-metrics
+        assert get(f"{base}/metrics")[0] == 404  # III_NO_METRICS=1
         assert get(f"{base}/status")[0] == 200
         # Under rbac both are refused: they list every worker and function.
         for path in ("/metrics", "/status"):
             code, body = get(f"http://127.0.0.1:{rbac_port}{path}")
             assert code == 403 and json.loads(body)["error"]["code"] == "FORBIDDEN", body
-        # A page of another site, or a rebinding DNS name, is refused as on upgrades.
+        # A page of another site, or a rebinding DNS name, is refused as on upgrades: on the
+        # loopback listener any name but a loopback one, on the 0.0.0.0 one any name but an
+        # address or an allowed name.
         assert get(f"{base}/status", {"Origin": "https://evil.example"})[0] == 403
         assert get(f"{base}/status", {"Host": "evil.example"})[0] == 403
+        wide = f"http://127.0.0.1:{open_port}/status"
+        assert get(wide)[0] == 200
+        assert get(wide, {"Host": f"10.1.2.3:{open_port}"})[0] == 200
+        assert get(wide, {"Host": f"engine.internal:{open_port}"})[0] == 200
+        assert get(wide, {"Host": f"evil.example:{open_port}"})[0] == 403
         # iii status reports a refusal and fails, rather than printing nothing.
         refused = subprocess.run(
             [str(harness.ENGINE_BIN), "status", "--url", f"http://127.0.0.1:{rbac_port}"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert refused.returncode != 0 and "403" in refused.stderr, refused
+        shown = subprocess.run(
+            [str(harness.ENGINE_BIN), "status", "--url", f"ws://localhost:{open_port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert shown.returncode == 0 and "0 open channels" in shown.stdout, shown
 
 
 def test_json_logs_name_workers_channels_and_traces(tmp_path):
@@ -301,10 +366,5 @@ def test_http_requests_are_counted_and_carry_their_trace_context(engine, worker)
     assert delta("iii_http_requests_total", route="_unmatched", method="GET", status="404") == 1
     assert delta("iii_http_request_duration_seconds_count", route="/traced/:id") == 3
     assert delta("iii_invocations_total", function="observe::traced", outcome="ok") == 3
-    assert value(after, "iii_build_info", version=after_version(after)) == 1
-
-
-def after_version(samples: dict) -> str:
-    """The version label of iii_build_info."""
-    [labels] = [dict(labels) for (name, labels) in samples if name == "iii_build_info"]
-    return labels["version"]
+    version = subprocess.run([str(harness.ENGINE_BIN), "--version"], capture_output=True, text=True).stdout.split()[-1]
+    assert value(after, "iii_build_info", version=version) == 1

@@ -468,3 +468,29 @@ async fn calls_are_bounded_in_number_and_by_the_invocation_timeout() {
     }
     iii.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trace_context_goes_on_as_headers() {
+    let engine = private_engine(&[]);
+    let mut server = FunctionServer::start(None).await;
+    let iii = iii_sdk::register_worker(&engine.ws_url);
+    let url = format!("http://{}/double", server.addr);
+    remote(&iii, "remote::traced", json!({ "url": url }));
+    ready(&iii).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let context = iii_sdk::CallContext {
+        trace: iii_sdk::TraceContext {
+            traceparent: Some(traceparent.into()),
+            tracestate: Some("vendor=1".into()),
+            baggage: None,
+        },
+        ..Default::default()
+    };
+    let request = TriggerRequest::new("remote::traced", json!({"n": 1}));
+    let answer = within(15, iii.trigger_in_context(request, context)).await;
+    assert_eq!(answer.expect("answer"), json!({"n": 2}));
+    let seen = server.next().await;
+    assert_eq!(header(&seen, "traceparent"), traceparent);
+    assert_eq!(header(&seen, "tracestate"), "vendor=1");
+    assert!(seen.headers.get("baggage").is_none());
+}

@@ -368,6 +368,8 @@ impl ChannelReader {
         }
         let mut closing = self.shared.closing.subscribe();
         let waiting = self.shared.stats.waiting();
+        // A message a delivering read meets is counted where it is delivered.
+        let returns_texts = matches!(texts, Texts::Return);
         let reading = async {
             let mut state = self.shared.socket.lock().await;
             if let Some(chunk) = self.shared.stash().pop_front() {
@@ -388,7 +390,7 @@ impl ChannelReader {
         let stats = &self.shared.stats;
         match &read {
             Ok(Some(ChannelEvent::Data(chunk))) => stats.frame(chunk.len()),
-            Ok(Some(ChannelEvent::Message(_))) => stats.message(),
+            Ok(Some(ChannelEvent::Message(_))) if returns_texts => stats.message(),
             _ => {}
         }
         read
