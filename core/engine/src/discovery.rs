@@ -8,7 +8,7 @@ use iii_protocol::ErrorBody;
 use iii_protocol::builtins::{
     DEFAULT_NAMESPACE, FN_CHANNELS_CREATE, FN_FUNCTIONS_INFO, FN_FUNCTIONS_LIST,
     FN_REGISTERED_TRIGGERS_INFO, FN_REGISTERED_TRIGGERS_LIST, FN_TRIGGERS_INFO, FN_TRIGGERS_LIST,
-    FN_WORKERS_INFO, FN_WORKERS_LIST, FN_WORKERS_REGISTER,
+    FN_WORKERS_INFO, FN_WORKERS_LIST, FN_WORKERS_REGISTER, LISTING_FUNCTIONS,
 };
 use iii_protocol::codes::{INVALID_ARGUMENT, NOT_FOUND};
 use serde_json::{Value, json};
@@ -31,16 +31,7 @@ const SUMMARY_CHARS: usize = 80;
 const OTHER_ENGINE_FUNCTIONS: [&str; 2] = [FN_CHANNELS_CREATE, FN_WORKERS_REGISTER];
 
 /// The listing built-ins this module answers.
-const LISTINGS: [&str; 8] = [
-    FN_FUNCTIONS_LIST,
-    FN_FUNCTIONS_INFO,
-    FN_WORKERS_LIST,
-    FN_WORKERS_INFO,
-    FN_TRIGGERS_LIST,
-    FN_TRIGGERS_INFO,
-    FN_REGISTERED_TRIGGERS_LIST,
-    FN_REGISTERED_TRIGGERS_INFO,
-];
+const LISTINGS: [&str; 8] = LISTING_FUNCTIONS;
 
 /// Whether `function_id` is one of the listings this module answers.
 pub(crate) fn serves(function_id: &str) -> bool {

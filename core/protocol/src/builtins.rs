@@ -27,10 +27,9 @@ pub const FN_REGISTERED_TRIGGERS_LIST: &str = "engine::registered-triggers::list
 /// One registered trigger in detail: input `{"id"}`.
 pub const FN_REGISTERED_TRIGGERS_INFO: &str = "engine::registered-triggers::info";
 
-/// Every function the engine itself serves.
-pub const ENGINE_FUNCTIONS: [&str; 10] = [
-    FN_CHANNELS_CREATE,
-    FN_WORKERS_REGISTER,
+/// The listing functions the engine serves (beside [`FN_CHANNELS_CREATE`] and
+/// [`FN_WORKERS_REGISTER`]).
+pub const LISTING_FUNCTIONS: [&str; 8] = [
     FN_FUNCTIONS_LIST,
     FN_FUNCTIONS_INFO,
     FN_WORKERS_LIST,
@@ -40,6 +39,14 @@ pub const ENGINE_FUNCTIONS: [&str; 10] = [
     FN_REGISTERED_TRIGGERS_LIST,
     FN_REGISTERED_TRIGGERS_INFO,
 ];
+
+/// The engine's own name for `function_id`, if the engine itself serves it.
+pub fn engine_function(function_id: &str) -> Option<&'static str> {
+    [FN_CHANNELS_CREATE, FN_WORKERS_REGISTER]
+        .into_iter()
+        .chain(LISTING_FUNCTIONS)
+        .find(|id| *id == function_id)
+}
 
 /// The trigger type the engine fires when the set of functions changes: the bound function
 /// gets `{"event": "functions_changed", "functions": [summary]}`.

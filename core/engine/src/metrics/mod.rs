@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use iii_protocol::ErrorBody;
-use iii_protocol::builtins::ENGINE_FUNCTIONS;
+use iii_protocol::builtins::engine_function;
 use iii_protocol::codes::CALL_ERRORS;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -182,8 +182,8 @@ impl Metrics {
     /// The label of a function that was reached: the engine's own keep theirs, others take
     /// the budget.
     fn function_label(&self, function_id: &str) -> Value {
-        match ENGINE_FUNCTIONS.iter().find(|id| **id == function_id) {
-            Some(id) => Cow::Borrowed(*id),
+        match engine_function(function_id) {
+            Some(id) => Cow::Borrowed(id),
             None => self.functions.label(function_id),
         }
     }
