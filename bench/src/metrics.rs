@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::procs::EngineProc;
-use crate::{MIB, Row, latency, median, setups, throughput};
+use crate::{MIB, Row, latency, median, setups};
 
 /// Keeps scraping `/metrics` on the engine at `url` every second until dropped; counts scrapes.
 struct Scraper {
@@ -57,25 +57,18 @@ pub async fn report(bytes: u64, count: usize, rounds: usize) -> Result<Vec<Row>,
             let at = usize::from(kind == "off");
             let engine = EngineProc::start_with(60, extra).await?;
             let scraper = (kind == "on").then(|| Scraper::start(&engine.url));
-            let relay = throughput::relay_on(&engine, bytes, None, 64).await?;
-            if relay.bytes != bytes {
-                return Err(format!("{kind}: received {} of {bytes} bytes", relay.bytes));
-            }
-            let iii = iii_sdk::register_worker(&engine.url);
-            setups::setups_per_sec(&iii, 200, 1).await?;
-            let rate = setups::setups_per_sec(&iii, count, 1).await?;
-            iii.shutdown();
+            let (relay, rate) = setups::relay_and_setups(&engine, kind, bytes, count).await?;
             let trips = latency::trigger_round_trips_on(engine.url.clone(), count).await?;
             let scrapes = scraper.map_or(0, Scraper::stop);
             println!(
                 "round {round} metrics {kind:>3}: relay {:.0} MB/s ({:.0} MiB), setups {rate:.0}/s, \
                  trigger p50 {:.0} µs p99 {:.0} µs, {scrapes} scrapes",
-                relay.mb_per_sec(),
+                relay,
                 bytes as f64 / MIB,
                 trips.p50_us,
                 trips.p99_us,
             );
-            relays[at].push(relay.mb_per_sec());
+            relays[at].push(relay);
             setup_rates[at].push(rate);
             p50s[at].push(trips.p50_us);
         }

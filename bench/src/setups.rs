@@ -24,6 +24,27 @@ pub async fn one_setup(iii: &III) -> Result<(), String> {
     Ok(())
 }
 
+/// On `engine`: a relay of `bytes` (writer process → engine → reader process, 64-frame
+/// buffer), then `count` serial channel setups after a 200-setup warm-up. Returns the relay
+/// in MB/s and the setups per second; `kind` names the engine in errors. What the side-by-side
+/// comparisons (`tls`, `metrics`) measure on each engine.
+pub async fn relay_and_setups(
+    engine: &crate::procs::EngineProc,
+    kind: &str,
+    bytes: u64,
+    count: usize,
+) -> Result<(f64, f64), String> {
+    let relay = crate::throughput::relay_on(engine, bytes, None, 64).await?;
+    if relay.bytes != bytes {
+        return Err(format!("{kind}: received {} of {bytes} bytes", relay.bytes));
+    }
+    let iii = iii_sdk::register_worker(&engine.url);
+    setups_per_sec(&iii, 200, 1).await?;
+    let rate = setups_per_sec(&iii, count, 1).await;
+    iii.shutdown();
+    Ok((relay.mb_per_sec(), rate?))
+}
+
 /// Runs `count` setups, `in_flight` at a time; returns setups per second.
 pub async fn setups_per_sec(iii: &III, count: usize, in_flight: usize) -> Result<f64, String> {
     let started = Instant::now();

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::procs::EngineProc;
-use crate::{MIB, Row, median, setups, throughput};
+use crate::{MIB, Row, median, setups};
 
 const ROUNDS: usize = 3;
 
@@ -25,21 +25,13 @@ pub async fn report(bytes: u64, count: usize) -> Result<Vec<Row>, String> {
         for (kind, extra) in [("plain", &[][..]), ("tls", &tls_args[..])] {
             let at = usize::from(kind == "tls");
             let engine = EngineProc::start_with(60, extra).await?;
-            let relay = throughput::relay_on(&engine, bytes, None, 64).await?;
-            if relay.bytes != bytes {
-                return Err(format!("{kind}: received {} of {bytes} bytes", relay.bytes));
-            }
-            let iii = iii_sdk::register_worker(&engine.url);
-            setups::setups_per_sec(&iii, 200, 1).await?;
-            let rate = setups::setups_per_sec(&iii, count, 1).await?;
-            iii.shutdown();
+            let (relay, rate) = setups::relay_and_setups(&engine, kind, bytes, count).await?;
             println!(
-                "round {round} {kind:>5} ({}): relay {:.0} MB/s ({:.0} MiB), setups {rate:.0}/s serial",
+                "round {round} {kind:>5} ({}): relay {relay:.0} MB/s ({:.0} MiB), setups {rate:.0}/s serial",
                 engine.url,
-                relay.mb_per_sec(),
                 bytes as f64 / MIB
             );
-            relays[at].push(relay.mb_per_sec());
+            relays[at].push(relay);
             setup_rates[at].push(rate);
         }
     }

@@ -62,6 +62,14 @@ pub fn current_invocation() -> Option<InvocationContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
+/// The trace context of the call whose handler is running in the current task (empty outside
+/// a handler): what calls the handler makes carry on.
+pub(crate) fn current_trace() -> TraceContext {
+    CURRENT
+        .try_with(|context| context.trace.clone())
+        .unwrap_or_default()
+}
+
 /// The engine URL (e.g. `ws://127.0.0.1:49134`) of the worker whose handler is running in the
 /// current task, or `None` outside a handler (see [`current_invocation`]). Build channel ends
 /// from refs with it (`ChannelReader::new(&address, &channel_ref)`); the

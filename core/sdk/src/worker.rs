@@ -255,7 +255,7 @@ impl III {
             .unwrap_or(self.inner.options.invocation_timeout_ms);
         let id = (!void).then(|| uuid::Uuid::new_v4().to_string());
         let trace = if trace.is_empty() {
-            crate::current_invocation().map_or_else(Default::default, |call| call.trace)
+            crate::invocation::current_trace()
         } else {
             trace
         };

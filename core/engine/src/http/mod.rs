@@ -174,7 +174,9 @@ async fn serve_request(
     let Some(route) = shared.routes.find(&parts.method, parts.uri.path()) else {
         return error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not Found");
     };
-    *pattern = Some(route.pattern.clone());
+    if shared.metrics.is_some() {
+        *pattern = Some(route.pattern.clone());
+    }
     if let Some(name) = route.unsafe_param() {
         let message = format!("path parameter {name} may not be . or .. or hold a slash");
         return error_response(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, &message);

@@ -73,9 +73,12 @@ impl<M, C: MetricConstructor<M>, const N: usize> Bounded<M, C, N> {
     /// a success still counts as one. The count is approximate (two threads adding the same
     /// new set may both count it), never below the sets there are.
     fn with(&self, labels: Labels<N>, update: impl FnOnce(&M)) {
-        let labels = if self.family.get(&labels).is_some()
-            || self.series.fetch_add(1, Ordering::Relaxed) < MAX_SERIES
-        {
+        // The usual case: a label set seen before, found with one lookup.
+        if let Some(metric) = self.family.get(&labels) {
+            update(&metric);
+            return;
+        }
+        let labels = if self.series.fetch_add(1, Ordering::Relaxed) < MAX_SERIES {
             labels
         } else {
             self.series.fetch_sub(1, Ordering::Relaxed);

@@ -339,7 +339,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
     // A built-in answers from here on (or the call goes to its function): it is named.
     let mut caller = caller;
     if let Some(caller) = &mut caller
-        && is_builtin(&function_id)
+        && iii_protocol::builtins::engine_function(&function_id).is_some()
     {
         caller.resolve();
     }
@@ -402,13 +402,6 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         trace,
     };
     forward(shared, owner, call, caller.map(Into::into), Pace::Call).await;
-}
-
-/// Whether the engine itself serves `function_id`.
-fn is_builtin(function_id: &str) -> bool {
-    function_id == FN_CHANNELS_CREATE
-        || function_id == FN_WORKERS_REGISTER
-        || discovery::serves(function_id)
 }
 
 /// Tells the caller its call is refused: in its answer, or, for a call nobody waits for, in
