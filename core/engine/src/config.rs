@@ -72,6 +72,9 @@ pub struct EngineConfig {
     /// Whether the engine keeps Prometheus metrics and serves `GET /metrics` (on by
     /// default; `--no-metrics` turns them off, and `/metrics` then answers 404).
     pub metrics: bool,
+    /// Cluster mode: join the engines on one NATS deployment (docs/CLUSTER.md). `None`
+    /// (the default) is a single engine with nothing else to run.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// How the engine picks which replica of a function serves a call. Either way, a replica
@@ -181,6 +184,7 @@ impl Default for EngineConfig {
             tls: None,
             http_tls: None,
             metrics: true,
+            cluster: None,
         }
     }
 }

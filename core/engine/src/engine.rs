@@ -119,8 +119,21 @@ pub async fn start(config: EngineConfig) -> std::io::Result<Engine> {
         max_timeout: config.invocation_timeout,
     })
     .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()))?;
+    let cluster = (config.cluster.clone()).map(|mut cluster| {
+        if cluster.advertise.is_empty() {
+            let scheme = if main_tls.is_some() { "wss" } else { "ws" };
+            cluster.advertise = format!("{scheme}://{}", reachable(local_addr));
+            if local_addr.ip().is_unspecified() {
+                tracing::warn!(advertise = %cluster.advertise, "the engine listens on every address: give --advertise so other machines can reach it");
+            }
+        }
+        cluster
+    });
     let shared = Arc::new(EngineState::new(config, remote));
     let shutdown = Shutdown(stop_rx);
+    if let Some(cluster) = cluster {
+        crate::cluster::join(&shared, cluster, shutdown.clone(), lifeline.clone()).await?;
+    }
     for (listener, access, tls) in std::iter::once((listener, main_access, main_tls)).chain(extra) {
         tokio::spawn(crate::listener::run(
             listener,
@@ -257,6 +270,7 @@ impl Engine {
     /// Stops accepting, closes every socket and waits (a few seconds at most) for the
     /// engine's tasks to finish.
     pub async fn shutdown(mut self) {
+        crate::cluster::leave(&self.shared).await;
         self.signal_stop();
         self.lifeline = None;
         if let Some(mut finished) = self.finished.take() {

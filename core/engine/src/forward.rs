@@ -26,6 +26,41 @@ pub(crate) struct Call {
     pub(crate) trace: TraceContext,
 }
 
+/// Where a call of a function goes.
+pub(crate) enum Target {
+    /// A worker of this engine (or a function it calls over HTTP).
+    Local(Owner),
+    /// A peer node that serves it (cluster mode).
+    Peer(std::sync::Arc<crate::cluster::Cluster>, std::sync::Arc<str>),
+}
+
+/// Where a call of `function_id` goes: to a replica on this engine when there is one, else
+/// to a live peer that serves it, in turn (docs/CLUSTER.md).
+pub(crate) fn find(shared: &EngineState, function_id: &str) -> Option<Target> {
+    if let Some(owner) = shared.functions.lookup(function_id) {
+        return Some(Target::Local(owner));
+    }
+    let cluster = shared.cluster.get()?;
+    let node = (cluster.directory).pick(&cluster.members, function_id, &[])?;
+    Some(Target::Peer(cluster.clone(), node))
+}
+
+/// Sends `call` where `target` says; `waiter`, if any, gets the answer.
+pub(crate) async fn send(
+    shared: &EngineState,
+    target: Target,
+    call: Call,
+    waiter: Option<Waiter>,
+    pace: Pace,
+) {
+    match target {
+        Target::Local(owner) => forward(shared, owner, call, waiter, pace).await,
+        Target::Peer(cluster, node) => {
+            crate::cluster::calls::send(shared, &cluster, node, call, waiter);
+        }
+    }
+}
+
 /// How the call is put on the owner's connection. Neither waits: one owner that stops reading
 /// holds up nobody else (docs/PROTOCOL.md §2.4).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -134,7 +169,7 @@ pub(crate) async fn invoke_for_engine(
     data: Value,
     (metadata, trace): (Option<Value>, TraceContext),
 ) -> Result<oneshot::Receiver<Outcome>, ErrorBody> {
-    let Some(owner) = shared.functions.lookup(function_id) else {
+    let Some(target) = find(shared, function_id) else {
         return Err(ErrorBody::new(
             FUNCTION_NOT_FOUND,
             format!("Function {function_id} not found"),
@@ -149,7 +184,7 @@ pub(crate) async fn invoke_for_engine(
     };
     let timer = CallTimer::start(shared.metrics.as_ref());
     let waiter = Waiter::Engine(reply, timer);
-    forward(shared, owner, call, Some(waiter), Pace::Call).await;
+    send(shared, target, call, Some(waiter), Pace::Call).await;
     Ok(outcome)
 }
 

@@ -26,6 +26,7 @@ mod accept;
 pub mod access;
 mod builtins;
 mod channels;
+mod cluster;
 mod config;
 pub mod config_file;
 mod discovery;
@@ -53,6 +54,7 @@ mod util;
 mod worker;
 mod ws;
 
+pub use cluster::config::{ClusterConfig, NatsAuth, NatsTls};
 pub use config::{
     DEFAULT_HTTP_PORT, DEFAULT_PORT, EngineConfig, Quotas, ReplicaChoice, WorkerListener,
 };

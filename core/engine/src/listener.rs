@@ -20,7 +20,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::accept_hdr_async_with_config;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use uuid::Uuid;
 
 use crate::accept::accept_loop;
 use crate::access::auth::{Refusal, UpgradeHead};
@@ -177,6 +176,14 @@ async fn handle(
         }
     };
     let kind = socket_kind(head);
+    if session.is_none()
+        && let Some(end) = foreign_end(&shared, head)
+    {
+        // A channel a peer owns: relayed there (docs/CLUSTER.md).
+        crate::cluster::relay::serve_socket(shared, io, end, kind, shutdown).await;
+        drop(slot);
+        return;
+    }
     let mut route = None;
     let mut streams = false;
     let admitted_as_worker = session.is_some();
@@ -262,6 +269,13 @@ async fn handle(
     drop(slot);
 }
 
+/// The channel end a request names, when a peer owns its channel (cluster mode only).
+fn foreign_end(shared: &EngineState, head: &[u8]) -> Option<crate::cluster::relay::ForeignEnd> {
+    shared.cluster.get()?;
+    let parsed = UpgradeHead::parse(head)?;
+    crate::cluster::relay::foreign_end(shared, &parsed.path, &parsed.query)
+}
+
 /// True when a worker's upgrade request asks for channel streams in the version we serve.
 fn wants_streams(request: &Request) -> bool {
     request
@@ -320,7 +334,7 @@ fn decide(request: &Request, channels: &ChannelRegistry) -> Result<Route, Status
         return Err(StatusCode::NOT_FOUND);
     };
     let (key, direction) = channel_query(request.uri().query().unwrap_or_default())?;
-    let Ok(id) = Uuid::parse_str(channel_id) else {
+    let Some(id) = channels.local_id(channel_id) else {
         return Err(StatusCode::NOT_FOUND);
     };
     match channels.lookup(&id, direction, &key) {

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod cluster_args;
 mod status_command;
 
 use clap::Parser;
@@ -157,6 +158,8 @@ struct Cli {
     /// How log lines are written: `human` (the default) or `json` (one object per line).
     #[arg(long, env = "III_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
     log_format: String,
+    #[command(flatten)]
+    cluster: cluster_args::ClusterArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -209,6 +212,7 @@ impl Cli {
             tls: self.tls_files(),
             http_tls: self.tls_files(),
             metrics: !self.no_metrics,
+            cluster: self.cluster.config(self.port),
             quotas: Quotas {
                 max_connections: self.max_connections,
                 max_channels_per_connection: self.max_channels_per_connection,

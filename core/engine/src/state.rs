@@ -45,6 +45,8 @@ pub(crate) struct EngineState {
     pub(crate) draining: std::sync::atomic::AtomicBool,
     /// The engine's Prometheus metrics, unless turned off.
     pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The cluster this engine joined, once it has (cluster mode only).
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// The worker listeners' local addresses, as the metrics name them.
     listeners: std::sync::Mutex<Vec<Arc<str>>>,
 }
@@ -71,6 +73,7 @@ impl EngineState {
         self.http_requests.taken() == 0
             && self.invocations.len() == 0
             && self.channels.started() == 0
+            && (self.cluster.get()).is_none_or(|cluster| cluster.is_idle())
     }
 
     /// Empty registries for an engine configured by `config`, calling HTTP-invoked functions
@@ -86,6 +89,7 @@ impl EngineState {
         let engine_called = policies.flat_map(|p| p.engine_called()).cloned().collect();
         Self {
             metrics: config.metrics.then(Default::default),
+            cluster: std::sync::OnceLock::new(),
             listeners: Default::default(),
             engine_called,
             connections: ConnectionRegistry::default(),

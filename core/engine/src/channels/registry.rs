@@ -111,6 +111,9 @@ pub(crate) struct ChannelRegistry {
     created_by_workers: Slots,
     channel_ttl: Duration,
     tombstone_ttl: Duration,
+    /// This node's id in a cluster: channel ids are `{node}.{uuid}`, so any node can tell
+    /// which one owns a channel.
+    node: Option<String>,
 }
 
 impl ChannelRegistry {
@@ -122,6 +125,17 @@ impl ChannelRegistry {
             counters,
             channel_ttl: config.channel_ttl,
             tombstone_ttl: config.tombstone_ttl,
+            node: (config.cluster.as_ref()).map(|cluster| cluster.node_id.clone()),
+        }
+    }
+
+    /// The id this registry knows channel `channel_id` under, when this engine owns it: a
+    /// plain UUID, or (in a cluster) one under this node's id.
+    pub(crate) fn local_id(&self, channel_id: &str) -> Option<Uuid> {
+        match crate::cluster::parse_channel_id(channel_id)? {
+            (None, id) => Some(id),
+            (Some(node), id) if self.node.as_deref() == Some(node) => Some(id),
+            (Some(_), _) => None,
         }
     }
 
@@ -151,7 +165,10 @@ impl ChannelRegistry {
     fn create_with_slots(&self, frames: usize, slots: Vec<Slot>) -> Created {
         let keys = AccessKey::generate_pair();
         let id = Uuid::new_v4();
-        let channel_id = id.to_string();
+        let channel_id = match &self.node {
+            Some(node) => format!("{node}{}{id}", crate::cluster::CHANNEL_NODE_SEPARATOR),
+            None => id.to_string(),
+        };
         let writer = StreamChannelRef {
             channel_id: channel_id.clone(),
             access_key: keys.0.to_hex(),

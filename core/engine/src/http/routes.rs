@@ -74,6 +74,17 @@ struct Inner {
 #[derive(Default)]
 pub(crate) struct RouteTable {
     inner: Mutex<Inner>,
+    /// Counts the changes (a cluster node publishes its routes when it moves).
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// One registered route, as [`RouteTable::snapshot`] lists it.
+pub(crate) struct RouteListing {
+    pub(crate) trigger_id: String,
+    pub(crate) owner: ConnId,
+    pub(crate) function_id: String,
+    pub(crate) method: Method,
+    pub(crate) pattern: String,
 }
 
 impl RouteTable {
@@ -124,19 +135,53 @@ impl RouteTable {
         };
         tracing::debug!(trigger_id = %id, method = %route.method, pattern = %route.pattern, function_id = %route.function_id, "http route added");
         inner.routes.insert((id, owner), route);
+        drop(inner);
+        self.changed();
         Ok(())
     }
 
     /// Removes trigger `id`'s route if `conn` registered it.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
-        lock(&self.inner).routes.remove(&(id.to_string(), conn));
+        let removed = lock(&self.inner).routes.remove(&(id.to_string(), conn));
+        if removed.is_some() {
+            self.changed();
+        }
     }
 
     /// Removes every route `conn` registered.
     pub(crate) fn remove_connection(&self, conn: ConnId) {
         let mut inner = lock(&self.inner);
+        let before = inner.routes.len();
         inner.routes.retain(|_, route| route.owner != conn);
+        let removed = inner.routes.len() != before;
         shrink_map(&mut inner.routes);
+        drop(inner);
+        if removed {
+            self.changed();
+        }
+    }
+
+    fn changed(&self) {
+        (self.generation).fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// How many changes there have been.
+    pub(crate) fn generation(&self) -> u64 {
+        (self.generation).load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every registered route.
+    pub(crate) fn snapshot(&self) -> Vec<RouteListing> {
+        let inner = lock(&self.inner);
+        (inner.routes.iter())
+            .map(|((trigger_id, owner), route)| RouteListing {
+                trigger_id: trigger_id.clone(),
+                owner: *owner,
+                function_id: route.function_id.clone(),
+                method: route.method.clone(),
+                pattern: route.pattern.clone(),
+            })
+            .collect()
     }
 
     /// Registered routes.

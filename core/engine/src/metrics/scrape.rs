@@ -40,6 +40,9 @@ pub(crate) fn render(metrics: &Metrics, shared: &EngineState) -> Option<String> 
     add_workers(&mut registry, shared);
     add_invocations(&mut registry, metrics, shared);
     add_channels(&mut registry, shared);
+    if let Some(cluster) = shared.cluster.get() {
+        cluster.register_metrics(&mut registry);
+    }
     registry.register(
         "http_requests",
         "HTTP trigger requests answered, by route pattern, method and status",
@@ -304,6 +307,7 @@ pub(crate) fn status(shared: &EngineState, limit: usize) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "now_ms": now_ms,
         "uptime_secs": shared.started.elapsed().as_secs(),
+        "cluster": shared.cluster.get().map(|cluster| cluster.status()),
         "workers": workers,
         "channels": channels,
         "channels_total": live.len(),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Conn;
 use super::registrations;
 use crate::access;
-use crate::forward::{Call, Pace, forward};
+use crate::forward::{Call, Pace};
 use crate::functions::{FunctionDetails, Owner, RegisterRefused};
 use crate::invocations::Caller;
 use crate::metrics::CallTimer;
@@ -328,7 +328,13 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         return answer_error(caller, function_id, error).await;
     }
     let session = &conn.session;
-    if let Err(error) = session.may_call(&function_id, || shared.functions.metadata(&function_id)) {
+    let metadata_of = || {
+        (shared.functions.metadata(&function_id)).or_else(|| {
+            let cluster = shared.cluster.get()?;
+            cluster.directory.metadata(&function_id)
+        })
+    };
+    if let Err(error) = session.may_call(&function_id, metadata_of) {
         let trace_id = trace.trace_id().unwrap_or("-");
         tracing::info!(worker_id = %conn.worker_id, %function_id, trace_id, "call refused by the listener's access rules");
         if let Some(metrics) = &shared.metrics {
@@ -388,7 +394,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         });
         function_id = middleware.clone();
     }
-    let Some(owner) = shared.functions.lookup(&function_id) else {
+    let Some(target) = crate::forward::find(shared, &function_id) else {
         let error = ErrorBody::new(
             FUNCTION_NOT_FOUND,
             format!("Function {function_id} not found"),
@@ -401,7 +407,7 @@ async fn route(shared: &EngineState, conn: &Conn, invoke: Invoke) {
         metadata,
         trace,
     };
-    forward(shared, owner, call, caller.map(Into::into), Pace::Call).await;
+    crate::forward::send(shared, target, call, caller.map(Into::into), Pace::Call).await;
 }
 
 /// Tells the caller its call is refused: in its answer, or, for a call nobody waits for, in

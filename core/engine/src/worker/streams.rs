@@ -8,7 +8,6 @@ use bytes::Bytes;
 use iii_protocol::StreamChannelRef;
 use iii_protocol::streams::{NOT_FOUND, REASON_NOT_FOUND};
 use iii_streams::StreamSocket;
-use uuid::Uuid;
 
 use crate::channels::registry::Lookup;
 use crate::channels::relay;
@@ -24,15 +23,22 @@ pub(crate) async fn serve_open(
     payload: Bytes,
     shutdown: Shutdown,
 ) {
-    let found = serde_json::from_slice::<StreamChannelRef>(&payload)
-        .ok()
-        .and_then(|channel_ref| {
-            let id = Uuid::parse_str(&channel_ref.channel_id).ok()?;
-            let found = shared
-                .channels
-                .lookup(&id, channel_ref.direction, &channel_ref.access_key);
-            Some((found, channel_ref.direction))
-        });
+    let parsed = serde_json::from_slice::<StreamChannelRef>(&payload).ok();
+    if let Some(channel_ref) = &parsed {
+        let key = channel_ref.access_key.clone();
+        let (id, direction) = (&channel_ref.channel_id, channel_ref.direction);
+        if let Some(end) = crate::cluster::relay::foreign_ref(&shared, id, key, direction) {
+            crate::cluster::relay::serve_stream(shared, socket, end, shutdown).await;
+            return;
+        }
+    }
+    let found = parsed.and_then(|channel_ref| {
+        let id = shared.channels.local_id(&channel_ref.channel_id)?;
+        let found = shared
+            .channels
+            .lookup(&id, channel_ref.direction, &channel_ref.access_key);
+        Some((found, channel_ref.direction))
+    });
     match found {
         Some((Lookup::Live(channel), direction)) => {
             socket.opened().await;

@@ -1,0 +1,337 @@
+//! Calls between nodes. A call of a function only a peer serves is a NATS request on that
+//! peer's subject (`{name}.node.{node}.call`); the peer hands it to its own worker exactly as
+//! a local call and replies with the answer. The calling node keeps the deadline, and gives
+//! up on the call as soon as the peer is lost (`invocation_stopped`) instead of waiting for
+//! it. A void call is a plain publish: nobody waits, nothing is answered.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::client::RequestErrorKind;
+use futures_util::StreamExt;
+use iii_protocol::codes::{
+    FUNCTION_NOT_FOUND, INVALID_MESSAGE, INVOCATION_STOPPED, PAYLOAD_TOO_LARGE, TIMEOUT,
+};
+use iii_protocol::{ErrorBody, TraceContext};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::Cluster;
+use crate::forward::{Call, Pace, forward};
+use crate::invocations::{Outcome, Waiter, stopped_error};
+use crate::lifecycle::{Lifeline, Shutdown};
+use crate::state::EngineState;
+
+/// A call as it travels between nodes.
+#[derive(Serialize, Deserialize)]
+struct WireCall {
+    function_id: String,
+    data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tracestate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baggage: Option<String>,
+    /// How long the caller's node still waits, in milliseconds.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// A call's answer as it travels back.
+#[derive(Serialize, Deserialize)]
+struct WireAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody>,
+}
+
+/// Sends `call` to peer `node` (and, if it vanished from NATS meanwhile, to another peer that
+/// serves the function); `waiter`, if any, gets the answer.
+pub(crate) fn send(
+    shared: &EngineState,
+    cluster: &Arc<Cluster>,
+    node: Arc<str>,
+    call: Call,
+    mut waiter: Option<Waiter>,
+) {
+    if let Some(waiter) = &mut waiter {
+        waiter.resolve();
+    } else if let Some(metrics) = &shared.metrics {
+        metrics.void_call(&call.function_id);
+    }
+    let timeout = shared.config.invocation_timeout;
+    tokio::spawn(call_peer(cluster.clone(), node, call, waiter, timeout));
+}
+
+async fn call_peer(
+    cluster: Arc<Cluster>,
+    mut node: Arc<str>,
+    call: Call,
+    waiter: Option<Waiter>,
+    timeout: Duration,
+) {
+    let Call {
+        function_id,
+        data,
+        metadata,
+        trace,
+    } = call;
+    let wire = WireCall {
+        function_id: function_id.clone(),
+        data,
+        metadata,
+        traceparent: trace.traceparent,
+        tracestate: trace.tracestate,
+        baggage: trace.baggage,
+        timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let body: bytes::Bytes = match serde_json::to_vec(&wire) {
+        Ok(body) => body.into(),
+        Err(error) => {
+            let error = ErrorBody::new(INVALID_MESSAGE, format!("cannot encode the call: {error}"));
+            if let Some(waiter) = waiter {
+                waiter.fail(function_id, error).await;
+            }
+            return;
+        }
+    };
+    drop(wire);
+    cluster.counters.calls_sent.fetch_add(1, Ordering::Relaxed);
+    let Some(waiter) = waiter else {
+        if let Err(error) = cluster
+            .client
+            .publish(cluster.call_subject(&node), body)
+            .await
+        {
+            tracing::debug!(%function_id, %node, %error, "a void call to a peer was not sent");
+        }
+        return;
+    };
+    let _pending = cluster.pending.try_take(usize::MAX);
+    let started = tokio::time::Instant::now();
+    let mut tried = Vec::new();
+    let outcome = loop {
+        let left = timeout.saturating_sub(started.elapsed());
+        let request = async_nats::Request::new()
+            .payload(body.clone())
+            .timeout(Some(left));
+        let subject = cluster.call_subject(&node);
+        let reply = tokio::select! {
+            reply = cluster.client.send_request(subject, request) => reply,
+            _ = cluster.members.until_lost(&node) => {
+                cluster.counters.calls_stopped.fetch_add(1, Ordering::Relaxed);
+                break Err(lost_error(&function_id, &node));
+            }
+        };
+        match reply {
+            Ok(message) => break answer_of(&message.payload, &function_id),
+            Err(error) if error.kind() == RequestErrorKind::NoResponders => {
+                // The peer left NATS before its entry aged: another may serve the function.
+                tried.push(node.clone());
+                let next = cluster
+                    .directory
+                    .pick(&cluster.members, &function_id, &tried);
+                match next {
+                    Some(other) => node = other,
+                    None => break Err(not_found(&function_id)),
+                }
+            }
+            Err(error) if error.kind() == RequestErrorKind::TimedOut => {
+                break Err(ErrorBody::new(
+                    TIMEOUT,
+                    format!(
+                        "Invocation of {function_id} timed out after {} ms in the engine",
+                        timeout.as_millis()
+                    ),
+                ));
+            }
+            Err(error) if error.kind() == RequestErrorKind::MaxPayloadExceeded => {
+                let max = cluster.client.max_payload();
+                break Err(ErrorBody::new(
+                    PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the call of {function_id} is over the {max} bytes NATS carries between nodes; stream large data through a channel"
+                    ),
+                ));
+            }
+            Err(error) => {
+                cluster
+                    .counters
+                    .calls_stopped
+                    .fetch_add(1, Ordering::Relaxed);
+                break Err(ErrorBody::new(
+                    INVOCATION_STOPPED,
+                    format!(
+                        "Invocation of {function_id} stopped: node {node} could not be reached ({error})"
+                    ),
+                ));
+            }
+        }
+    };
+    match outcome {
+        Ok(result) => waiter.answer(function_id, Some(result), None).await,
+        Err(error) => waiter.fail(function_id, error).await,
+    }
+}
+
+/// A peer's reply as a call's outcome.
+fn answer_of(payload: &[u8], function_id: &str) -> Outcome {
+    match serde_json::from_slice::<WireAnswer>(payload) {
+        Ok(WireAnswer {
+            error: Some(error), ..
+        }) => Err(error),
+        Ok(WireAnswer { result, .. }) => Ok(result.unwrap_or(Value::Null)),
+        Err(error) => Err(ErrorBody::new(
+            INVALID_MESSAGE,
+            format!("a peer answered {function_id} with something unreadable: {error}"),
+        )),
+    }
+}
+
+/// The error of a call whose node was lost before it answered.
+fn lost_error(function_id: &str, node: &str) -> ErrorBody {
+    ErrorBody::new(
+        INVOCATION_STOPPED,
+        format!("Invocation of {function_id} stopped: node {node}, which was serving it, was lost"),
+    )
+}
+
+fn not_found(function_id: &str) -> ErrorBody {
+    ErrorBody::new(
+        FUNCTION_NOT_FOUND,
+        format!("Function {function_id} not found"),
+    )
+}
+
+/// Subscribes to this node's call subject (before the node is announced, so no call can
+/// arrive unheard).
+pub(crate) async fn serve(
+    _shared: Arc<EngineState>,
+    cluster: Arc<Cluster>,
+) -> std::io::Result<async_nats::Subscriber> {
+    (cluster
+        .client
+        .subscribe(cluster.call_subject(&cluster.node))
+        .await)
+        .map_err(|error| std::io::Error::other(format!("cannot take calls from peers: {error}")))
+}
+
+/// Serves calls from peers until the engine stops.
+pub(crate) async fn run(
+    shared: Arc<EngineState>,
+    mut calls: async_nats::Subscriber,
+    mut shutdown: Shutdown,
+    _lifeline: Lifeline,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            message = calls.next() => match message {
+                Some(message) => {
+                    tokio::spawn(serve_one(shared.clone(), message));
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+/// Serves one call from a peer: hands it to a local worker and replies with its answer.
+async fn serve_one(shared: Arc<EngineState>, message: async_nats::Message) {
+    let Some(cluster) = shared.cluster.get() else {
+        return;
+    };
+    cluster
+        .counters
+        .calls_served
+        .fetch_add(1, Ordering::Relaxed);
+    let reply_to = message.reply.clone();
+    let outcome = match serde_json::from_slice::<WireCall>(&message.payload) {
+        Ok(wire) => match reply_to {
+            Some(_) => run_call(&shared, wire).await,
+            None => {
+                run_void(&shared, wire).await;
+                return;
+            }
+        },
+        Err(error) => Err(ErrorBody::new(
+            INVALID_MESSAGE,
+            format!("a peer sent an unreadable call: {error}"),
+        )),
+    };
+    let Some(reply_to) = reply_to else { return };
+    let answer = match outcome {
+        Ok(result) => WireAnswer {
+            result: Some(result),
+            error: None,
+        },
+        Err(error) => WireAnswer {
+            result: None,
+            error: Some(error),
+        },
+    };
+    let Ok(body) = serde_json::to_vec(&answer) else {
+        return;
+    };
+    if let Err(error) = cluster.client.publish(reply_to, body.into()).await {
+        tracing::debug!(%error, "an answer to a peer was not sent");
+    }
+}
+
+/// The call, its metadata and its trace context from the wire.
+fn call_of(wire: WireCall) -> (Call, Option<u64>) {
+    let call = Call {
+        function_id: wire.function_id,
+        data: wire.data,
+        metadata: wire.metadata,
+        trace: TraceContext {
+            traceparent: wire.traceparent,
+            tracestate: wire.tracestate,
+            baggage: wire.baggage,
+        },
+    };
+    (call, wire.timeout_ms)
+}
+
+async fn run_void(shared: &EngineState, wire: WireCall) {
+    let (call, _) = call_of(wire);
+    if let Some(owner) = shared.functions.lookup(&call.function_id) {
+        forward(shared, owner, call, None, Pace::Call).await;
+    }
+}
+
+async fn run_call(shared: &EngineState, wire: WireCall) -> Outcome {
+    let (call, timeout_ms) = call_of(wire);
+    let Some(owner) = shared.functions.lookup(&call.function_id) else {
+        return Err(not_found(&call.function_id));
+    };
+    let function_id = call.function_id.clone();
+    let (reply, answer) = oneshot::channel();
+    forward(
+        shared,
+        owner,
+        call,
+        Some(Waiter::Engine(reply, None)),
+        Pace::Call,
+    )
+    .await;
+    let own = shared.config.invocation_timeout;
+    let wait = timeout_ms.map_or(own, |ms| own.min(Duration::from_millis(ms)));
+    match tokio::time::timeout(wait, answer).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(stopped_error(&function_id)),
+        Err(_) => Err(ErrorBody::new(
+            TIMEOUT,
+            format!(
+                "Invocation of {function_id} timed out after {} ms in the engine",
+                wait.as_millis()
+            ),
+        )),
+    }
+}

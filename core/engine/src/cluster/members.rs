@@ -1,0 +1,347 @@
+//! Who is in the cluster. Each node puts its entry (the URL its worker port is reached on)
+//! into the `{name}_nodes` bucket every heartbeat, and watches the bucket: a peer is alive
+//! while its entry keeps being renewed, and lost once it has not been for the node timeout
+//! (or at once when it deletes its entry on a graceful stop). Losing a peer fails the calls
+//! pending on it and cuts the channel relays to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{Entry, Operation};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{Cluster, ClusterConfig};
+use crate::lifecycle::{Lifeline, Shutdown};
+use crate::state::EngineState;
+use crate::util::lock;
+
+/// The buckets of a cluster, with how long each keeps a value nobody renews: node entries
+/// age out (a dead node's is gone after a minute); registrations stay until their node
+/// withdraws them or starts again.
+pub(crate) const BUCKETS: [(&str, Duration); 3] = [
+    (NODES, Duration::from_secs(60)),
+    (super::directory::FUNCTIONS, Duration::ZERO),
+    (super::directory::ROUTES, Duration::ZERO),
+];
+
+/// The bucket of node entries.
+pub(crate) const NODES: &str = "nodes";
+
+/// How often the node timeout is checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+/// Pause before watching a bucket again after the watch failed.
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A node's entry in the `nodes` bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NodeEntry {
+    /// The URL its worker port is reached on.
+    pub(crate) advertise: String,
+    /// The engine's version.
+    pub(crate) version: String,
+    /// Seconds it has been up when it wrote the entry.
+    #[serde(default)]
+    pub(crate) uptime_secs: u64,
+}
+
+/// A live peer.
+struct Member {
+    advertise: String,
+    version: String,
+    /// When its entry was last renewed, by this node's clock.
+    last_seen: Instant,
+    /// When this node saw it join.
+    joined: Instant,
+}
+
+/// This node's view of its peers.
+pub(crate) struct Members {
+    me: Arc<str>,
+    advertise: String,
+    started: std::time::Instant,
+    timeout: Duration,
+    heartbeat: Duration,
+    alive: Mutex<HashMap<Arc<str>, Member>>,
+    /// The newest renewal time the NATS server stamped on any entry: its clock, for telling
+    /// a renewal from an old value replayed when a watch starts.
+    newest: Mutex<Option<async_nats::datetime::DateTime>>,
+    /// Bumped whenever a peer joins or is lost.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Members {
+    pub(crate) fn new(config: &ClusterConfig, started: std::time::Instant) -> Self {
+        Self {
+            me: config.node_id.as_str().into(),
+            advertise: config.advertise.clone(),
+            started,
+            timeout: config.node_timeout,
+            heartbeat: config.heartbeat,
+            alive: Mutex::default(),
+            newest: Mutex::default(),
+            changes: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// The id and worker URL of live peer `node`.
+    pub(crate) fn advertise_of(&self, node: &str) -> Option<(Arc<str>, String)> {
+        let alive = lock(&self.alive);
+        let (id, member) = alive.get_key_value(node)?;
+        Some((id.clone(), member.advertise.clone()))
+    }
+
+    /// Whether `node` is a live peer.
+    pub(crate) fn is_alive(&self, node: &str) -> bool {
+        lock(&self.alive).contains_key(node)
+    }
+
+    /// Live peers.
+    pub(crate) fn count(&self) -> usize {
+        lock(&self.alive).len()
+    }
+
+    /// Returns once `node` is no longer a live peer.
+    pub(crate) async fn until_lost(&self, node: &str) {
+        let mut changes = self.changes.subscribe();
+        while self.is_alive(node) {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// This node and its live peers, for `/status`.
+    pub(crate) fn status(&self) -> Value {
+        let now = Instant::now();
+        let alive = lock(&self.alive);
+        let mut peers: Vec<Value> = (alive.iter())
+            .map(|(node, member)| {
+                json!({
+                    "node": &**node,
+                    "advertise": member.advertise,
+                    "version": member.version,
+                    "last_seen_ms": now.duration_since(member.last_seen).as_millis() as u64,
+                    "member_for_secs": now.duration_since(member.joined).as_secs(),
+                })
+            })
+            .collect();
+        drop(alive);
+        peers.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
+        json!(peers)
+    }
+
+    /// This node's entry.
+    fn entry(&self) -> NodeEntry {
+        NodeEntry {
+            advertise: self.advertise.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Takes in an entry the watch delivered. Returns the peer when it just joined.
+    fn seen(&self, entry: &Entry) -> Option<Arc<str>> {
+        let renewed = self.is_renewal(entry);
+        if entry.key == *self.me || !renewed {
+            return None;
+        }
+        let parsed: NodeEntry = serde_json::from_slice(&entry.value).ok()?;
+        if !super::config::is_node_id(&entry.key) {
+            return None;
+        }
+        let now = Instant::now();
+        let mut alive = lock(&self.alive);
+        if let Some(member) = alive.get_mut(entry.key.as_str()) {
+            member.last_seen = now;
+            member.advertise = parsed.advertise;
+            return None;
+        }
+        let node: Arc<str> = entry.key.as_str().into();
+        let member = Member {
+            advertise: parsed.advertise,
+            version: parsed.version,
+            last_seen: now,
+            joined: now,
+        };
+        alive.insert(node.clone(), member);
+        drop(alive);
+        self.changes.send_modify(|count| *count += 1);
+        Some(node)
+    }
+
+    /// Whether `entry` was written within the node timeout of the newest renewal seen: a
+    /// watch that starts replays each node's last entry, and a dead node's is old.
+    fn is_renewal(&self, entry: &Entry) -> bool {
+        let mut newest = lock(&self.newest);
+        let latest = match *newest {
+            Some(seen) if seen >= entry.created => seen,
+            _ => {
+                *newest = Some(entry.created);
+                entry.created
+            }
+        };
+        let age_ms = (latest - entry.created).whole_milliseconds();
+        // Entries with more behind them are the replay of a watch that just started.
+        entry.delta == 0 && age_ms <= self.timeout.as_millis() as i128
+    }
+
+    /// Peer `node` is gone; returns whether it was a live peer.
+    fn lose(&self, node: &str) -> bool {
+        let removed = lock(&self.alive).remove(node).is_some();
+        if removed {
+            self.changes.send_modify(|count| *count += 1);
+        }
+        removed
+    }
+
+    /// Peers not renewed within the timeout, taken out of the live set.
+    fn sweep(&self, now: Instant) -> Vec<Arc<str>> {
+        let mut alive = lock(&self.alive);
+        let timeout = self.timeout;
+        let lost: Vec<Arc<str>> = alive
+            .extract_if(|_, member| now.duration_since(member.last_seen) > timeout)
+            .map(|(node, _)| node)
+            .collect();
+        drop(alive);
+        if !lost.is_empty() {
+            self.changes.send_modify(|count| *count += 1);
+        }
+        lost
+    }
+}
+
+/// Starts renewing this node's entry and following its peers'.
+pub(crate) fn spawn(
+    shared: &Arc<EngineState>,
+    cluster: &Arc<Cluster>,
+    shutdown: &Shutdown,
+    lifeline: &Lifeline,
+) {
+    tokio::spawn(renew(cluster.clone(), shutdown.clone(), lifeline.clone()));
+    tokio::spawn(follow(
+        shared.clone(),
+        cluster.clone(),
+        shutdown.clone(),
+        lifeline.clone(),
+    ));
+}
+
+/// Puts this node's entry every heartbeat until the engine stops.
+async fn renew(cluster: Arc<Cluster>, mut shutdown: Shutdown, _lifeline: Lifeline) {
+    let mut store = None;
+    let mut ticks = tokio::time::interval(cluster.members.heartbeat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = ticks.tick() => {}
+        }
+        if store.is_none() {
+            store = cluster.open_bucket(NODES, BUCKETS[0].1).await.ok();
+        }
+        let Some(bucket) = &store else { continue };
+        let entry = cluster.members.entry();
+        let Ok(value) = serde_json::to_vec(&entry) else {
+            continue;
+        };
+        if let Err(error) = bucket.put(&*cluster.node, value.into()).await {
+            tracing::debug!(%error, "could not renew this node's cluster entry");
+            store = None;
+        }
+    }
+}
+
+/// Follows the `nodes` bucket and the node timeout until the engine stops.
+async fn follow(
+    shared: Arc<EngineState>,
+    cluster: Arc<Cluster>,
+    mut shutdown: Shutdown,
+    _lifeline: Lifeline,
+) {
+    let mut epochs = cluster.epoch.subscribe();
+    let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        epochs.borrow_and_update();
+        let watch = match cluster.open_bucket(NODES, BUCKETS[0].1).await {
+            Ok(store) => store.watch_all().await.map_err(|error| error.to_string()),
+            Err(error) => Err(error),
+        };
+        let mut watch = match watch {
+            Ok(watch) => Some(watch),
+            Err(error) => {
+                tracing::debug!(%error, "cannot watch the cluster's nodes yet");
+                None
+            }
+        };
+        loop {
+            let next = async {
+                match &mut watch {
+                    Some(watch) => watch.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = epochs.changed() => break,
+                _ = sweeps.tick() => {
+                    let retry = watch.is_none();
+                    for node in cluster.members.sweep(Instant::now()) {
+                        lost(&shared, &cluster, &node);
+                    }
+                    if retry {
+                        break;
+                    }
+                }
+                entry = next => match entry {
+                    Some(Ok(entry)) => apply(&shared, &cluster, &entry),
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "the watch of the cluster's nodes failed");
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+/// One change in the `nodes` bucket.
+fn apply(shared: &EngineState, cluster: &Cluster, entry: &Entry) {
+    match entry.operation {
+        Operation::Put => {
+            if let Some(node) = cluster.members.seen(entry) {
+                tracing::info!(%node, "cluster node joined");
+                cluster.directory.node_joined(shared, &node);
+            }
+        }
+        Operation::Delete | Operation::Purge => {
+            if cluster.members.lose(&entry.key) {
+                lost(shared, cluster, &entry.key);
+            }
+        }
+    }
+}
+
+/// Peer `node` is lost: its routes go, and whoever waits on it learns (through
+/// [`Members::until_lost`]).
+fn lost(shared: &EngineState, cluster: &Cluster, node: &str) {
+    tracing::warn!(%node, "cluster node lost");
+    cluster.directory.node_lost(shared, node);
+}
+
+/// Deletes this node's entry (a graceful stop): peers lose it at once.
+pub(crate) async fn leave(cluster: &Cluster) {
+    let Ok(store) = cluster.open_bucket(NODES, BUCKETS[0].1).await else {
+        return;
+    };
+    let deleting = store.delete(&*cluster.node);
+    if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(1), deleting).await {
+        tracing::debug!(%error, "could not delete this node's cluster entry");
+    }
+}
