@@ -38,9 +38,11 @@ keep() { summary+=("$(printf '%-8s %s' "$1" "$(grep -E "$3" "$2" | tail -1 | tr 
 
 step "tools the tests use"
 # curl fetches from the HTTP trigger server the way a person would; openssl makes the test
-# certificates (HTTPS-invoked functions).
+# certificates (HTTPS-invoked functions); nats-server (Debian's) joins engines into a cluster
+# in the cluster tests, which start it themselves.
 missing=()
 for tool in curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+[[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null || missing+=(nats-server)
 if [[ ${#missing[@]} -gt 0 ]]; then
     SUDO=$([[ $(id -u) -eq 0 ]] && echo "" || echo sudo)
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
@@ -111,7 +113,7 @@ timeout 900 bash bindings-c/tests/run.sh | tee "$LOGS/c.log"
 keep c "$LOGS/c.log" '^c tests: '
 
 step "interop with the published clients"
-III_ENGINE_BIN="$PWD/target/debug/iii" timeout 1200 bash tests/interop/run.sh | tee "$LOGS/interop.log"
+III_ENGINE_BIN="$PWD/target/debug/iii" III_PY_VENV="$PY_VENV" timeout 1200 bash tests/interop/run.sh | tee "$LOGS/interop.log"
 keep interop "$LOGS/interop.log" '^=+ .*(passed|failed).* =+$'
 
 step "compatibility: programs written for the published clients, run on theirs and on ours (dist/ packages)"

@@ -92,6 +92,21 @@ impl Directory {
         lock(&self.functions).len()
     }
 
+    /// The first `limit` function ids peers serve (in id order), each with its peers.
+    pub(crate) fn remote_functions(&self, limit: usize) -> Vec<Value> {
+        let functions = lock(&self.functions);
+        let mut ids: Vec<&String> = functions.keys().collect();
+        ids.sort();
+        (ids.into_iter().take(limit))
+            .map(|id| {
+                let nodes: Vec<&str> = (functions.get(id).into_iter().flatten())
+                    .map(|(node, _)| &**node)
+                    .collect();
+                json!({"id": id, "nodes": nodes})
+            })
+            .collect()
+    }
+
     /// Whether `conn` stands for a peer in the route table (its routes are not this node's
     /// to publish).
     pub(crate) fn is_peer_conn(&self, conn: ConnId) -> bool {
@@ -329,6 +344,12 @@ async fn publish(
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         }
+        tracing::debug!(
+            functions = published[0].len(),
+            routes = published[1].len(),
+            fresh,
+            "this node's registrations are published"
+        );
         fresh = false;
         seen = Some(generations);
     }
@@ -386,7 +407,7 @@ async fn follow(
     loop {
         epochs.borrow_and_update();
         let watch = match cluster.open_bucket(bucket, Duration::ZERO).await {
-            Ok(store) => store.watch_all().await.map_err(|error| error.to_string()),
+            Ok(store) => store.watch_all_from_revision(1).await.map_err(|error| error.to_string()),
             Err(error) => Err(error),
         };
         let mut watch = match watch {
@@ -399,6 +420,8 @@ async fn follow(
                 }
             }
         };
+        // From the first revision, not "new": a watch that starts on a bucket still empty
+        // (NATS just came back) must not miss the puts that race with it.
         cluster.directory.forget(&shared, bucket);
         loop {
             tokio::select! {

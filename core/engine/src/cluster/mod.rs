@@ -37,6 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`{node}.{uuid}`): unreserved in URLs, and never part of a node id.
 pub(crate) const CHANNEL_NODE_SEPARATOR: char = '.';
 
+/// Function ids of peers `/status` lists (`remote_functions_total` counts them all).
+const STATUS_REMOTE_FUNCTIONS: usize = 100;
+
 /// Counters of the traffic between this node and its peers.
 #[derive(Default)]
 pub(crate) struct ClusterCounters {
@@ -202,7 +205,8 @@ impl Cluster {
             "advertise": self.config.advertise,
             "nats_connected": self.connected.load(Ordering::Relaxed),
             "members": self.members.status(),
-            "remote_functions": self.directory.remote_function_count(),
+            "remote_functions_total": self.directory.remote_function_count(),
+            "remote_functions": self.directory.remote_functions(STATUS_REMOTE_FUNCTIONS),
             "calls_pending": self.pending.taken(),
             "calls_sent": load(&counters.calls_sent),
             "calls_served": load(&counters.calls_served),
