@@ -157,19 +157,41 @@ pub async fn trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
 
 async fn timed_trigger_round_trips(count: usize) -> Result<RoundTrips, String> {
     let engine = EngineProc::start(60).await?;
-    timed_trigger_round_trips_on(engine.url.clone(), count).await
+    timed_trigger_round_trips_on(engine.url.clone(), engine.url.clone(), count).await
 }
 
 /// [`trigger_round_trips`] through the engine at `url`.
 pub async fn trigger_round_trips_on(url: String, count: usize) -> Result<RoundTrips, String> {
-    single_threaded(move || timed_trigger_round_trips_on(url, count)).await
+    single_threaded(move || timed_trigger_round_trips_on(url.clone(), url, count)).await
 }
 
-async fn timed_trigger_round_trips_on(url: String, count: usize) -> Result<RoundTrips, String> {
-    let mut handler = ChildProc::spawn(&["trigger-handler".into(), "--url".into(), url.clone()])?;
+/// [`trigger_round_trips`] with the handler attached to the engine at `handler` and the
+/// caller to the one at `caller` (two nodes of a cluster).
+pub async fn trigger_round_trips_across(
+    handler: String,
+    caller: String,
+    count: usize,
+) -> Result<RoundTrips, String> {
+    single_threaded(move || timed_trigger_round_trips_on(handler, caller, count)).await
+}
+
+async fn timed_trigger_round_trips_on(
+    handler_url: String,
+    url: String,
+    count: usize,
+) -> Result<RoundTrips, String> {
+    let mut handler = ChildProc::spawn(&["trigger-handler".into(), "--url".into(), handler_url])?;
     expect_line(&mut handler, "READY").await?;
     let iii = iii_sdk::register_worker(&url);
     let request = || iii_sdk::TriggerRequest::new(NOOP_FUNCTION, serde_json::json!({"n": 1}));
+    // Another node of a cluster learns of the registration a moment after the handler's own.
+    let callable = Instant::now() + Duration::from_secs(10);
+    while iii.trigger(request()).await.is_err() {
+        if Instant::now() > callable {
+            return Err("the no-op never became callable".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut samples = Vec::with_capacity(count);
     for i in 0..WARMUP + count {
         let started = Instant::now();

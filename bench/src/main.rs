@@ -6,6 +6,7 @@
 //! cores), or one benchmark by name; `--quick` shrinks every size for a smoke run.
 
 mod burst;
+mod cluster;
 mod http;
 mod http_relay;
 mod http_workers;
@@ -83,6 +84,16 @@ enum Command {
         count: usize,
         /// Rounds (each runs both, in turn).
         #[arg(long, default_value_t = 4)]
+        rounds: usize,
+    },
+    /// Three engines on one NATS (nats-server on PATH) against one node: relay, round trips,
+    /// setups, many channels at once.
+    Cluster {
+        #[arg(long, default_value_t = 512 << 20)]
+        bytes: u64,
+        #[arg(long, default_value_t = 3000)]
+        count: usize,
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
     /// TLS against plain, alternating in one run: relay throughput and channel setups.
@@ -186,6 +197,9 @@ enum Command {
         /// Keep no metrics, as `iii --no-metrics`.
         #[arg(long)]
         no_metrics: bool,
+        /// `NODE@NATS_URL`: join that cluster as NODE.
+        #[arg(long)]
+        cluster_node: Option<String>,
     },
     #[command(hide = true)]
     SinkServer,
@@ -304,14 +318,31 @@ async fn run(command: Command) -> Result<(), String> {
             tls_dir,
             replica_choice,
             no_metrics,
+            cluster_node,
             ..
-        } => workers::engine_proc(tombstone_ttl_secs, tls_dir, &replica_choice, !no_metrics).await,
+        } => {
+            let metrics = !no_metrics;
+            let cluster = cluster_node.as_deref();
+            workers::engine_proc(
+                tombstone_ttl_secs,
+                tls_dir,
+                &replica_choice,
+                metrics,
+                cluster,
+            )
+            .await
+        }
         Command::Replicas { calls, rounds } => replicas::report(calls, rounds).await.map(drop),
         Command::ReplicaWorker {
             url,
             name,
             delay_us,
         } => replicas::replica_worker(&url, &name, delay_us).await,
+        Command::Cluster {
+            bytes,
+            count,
+            rounds,
+        } => cluster::report(bytes, count, rounds).await.map(drop),
         Command::Tls { bytes, count } => tls::report(bytes, count).await.map(drop),
         Command::Metrics {
             bytes,

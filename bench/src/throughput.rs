@@ -26,7 +26,7 @@ impl Transfer {
         self.bytes as f64 / self.secs.max(1e-9) / 1e6
     }
 
-    fn parse(line: &str) -> Result<Self, String> {
+    pub(crate) fn parse(line: &str) -> Result<Self, String> {
         let value: Value = serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
         Ok(Self {
             bytes: value["bytes"].as_u64().unwrap_or(0),
@@ -36,7 +36,7 @@ impl Transfer {
     }
 
     /// Adds the CPU seconds a writer reported in its `DONE <cpu>` line.
-    fn with_writer(mut self, line: &str) -> Self {
+    pub(crate) fn with_writer(mut self, line: &str) -> Self {
         let writer_cpu = line
             .strip_prefix("DONE ")
             .and_then(|cpu| cpu.trim().parse::<f64>().ok())

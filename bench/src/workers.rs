@@ -37,7 +37,16 @@ pub async fn engine_proc(
     tls_dir: Option<std::path::PathBuf>,
     replica_choice: &str,
     metrics: bool,
+    cluster_node: Option<&str>,
 ) -> Result<(), String> {
+    // `NODE@NATS_URL`: a node of a cluster, advertising the address it listens on.
+    let cluster = cluster_node
+        .map(|spec| {
+            spec.split_once('@')
+                .ok_or("--cluster-node is NODE@NATS_URL")
+        })
+        .transpose()?
+        .map(|(node, nats)| iii_engine::ClusterConfig::new(nats, node, ""));
     // With a certificate directory (scripts/make-test-certs.sh), both ports serve TLS.
     let tls = tls_dir.map(|dir| iii_engine::TlsFiles {
         cert_file: dir.join("leaf.pem"),
@@ -52,6 +61,7 @@ pub async fn engine_proc(
             _ => iii_engine::ReplicaChoice::LeastInFlight,
         },
         metrics,
+        cluster,
         ..iii_engine::EngineConfig::ephemeral()
     };
     let engine = iii_engine::start(config)

@@ -47,11 +47,14 @@ struct RouteEntry {
     http_method: String,
 }
 
+/// The peers serving one function, each with the metadata it registered there.
+type Serving = Vec<(Arc<str>, Option<Value>)>;
+
 /// The peers' registrations, as this node follows them.
 #[derive(Default)]
 pub(crate) struct Directory {
     /// Function id → the peers serving it, with its metadata there.
-    functions: Mutex<HashMap<String, Vec<(Arc<str>, Option<Value>)>>>,
+    functions: Mutex<HashMap<String, Serving>>,
     /// Whose turn is next among several serving peers.
     turn: AtomicUsize,
     /// (peer, trigger id) → its route.
@@ -407,7 +410,10 @@ async fn follow(
     loop {
         epochs.borrow_and_update();
         let watch = match cluster.open_bucket(bucket, Duration::ZERO).await {
-            Ok(store) => store.watch_all_from_revision(1).await.map_err(|error| error.to_string()),
+            Ok(store) => store
+                .watch_all_from_revision(1)
+                .await
+                .map_err(|error| error.to_string()),
             Err(error) => Err(error),
         };
         let mut watch = match watch {

@@ -268,7 +268,10 @@ async fn follow(
     loop {
         epochs.borrow_and_update();
         let watch = match cluster.open_bucket(NODES, BUCKETS[0].1).await {
-            Ok(store) => store.watch_all_from_revision(1).await.map_err(|error| error.to_string()),
+            Ok(store) => store
+                .watch_all_from_revision(1)
+                .await
+                .map_err(|error| error.to_string()),
             Err(error) => Err(error),
         };
         let mut watch = match watch {
