@@ -54,7 +54,8 @@ LOSS_BOUND_SECS = NODE_TIMEOUT_MS / 1000 + 0.25 + 2.0
 class Nats:
     """nats-server with JetStream, on a fixed port so it can be restarted in place."""
 
-    def __init__(self, workdir: Path, request) -> None:
+    def __init__(self, workdir: Path, request, extra: list[str] | None = None) -> None:
+        self.extra = extra or []
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.store = workdir / "nats-store"
@@ -66,7 +67,7 @@ class Nats:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
+                [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store), *self.extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -83,14 +84,23 @@ class Nats:
             self.proc.wait(timeout=5)
 
 
-def start_node(name: str, nats: Nats, workdir: Path, request, extra: list[str] | None = None) -> Engine:
+def start_node(
+    name: str, nats: Nats, workdir: Path, request, extra: list[str] | None = None, via_file: bool = False, env: dict | None = None
+) -> Engine:
+    """An engine joining `nats` as node `name`: through the flags, or through a config
+    file's `cluster:` section."""
     port = free_port()
     log = workdir / f"engine-{name}.log"
-    env = dict(os.environ, NO_COLOR="1")
+    env = dict(os.environ, NO_COLOR="1", **(env or {}))
     env.setdefault("RUST_LOG", "info")
     env.pop("III_HTTP_PORT", None)
     command = [str(ENGINE_BIN), "--host", "127.0.0.1", "--port", str(port), "--http-port", "0"]
-    command += ["--cluster", nats.url, "--node-id", name, "--node-timeout-ms", str(NODE_TIMEOUT_MS)]
+    if via_file:
+        config = workdir / f"config-{name}.yaml"
+        config.write_text(f"cluster:\n  nats: {nats.url}\n  node_id: {name}\n  node_timeout_ms: {NODE_TIMEOUT_MS}\n")
+        command += ["--config", str(config)]
+    else:
+        command += ["--cluster", nats.url, "--node-id", name, "--node-timeout-ms", str(NODE_TIMEOUT_MS)]
     with open(log, "wb") as logf:
         proc = subprocess.Popen(
             command + (extra or []),
@@ -178,7 +188,8 @@ def cluster(request, tmp_path, published_clients):
     nodes: dict[str, Engine] = {}
     try:
         for name in "abc":
-            nodes[name] = start_node(name, nats, tmp_path, request)
+            # Node c joins through a config file's `cluster:` section, a and b through flags.
+            nodes[name] = start_node(name, nats, tmp_path, request, via_file=name == "c")
         for name, engine in nodes.items():
             others = sorted(set(nodes) - {name})
             wait_for(f"node {name} to see {others}", lambda engine=engine, others=others: sorted(peers_of(engine)) == others)
@@ -549,3 +560,27 @@ def test_http_download_through_a_node_without_the_function(cluster, serving, tmp
     body = wait_for("node a to serve the route", fetch, timeout=15, every=0.2)
     assert len(body) == len(data)
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest(), "downloaded bytes differ"
+
+
+@pytest.mark.timeout(60)
+def test_nats_credentials_are_required_and_used(request, tmp_path):
+    """Against a NATS server that requires a user and password, a node with the right ones
+    (III_NATS_USER / III_NATS_PASSWORD) joins and sees its peer; one with a wrong password is
+    refused at start-up with an error naming the cluster, instead of running alone."""
+    nats = Nats(tmp_path, request, ["--user", "iii", "--pass", "s3cret"])
+    good = {"III_NATS_USER": "iii", "III_NATS_PASSWORD": "s3cret"}
+    nodes = []
+    try:
+        for name in "ab":
+            nodes.append(start_node(name, nats, tmp_path, request, env=good))
+        wait_for("node a to see b", lambda: peers_of(nodes[0]) == ["b"])
+        env = dict(os.environ, III_NATS_USER="iii", III_NATS_PASSWORD="wrong", NO_COLOR="1")
+        command = [str(ENGINE_BIN), "--port", "0", "--http-port", "0", "--cluster", nats.url, "--node-id", "x"]
+        refused = subprocess.run(command, env=env, capture_output=True, timeout=30)
+        output = (refused.stdout + refused.stderr).decode("utf-8", "replace")
+        assert refused.returncode != 0, output
+        assert "cannot join the cluster" in output and "authorization" in output.lower(), output
+    finally:
+        for engine in nodes:
+            _stop(engine.proc)
+        nats.kill()

@@ -118,7 +118,7 @@ impl ClusterArgs {
 }
 
 /// The host name (letters, digits and `-` kept) and the worker port.
-fn default_node_id(port: u16) -> String {
+pub(crate) fn default_node_id(port: u16) -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

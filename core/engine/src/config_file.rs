@@ -69,6 +69,9 @@ pub struct FileConfig {
     pub http: Option<HttpEntry>,
     /// What the file holds that the engine does not serve (each named), to report.
     pub ignored: Vec<String>,
+    /// The `cluster:` section (docs/CLUSTER.md), if any; a node id it leaves out is the
+    /// command line's default.
+    pub cluster: Option<crate::ClusterConfig>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +80,7 @@ struct Document {
     workers: Vec<Entry>,
     #[serde(default)]
     modules: Vec<Entry>,
+    cluster: Option<crate::cluster::config::ClusterSection>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -127,7 +131,10 @@ pub fn load(path: &Path) -> Result<FileConfig, String> {
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<FileConfig, String> {
     let text = expand(text, env)?;
     let document: Document = serde_yaml_ng::from_str(&text).map_err(|error| error.to_string())?;
-    let mut found = FileConfig::default();
+    let mut found = FileConfig {
+        cluster: (document.cluster).map(|section| section.into_config(String::new)),
+        ..FileConfig::default()
+    };
     for key in document.other.keys() {
         found.ignored.push(format!("top-level key `{key}`"));
     }
@@ -235,6 +242,29 @@ fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_section_becomes_the_cluster_settings() {
+        let text = "cluster:\n  nats: [nats://n1:4222, nats://n2:4222]\n  node_id: a\n  advertise: ws://10.0.0.5:49134\n  node_timeout_ms: 6000\n  credentials:\n    user: iii\n    password: ${PW}\n  tls:\n    ca: /etc/nats/ca.pem\n";
+        let env = |name: &str| (name == "PW").then(|| "secret".to_string());
+        let cluster = parse(text, env)
+            .expect("parses")
+            .cluster
+            .expect("a cluster");
+        assert_eq!(cluster.nats_urls, ["nats://n1:4222", "nats://n2:4222"]);
+        assert_eq!(
+            (cluster.node_id.as_str(), cluster.advertise.as_str()),
+            ("a", "ws://10.0.0.5:49134")
+        );
+        assert_eq!(cluster.node_timeout, std::time::Duration::from_secs(6));
+        assert_eq!(cluster.heartbeat, std::time::Duration::from_secs(2));
+        assert_eq!(cluster.auth.password.as_deref(), Some("secret"));
+        assert_eq!(
+            cluster.tls.ca_file.as_deref(),
+            Some(Path::new("/etc/nats/ca.pem"))
+        );
+        assert!(parse("cluster:\n  nats: nats://x:1\n  bogus: 1\n", |_| None).is_err());
+    }
 
     const PUBLISHED: &str = r#"
 workers:

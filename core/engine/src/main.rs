@@ -237,6 +237,13 @@ fn apply_file(
     for ignored in &file.ignored {
         tracing::warn!("config: {ignored} is not served by this engine; ignored");
     }
+    // The command line's --cluster replaces the file's section as a whole.
+    if let Some(mut cluster) = file.cluster.filter(|_| !given("nats_urls")) {
+        if cluster.node_id.is_empty() {
+            cluster.node_id = cluster_args::default_node_id(config.port);
+        }
+        config.cluster = Some(cluster);
+    }
     let mut listeners = file.listeners.into_iter();
     if let Some(main) = listeners.next() {
         if let Some(host) = main.host.filter(|_| !given("host")) {

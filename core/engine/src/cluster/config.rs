@@ -99,6 +99,86 @@ impl ClusterConfig {
     }
 }
 
+/// The `cluster:` section of a configuration file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterSection {
+    /// One NATS URL or a list.
+    nats: OneOrMany,
+    node_id: Option<String>,
+    advertise: Option<String>,
+    name: Option<String>,
+    node_timeout_ms: Option<u64>,
+    #[serde(default)]
+    credentials: CredentialsSection,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    peer_ca: Vec<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsSection {
+    file: Option<PathBuf>,
+    nkey: Option<String>,
+    token: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    #[serde(default)]
+    required: bool,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl ClusterSection {
+    /// The settings the section describes; `default_node_id` when it names none.
+    pub(crate) fn into_config(self, default_node_id: impl FnOnce() -> String) -> ClusterConfig {
+        let nats_urls = match self.nats {
+            OneOrMany::One(url) => vec![url],
+            OneOrMany::Many(urls) => urls,
+        };
+        let node_id = self.node_id.unwrap_or_else(default_node_id);
+        let mut config = ClusterConfig::new("", &node_id, &self.advertise.unwrap_or_default());
+        config.nats_urls = nats_urls;
+        if let Some(name) = self.name {
+            config.name = name;
+        }
+        if let Some(ms) = self.node_timeout_ms {
+            config.node_timeout = Duration::from_millis(ms);
+            config.heartbeat = config.node_timeout / 3;
+        }
+        let credentials = self.credentials;
+        config.auth = NatsAuth {
+            credentials_file: credentials.file,
+            nkey_seed: credentials.nkey,
+            token: credentials.token,
+            user: credentials.user,
+            password: credentials.password,
+        };
+        config.tls = NatsTls {
+            required: self.tls.required,
+            ca_file: self.tls.ca,
+            client_cert: self.tls.cert.zip(self.tls.key),
+        };
+        config.peer_ca_files = self.peer_ca;
+        config
+    }
+}
+
 /// A node id or cluster name: 1 to 64 letters, digits, `-` or `_`.
 fn check_name(what: &str, name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
