@@ -89,6 +89,7 @@ def start_node(
 ) -> Engine:
     """An engine joining `nats` as node `name`: through the flags, or through a config
     file's `cluster:` section."""
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = workdir / f"engine-{name}.log"
     env = dict(os.environ, NO_COLOR="1", **(env or {}))
@@ -486,9 +487,11 @@ def test_a_killed_node_gives_readers_an_error_not_an_end(cluster, peers, request
 
 
 @pytest.mark.timeout(120)
-def test_calls_pending_on_a_killed_node_stop_within_the_bound(cluster, peers, request):
+@pytest.mark.parametrize("restarted", [False, True], ids=["killed", "killed-and-restarted"])
+def test_calls_pending_on_a_killed_node_stop_within_the_bound(cluster, peers, request, tmp_path, restarted):
     """A call in flight on node B when B is SIGKILLed fails with invocation_stopped once B's
-    membership entry ages out (node timeout), not at the call's deadline."""
+    membership entry ages out (node timeout), not at the call's deadline — also when B starts
+    again under its id at once (its entry never ages: the new process is told apart)."""
     peers(cluster["b"], "b", "serve")
     cluster.wait_visible("cluster::sleep::b", on=["a"])
     outcome: dict = {}
@@ -500,13 +503,18 @@ def test_calls_pending_on_a_killed_node_stop_within_the_bound(cluster, peers, re
     caller.start()
     wait_for("the call to reach node b", lambda: status(cluster["a"])["cluster"]["calls_pending"] == 1)
     killed_at = cluster.kill("b")
+    if restarted:
+        cluster.nodes["b"] = start_node("b", cluster.nats, tmp_path / "again", request)
     caller.join(timeout=60)
     kind, out = outcome["run"]
     took = time.monotonic() - killed_at
     assert kind == "ERROR" and out["code"] == "invocation_stopped", out
     assert "node b" in out["message"], out
     assert took <= LOSS_BOUND_SECS + 1, f"stopped {took:.2f} s after the kill (bound {LOSS_BOUND_SECS} s)"
-    assert sorted(peers_of(cluster["a"])) == ["c"]
+    if restarted:
+        wait_for("node a to see b again", lambda: sorted(peers_of(cluster["a"])) == ["b", "c"])
+    else:
+        assert sorted(peers_of(cluster["a"])) == ["c"]
     kind, out = our_run(cluster["a"], "a", request, "call", "cluster::sleep::b", "{}")
     assert kind == "ERROR" and out["code"] == "function_not_found" and out["secs"] < 2, out
 

@@ -329,7 +329,9 @@ async fn publish(
         let mut failed = false;
         for ((store, published), desired) in buckets.iter().zip(&mut published).zip(desired) {
             if fresh {
-                if let Err(error) = purge_own(store, &cluster.node).await {
+                // What an earlier run (or this one, before NATS went) left and no longer
+                // holds goes; what it holds is put again below, so peers never miss it.
+                if let Err(error) = purge_own(store, &cluster.node, &desired).await {
                     tracing::debug!(%error, "cannot clear this node's old registrations");
                     failed = true;
                     break;
@@ -358,14 +360,20 @@ async fn publish(
     }
 }
 
-/// Deletes every key of `node` in `store` (left from an earlier run of the node).
-async fn purge_own(store: &Store, node: &str) -> Result<(), String> {
+/// Deletes every key of `node` in `store` that is not in `keep`.
+async fn purge_own(
+    store: &Store,
+    node: &str,
+    keep: &HashMap<String, Vec<u8>>,
+) -> Result<(), String> {
     let prefix = format!("{node}.");
     let keys: Vec<String> = (store.keys().await.map_err(|e| e.to_string())?)
         .try_collect()
         .await
         .map_err(|e| e.to_string())?;
-    for key in keys.into_iter().filter(|key| key.starts_with(&prefix)) {
+    let stale =
+        (keys.into_iter()).filter(|key| key.starts_with(&prefix) && !keep.contains_key(key));
+    for key in stale {
         store.delete(&key).await.map_err(|e| e.to_string())?;
     }
     Ok(())

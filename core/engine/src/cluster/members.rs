@@ -47,12 +47,17 @@ pub(crate) struct NodeEntry {
     /// Seconds it has been up when it wrote the entry.
     #[serde(default)]
     pub(crate) uptime_secs: u64,
+    /// Drawn when the process starts: a node that restarted under its id within the node
+    /// timeout is still told apart from the one that died.
+    #[serde(default)]
+    pub(crate) incarnation: String,
 }
 
 /// A live peer.
 struct Member {
     advertise: String,
     version: String,
+    incarnation: String,
     /// When its entry was last renewed, by this node's clock.
     last_seen: Instant,
     /// When this node saw it join.
@@ -62,6 +67,7 @@ struct Member {
 /// This node's view of its peers.
 pub(crate) struct Members {
     me: Arc<str>,
+    incarnation: String,
     advertise: String,
     started: std::time::Instant,
     timeout: Duration,
@@ -78,6 +84,7 @@ impl Members {
     pub(crate) fn new(config: &ClusterConfig, started: std::time::Instant) -> Self {
         Self {
             me: config.node_id.as_str().into(),
+            incarnation: uuid::Uuid::new_v4().to_string(),
             advertise: config.advertise.clone(),
             started,
             timeout: config.node_timeout,
@@ -105,10 +112,21 @@ impl Members {
         lock(&self.alive).len()
     }
 
-    /// Returns once `node` is no longer a live peer.
+    /// The process `node` is now, if it is a live peer.
+    fn incarnation_of(&self, node: &str) -> Option<String> {
+        lock(&self.alive)
+            .get(node)
+            .map(|member| member.incarnation.clone())
+    }
+
+    /// Returns once the process that is node `node` now is no longer a live peer (lost, or
+    /// replaced by a restarted one).
     pub(crate) async fn until_lost(&self, node: &str) {
         let mut changes = self.changes.subscribe();
-        while self.is_alive(node) {
+        let Some(first) = self.incarnation_of(node) else {
+            return;
+        };
+        while self.incarnation_of(node).as_ref() == Some(&first) {
             if changes.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
@@ -141,11 +159,13 @@ impl Members {
             advertise: self.advertise.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
+            incarnation: self.incarnation.clone(),
         }
     }
 
-    /// Takes in an entry the watch delivered. Returns the peer when it just joined.
-    fn seen(&self, entry: &Entry) -> Option<Arc<str>> {
+    /// Takes in an entry the watch delivered. Returns the peer when it just joined, and
+    /// whether it replaced a process of the same id (which is then lost).
+    fn seen(&self, entry: &Entry) -> Option<(Arc<str>, bool)> {
         let renewed = self.is_renewal(entry);
         if entry.key == *self.me || !renewed {
             return None;
@@ -156,22 +176,27 @@ impl Members {
         }
         let now = Instant::now();
         let mut alive = lock(&self.alive);
+        let mut replaced = false;
         if let Some(member) = alive.get_mut(entry.key.as_str()) {
-            member.last_seen = now;
-            member.advertise = parsed.advertise;
-            return None;
+            if member.incarnation == parsed.incarnation {
+                member.last_seen = now;
+                member.advertise = parsed.advertise;
+                return None;
+            }
+            replaced = true;
         }
         let node: Arc<str> = entry.key.as_str().into();
         let member = Member {
             advertise: parsed.advertise,
             version: parsed.version,
+            incarnation: parsed.incarnation,
             last_seen: now,
             joined: now,
         };
         alive.insert(node.clone(), member);
         drop(alive);
         self.changes.send_modify(|count| *count += 1);
-        Some(node)
+        Some((node, replaced))
     }
 
     /// Whether `entry` was written within the node timeout of the newest renewal seen: a
@@ -318,7 +343,10 @@ async fn follow(
 fn apply(shared: &EngineState, cluster: &Cluster, entry: &Entry) {
     match entry.operation {
         Operation::Put => {
-            if let Some(node) = cluster.members.seen(entry) {
+            if let Some((node, replaced)) = cluster.members.seen(entry) {
+                if replaced {
+                    lost(shared, cluster, &node);
+                }
                 tracing::info!(%node, "cluster node joined");
                 cluster.directory.node_joined(shared, &node);
             }

@@ -38,8 +38,9 @@ impl EndSocket for Upstream {
 /// How long opening an end on its owner may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most frames passed on between two flushes.
+/// Most frames, and bytes (beyond the first frame), passed on between two flushes.
 const MAX_BATCH: usize = 64;
+const MAX_BATCH_BYTES: u64 = 1 << 20;
 
 /// The close reason a worker reads when the node owning its channel is lost.
 const REASON_OWNER_LOST: &str = "the node owning the channel was lost";
@@ -224,7 +225,7 @@ pub(crate) async fn relay<S: EndSocket>(
 ) {
     let _open = OpenRelay::new(&cluster);
     let counters = &cluster.counters;
-    let mut lost = pin!(cluster.members.until_lost(&node));
+    let mut lost = pin!(owner_lost(&cluster, &node));
     let ended = loop {
         tokio::select! {
             biased;
@@ -283,7 +284,7 @@ pub(crate) async fn relay<S: EndSocket>(
                 tokio::select! {
                     _ = echo => {}
                     _ = &mut lost => {
-                        close_and_drain(&mut worker, Some(owner_lost())).await;
+                        close_and_drain(&mut worker, Some(owner_lost_frame())).await;
                         return;
                     }
                     _ = shutdown.wait() => {}
@@ -295,10 +296,20 @@ pub(crate) async fn relay<S: EndSocket>(
             close_and_drain(&mut worker, frame).await;
             close_and_drain(&mut owner, None).await;
         }
-        Ended::OwnerLost => close_and_drain(&mut worker, Some(owner_lost())).await,
+        Ended::OwnerLost => close_and_drain(&mut worker, Some(owner_lost_frame())).await,
         // Dropping the owner's socket without a close: the owner reports a lost end.
         Ended::WorkerLost => {}
         Ended::Shutdown => close_and_drain(&mut worker, Some(going_away())).await,
+    }
+}
+
+/// Returns once the membership says the owner is lost while this node is connected to NATS.
+/// Without NATS this node cannot tell (every peer ages out of its view): the relay then
+/// trusts its own connection to the owner, which breaks when the owner dies.
+async fn owner_lost(cluster: &Cluster, node: &str) {
+    cluster.members.until_lost(node).await;
+    if !cluster.connected.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -314,6 +325,9 @@ where
         return (sent, Some(Read::Lost));
     }
     for _ in 1..MAX_BATCH {
+        if sent >= MAX_BATCH_BYTES {
+            break;
+        }
         let Some(message) = from.next().now_or_never() else {
             return (sent, None);
         };
@@ -332,7 +346,7 @@ where
 }
 
 /// The close frame a worker gets when the owner of its channel is lost.
-fn owner_lost() -> CloseFrame {
+fn owner_lost_frame() -> CloseFrame {
     close_frame(GOING_AWAY, REASON_OWNER_LOST)
 }
 
@@ -400,7 +414,7 @@ pub(crate) async fn serve_stream(
         Opened::Unreachable(why) => {
             tracing::warn!(node = %end.node, %why, "cannot reach the node owning a channel");
             socket.opened().await;
-            close_and_drain(&mut socket, Some(owner_lost())).await;
+            close_and_drain(&mut socket, Some(owner_lost_frame())).await;
         }
     }
 }
