@@ -200,9 +200,21 @@ pub async fn report(bytes: u64, count: usize, rounds: usize) -> Result<Vec<Row>,
     let mut across = Vec::new();
     let mut two_hops = Vec::new();
     let (mut one_ratios, mut two_ratios) = (Vec::new(), Vec::new());
+    let gib = bytes as f64 / f64::from(1u32 << 30);
+    let cpu = |node: &EngineProc| node.cpu_seconds();
     for round in 1..=rounds {
+        let before = (cpu(&nodes[0]), cpu(&nodes[1]));
         let local = relay_across(a, a, a, bytes).await?.mb_per_sec();
+        let owner_alone = (cpu(&nodes[0]) - before.0) / gib;
+        let before = (cpu(&nodes[0]), cpu(&nodes[1]));
         let one = relay_across(a, a, b, bytes).await?.mb_per_sec();
+        let (owner, relaying) = (
+            (cpu(&nodes[0]) - before.0) / gib,
+            (cpu(&nodes[1]) - before.1) / gib,
+        );
+        println!(
+            "  engine CPU s per GiB: one node {owner_alone:.2}; across, owner {owner:.2} + relaying node {relaying:.2}"
+        );
         let two = relay_across(a, b, c, bytes).await?.mb_per_sec();
         println!(
             "round {round}: relay on one node {local:.0} MB/s; reader on another node {one:.0} MB/s ({:.2} ×); writer and reader each on another node {two:.0} MB/s ({:.2} ×)",

@@ -9,6 +9,10 @@ the published client's). III_URL names its engine; TAG names this process's func
         create a channel here, hand its read end to FUNCTION (a peer's cluster::read_report,
         void) and write slowly without end: from here, or (with WRITER_FUNCTION, a peer's
         cluster::write_slowly, void) from that peer
+    cluster_peer.py drive-stream SIZE FUNCTION
+        create a channel here, hand its read end to FUNCTION (a peer's cluster::read_report,
+        void), write SIZE deterministic bytes pausing PAUSE s (default 0.02) per 256 KiB, and
+        close; RESULT {sent}
     cluster_peer.py call FUNCTION [PAYLOAD_JSON]   RESULT {result} or ERROR {code, message, secs}
 
 stdout carries only protocol lines: READY, PROGRESS <bytes>, READ <json>, RESULT <json>,
@@ -59,17 +63,18 @@ def read_report(data):
     """Reads the channel to its end and reports how it ended on stdout (its caller may be
     gone by then)."""
     reader = data["reader"]
-    total, reported = 0, 0
+    total, reported, digest = 0, 0, hashlib.sha256()
     try:
         while True:
             chunk = reader.next_chunk()
             if not chunk:
                 break
             total += len(chunk)
+            digest.update(chunk)
             if total - reported >= 1 << 20:
                 emit(f"PROGRESS {total}")
                 reported = total
-        emit("READ " + json.dumps({"bytes": total, "error": None}))
+        emit("READ " + json.dumps({"bytes": total, "sha256": digest.hexdigest(), "error": None}))
     except Exception as e:  # noqa: BLE001 - the point is to report it
         emit("READ " + json.dumps({"bytes": total, "error": f"{type(e).__name__}: {e}"}))
     return None
@@ -96,6 +101,7 @@ def serve(iii) -> None:
     iii.register_function(f"cluster::write_slowly::{TAG}", write_slowly)
     iii.register_function(f"cluster::sleep::{TAG}", lambda d: time.sleep(float(d.get("secs", 30))) or {"slept": True})
     iii.register_function(f"cluster::whoami::{TAG}", lambda d: {"tag": TAG})
+    iii.register_function(f"cluster::big::{TAG}", lambda d: {"text": "x" * int(d.get("size", 0))})
     # Registered through this node; READY once a call through the engine reaches it.
     iii.trigger({"function_id": f"cluster::whoami::{TAG}", "payload": {}})
     emit("READY")
@@ -112,12 +118,31 @@ def drive_slow(iii, size: int, function: str) -> None:
         channel.writer.close()
 
     started = time.monotonic()
-    thread = threading.Thread(target=write)
+    written: dict = {}
+
+    def timed_write() -> None:
+        write()
+        written["secs"] = time.monotonic() - started
+
+    thread = threading.Thread(target=timed_write)
     thread.start()
     result = iii.trigger({"function_id": function, "payload": {"reader": channel.reader_ref.model_dump(), "pause": 0.002}})
     thread.join()
     sent = {"bytes": size, "sha256": hashlib.sha256(data).hexdigest()}
-    emit("RESULT " + json.dumps({"sent": sent, "result": result, "secs": time.monotonic() - started}))
+    out = {"sent": sent, "result": result, "secs": time.monotonic() - started, "writer_secs": written.get("secs")}
+    emit("RESULT " + json.dumps(out))
+
+
+def drive_stream(iii, size: int, function: str) -> None:
+    pause = float(os.environ.get("PAUSE", "0.02"))
+    channel = iii.create_channel()
+    iii.trigger({"function_id": function, "payload": {"reader": channel.reader_ref.model_dump()}, "action": {"type": "void"}})
+    data = blob(size)
+    for off in range(0, size, CHUNK):
+        channel.writer.write(data[off : off + CHUNK])
+        time.sleep(pause)
+    channel.writer.close()
+    emit("RESULT " + json.dumps({"sent": {"bytes": size, "sha256": hashlib.sha256(data).hexdigest()}}))
 
 
 def drive_kill(iii, function: str, writer_function: str | None) -> None:
@@ -151,6 +176,8 @@ def main() -> None:
             serve(iii)
         elif mode == "drive-slow":
             drive_slow(iii, int(args[0]), args[1])
+        elif mode == "drive-stream":
+            drive_stream(iii, int(args[0]), args[1])
         elif mode == "drive-kill":
             drive_kill(iii, args[0], args[1] if len(args) > 1 else None)
         elif mode == "call":

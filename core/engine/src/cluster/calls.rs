@@ -12,6 +12,7 @@ use async_nats::client::RequestErrorKind;
 use futures_util::StreamExt;
 use iii_protocol::codes::{
     FUNCTION_NOT_FOUND, INVALID_MESSAGE, INVOCATION_STOPPED, PAYLOAD_TOO_LARGE, TIMEOUT,
+    WORKER_BUSY,
 };
 use iii_protocol::{ErrorBody, TraceContext};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,39 @@ use crate::forward::{Call, Pace, forward};
 use crate::invocations::{Outcome, Waiter, stopped_error};
 use crate::lifecycle::{Lifeline, Shutdown};
 use crate::state::EngineState;
+
+/// Most calls this node may have on their way to peers or waiting for a peer's answer, and
+/// the bytes of their payloads (kept for a retry on another peer): past either, a call is
+/// refused at once with `worker_busy`.
+pub(crate) const MAX_CALLS_OUT: usize = 65_536;
+pub(crate) const MAX_CALL_BYTES_OUT: usize = 256 << 20;
+/// Most calls from peers this node serves at once; past it a peer's call is answered
+/// `worker_busy` at once.
+pub(crate) const MAX_CALLS_IN: usize = 65_536;
+
+/// Bytes of payloads held for calls to peers, given back when a call ends.
+#[derive(Default)]
+pub(crate) struct ByteBudget(std::sync::atomic::AtomicUsize);
+
+/// Bytes taken from a [`ByteBudget`].
+struct HeldBytes<'a>(&'a ByteBudget, usize);
+
+impl ByteBudget {
+    fn try_take(&self, bytes: usize, max: usize) -> Option<HeldBytes<'_>> {
+        (self.0)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + bytes <= max).then_some(held + bytes)
+            })
+            .ok()
+            .map(|_| HeldBytes(self, bytes))
+    }
+}
+
+impl Drop for HeldBytes<'_> {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
 
 /// A call as it travels between nodes.
 #[derive(Serialize, Deserialize)]
@@ -66,7 +100,30 @@ pub(crate) fn send(
         metrics.void_call(&call.function_id);
     }
     let timeout = shared.config.invocation_timeout;
-    tokio::spawn(call_peer(cluster.clone(), node, call, waiter, timeout));
+    let Some(slot) = cluster.pending.try_take(MAX_CALLS_OUT) else {
+        let function_id = call.function_id;
+        let error = busy(&format!(
+            "{MAX_CALLS_OUT} calls already wait on other nodes"
+        ));
+        if let Some(waiter) = waiter {
+            tokio::spawn(waiter.fail(function_id, error));
+        } else {
+            tracing::debug!(%function_id, "a void call to a peer was dropped: too many calls wait on peers");
+        }
+        return;
+    };
+    tokio::spawn(call_peer(
+        cluster.clone(),
+        node,
+        call,
+        waiter,
+        (timeout, slot),
+    ));
+}
+
+/// The error of a call refused because too much waits on peers.
+fn busy(why: &str) -> ErrorBody {
+    ErrorBody::new(WORKER_BUSY, format!("{why}: try again later"))
 }
 
 async fn call_peer(
@@ -74,7 +131,7 @@ async fn call_peer(
     mut node: Arc<str>,
     call: Call,
     waiter: Option<Waiter>,
-    timeout: Duration,
+    (timeout, _slot): (Duration, crate::quota::Slot),
 ) {
     let Call {
         function_id,
@@ -102,6 +159,19 @@ async fn call_peer(
         }
     };
     drop(wire);
+    let Some(_bytes) = cluster
+        .pending_bytes
+        .try_take(body.len(), MAX_CALL_BYTES_OUT)
+    else {
+        let why = format!(
+            "{} MiB of calls already wait on other nodes",
+            MAX_CALL_BYTES_OUT >> 20
+        );
+        if let Some(waiter) = waiter {
+            waiter.fail(function_id, busy(&why)).await;
+        }
+        return;
+    };
     cluster.counters.calls_sent.fetch_add(1, Ordering::Relaxed);
     let Some(waiter) = waiter else {
         if let Err(error) = cluster
@@ -113,7 +183,6 @@ async fn call_peer(
         }
         return;
     };
-    let _pending = cluster.pending.try_take(usize::MAX);
     let started = tokio::time::Instant::now();
     let mut tried = Vec::new();
     let outcome = loop {
@@ -229,13 +298,22 @@ pub(crate) async fn run(
     mut shutdown: Shutdown,
     _lifeline: Lifeline,
 ) {
+    let Some(cluster) = shared.cluster.get().cloned() else {
+        return;
+    };
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             message = calls.next() => match message {
-                Some(message) => {
-                    tokio::spawn(serve_one(shared.clone(), message));
-                }
+                Some(message) => match cluster.serving.try_take(MAX_CALLS_IN) {
+                    Some(slot) => {
+                        tokio::spawn(serve_one(shared.clone(), message, slot));
+                    }
+                    None => {
+                        let error = busy(&format!("node {} serves {MAX_CALLS_IN} calls of other nodes already", cluster.node));
+                        reply(&cluster, message.reply, Err(error)).await;
+                    }
+                },
                 None => return,
             },
         }
@@ -243,7 +321,11 @@ pub(crate) async fn run(
 }
 
 /// Serves one call from a peer: hands it to a local worker and replies with its answer.
-async fn serve_one(shared: Arc<EngineState>, message: async_nats::Message) {
+async fn serve_one(
+    shared: Arc<EngineState>,
+    message: async_nats::Message,
+    _slot: crate::quota::Slot,
+) {
     let Some(cluster) = shared.cluster.get() else {
         return;
     };
@@ -265,24 +347,46 @@ async fn serve_one(shared: Arc<EngineState>, message: async_nats::Message) {
             format!("a peer sent an unreadable call: {error}"),
         )),
     };
+    reply(cluster, reply_to, outcome).await;
+}
+
+/// Answers a peer's call on `reply_to` (nothing for a void call). An answer over what NATS
+/// carries is replaced by a `payload_too_large` error, so the caller is not left waiting.
+async fn reply(cluster: &Cluster, reply_to: Option<async_nats::Subject>, outcome: Outcome) {
     let Some(reply_to) = reply_to else { return };
-    let answer = match outcome {
-        Ok(result) => WireAnswer {
-            result: Some(result),
-            error: None,
-        },
-        Err(error) => WireAnswer {
-            result: None,
-            error: Some(error),
-        },
+    let encode = |outcome: Outcome| {
+        let answer = match outcome {
+            Ok(result) => WireAnswer {
+                result: Some(result),
+                error: None,
+            },
+            Err(error) => WireAnswer {
+                result: None,
+                error: Some(error),
+            },
+        };
+        serde_json::to_vec(&answer).ok()
     };
-    let Ok(body) = serde_json::to_vec(&answer) else {
+    let Some(mut body) = encode(outcome) else {
         return;
     };
+    let max = cluster.client.max_payload();
+    if body.len() > max.saturating_sub(ANSWER_OVERHEAD) {
+        let why = format!(
+            "the answer is over the {max} bytes NATS carries between nodes; stream large results through a channel"
+        );
+        let Some(refused) = encode(Err(ErrorBody::new(PAYLOAD_TOO_LARGE, why))) else {
+            return;
+        };
+        body = refused;
+    }
     if let Err(error) = cluster.client.publish(reply_to, body.into()).await {
         tracing::debug!(%error, "an answer to a peer was not sent");
     }
 }
+
+/// Room left in a NATS message for its subject and headers.
+const ANSWER_OVERHEAD: usize = 1024;
 
 /// The call, its metadata and its trace context from the wire.
 fn call_of(wire: WireCall) -> (Call, Option<u64>) {

@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Shortest node timeout: renewals must be able to arrive in time on a loaded machine.
+pub const MIN_NODE_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// Longest node id, in bytes (it is part of every channel id the node creates).
 pub const MAX_NODE_ID_BYTES: usize = 64;
 
@@ -90,6 +93,11 @@ impl ClusterConfig {
             return Err(format!(
                 "the advertise URL must be ws:// or wss://, not {:?}",
                 self.advertise
+            ));
+        }
+        if self.node_timeout < MIN_NODE_TIMEOUT || self.heartbeat < MIN_NODE_TIMEOUT / 3 {
+            return Err(format!(
+                "the node timeout must be at least {MIN_NODE_TIMEOUT:?}"
             ));
         }
         if self.node_timeout < self.heartbeat * 2 {
@@ -215,6 +223,10 @@ mod tests {
         bad = good.clone();
         bad.nats_urls.clear();
         assert!(bad.check().is_err());
+        bad = good.clone();
+        bad.node_timeout = Duration::ZERO;
+        bad.heartbeat = Duration::ZERO;
+        assert!(bad.check().is_err(), "a zero timeout would spin the timers");
         assert!(!is_node_id(&"x".repeat(65)));
         assert!(is_node_id("A_1-b"));
     }

@@ -200,6 +200,19 @@ impl Directory {
     }
 }
 
+/// Deletes node `node`'s registrations from both buckets (a node that has been gone long).
+pub(crate) async fn forget_node(cluster: &Cluster, node: &str) {
+    for bucket in [FUNCTIONS, ROUTES] {
+        let Ok(store) = cluster.open_bucket(bucket, Duration::ZERO).await else {
+            continue;
+        };
+        if let Err(error) = purge_own(&store, node, &HashMap::new()).await {
+            tracing::debug!(%error, %node, bucket, "could not forget a lost node's registrations");
+        }
+    }
+    tracing::info!(%node, "a node gone for long: its registrations are deleted");
+}
+
 /// Registers a peer's route in the local route table (refused, and logged, when a local
 /// listener's workers hold the same method and path).
 fn add_route(shared: &EngineState, conn: ConnId, trigger: String, route: &RouteEntry) {

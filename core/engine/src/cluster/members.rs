@@ -78,9 +78,15 @@ pub(crate) struct Members {
     newest: Mutex<Option<async_nats::datetime::DateTime>>,
     /// Bumped whenever a peer joins or is lost.
     changes: tokio::sync::watch::Sender<u64>,
+    /// When this node's own entry was last renewed: without a recent renewal, this node is
+    /// the one cut off, and what it sees of its peers says nothing about them.
+    renewed: Mutex<Option<Instant>>,
+    /// Set once this node leaves: its entry is no longer renewed.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Members {
+    /// This node's view, empty, for the node `config` describes (up since `started`).
     pub(crate) fn new(config: &ClusterConfig, started: std::time::Instant) -> Self {
         Self {
             me: config.node_id.as_str().into(),
@@ -92,6 +98,33 @@ impl Members {
             alive: Mutex::default(),
             newest: Mutex::default(),
             changes: tokio::sync::watch::channel(0).0,
+            renewed: Mutex::default(),
+            leaving: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this node renewed its own entry within two heartbeats: NATS works for it, so
+    /// a peer it has seen no renewal of for the node timeout is the one gone (and not this
+    /// node cut off from NATS, where every peer ages out alike).
+    pub(crate) fn in_touch(&self) -> bool {
+        (*lock(&self.renewed)).is_some_and(|at| at.elapsed() <= self.heartbeat * 2)
+    }
+
+    /// Gives every peer a full node timeout from now (this node's view starts over after
+    /// NATS came back: renewals it could not see while cut off say nothing of the peers).
+    fn grace(&self) {
+        let now = Instant::now();
+        for member in lock(&self.alive).values_mut() {
+            member.last_seen = now;
+        }
+    }
+
+    /// Takes the stream's newest write time as the NATS clock's "now" (before a watch
+    /// replays old entries).
+    fn saw_time(&self, at: async_nats::datetime::DateTime) {
+        let mut newest = lock(&self.newest);
+        if newest.is_none_or(|seen| seen < at) {
+            *newest = Some(at);
         }
     }
 
@@ -210,9 +243,10 @@ impl Members {
                 entry.created
             }
         };
+        // Judged by age alone against the NATS clock: a replayed entry of a dead node is
+        // older than the node timeout; renewals of live ones are not.
         let age_ms = (latest - entry.created).whole_milliseconds();
-        // Entries with more behind them are the replay of a watch that just started.
-        entry.delta == 0 && age_ms <= self.timeout.as_millis() as i128
+        age_ms <= self.timeout.as_millis() as i128
     }
 
     /// Peer `node` is gone; returns whether it was a live peer.
@@ -248,6 +282,12 @@ pub(crate) fn spawn(
     lifeline: &Lifeline,
 ) {
     tokio::spawn(renew(cluster.clone(), shutdown.clone(), lifeline.clone()));
+    tokio::spawn(sweep(
+        shared.clone(),
+        cluster.clone(),
+        shutdown.clone(),
+        lifeline.clone(),
+    ));
     tokio::spawn(follow(
         shared.clone(),
         cluster.clone(),
@@ -270,13 +310,43 @@ async fn renew(cluster: Arc<Cluster>, mut shutdown: Shutdown, _lifeline: Lifelin
             store = cluster.open_bucket(NODES, BUCKETS[0].1).await.ok();
         }
         let Some(bucket) = &store else { continue };
+        if cluster
+            .members
+            .leaving
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
         let entry = cluster.members.entry();
         let Ok(value) = serde_json::to_vec(&entry) else {
             continue;
         };
-        if let Err(error) = bucket.put(&*cluster.node, value.into()).await {
-            tracing::debug!(%error, "could not renew this node's cluster entry");
-            store = None;
+        match bucket.put(&*cluster.node, value.into()).await {
+            Ok(_) => *lock(&cluster.members.renewed) = Some(Instant::now()),
+            Err(error) => {
+                tracing::debug!(%error, "could not renew this node's cluster entry");
+                store = None;
+            }
+        }
+    }
+}
+
+/// Takes peers whose entry aged past the node timeout out of the live set, on a timer of its
+/// own (a watch that is being opened again must not hold the losses up).
+async fn sweep(
+    shared: Arc<EngineState>,
+    cluster: Arc<Cluster>,
+    mut shutdown: Shutdown,
+    _lifeline: Lifeline,
+) {
+    let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = sweeps.tick() => {}
+        }
+        for node in cluster.members.sweep(Instant::now()) {
+            lost(&shared, &cluster, &node);
         }
     }
 }
@@ -289,14 +359,18 @@ async fn follow(
     _lifeline: Lifeline,
 ) {
     let mut epochs = cluster.epoch.subscribe();
-    let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+    let mut retries = tokio::time::interval(RETRY_PAUSE);
     loop {
-        epochs.borrow_and_update();
+        if epochs.borrow_and_update().ne(&0) {
+            cluster.members.grace();
+        }
         let watch = match cluster.open_bucket(NODES, BUCKETS[0].1).await {
-            Ok(store) => store
-                .watch_all_from_revision(1)
-                .await
-                .map_err(|error| error.to_string()),
+            Ok(store) => {
+                if let Ok(status) = store.status().await {
+                    cluster.members.saw_time(status.info.state.last_timestamp);
+                }
+                (store.watch_all_from_revision(1).await).map_err(|error| error.to_string())
+            }
             Err(error) => Err(error),
         };
         let mut watch = match watch {
@@ -306,6 +380,7 @@ async fn follow(
                 None
             }
         };
+        let watching = watch.is_some();
         loop {
             let next = async {
                 match &mut watch {
@@ -316,15 +391,7 @@ async fn follow(
             tokio::select! {
                 _ = shutdown.wait() => return,
                 _ = epochs.changed() => break,
-                _ = sweeps.tick() => {
-                    let retry = watch.is_none();
-                    for node in cluster.members.sweep(Instant::now()) {
-                        lost(&shared, &cluster, &node);
-                    }
-                    if retry {
-                        break;
-                    }
-                }
+                _ = retries.tick(), if !watching => break,
                 entry = next => match entry {
                     Some(Ok(entry)) => apply(&shared, &cluster, &entry),
                     Some(Err(error)) => {
@@ -340,7 +407,7 @@ async fn follow(
 }
 
 /// One change in the `nodes` bucket.
-fn apply(shared: &EngineState, cluster: &Cluster, entry: &Entry) {
+fn apply(shared: &EngineState, cluster: &Arc<Cluster>, entry: &Entry) {
     match entry.operation {
         Operation::Put => {
             if let Some((node, replaced)) = cluster.members.seen(entry) {
@@ -360,14 +427,31 @@ fn apply(shared: &EngineState, cluster: &Cluster, entry: &Entry) {
 }
 
 /// Peer `node` is lost: its routes go, and whoever waits on it learns (through
-/// [`Members::until_lost`]).
-fn lost(shared: &EngineState, cluster: &Cluster, node: &str) {
+/// [`Members::until_lost`]). If it stays away for [`FORGET_AFTER`], its registrations are
+/// deleted from the buckets (any node may; deleting twice is harmless), so ids of nodes that
+/// never return do not pile up.
+fn lost(shared: &EngineState, cluster: &Arc<Cluster>, node: &str) {
     tracing::warn!(%node, "cluster node lost");
     cluster.directory.node_lost(shared, node);
+    let (cluster, node) = (cluster.clone(), node.to_string());
+    tokio::spawn(async move {
+        let mut shutdown = cluster.shutdown.clone();
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(FORGET_AFTER) => {}
+        }
+        if !cluster.members.is_alive(&node) && cluster.members.in_touch() {
+            super::directory::forget_node(&cluster, &node).await;
+        }
+    });
 }
+
+/// How long a lost node's registrations stay in the buckets.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// Deletes this node's entry (a graceful stop): peers lose it at once.
 pub(crate) async fn leave(cluster: &Cluster) {
+    (cluster.members.leaving).store(true, std::sync::atomic::Ordering::Release);
     let Ok(store) = cluster.open_bucket(NODES, BUCKETS[0].1).await else {
         return;
     };

@@ -30,6 +30,9 @@ pub use config::ClusterConfig;
 use directory::Directory;
 use members::Members;
 
+/// Most bytes one bucket holds in NATS's memory.
+const MAX_BUCKET_BYTES: i64 = 256 << 20;
+
 /// How long connecting to NATS at start-up may take before the engine gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -70,9 +73,14 @@ pub(crate) struct Cluster {
     pub(crate) connected: AtomicBool,
     /// Bumped on every reconnection to NATS: the buckets are published and watched afresh.
     pub(crate) epoch: tokio::sync::watch::Sender<u64>,
-    /// Calls sent to peers still waiting for their answer.
+    /// Calls sent to peers still waiting for their answer, and their payloads' bytes.
     pub(crate) pending: crate::quota::Slots,
+    pub(crate) pending_bytes: calls::ByteBudget,
+    /// Calls from peers being served.
+    pub(crate) serving: crate::quota::Slots,
     pub(crate) counters: ClusterCounters,
+    /// The engine's stop signal, for the cluster's own tasks.
+    pub(crate) shutdown: Shutdown,
     /// TLS for `wss://` peers.
     pub(crate) peer_tls: Option<tokio_tungstenite::Connector>,
 }
@@ -107,6 +115,9 @@ impl Cluster {
             max_messages_per_subject: 1,
             max_age,
             storage: jetstream::stream::StorageType::Memory,
+            // What NATS may hold of one bucket: registrations of many nodes fit; a bucket
+            // that is full refuses new values (logged by the node that wrote them).
+            max_bytes: MAX_BUCKET_BYTES,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: true,
@@ -302,10 +313,13 @@ pub(crate) async fn join(
         connected: AtomicBool::new(true),
         epoch: tokio::sync::watch::channel(0).0,
         pending: Default::default(),
+        pending_bytes: Default::default(),
+        serving: Default::default(),
         counters: Default::default(),
         node,
         client,
         peer_tls,
+        shutdown: shutdown.clone(),
         config,
     });
     // The buckets must exist before anything is published or watched: a node that cannot
@@ -320,7 +334,7 @@ pub(crate) async fn join(
         return Err(std::io::Error::other("the engine joined a cluster twice"));
     }
     let calls = calls::serve(shared.clone(), cluster.clone()).await?;
-    tokio::spawn(follow_connection(cluster.clone(), events));
+    tokio::spawn(follow_connection(cluster.clone(), events, shutdown.clone()));
     members::spawn(shared, &cluster, &shutdown, &lifeline);
     directory::spawn(shared, &cluster, &shutdown, &lifeline);
     tokio::spawn(calls::run(shared.clone(), calls, shutdown, lifeline));
@@ -369,6 +383,9 @@ async fn connect_options(
         .request_timeout(None)
         .connection_timeout(CONNECT_TIMEOUT)
         .max_reconnects(None)
+        // Messages the client holds per subscription for this node to take: calls from
+        // peers and watch updates (past it NATS reports this node a slow consumer).
+        .subscription_capacity(8192)
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((100 * attempts as u64).min(1000))
         })
@@ -395,8 +412,14 @@ async fn connect_options(
 async fn follow_connection(
     cluster: Arc<Cluster>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<ConnectionEvent>,
+    mut shutdown: Shutdown,
 ) {
-    while let Some(event) = events.recv().await {
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.wait() => return,
+            event = events.recv() => event,
+        };
+        let Some(event) = event else { return };
         match event {
             ConnectionEvent::Down => {
                 cluster.connected.store(false, Ordering::Relaxed);

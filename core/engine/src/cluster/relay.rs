@@ -226,71 +226,43 @@ pub(crate) async fn relay<S: EndSocket>(
     let _open = OpenRelay::new(&cluster);
     let counters = &cluster.counters;
     let mut lost = pin!(owner_lost(&cluster, &node));
+    // Not biased: under a steady stream one direction is always ready, and the other (a
+    // reader's close, pings) must still be read. Loss and shutdown also cut a step stuck on
+    // a peer that stopped reading.
     let ended = loop {
         tokio::select! {
-            biased;
             _ = shutdown.wait() => break Ended::Shutdown,
             _ = &mut lost => break Ended::OwnerLost,
-            message = owner.next() => match classify(message) {
-                Read::Data(first) => {
-                    let (sent, then) = pass_batch(&mut owner, &mut worker, first).await;
-                    counters.relayed_from_owner.fetch_add(sent, Ordering::Relaxed);
-                    match then {
-                        Some(Read::Close(frame)) => break Ended::OwnerClosed(frame),
-                        Some(Read::Lost) => break Ended::OwnerLost,
-                        Some(Read::Data(_) | Read::Control) | None => {}
-                    }
-                    if worker.flush().await.is_err() {
-                        break Ended::WorkerLost;
-                    }
+            ended = step(&mut owner, &mut worker, counters) => {
+                if let Some(ended) = ended {
+                    break ended;
                 }
-                Read::Control => {}
-                Read::Close(frame) => break Ended::OwnerClosed(frame),
-                Read::Lost => break Ended::OwnerLost,
-            },
-            message = worker.next() => match classify(message) {
-                Read::Data(first) => {
-                    let (sent, then) = pass_batch(&mut worker, &mut owner, first).await;
-                    counters.relayed_to_owner.fetch_add(sent, Ordering::Relaxed);
-                    match then {
-                        Some(Read::Close(frame)) => break Ended::WorkerClosed(frame),
-                        Some(Read::Lost) => break Ended::WorkerLost,
-                        Some(Read::Data(_) | Read::Control) | None => {}
-                    }
-                    if owner.flush().await.is_err() {
-                        break Ended::OwnerLost;
-                    }
-                }
-                Read::Control => {}
-                Read::Close(frame) => break Ended::WorkerClosed(frame),
-                Read::Lost => break Ended::WorkerLost,
-            },
+            }
         }
     };
     match ended {
         Ended::WorkerClosed(frame) => {
             // The owner's echo says every frame before the close is in its buffer: only
             // then does the worker get its own echo (queued by tungstenite, sent on flush).
-            let sent = owner.send(WsMessage::Close(frame)).await;
-            if sent.is_ok() {
-                let echo = async {
-                    loop {
-                        match classify(owner.next().await) {
-                            Read::Close(_) | Read::Lost => return,
-                            Read::Data(_) | Read::Control => {}
-                        }
+            let confirmed = async {
+                owner.send(WsMessage::Close(frame)).await.ok()?;
+                loop {
+                    match classify(owner.next().await) {
+                        Read::Close(_) => return Some(()),
+                        Read::Lost => return None,
+                        Read::Data(_) | Read::Control => {}
                     }
-                };
-                tokio::select! {
-                    _ = echo => {}
-                    _ = &mut lost => {
-                        close_and_drain(&mut worker, Some(owner_lost_frame())).await;
-                        return;
-                    }
-                    _ = shutdown.wait() => {}
                 }
+            };
+            let confirmed = tokio::select! {
+                confirmed = confirmed => confirmed.is_some(),
+                _ = &mut lost => false,
+                _ = shutdown.wait() => false,
+            };
+            if confirmed {
+                close_and_drain(&mut worker, None).await;
             }
-            close_and_drain(&mut worker, None).await;
+            // Otherwise the worker's socket goes without its echo: its stream did not land.
         }
         Ended::OwnerClosed(frame) => {
             close_and_drain(&mut worker, frame).await;
@@ -303,46 +275,100 @@ pub(crate) async fn relay<S: EndSocket>(
     }
 }
 
-/// Returns once the membership says the owner is lost while this node is connected to NATS.
-/// Without NATS this node cannot tell (every peer ages out of its view): the relay then
-/// trusts its own connection to the owner, which breaks when the owner dies.
+/// Moves what one side has ready (a batch of frames) to the other and flushes it; the end of
+/// the relay when a side closed or was lost.
+async fn step<S: EndSocket>(
+    owner: &mut Upstream,
+    worker: &mut S,
+    counters: &super::ClusterCounters,
+) -> Option<Ended> {
+    tokio::select! {
+        message = owner.next() => match classify(message) {
+            Read::Data(first) => {
+                let (sent, batch) = pass_batch(owner, worker, first).await;
+                counters.relayed_from_owner.fetch_add(sent, Ordering::Relaxed);
+                match batch {
+                    Batch::Passed => worker.flush().await.err().map(|_| Ended::WorkerLost),
+                    Batch::SourceClosed(frame) => Some(Ended::OwnerClosed(frame)),
+                    Batch::SourceLost => Some(Ended::OwnerLost),
+                    Batch::DestinationLost => Some(Ended::WorkerLost),
+                }
+            }
+            Read::Control => None,
+            Read::Close(frame) => Some(Ended::OwnerClosed(frame)),
+            Read::Lost => Some(Ended::OwnerLost),
+        },
+        message = worker.next() => match classify(message) {
+            Read::Data(first) => {
+                let (sent, batch) = pass_batch(worker, owner, first).await;
+                counters.relayed_to_owner.fetch_add(sent, Ordering::Relaxed);
+                match batch {
+                    Batch::Passed => owner.flush().await.err().map(|_| Ended::OwnerLost),
+                    Batch::SourceClosed(frame) => Some(Ended::WorkerClosed(frame)),
+                    Batch::SourceLost => Some(Ended::WorkerLost),
+                    Batch::DestinationLost => Some(Ended::OwnerLost),
+                }
+            }
+            Read::Control => None,
+            Read::Close(frame) => Some(Ended::WorkerClosed(frame)),
+            Read::Lost => Some(Ended::WorkerLost),
+        },
+    }
+}
+
+/// Returns once the membership says the owner is lost while this node is in touch with
+/// NATS. Cut off from NATS, this node cannot tell (every peer ages out of its view alike):
+/// the relay then trusts its own connection to the owner, which breaks when the owner dies.
 async fn owner_lost(cluster: &Cluster, node: &str) {
     cluster.members.until_lost(node).await;
-    if !cluster.connected.load(Ordering::Relaxed) {
+    if !cluster.members.in_touch() {
         std::future::pending::<()>().await;
     }
 }
 
+/// How passing a batch went.
+enum Batch {
+    /// Passed (not flushed yet).
+    Passed,
+    /// The source closed after what was passed.
+    SourceClosed(Option<CloseFrame>),
+    /// The source's socket dropped.
+    SourceLost,
+    /// The destination no longer takes frames.
+    DestinationLost,
+}
+
 /// Passes `first` and whatever else `from` has ready (up to a batch) to `to` without
-/// flushing. Returns the bytes passed, and the first non-data read that stopped the batch.
-async fn pass_batch<F, T>(from: &mut F, to: &mut T, first: WsMessage) -> (u64, Option<Read>)
+/// flushing. Returns the bytes passed, and what stopped the batch.
+async fn pass_batch<F, T>(from: &mut F, to: &mut T, first: WsMessage) -> (u64, Batch)
 where
     F: futures_util::Stream<Item = Result<WsMessage, WsError>> + Unpin,
     T: futures_util::Sink<WsMessage, Error = WsError> + Unpin,
 {
     let mut sent = data_len(&first);
     if to.feed(first).await.is_err() {
-        return (sent, Some(Read::Lost));
+        return (sent, Batch::DestinationLost);
     }
     for _ in 1..MAX_BATCH {
         if sent >= MAX_BATCH_BYTES {
             break;
         }
         let Some(message) = from.next().now_or_never() else {
-            return (sent, None);
+            break;
         };
         match classify(message) {
             Read::Data(message) => {
                 sent += data_len(&message);
                 if to.feed(message).await.is_err() {
-                    return (sent, Some(Read::Lost));
+                    return (sent, Batch::DestinationLost);
                 }
             }
             Read::Control => {}
-            other => return (sent, Some(other)),
+            Read::Close(frame) => return (sent, Batch::SourceClosed(frame)),
+            Read::Lost => return (sent, Batch::SourceLost),
         }
     }
-    (sent, None)
+    (sent, Batch::Passed)
 }
 
 /// The close frame a worker gets when the owner of its channel is lost.
