@@ -8,6 +8,7 @@
 pub mod builtins;
 pub mod channel;
 pub mod close;
+pub mod cluster;
 pub mod codes;
 pub mod http;
 pub mod limits;

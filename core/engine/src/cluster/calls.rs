@@ -1,6 +1,7 @@
 //! Calls between nodes. A call of a function only a peer serves is a NATS request on that
-//! peer's subject (`{name}.node.{node}.call`); the peer hands it to its own worker exactly as
-//! a local call and replies with the answer. The calling node keeps the deadline, and gives
+//! peer's subject (`{name}.node.{node}.call`) carrying the main socket's own `invokefunction`
+//! message (the time the caller's node still waits in a header); the peer hands it to its own
+//! worker exactly as a local call and replies with an `invocationresult`. The calling node keeps the deadline, and gives
 //! up on the call as soon as the peer is lost (`invocation_stopped`) instead of waiting for
 //! it. A void call is a plain publish: nobody waits, nothing is answered.
 
@@ -10,12 +11,12 @@ use std::time::Duration;
 
 use async_nats::client::RequestErrorKind;
 use futures_util::StreamExt;
+use iii_protocol::cluster::TIMEOUT_HEADER;
 use iii_protocol::codes::{
     FUNCTION_NOT_FOUND, INVALID_MESSAGE, INVOCATION_STOPPED, PAYLOAD_TOO_LARGE, TIMEOUT,
     WORKER_BUSY,
 };
-use iii_protocol::{ErrorBody, TraceContext};
-use serde::{Deserialize, Serialize};
+use iii_protocol::{ErrorBody, Message, TraceContext, TriggerAction};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -56,33 +57,6 @@ impl Drop for HeldBytes<'_> {
     fn drop(&mut self) {
         (self.0).0.fetch_sub(self.1, Ordering::AcqRel);
     }
-}
-
-/// A call as it travels between nodes.
-#[derive(Serialize, Deserialize)]
-struct WireCall {
-    function_id: String,
-    data: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    metadata: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    traceparent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    tracestate: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    baggage: Option<String>,
-    /// How long the caller's node still waits, in milliseconds.
-    #[serde(default)]
-    timeout_ms: Option<u64>,
-}
-
-/// A call's answer as it travels back.
-#[derive(Serialize, Deserialize)]
-struct WireAnswer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorBody>,
 }
 
 /// Sends `call` to peer `node` (and, if it vanished from NATS meanwhile, to another peer that
@@ -139,14 +113,16 @@ async fn call_peer(
         metadata,
         trace,
     } = call;
-    let wire = WireCall {
+    let wire = Message::InvokeFunction {
+        invocation_id: None,
         function_id: function_id.clone(),
         data,
+        action: waiter.is_none().then_some(TriggerAction::Void),
         metadata,
         traceparent: trace.traceparent,
         tracestate: trace.tracestate,
         baggage: trace.baggage,
-        timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+        namespace: None,
     };
     let body: bytes::Bytes = match serde_json::to_vec(&wire) {
         Ok(body) => body.into(),
@@ -187,8 +163,11 @@ async fn call_peer(
     let mut tried = Vec::new();
     let outcome = loop {
         let left = timeout.saturating_sub(started.elapsed());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(TIMEOUT_HEADER, left.as_millis().to_string().as_str());
         let request = async_nats::Request::new()
             .payload(body.clone())
+            .headers(headers)
             .timeout(Some(left));
         let subject = cluster.call_subject(&node);
         let reply = tokio::select! {
@@ -251,14 +230,14 @@ async fn call_peer(
 
 /// A peer's reply as a call's outcome.
 fn answer_of(payload: &[u8], function_id: &str) -> Outcome {
-    match serde_json::from_slice::<WireAnswer>(payload) {
-        Ok(WireAnswer {
+    match serde_json::from_slice::<Message>(payload) {
+        Ok(Message::InvocationResult {
             error: Some(error), ..
         }) => Err(error),
-        Ok(WireAnswer { result, .. }) => Ok(result.unwrap_or(Value::Null)),
-        Err(error) => Err(ErrorBody::new(
+        Ok(Message::InvocationResult { result, .. }) => Ok(result.unwrap_or(Value::Null)),
+        _ => Err(ErrorBody::new(
             INVALID_MESSAGE,
-            format!("a peer answered {function_id} with something unreadable: {error}"),
+            format!("a peer answered {function_id} with something that is not an invocationresult"),
         )),
     }
 }
@@ -334,17 +313,20 @@ async fn serve_one(
         .calls_served
         .fetch_add(1, Ordering::Relaxed);
     let reply_to = message.reply.clone();
-    let outcome = match serde_json::from_slice::<WireCall>(&message.payload) {
-        Ok(wire) => match reply_to {
-            Some(_) => run_call(&shared, wire).await,
+    let timeout_ms = (message.headers.as_ref())
+        .and_then(|headers| headers.get(TIMEOUT_HEADER))
+        .and_then(|value| value.as_str().parse::<u64>().ok());
+    let outcome = match call_of(&message.payload) {
+        Some(call) => match reply_to {
+            Some(_) => run_call(&shared, call, timeout_ms).await,
             None => {
-                run_void(&shared, wire).await;
+                run_void(&shared, call).await;
                 return;
             }
         },
-        Err(error) => Err(ErrorBody::new(
+        None => Err(ErrorBody::new(
             INVALID_MESSAGE,
-            format!("a peer sent an unreadable call: {error}"),
+            "a peer sent something that is not an invokefunction",
         )),
     };
     reply(cluster, reply_to, outcome).await;
@@ -356,14 +338,8 @@ async fn reply(cluster: &Cluster, reply_to: Option<async_nats::Subject>, outcome
     let Some(reply_to) = reply_to else { return };
     let encode = |outcome: Outcome| {
         let answer = match outcome {
-            Ok(result) => WireAnswer {
-                result: Some(result),
-                error: None,
-            },
-            Err(error) => WireAnswer {
-                result: None,
-                error: Some(error),
-            },
+            Ok(result) => Message::result(String::new(), None, result),
+            Err(error) => Message::error(String::new(), None, error),
         };
         serde_json::to_vec(&answer).ok()
     };
@@ -388,30 +364,40 @@ async fn reply(cluster: &Cluster, reply_to: Option<async_nats::Subject>, outcome
 /// Room left in a NATS message for its subject and headers.
 const ANSWER_OVERHEAD: usize = 1024;
 
-/// The call, its metadata and its trace context from the wire.
-fn call_of(wire: WireCall) -> (Call, Option<u64>) {
-    let call = Call {
-        function_id: wire.function_id,
-        data: wire.data,
-        metadata: wire.metadata,
-        trace: TraceContext {
-            traceparent: wire.traceparent,
-            tracestate: wire.tracestate,
-            baggage: wire.baggage,
-        },
+/// The call a peer's `invokefunction` carries.
+fn call_of(payload: &[u8]) -> Option<Call> {
+    let Ok(Message::InvokeFunction {
+        function_id,
+        data,
+        metadata,
+        traceparent,
+        tracestate,
+        baggage,
+        ..
+    }) = serde_json::from_slice::<Message>(payload)
+    else {
+        return None;
     };
-    (call, wire.timeout_ms)
+    let trace = TraceContext {
+        traceparent,
+        tracestate,
+        baggage,
+    };
+    Some(Call {
+        function_id,
+        data,
+        metadata,
+        trace,
+    })
 }
 
-async fn run_void(shared: &EngineState, wire: WireCall) {
-    let (call, _) = call_of(wire);
+async fn run_void(shared: &EngineState, call: Call) {
     if let Some(owner) = shared.functions.lookup(&call.function_id) {
         forward(shared, owner, call, None, Pace::Call).await;
     }
 }
 
-async fn run_call(shared: &EngineState, wire: WireCall) -> Outcome {
-    let (call, timeout_ms) = call_of(wire);
+async fn run_call(shared: &EngineState, call: Call, timeout_ms: Option<u64>) -> Outcome {
     let Some(owner) = shared.functions.lookup(&call.function_id) else {
         return Err(not_found(&call.function_id));
     };

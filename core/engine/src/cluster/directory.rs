@@ -23,9 +23,9 @@ use crate::util::lock;
 use crate::worker::registry::ConnId;
 
 /// The bucket of function registrations.
-pub(crate) const FUNCTIONS: &str = "functions";
+pub(crate) const FUNCTIONS: &str = iii_protocol::cluster::FUNCTIONS_BUCKET;
 /// The bucket of HTTP routes.
-pub(crate) const ROUTES: &str = "routes";
+pub(crate) const ROUTES: &str = iii_protocol::cluster::ROUTES_BUCKET;
 
 /// How often this node looks for changes in its own registrations to publish.
 const PUBLISH_EVERY: Duration = Duration::from_millis(50);

@@ -36,9 +36,7 @@ const MAX_BUCKET_BYTES: i64 = 256 << 20;
 /// How long connecting to NATS at start-up may take before the engine gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The separator between the owning node and the channel's own id in a cluster channel id
-/// (`{node}.{uuid}`): unreserved in URLs, and never part of a node id.
-pub(crate) const CHANNEL_NODE_SEPARATOR: char = '.';
+pub(crate) use iii_protocol::cluster::CHANNEL_NODE_SEPARATOR;
 
 /// Function ids of peers `/status` lists (`remote_functions_total` counts them all).
 const STATUS_REMOTE_FUNCTIONS: usize = 100;
@@ -88,12 +86,12 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// The name of one of the cluster's key-value buckets.
     pub(crate) fn bucket(&self, what: &str) -> String {
-        format!("{}_{what}", self.config.name)
+        iii_protocol::cluster::bucket(&self.config.name, what)
     }
 
     /// The subject node `node` takes calls on.
     pub(crate) fn call_subject(&self, node: &str) -> String {
-        format!("{}.node.{node}.call", self.config.name)
+        iii_protocol::cluster::call_subject(&self.config.name, node)
     }
 
     /// Opens (creating it if needed) bucket `what`, keeping one value per key for `max_age`
