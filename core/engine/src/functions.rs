@@ -214,7 +214,6 @@ impl FunctionRegistry {
     }
 
     /// Whether `id` has any replica.
-    #[cfg(test)]
     pub(crate) fn contains(&self, id: &str) -> bool {
         lock(&self.inner).map.contains_key(id)
     }

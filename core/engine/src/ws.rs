@@ -31,6 +31,10 @@ pub(crate) trait EndSocket:
     /// After closing on an oversized frame: discard what the peer still sends, so it reads
     /// our close instead of a reset.
     fn linger(&mut self) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Gives the end up without answering a close its peer started: dropped after this, the
+    /// peer sees an abnormal end. (A socket never sends the answer it queued unless flushed.)
+    fn abandon(&mut self) {}
 }
 
 impl EndSocket for WsStream {
@@ -42,6 +46,10 @@ impl EndSocket for WsStream {
 impl EndSocket for iii_streams::StreamSocket {
     /// A stream has no bytes in flight to discard: the connection's framing is intact.
     async fn linger(&mut self) {}
+
+    fn abandon(&mut self) {
+        iii_streams::StreamSocket::abandon(self);
+    }
 }
 
 /// How long closing a socket may take: sending the close frame and waiting for the answer.

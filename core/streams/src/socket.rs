@@ -84,6 +84,17 @@ impl StreamSocket {
         })
     }
 
+    /// Gives the stream up without answering a close its peer started: dropped after this, it
+    /// ends abnormally (the engine's relay uses it when the far end never confirmed a
+    /// writer's close, so the writer must not read a clean end).
+    pub fn abandon(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.echo = None;
+        state
+            .inbox
+            .retain(|message| !matches!(message, WsMessage::Close(_)));
+    }
+
     /// The engine's side: tells the worker the end is open, in order with what the stream
     /// sends next (so a close never overtakes it).
     pub fn opened(&self) -> impl Future<Output = ()> + Send + 'static {

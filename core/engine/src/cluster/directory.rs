@@ -61,6 +61,9 @@ pub(crate) struct Directory {
     routes: Mutex<HashMap<(Arc<str>, String), RouteEntry>>,
     /// The connection id each peer's routes are registered under in the route table.
     conns: Mutex<HashMap<Arc<str>, ConnId>>,
+    /// Set when a key of this node that it still holds was deleted (by a peer that took it
+    /// for gone): its registrations are published afresh.
+    republish: std::sync::atomic::AtomicBool,
 }
 
 impl Directory {
@@ -143,11 +146,15 @@ impl Directory {
     }
 
     /// Takes in a change in the functions bucket.
-    fn apply_function(&self, me: &str, entry: &Entry) {
+    fn apply_function(&self, shared: &EngineState, me: &str, entry: &Entry) {
         let Some((node, function_id)) = parse_key(&entry.key) else {
             return;
         };
         if node == me {
+            let held = shared.functions.contains(&function_id) && !shared.is_draining();
+            if entry.operation != Operation::Put && held {
+                self.republish.store(true, Ordering::Release);
+            }
             return;
         }
         let mut functions = lock(&self.functions);
@@ -168,6 +175,11 @@ impl Directory {
             return;
         };
         if node == me {
+            let held = (shared.routes.snapshot().iter())
+                .any(|route| route.trigger_id == trigger && !self.is_peer_conn(route.owner));
+            if entry.operation != Operation::Put && held && !shared.is_draining() {
+                self.republish.store(true, Ordering::Release);
+            }
             return;
         }
         let node: Arc<str> = node.as_str().into();
@@ -321,6 +333,9 @@ async fn publish(
             }
             _ = tokio::time::sleep(PUBLISH_EVERY) => {}
         }
+        if cluster.directory.republish.swap(false, Ordering::AcqRel) {
+            fresh = true;
+        }
         let generations = (
             shared.functions.generation(),
             shared.routes.generation(),
@@ -458,7 +473,7 @@ async fn follow(
                     Some(Ok(entry)) => {
                         let directory = &cluster.directory;
                         if bucket == FUNCTIONS {
-                            directory.apply_function(&cluster.node, &entry);
+                            directory.apply_function(&shared, &cluster.node, &entry);
                         } else {
                             directory.apply_route(&shared, &cluster.members, &cluster.node, &entry);
                         }

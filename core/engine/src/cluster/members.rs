@@ -81,6 +81,9 @@ pub(crate) struct Members {
     /// When this node's own entry was last renewed: without a recent renewal, this node is
     /// the one cut off, and what it sees of its peers says nothing about them.
     renewed: Mutex<Option<Instant>>,
+    /// How many times each peer was lost (a task forgetting a peer's registrations checks
+    /// that it was not seen and lost again meanwhile).
+    losses: Mutex<HashMap<Arc<str>, u64>>,
     /// Set once this node leaves: its entry is no longer renewed.
     leaving: std::sync::atomic::AtomicBool,
 }
@@ -99,6 +102,7 @@ impl Members {
             newest: Mutex::default(),
             changes: tokio::sync::watch::channel(0).0,
             renewed: Mutex::default(),
+            losses: Mutex::default(),
             leaving: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -112,7 +116,7 @@ impl Members {
 
     /// Gives every peer a full node timeout from now (this node's view starts over after
     /// NATS came back: renewals it could not see while cut off say nothing of the peers).
-    fn grace(&self) {
+    pub(crate) fn grace(&self) {
         let now = Instant::now();
         for member in lock(&self.alive).values_mut() {
             member.last_seen = now;
@@ -155,15 +159,44 @@ impl Members {
     /// Returns once the process that is node `node` now is no longer a live peer (lost, or
     /// replaced by a restarted one).
     pub(crate) async fn until_lost(&self, node: &str) {
-        let mut changes = self.changes.subscribe();
         let Some(first) = self.incarnation_of(node) else {
             return;
         };
-        while self.incarnation_of(node).as_ref() == Some(&first) {
+        self.until_not(node, &first).await;
+    }
+
+    /// Returns once node `node` is no longer process `incarnation`.
+    async fn until_not(&self, node: &str, incarnation: &str) {
+        let mut changes = self.changes.subscribe();
+        while self.incarnation_of(node).as_deref() == Some(incarnation) {
             if changes.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// Returns once process `incarnation` of node `node` is lost while this node is in touch
+    /// with NATS. Losses seen while cut off say nothing of the peer: once back in touch, the
+    /// peer has a node timeout to be seen again, and only then is it taken for lost.
+    pub(crate) async fn until_truly_lost(&self, node: &str, incarnation: &str) {
+        loop {
+            self.until_not(node, incarnation).await;
+            if self.in_touch() {
+                return;
+            }
+            while !self.in_touch() {
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+            tokio::time::sleep(self.timeout).await;
+            if self.incarnation_of(node).as_deref() != Some(incarnation) {
+                return;
+            }
+        }
+    }
+
+    /// The process that is node `node` now, if it is a live peer.
+    pub(crate) fn incarnation(&self, node: &str) -> Option<String> {
+        self.incarnation_of(node)
     }
 
     /// This node and its live peers, for `/status`.
@@ -199,20 +232,23 @@ impl Members {
     /// Takes in an entry the watch delivered. Returns the peer when it just joined, and
     /// whether it replaced a process of the same id (which is then lost).
     fn seen(&self, entry: &Entry) -> Option<(Arc<str>, bool)> {
-        let renewed = self.is_renewal(entry);
-        if entry.key == *self.me || !renewed {
+        let age = self.is_renewal(entry)?;
+        if entry.key == *self.me {
             return None;
         }
         let parsed: NodeEntry = serde_json::from_slice(&entry.value).ok()?;
         if !super::config::is_node_id(&entry.key) {
             return None;
         }
+        // Seen as of when it was written, so a value replayed by a watch that started over
+        // does not give a node that stopped renewing a fresh timeout.
         let now = Instant::now();
+        let renewed_at = now.checked_sub(age).unwrap_or(now);
         let mut alive = lock(&self.alive);
         let mut replaced = false;
         if let Some(member) = alive.get_mut(entry.key.as_str()) {
             if member.incarnation == parsed.incarnation {
-                member.last_seen = now;
+                member.last_seen = member.last_seen.max(renewed_at);
                 member.advertise = parsed.advertise;
                 return None;
             }
@@ -223,7 +259,7 @@ impl Members {
             advertise: parsed.advertise,
             version: parsed.version,
             incarnation: parsed.incarnation,
-            last_seen: now,
+            last_seen: renewed_at,
             joined: now,
         };
         alive.insert(node.clone(), member);
@@ -234,7 +270,8 @@ impl Members {
 
     /// Whether `entry` was written within the node timeout of the newest renewal seen: a
     /// watch that starts replays each node's last entry, and a dead node's is old.
-    fn is_renewal(&self, entry: &Entry) -> bool {
+    /// Returns its age by that clock when it is one.
+    fn is_renewal(&self, entry: &Entry) -> Option<Duration> {
         let mut newest = lock(&self.newest);
         let latest = match *newest {
             Some(seen) if seen >= entry.created => seen,
@@ -246,7 +283,8 @@ impl Members {
         // Judged by age alone against the NATS clock: a replayed entry of a dead node is
         // older than the node timeout; renewals of live ones are not.
         let age_ms = (latest - entry.created).whole_milliseconds();
-        age_ms <= self.timeout.as_millis() as i128
+        let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
+        (age <= self.timeout).then_some(age)
     }
 
     /// Peer `node` is gone; returns whether it was a live peer.
@@ -361,9 +399,7 @@ async fn follow(
     let mut epochs = cluster.epoch.subscribe();
     let mut retries = tokio::time::interval(RETRY_PAUSE);
     loop {
-        if epochs.borrow_and_update().ne(&0) {
-            cluster.members.grace();
-        }
+        epochs.borrow_and_update();
         let watch = match cluster.open_bucket(NODES, BUCKETS[0].1).await {
             Ok(store) => {
                 if let Ok(status) = store.status().await {
@@ -433,6 +469,12 @@ fn apply(shared: &EngineState, cluster: &Arc<Cluster>, entry: &Entry) {
 fn lost(shared: &EngineState, cluster: &Arc<Cluster>, node: &str) {
     tracing::warn!(%node, "cluster node lost");
     cluster.directory.node_lost(shared, node);
+    let loss = {
+        let mut losses = lock(&cluster.members.losses);
+        let count = losses.entry(node.into()).or_default();
+        *count += 1;
+        *count
+    };
     let (cluster, node) = (cluster.clone(), node.to_string());
     tokio::spawn(async move {
         let mut shutdown = cluster.shutdown.clone();
@@ -440,7 +482,8 @@ fn lost(shared: &EngineState, cluster: &Arc<Cluster>, node: &str) {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(FORGET_AFTER) => {}
         }
-        if !cluster.members.is_alive(&node) && cluster.members.in_touch() {
+        let same_loss = lock(&cluster.members.losses).get(node.as_str()) == Some(&loss);
+        if same_loss && !cluster.members.is_alive(&node) && cluster.members.in_touch() {
             super::directory::forget_node(&cluster, &node).await;
         }
     });

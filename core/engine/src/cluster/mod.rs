@@ -427,6 +427,7 @@ async fn follow_connection(
                 let was_down = !cluster.connected.swap(true, Ordering::Relaxed);
                 if was_down {
                     tracing::info!(node = %cluster.node, "connected to NATS again");
+                    cluster.members.grace();
                     cluster.epoch.send_modify(|epoch| *epoch += 1);
                 }
             }

@@ -261,8 +261,10 @@ pub(crate) async fn relay<S: EndSocket>(
             };
             if confirmed {
                 close_and_drain(&mut worker, None).await;
+            } else {
+                // The worker's end goes without its echo: its stream did not land.
+                worker.abandon();
             }
-            // Otherwise the worker's socket goes without its echo: its stream did not land.
         }
         Ended::OwnerClosed(frame) => {
             close_and_drain(&mut worker, frame).await;
@@ -320,9 +322,9 @@ async fn step<S: EndSocket>(
 /// NATS. Cut off from NATS, this node cannot tell (every peer ages out of its view alike):
 /// the relay then trusts its own connection to the owner, which breaks when the owner dies.
 async fn owner_lost(cluster: &Cluster, node: &str) {
-    cluster.members.until_lost(node).await;
-    if !cluster.members.in_touch() {
-        std::future::pending::<()>().await;
+    match cluster.members.incarnation(node) {
+        Some(incarnation) => cluster.members.until_truly_lost(node, &incarnation).await,
+        None => std::future::pending().await,
     }
 }
 
