@@ -86,12 +86,19 @@ class Nats:
 
 
 def start_node(
-    name: str, nats: Nats, workdir: Path, request, extra: list[str] | None = None, via_file: bool = False, env: dict | None = None
+    name: str,
+    nats: Nats,
+    workdir: Path,
+    request,
+    extra: list[str] | None = None,
+    via_file: bool = False,
+    env: dict | None = None,
+    port: int | None = None,
 ) -> Engine:
     """An engine joining `nats` as node `name`: through the flags, or through a config
     file's `cluster:` section."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = workdir / f"engine-{name}.log"
     env = dict(os.environ, NO_COLOR="1", **(env or {}))
     env.setdefault("RUST_LOG", "info")
@@ -122,7 +129,8 @@ def start_node(
             _stop(proc)
             pytest.fail(f"engine {name} did not listen within 20 s:\n{tail(log)}")
         time.sleep(0.05)
-    return Engine(url=f"ws://127.0.0.1:{port}", port=port, proc=proc, log=log, workdir=workdir, http_url=http[0], http_port=http[1])
+    scheme = "wss" if "--tls-cert" in (extra or []) else "ws"
+    return Engine(url=f"{scheme}://127.0.0.1:{port}", port=port, proc=proc, log=log, workdir=workdir, http_url=http[0], http_port=http[1])
 
 
 def status(engine: Engine) -> dict:

@@ -15,6 +15,8 @@ import pytest
 
 from cluster_harness import (  # noqa: F401 - fixtures
     ENGINE_BIN,
+    REPO,
+    free_port,
     Nats,
     PeakRss,
     _stop,
@@ -49,6 +51,12 @@ def test_python_on_a_calls_node_on_b_and_rust_on_c(cluster, serving, rust_worker
     check_transform(transformed, "rust")
     a = status(cluster["a"])["cluster"]
     assert a["calls_sent"] >= 2, a
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster['a'].port}/metrics", timeout=5) as answer:
+        metrics = answer.read().decode()
+    for sample in ("iii_cluster_nodes 3", "iii_cluster_nats_connected 1"):
+        assert sample in metrics.splitlines(), sample
+    sent = [line for line in metrics.splitlines() if line.startswith("iii_cluster_calls_sent_total ")]
+    assert sent and float(sent[0].split()[1]) >= 2, sent
     for name in "bc":
         relayed = status(cluster[name])["cluster"]
         assert relayed["relays_opened"] >= 1, (name, relayed)
@@ -185,3 +193,37 @@ def test_http_download_through_a_node_without_the_function(cluster, serving, tmp
     body = wait_for("node a to serve the route", fetch, timeout=15, every=0.2)
     assert len(body) == len(data)
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest(), "downloaded bytes differ"
+
+
+@pytest.mark.timeout(120)
+def test_tls_to_nats_and_between_nodes(request, tmp_path, peers):
+    """TLS everywhere: NATS serves TLS only (the nodes check it against the test CA), and the
+    nodes' worker ports serve wss:// only, so a channel end relayed from node B to node A
+    travels over TLS, checked against --peer-ca. Calls cross and 8 MiB stream through the
+    relay byte-exact."""
+    certs = tmp_path / "certs"
+    subprocess.run(["bash", str(REPO / "scripts" / "make-test-certs.sh"), str(certs)], check=True)
+    ca, cert, key = (str(certs / name) for name in ("ca.pem", "leaf.pem", "leaf.key"))
+    nats = Nats(tmp_path, request, ["--tls", "--tlscert", cert, "--tlskey", key])
+    nodes = []
+    try:
+        for name in "ab":
+            port = free_port()
+            extra = ["--tls-cert", cert, "--tls-key", key, "--advertise", f"wss://127.0.0.1:{port}"]
+            extra += ["--nats-tls", "--nats-ca", ca, "--peer-ca", ca]
+            nodes.append(start_node(name, nats, tmp_path, request, extra=extra, port=port))
+        tls = {"III_CA_FILE": ca}
+        peers(nodes[1], "b", "serve", env=tls)
+
+        def call() -> dict | None:
+            kind, out = our_run(nodes[0], "a", request, "call", "cluster::whoami::b", env=tls)
+            return out if kind == "RESULT" else None
+
+        assert wait_for("a call from node a to reach node b", call, timeout=20, every=0.2)["result"] == {"tag": "b"}
+        size = 8 << 20
+        kind, out = our_run(nodes[0], "a", request, "drive-slow", str(size), "cluster::slow_read::b", env=tls)
+        assert kind == "RESULT" and out["result"]["sha256"] == our_blob_sha256(size), out
+    finally:
+        for engine in nodes:
+            _stop(engine.proc)
+        nats.kill()

@@ -14,6 +14,9 @@ import pytest
 
 from cluster_harness import (  # noqa: F401 - fixtures
     LOSS_BOUND_SECS,
+    Nats,
+    _stop,
+    sees_function,
     cluster,
     our_blob_sha256,
     our_run,
@@ -149,3 +152,25 @@ def test_an_answer_too_large_for_nats_fails_at_once(cluster, peers, request):
     assert kind == "ERROR" and out["code"] == "payload_too_large" and out["secs"] < 5, out
     kind, out = our_run(cluster["a"], "a", request, "call", "cluster::big::b", '{"size": 1000}')
     assert kind == "RESULT" and len(out["result"]["text"]) == 1000, out
+
+
+@pytest.mark.timeout(60)
+def test_the_engine_deadline_holds_across_nodes(request, tmp_path, peers):
+    """Nodes run with a 2 s invocation timeout: a call from node A of a function on node B that
+    sleeps 20 s is answered `timeout` by the engine after about 2 s, not when B's worker
+    finishes."""
+    nats = Nats(tmp_path, request)
+    nodes = []
+    try:
+        for name in "ab":
+            nodes.append(start_node(name, nats, tmp_path, request, extra=["--invocation-timeout-secs", "2"]))
+        wait_for("node a to see b", lambda: peers_of(nodes[0]) == ["b"])
+        peers(nodes[1], "b", "serve")
+        wait_for("node a to see cluster::sleep::b", lambda: sees_function(nodes[0], "cluster::sleep::b"))
+        kind, out = our_run(nodes[0], "a", request, "call", "cluster::sleep::b", '{"secs": 20}', timeout=30)
+        assert kind == "ERROR" and out["code"] == "timeout", out
+        assert 1.5 <= out["secs"] <= 6, out
+    finally:
+        for engine in nodes:
+            _stop(engine.proc)
+        nats.kill()
