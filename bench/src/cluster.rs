@@ -12,11 +12,8 @@ use tokio::process::{Child, Command};
 use crate::Row;
 use crate::latency::trigger_round_trips_across;
 use crate::median;
-use crate::procs::{ChildProc, EngineProc};
-use crate::throughput::Transfer;
-
-/// How long one transfer may take.
-const LIMIT: Duration = Duration::from_secs(300);
+use crate::procs::EngineProc;
+use crate::throughput::{Transfer, relay_between};
 
 /// The NATS server of the run, killed when dropped.
 struct Nats {
@@ -108,30 +105,7 @@ async fn relay_across(
     reader: &str,
     total: u64,
 ) -> Result<Transfer, String> {
-    let iii = iii_sdk::register_worker(owner);
-    let channel =
-        (iii.create_channel(Some(64)).await).map_err(|e| format!("create_channel: {e}"))?;
-    let reader_ref = serde_json::to_string(&channel.reader_ref).map_err(|e| e.to_string())?;
-    let writer_ref = serde_json::to_string(&channel.writer_ref).map_err(|e| e.to_string())?;
-    let mut reading = ChildProc::spawn(&[
-        "channel-reader".into(),
-        "--url".into(),
-        reader.into(),
-        "--reference".into(),
-        reader_ref,
-    ])?;
-    let mut writing = ChildProc::spawn(&[
-        "channel-writer".into(),
-        "--url".into(),
-        writer.into(),
-        "--reference".into(),
-        writer_ref,
-        "--bytes".into(),
-        total.to_string(),
-    ])?;
-    let result = Transfer::parse(&reading.line(LIMIT).await?)?;
-    let result = result.with_writer(&writing.line(LIMIT).await?);
-    iii.shutdown();
+    let result = relay_between([owner, writer, reader], total, None, 64).await?;
     if result.bytes != total {
         return Err(format!("received {} of {total} bytes", result.bytes));
     }

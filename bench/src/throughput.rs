@@ -89,7 +89,21 @@ pub async fn relay_on(
     throttle: Option<u64>,
     buffer_frames: u32,
 ) -> Result<Transfer, String> {
-    let iii = iii_sdk::register_worker(&engine.url);
+    let url = engine.url.as_str();
+    relay_between([url, url, url], total, throttle, buffer_frames).await
+}
+
+/// Streams `total` bytes through a fresh channel of `buffer_frames` created through the
+/// engine at `owner`, written by a process attached to `writer` and read by one attached to
+/// `reader` (three nodes of a cluster, or one engine thrice), the reader optionally throttled
+/// to `throttle` bytes per second.
+pub async fn relay_between(
+    [owner, writer, reader]: [&str; 3],
+    total: u64,
+    throttle: Option<u64>,
+    buffer_frames: u32,
+) -> Result<Transfer, String> {
+    let iii = iii_sdk::register_worker(owner);
     let channel = iii
         .create_channel(Some(buffer_frames))
         .await
@@ -99,7 +113,7 @@ pub async fn relay_on(
     let mut reader_args = vec![
         "channel-reader".into(),
         "--url".into(),
-        engine.url.clone(),
+        reader.into(),
         "--reference".into(),
         reader_ref,
     ];
@@ -110,7 +124,7 @@ pub async fn relay_on(
     let mut writer = ChildProc::spawn(&[
         "channel-writer".into(),
         "--url".into(),
-        engine.url.clone(),
+        writer.into(),
         "--reference".into(),
         writer_ref,
         "--bytes".into(),
