@@ -345,7 +345,7 @@ fn decide(request: &Request, channels: &ChannelRegistry) -> Result<Route, Status
 }
 
 /// Reads `key` and `dir` from a channel URL's query; 400 when either is missing or invalid.
-fn channel_query(query: &str) -> Result<(String, ChannelDirection), StatusCode> {
+pub(crate) fn channel_query(query: &str) -> Result<(String, ChannelDirection), StatusCode> {
     let mut key = None;
     let mut direction = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {

@@ -113,10 +113,10 @@ impl Directory {
             .collect()
     }
 
-    /// Whether `conn` stands for a peer in the route table (its routes are not this node's
-    /// to publish).
-    pub(crate) fn is_peer_conn(&self, conn: ConnId) -> bool {
-        lock(&self.conns).values().any(|peer| *peer == conn)
+    /// The connection ids that stand for peers in the route table (their routes are not
+    /// this node's to publish).
+    fn peer_conns(&self) -> std::collections::HashSet<ConnId> {
+        lock(&self.conns).values().copied().collect()
     }
 
     /// The connection id `node`'s routes are registered under.
@@ -175,9 +175,15 @@ impl Directory {
             return;
         };
         if node == me {
+            // The echo of this node's own puts needs nothing; only a deletion of a route it
+            // still holds does.
+            if entry.operation == Operation::Put || shared.is_draining() {
+                return;
+            }
+            let peers = self.peer_conns();
             let held = (shared.routes.snapshot().iter())
-                .any(|route| route.trigger_id == trigger && !self.is_peer_conn(route.owner));
-            if entry.operation != Operation::Put && held && !shared.is_draining() {
+                .any(|route| route.trigger_id == trigger && !peers.contains(&route.owner));
+            if held {
                 self.republish.store(true, Ordering::Release);
             }
             return;
@@ -282,19 +288,25 @@ fn local_entries(shared: &EngineState, cluster: &Cluster) -> [HashMap<String, Ve
         return [functions, routes];
     }
     for (id, registered) in shared.functions.snapshot() {
-        if id.is_empty() || functions.contains_key(&key_of(node, &id)) {
+        if id.is_empty() {
             continue;
         }
+        // Replicas of one id: the first registration describes it.
+        let std::collections::hash_map::Entry::Vacant(slot) = functions.entry(key_of(node, &id))
+        else {
+            continue;
+        };
         let entry = FunctionEntry {
             description: registered.details.description,
             metadata: registered.details.metadata,
         };
         if let Ok(value) = serde_json::to_vec(&entry) {
-            functions.insert(key_of(node, &id), value);
+            slot.insert(value);
         }
     }
+    let peers = cluster.directory.peer_conns();
     for route in shared.routes.snapshot() {
-        if route.trigger_id.is_empty() || cluster.directory.is_peer_conn(route.owner) {
+        if route.trigger_id.is_empty() || peers.contains(&route.owner) {
             continue;
         }
         let entry = RouteEntry {

@@ -92,16 +92,9 @@ pub(crate) struct ForeignEnd {
 pub(crate) fn foreign_end(shared: &EngineState, path: &str, query: &str) -> Option<ForeignEnd> {
     shared.cluster.get()?;
     let channel_id = path.strip_prefix("/ws/channels/")?;
-    let mut key = None;
-    let mut direction = None;
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        match name.as_ref() {
-            "key" => key = Some(value.into_owned()),
-            "dir" => direction = ChannelDirection::parse(&value),
-            _ => {}
-        }
-    }
-    foreign_ref(shared, channel_id, key?, direction?)
+    // A bad query is not relayed: the local route refuses it (400).
+    let (key, direction) = crate::listener::channel_query(query).ok()?;
+    foreign_ref(shared, channel_id, key, direction)
 }
 
 /// The end a channel ref names, when a live peer owns its channel.
@@ -226,12 +219,14 @@ pub(crate) async fn relay<S: EndSocket>(
     let _open = OpenRelay::new(&cluster);
     let counters = &cluster.counters;
     let mut lost = pin!(owner_lost(&cluster, &node));
+    // Made once, not per step: each `wait` registers with the stop signal.
+    let mut stopping = pin!(shutdown.wait());
     // Not biased: under a steady stream one direction is always ready, and the other (a
     // reader's close, pings) must still be read. Loss and shutdown also cut a step stuck on
     // a peer that stopped reading.
     let ended = loop {
         tokio::select! {
-            _ = shutdown.wait() => break Ended::Shutdown,
+            _ = &mut stopping => break Ended::Shutdown,
             _ = &mut lost => break Ended::OwnerLost,
             ended = step(&mut owner, &mut worker, counters) => {
                 if let Some(ended) = ended {
@@ -257,7 +252,7 @@ pub(crate) async fn relay<S: EndSocket>(
             let confirmed = tokio::select! {
                 confirmed = confirmed => confirmed.is_some(),
                 _ = &mut lost => false,
-                _ = shutdown.wait() => false,
+                _ = &mut stopping => false,
             };
             if confirmed {
                 close_and_drain(&mut worker, None).await;
